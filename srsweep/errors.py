@@ -1,0 +1,42 @@
+"""The one exception family srsweep raises on purpose.
+
+The CLI maps ``UsageError`` subclasses to exit code 2 (the user's input is wrong) and
+every other ``SrsweepError`` to exit code 1 (something failed at run time). Neither
+prints a traceback.
+"""
+
+from __future__ import annotations
+
+
+class SrsweepError(Exception):
+    """Base class of every error srsweep raises deliberately."""
+
+    exit_code = 1
+
+
+class UsageError(SrsweepError):
+    """The user's input (file, flag, key or id) is not acceptable."""
+
+    exit_code = 2
+
+
+class SpecError(UsageError):
+    """A sweep spec or kernel config violates the schema or the kernel's rules."""
+
+    def __init__(self, source: str, violations: list[str]) -> None:
+        self.source = source
+        self.violations = list(violations)
+        lines = [f"{source}: {v}" for v in self.violations]
+        super().__init__("\n".join(lines))
+
+
+class NotFoundError(UsageError):
+    """A sweep, run or kernel named by the user does not exist."""
+
+
+class CorruptFileError(UsageError):
+    """A results file (model file, ledger) cannot be read back."""
+
+
+class KernelFailed(SrsweepError):
+    """A kernel stopped a run on purpose, e.g. on a NaN loss; the message says why."""
