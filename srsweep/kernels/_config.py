@@ -10,6 +10,7 @@ values with messages that name the dotted key and what is allowed.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
 import types
 import typing
@@ -169,8 +170,8 @@ def check_value(cls: type, key: str, value: Any) -> tuple[Any, str | None]:
     if key not in fields:
         if key in _sections(cls):
             return value, f"{key}: is a section; give its keys ({key}.<name>), got {value!r}"
-        near = [k for k in fields if k.split(".")[-1] == key.split(".")[-1]]
-        hint = f" (did you mean {', '.join(near)}?)" if near else ""
+        near = difflib.get_close_matches(key, list(fields), n=2, cutoff=0.75)
+        hint = f" (did you mean {' or '.join(near)}?)" if near else ""
         return value, f"{key}: unknown key{hint}; known keys: {', '.join(fields)}"
     info = fields[key]
     try:

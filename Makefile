@@ -1,0 +1,38 @@
+# srsweep: `make demo` installs and runs a real small study; `make test` runs the tests.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+SPEC   ?= sweeps/smoke.yaml
+
+.PHONY: install demo test quick bench lint clean
+
+install: $(VENV)/.installed
+
+# pip resolves torch==2.13.0 to the CPU wheel here (setup.cfg pins why)
+$(VENV)/.installed: setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@touch $@
+
+# create -> agent -> report on the embedded local backend (no account, no network)
+demo: install
+	@set -e; sid=$$($(BIN)/srsweep create $(SPEC)); \
+	$(BIN)/srsweep agent $$sid; \
+	$(BIN)/srsweep status $$sid; \
+	$(BIN)/srsweep report $$sid
+
+test: install
+	WANDB_MODE=disabled $(BIN)/pytest -m "not gpu" -q
+
+quick: install
+	WANDB_MODE=disabled $(BIN)/pytest -m "not gpu and not slow" -q
+
+bench: install
+	$(BIN)/python benchmarks/bench_pack.py
+
+lint: install
+	$(BIN)/ruff check srsweep tests
+	$(BIN)/mypy srsweep
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

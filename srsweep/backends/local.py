@@ -1,0 +1,237 @@
+"""The embedded backend: an SQLite ledger under ``results/`` (no account, no network).
+
+WAL mode lets agents read while one writes; ``claim`` runs the engine inside one
+``BEGIN IMMEDIATE`` transaction, so concurrent agents on a machine serialise on the
+write lock and never receive the same grid point.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import secrets
+import sqlite3
+import string
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+from typing import Any
+
+from srsweep import engine
+from srsweep.backends._base import RunRecord
+from srsweep.backends._base import SweepRecord
+from srsweep.errors import CorruptFileError
+from srsweep.errors import NotFoundError
+
+if TYPE_CHECKING:
+    from srsweep.backends._base import Backend
+    from srsweep.spec import Spec
+
+__all__ = ["LocalBackend", "new_id"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS sweeps (
+    id TEXT PRIMARY KEY, name TEXT NOT NULL, kernel TEXT NOT NULL, spec TEXT NOT NULL,
+    source TEXT NOT NULL, state TEXT NOT NULL, seed INTEGER NOT NULL, created_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY, sweep_id TEXT REFERENCES sweeps(id), seq INTEGER NOT NULL,
+    name TEXT NOT NULL, kernel TEXT NOT NULL, state TEXT NOT NULL, params TEXT NOT NULL,
+    config TEXT NOT NULL, summary TEXT NOT NULL DEFAULT '{}', error TEXT, model_path TEXT,
+    agent TEXT, created_at REAL NOT NULL, started_at REAL, finished_at REAL);
+CREATE INDEX IF NOT EXISTS runs_by_sweep ON runs(sweep_id, seq);
+CREATE TABLE IF NOT EXISTS history (
+    run_id TEXT NOT NULL REFERENCES runs(id), step INTEGER NOT NULL, data TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS history_by_run ON history(run_id, step);
+"""
+
+
+def new_id(n: int = 8) -> str:
+    """A W&B-style id: lowercase letters and digits."""
+    alphabet = string.ascii_lowercase + string.digits
+    return "".join(secrets.choice(alphabet) for _ in range(n))
+
+
+class LocalBackend:
+    """The SQLite ledger at ``root/srsweep.db``; read-only use creates nothing."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+        self.path = self.root / "srsweep.db"
+        self._conn: sqlite3.Connection | None = None
+
+    # -- connection -------------------------------------------------------------------
+    def _db(self, create: bool = False) -> sqlite3.Connection | None:
+        if self._conn is None:
+            if not self.path.exists():
+                if not create:
+                    return None
+                self.root.mkdir(parents=True, exist_ok=True)
+            try:
+                conn = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")
+                conn.executescript(_SCHEMA)
+            except sqlite3.DatabaseError as e:
+                raise CorruptFileError(f"{self.path}: not a readable srsweep ledger ({e}); "
+                                       "move it aside to start a new one") from None
+            self._conn = conn
+        return self._conn
+
+    @contextlib.contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        conn = self._db(create=True)
+        assert conn is not None
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    # -- sweeps -----------------------------------------------------------------------
+    def create_sweep(self, spec: Spec) -> str:
+        sweep_id = new_id()
+        with self._tx() as db:
+            db.execute("INSERT INTO sweeps VALUES (?,?,?,?,?,?,?,?)",
+                       (sweep_id, spec.name, spec.kernel.name, json.dumps(spec.raw),
+                        spec.source, "active", secrets.randbits(31), time.time()))
+        return sweep_id
+
+    def sweeps(self) -> list[SweepRecord]:
+        db = self._db()
+        if db is None:
+            return []
+        rows = db.execute("SELECT * FROM sweeps ORDER BY created_at").fetchall()
+        counts: dict[str, dict[str, int]] = {}
+        for sid, state, n in db.execute(
+                "SELECT sweep_id, state, COUNT(*) FROM runs GROUP BY sweep_id, state"):
+            counts.setdefault(sid, {})[state] = n
+        return [self._sweep(r, counts.get(r[0], {})) for r in rows]
+
+    def sweep(self, sweep_id: str) -> SweepRecord:
+        """The sweep ``sweep_id``; raises NotFoundError naming how to list them."""
+        db = self._db()
+        row = db.execute("SELECT * FROM sweeps WHERE id=?", (sweep_id,)).fetchone() if db \
+            else None
+        if row is None:
+            raise NotFoundError(f"unknown sweep id {sweep_id!r} in {self.path}; "
+                                "`srsweep ls` lists the sweeps")
+        counts = dict(db.execute("SELECT state, COUNT(*) FROM runs WHERE sweep_id=? "
+                                 "GROUP BY state", (sweep_id,)).fetchall()) if db else {}
+        return self._sweep(row, counts)
+
+    @staticmethod
+    def _sweep(row: tuple[Any, ...], counts: dict[str, int]) -> SweepRecord:
+        sid, name, kernel, spec, source, state, seed, created = row
+        return SweepRecord(sid, name, kernel, json.loads(spec), source, state, seed, created,
+                           counts)
+
+    def set_sweep_state(self, sweep_id: str, state: str) -> None:
+        self.sweep(sweep_id)
+        with self._tx() as db:
+            db.execute("UPDATE sweeps SET state=? WHERE id=?", (state, sweep_id))
+
+    # -- runs -------------------------------------------------------------------------
+    def claim(self, sweep_id: str, agent: str) -> RunRecord | None:
+        sweep = self.sweep(sweep_id)
+        with self._tx():
+            sweep = self.sweep(sweep_id)  # re-read under the write lock
+            if sweep.state != "active":
+                return None
+            runs = self.runs(sweep_id, history=False)
+            params = engine.suggest(sweep.spec, runs, 1, seed=sweep.seed)
+            if not params:
+                return None
+            return self._insert(sweep_id, sweep.kernel, params[0], {}, agent, len(runs))
+
+    def start_run(self, kernel: str, config: dict[str, Any], agent: str) -> RunRecord:
+        """Register a standalone run (``srsweep run``), already running."""
+        with self._tx() as db:
+            (n,) = db.execute("SELECT COUNT(*) FROM runs WHERE sweep_id IS NULL").fetchone()
+            return self._insert(None, kernel, {}, config, agent, n)
+
+    def _insert(self, sweep_id: str | None, kernel: str, params: dict[str, Any],
+                config: dict[str, Any], agent: str, seq: int) -> RunRecord:
+        assert self._conn is not None
+        now = time.time()
+        run = RunRecord(id=new_id(), sweep_id=sweep_id, name=f"{kernel}-{seq + 1:03d}",
+                        kernel=kernel, state="running", params=params, config=config,
+                        agent=agent, created_at=now, started_at=now)
+        self._conn.execute(
+            "INSERT INTO runs (id, sweep_id, seq, name, kernel, state, params, config, agent,"
+            " created_at, started_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            (run.id, sweep_id, seq, run.name, kernel, run.state, json.dumps(params),
+             json.dumps(config), agent, now, now))
+        return run
+
+    def log(self, run_id: str, rows: list[dict[str, Any]]) -> None:
+        if not rows:
+            return
+        with self._tx() as db:
+            db.executemany("INSERT INTO history VALUES (?,?,?)",
+                           [(run_id, int(r["_step"]), json.dumps(r)) for r in rows])
+
+    def finish(self, run_id: str, state: str, *, config: dict[str, Any] | None = None,
+               summary: dict[str, Any] | None = None, error: str | None = None,
+               model_path: str | None = None) -> None:
+        with self._tx() as db:
+            db.execute(
+                "UPDATE runs SET state=?, summary=?, error=?, model_path=?, finished_at=?,"
+                " config=COALESCE(?, config) WHERE id=?",
+                (state, json.dumps(summary or {}), error, model_path, time.time(),
+                 json.dumps(config) if config is not None else None, run_id))
+
+    def set_config(self, run_id: str, config: dict[str, Any]) -> None:
+        with self._tx() as db:
+            db.execute("UPDATE runs SET config=? WHERE id=?", (json.dumps(config), run_id))
+
+    def run(self, run_id: str) -> RunRecord:
+        db = self._db()
+        row = db.execute("SELECT * FROM runs WHERE id=?", (run_id,)).fetchone() if db else None
+        if row is None:
+            raise NotFoundError(f"unknown run id {run_id!r} in {self.path}")
+        return self._with_history([self._run(row)])[0]
+
+    def runs(self, sweep_id: str | None, *, history: bool = True) -> list[RunRecord]:
+        db = self._db()
+        if db is None:
+            return []
+        where = "sweep_id IS NULL" if sweep_id is None else "sweep_id=?"
+        args = () if sweep_id is None else (sweep_id,)
+        runs = [self._run(r) for r in
+                db.execute(f"SELECT * FROM runs WHERE {where} ORDER BY seq", args)]
+        return self._with_history(runs) if history else runs
+
+    def _with_history(self, runs: list[RunRecord]) -> list[RunRecord]:
+        db = self._db()
+        by_id = {r.id: r for r in runs}
+        if db is None or not runs:
+            return runs
+        ids = list(by_id)
+        for i in range(0, len(ids), 500):  # SQLite caps bound parameters
+            chunk = ids[i:i + 500]
+            marks = ",".join("?" * len(chunk))
+            for run_id, data in db.execute(
+                    f"SELECT run_id, data FROM history WHERE run_id IN ({marks}) "
+                    "ORDER BY run_id, step, rowid", chunk):
+                by_id[run_id].history.append(json.loads(data))
+        return runs
+
+    @staticmethod
+    def _run(row: tuple[Any, ...]) -> RunRecord:
+        (rid, sweep_id, _seq, name, kernel, state, params, config, summary, error, model_path,
+         agent, created, started, finished) = row
+        return RunRecord(rid, sweep_id, name, kernel, state, json.loads(params),
+                         json.loads(config), json.loads(summary), [], error, model_path, agent,
+                         created, started, finished)
+
+
+if TYPE_CHECKING:
+    _: Backend = LocalBackend(".")

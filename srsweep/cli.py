@@ -1,0 +1,226 @@
+"""The ``srsweep`` command line: parse, call one library function, print."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from srsweep.errors import SrsweepError
+from srsweep.errors import UsageError
+
+
+class _Group(click.Group):
+    """Maps srsweep errors to ``Error: ...`` and an exit code, with no traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except SrsweepError as e:
+            click.echo(f"Error: {e}", err=True)
+            ctx.exit(e.exit_code)
+
+
+class _Obj:
+    def __init__(self, results: Path) -> None:
+        self.results = results
+        self._backend: Any = None
+
+    @property
+    def backend(self) -> Any:
+        if self._backend is None:
+            from srsweep.backends.local import LocalBackend
+
+            self._backend = LocalBackend(self.results)
+        return self._backend
+
+
+pass_obj = click.make_pass_decorator(_Obj)
+
+
+@click.group(cls=_Group, context_settings={"auto_envvar_prefix": "SRSWEEP",
+                                           "help_option_names": ["-h", "--help"]})
+@click.option("--results", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("results"), show_default=True,
+              help="Folder of the ledger, model files and reports (env SRSWEEP_RESULTS).")
+@click.version_option(package_name="srsweep")
+@click.pass_context
+def main(ctx: click.Context, results: Path) -> None:
+    """Sweeps for small-network research.
+
+    Register a W&B-format sweep spec, run agents on it, and report the results.
+    Everything works offline on an embedded ledger under --results.
+
+    \b
+      srsweep create sweeps/smoke.yaml     # prints SWEEP_ID
+      srsweep agent SWEEP_ID --count 10
+      srsweep report SWEEP_ID              # plots + tables in results/SWEEP_ID/
+      srsweep run sd --set disc.lr=1e-3    # one run, no sweep
+    """
+    ctx.obj = _Obj(results)
+
+
+@main.command()
+@click.argument("spec_path", metavar="SPEC", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--dry-run", is_flag=True, help="Validate only; register nothing.")
+@pass_obj
+def create(obj: _Obj, spec_path: Path, dry_run: bool) -> None:
+    """Validate the sweep spec SPEC (YAML) and register it; prints the sweep id."""
+    from srsweep.spec import load_spec
+
+    spec = load_spec(spec_path)
+    swept = ", ".join(spec.swept_keys()) or "nothing"
+    if dry_run:
+        click.echo(f"{spec_path}: valid ({spec.method} sweep of kernel {spec.kernel.name}; "
+                   f"sweeps {swept})")
+        return
+    sweep_id = obj.backend.create_sweep(spec)
+    click.echo(f"created sweep {sweep_id} ({spec.name}: {spec.method} over {swept}; "
+               f"kernel {spec.kernel.name})", err=True)
+    click.echo(f"run it with: srsweep agent {sweep_id}", err=True)
+    click.echo(sweep_id)
+
+
+@main.command()
+@click.argument("sweep_id")
+@click.option("--count", type=click.IntRange(min=1), default=None,
+              help="Run at most this many trials, then exit.")
+@pass_obj
+def agent(obj: _Obj, sweep_id: str, count: int | None) -> None:
+    """Run trials of SWEEP_ID until it is exhausted or --count trials have run.
+
+    Start several agents (one per core or GPU) on the same sweep: they never run the
+    same trial twice.
+    """
+    from srsweep.agent import run_agent
+
+    result = run_agent(obj.backend, sweep_id, results=obj.results, count=count,
+                       echo=click.echo)
+    states = ", ".join(f"{n} {s}" for s, n in sorted(result.states.items())) or "no trials"
+    click.echo(f"agent done: {states} ({result.reason})")
+
+
+@main.command("run")
+@click.argument("kernel")
+@click.argument("args_json", required=False)
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
+              help="Override a config key, e.g. --set disc.lr=1e-3 (repeatable).")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="YAML file of config overrides (nested or dotted keys).")
+@pass_obj
+def run_cmd(obj: _Obj, kernel: str, args_json: str | None, sets: tuple[str, ...],
+            config_file: Path | None) -> None:
+    """Train KERNEL once, outside any sweep.
+
+    ARGS_JSON is an optional JSON object of config values (what W&B's ${args_json}
+    passes); --config and then --set are applied on top of it.
+    """
+    from srsweep.agent import run_single
+    from srsweep.kernels._config import flatten
+    from srsweep.spec import load_yaml
+    from srsweep.spec import parse_sets
+
+    overrides: dict[str, Any] = {}
+    source = f"srsweep run {kernel}"
+    if args_json:
+        try:
+            parsed = json.loads(args_json)
+        except json.JSONDecodeError as e:
+            raise UsageError(f"ARGS_JSON: not valid JSON ({e})") from None
+        if not isinstance(parsed, dict):
+            raise UsageError("ARGS_JSON: must be a JSON object of config values")
+        overrides.update(flatten(parsed))
+    if config_file is not None:
+        loaded = load_yaml(config_file)
+        if not isinstance(loaded, dict):
+            raise UsageError(f"{config_file}: must be a mapping of config keys")
+        overrides.update(flatten(loaded))
+        source = str(config_file)
+    if sets:
+        overrides.update(parse_sets(sets))
+        source = "--set"
+    record = run_single(obj.backend, kernel, overrides, results=obj.results, source=source,
+                        echo=click.echo)
+    if record.state == "failed":
+        raise SrsweepError(f"run {record.id} failed: {(record.error or '').strip()}")
+
+
+@main.command("ls")
+@pass_obj
+def ls_cmd(obj: _Obj) -> None:
+    """List the sweeps in the ledger."""
+    sweeps = obj.backend.sweeps()
+    if not sweeps:
+        click.echo(f"no sweeps yet in {obj.results}; create one with `srsweep create SPEC`")
+        return
+    click.echo(f"{'SWEEP':10} {'NAME':24} {'KERNEL':7} {'METHOD':7} {'STATE':8} {'RUNS':32} CREATED")
+    for s in sweeps:
+        counts = ", ".join(f"{n} {st}" for st, n in sorted(s.counts.items())) or "none"
+        created = time.strftime("%Y-%m-%d %H:%M", time.localtime(s.created_at))
+        click.echo(f"{s.id:10} {s.name[:24]:24} {s.kernel:7} {s.spec.get('method', ''):7} "
+                   f"{s.state:8} {counts[:32]:32} {created}")
+
+
+@main.command()
+@click.argument("sweep_id")
+@pass_obj
+def status(obj: _Obj, sweep_id: str) -> None:
+    """Show SWEEP_ID's runs: state, swept hyperparameters and best metric."""
+    from srsweep.status import status_lines
+
+    for line in status_lines(obj.backend, sweep_id):
+        click.echo(line)
+
+
+@main.command()
+@click.argument("sweep_id")
+@click.option("--avg-hor", type=click.IntRange(min=1), default=None,
+              help="Smoothing window in steps (epochs). Default: the runs' avg_hor.")
+@click.option("--exclude", multiple=True, metavar="TEXT",
+              help="Drop runs whose id or name contains TEXT (repeatable).")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Output folder. Default: RESULTS/SWEEP_ID.")
+@click.option("--band/--no-band", default=True, show_default=True,
+              help="Draw a ±1 std band of the raw values in each window.")
+@pass_obj
+def report(obj: _Obj, sweep_id: str, avg_hor: int | None, exclude: tuple[str, ...],
+           out: Path | None, band: bool) -> None:
+    """Write plots, tables and report.md for SWEEP_ID."""
+    from srsweep import kernels
+    from srsweep.report import write_report
+
+    sweep = obj.backend.sweep(sweep_id)
+    kernel = kernels.get(sweep.kernel)
+    metric = sweep.spec.get("metric") or {}
+    out_dir = out or obj.results / sweep_id
+    paths = write_report(obj.backend.runs(sweep_id), out_dir,
+                         metric=metric.get("name", kernel.metric),
+                         goal=metric.get("goal", kernel.goal), curve=kernel.curve,
+                         avg_hor=avg_hor, exclude=list(exclude), band=band,
+                         title=f"{sweep.name} ({sweep_id})")
+    click.echo(f"wrote {len(paths)} files to {out_dir}:")
+    for p in paths:
+        click.echo(f"  {p}")
+
+
+@main.command("kernels")
+@click.argument("name", required=False)
+def kernels_cmd(name: str | None) -> None:
+    """List the kernels, or the config keys and defaults of kernel NAME."""
+    from srsweep import kernels
+    from srsweep.kernels._config import describe_type
+    from srsweep.kernels._config import flat_fields
+
+    if name is None:
+        for n in kernels.names():
+            k = kernels.get(n)
+            click.echo(f"{n:8} {k.summary}  (metric: {k.metric}, {k.goal})")
+        return
+    k = kernels.get(name)
+    click.echo(f"{name}: {k.summary}")
+    for key, f in flat_fields(k.config).items():
+        helptext = f"  # {f.meta['help']}" if f.meta.get("help") else ""
+        click.echo(f"  {key} = {f.default!r}  ({describe_type(f.type)}){helptext}")

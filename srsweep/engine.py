@@ -1,0 +1,125 @@
+"""Suggestions and early termination: a pure wrapper around W&B's ``sweeps`` engine.
+
+``(spec, runs, n) -> suggestions`` and ``(spec, runs) -> runs to stop``, with no files,
+network or clock, so the same spec behaves the same locally and on a W&B server.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import re
+import warnings
+from collections.abc import Iterator
+from collections.abc import Sequence
+from typing import Any
+from typing import Protocol
+
+import numpy as np
+
+__all__ = ["EngineRun", "suggest", "to_stop", "plain"]
+
+# ledger state -> sweeps.RunState; an early-stopped run still holds finished data
+_STATES = {"running": "running", "finished": "finished", "stopped": "finished",
+           "failed": "failed", "crashed": "crashed", "preempted": "preempted",
+           "killed": "killed"}
+
+
+class EngineRun(Protocol):
+    """What the engine needs to know of a run (``RunRecord`` fits)."""
+
+    id: str
+    state: str
+    params: dict[str, Any]
+    summary: dict[str, Any]
+    history: list[dict[str, Any]]
+
+
+def plain(value: Any) -> Any:
+    """numpy scalars and arrays -> Python types, recursively (sweeps returns numpy)."""
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return value
+
+
+@contextlib.contextmanager
+def _seeded(seed: int) -> Iterator[None]:
+    """sweeps draws from the global ``random`` (random search) and numpy (bayes) RNGs;
+    seed both for this call only."""
+    np_state, py_state = np.random.get_state(), random.getstate()
+    np.random.seed(seed % 2**32)
+    random.seed(seed)
+    try:
+        yield
+    finally:
+        np.random.set_state(np_state)
+        random.setstate(py_state)
+
+
+def _sweep_runs(runs: Sequence[EngineRun], with_history: bool) -> list[Any]:
+    import sweeps
+
+    return [
+        sweeps.SweepRun(
+            name=r.id,
+            state=_STATES.get(r.state, "running"),
+            config={k: {"value": v} for k, v in r.params.items()},
+            summary_metrics=dict(r.summary),
+            history=list(r.history) if with_history else [],
+        )
+        for r in runs
+    ]
+
+
+def suggest(spec: dict[str, Any], runs: Sequence[EngineRun], n: int = 1, *,
+            seed: int) -> list[dict[str, Any]]:
+    """The next ``n`` parameter sets (nested dicts), fewer when a grid is exhausted.
+
+    Args:
+        spec: the W&B sweep dict (validated).
+        runs: every run the sweep has so far, any state (a grid never repeats them).
+        n: how many suggestions.
+        seed: seeds random/bayes draws, so a ledger replays the same suggestions.
+
+    Raises:
+        ValueError: the spec cannot be searched (e.g. a continuous parameter in a grid).
+    """
+    import sweeps
+
+    run_cap = spec.get("run_cap")
+    if run_cap is not None:
+        n = max(0, min(n, int(run_cap) - len(runs)))
+    out: list[dict[str, Any]] = []
+    history = _sweep_runs(runs, with_history=False)
+    with _seeded(seed + len(runs)), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # sweeps' bayes search warns on tiny data
+        for _ in range(n):
+            try:
+                suggestion = sweeps.next_run(spec, history, validate=False)
+            except ValueError as e:  # drop sweeps' internal names of nested parameters
+                raise ValueError(re.sub(r"\.wbnest\[[0-9a-f]+\]", "", str(e))) from None
+            if suggestion is None:
+                break
+            params = plain({k: v["value"] for k, v in suggestion.config.items()})
+            out.append(params)
+            suggestion.state = "running"
+            history.append(suggestion)
+    return out
+
+
+def to_stop(spec: dict[str, Any], runs: Sequence[EngineRun]) -> list[str]:
+    """Ids of running runs that the spec's ``early_terminate`` rule stops now."""
+    import sweeps
+
+    if "early_terminate" not in spec or "metric" not in spec:
+        return []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        stopped = sweeps.stop_runs(spec, _sweep_runs(runs, with_history=True), validate=False)
+    return [str(r.name) for r in stopped]

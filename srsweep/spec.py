@@ -1,0 +1,230 @@
+"""Load and validate sweep specs (W&B sweep format) before anything is registered.
+
+Validation collects every violation and raises once: the W&B JSON schema (from the
+``sweeps`` package, so a spec accepted here is accepted by a W&B server), the shape of
+each parameter, and every candidate value against the kernel's declared config.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from srsweep import kernels
+from srsweep.errors import NotFoundError
+from srsweep.errors import SpecError
+from srsweep.kernels import _config
+
+__all__ = ["Spec", "load_spec", "load_yaml", "validate", "parse_sets", "leaf_params"]
+
+
+class _Loader(yaml.SafeLoader):
+    """``safe_load`` plus YAML 1.2 floats: PyYAML reads ``1e-5`` as a *string*."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+        |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+        |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+        |[-+]?\.(?:inf|Inf|INF)
+        |\.(?:nan|NaN|NAN))$""",
+        re.X,
+    ),
+    list("-+0123456789."),
+)
+
+_LEAF_KEYS = {"value", "values", "probabilities", "distribution", "min", "max", "mu", "sigma",
+              "q", "a", "b"}
+# distributions whose bounds are the values themselves, on a log scale
+_LOG_VALUE_DISTS = {"log_uniform_values", "q_log_uniform_values", "inv_log_uniform_values"}
+
+
+def load_yaml(path: str | Path, text: str | None = None) -> Any:
+    """Parse YAML safely; syntax errors name the file, line and column."""
+    path = Path(path)
+    if text is None:
+        if not path.is_file():
+            raise NotFoundError(f"{path}: no such file")
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            raise SpecError(str(path), [f"cannot read: {e}"]) from None
+    try:
+        return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(e, "problem", None) or str(e)
+        raise SpecError(str(path), [f"{where}YAML syntax error: {problem}"]) from None
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A validated sweep spec: the raw W&B dict plus what srsweep resolved from it."""
+
+    source: str
+    raw: dict[str, Any]
+    kernel: kernels.Kernel
+    metric: str
+    goal: str
+
+    @property
+    def name(self) -> str:
+        return str(self.raw.get("name") or Path(self.source).stem)
+
+    @property
+    def method(self) -> str:
+        return str(self.raw["method"])
+
+    def swept_keys(self) -> list[str]:
+        """Dotted keys of parameters that take more than one value."""
+        return [k for k, leaf in leaf_params(self.raw.get("parameters", {})).items()
+                if "value" not in leaf]
+
+
+def load_spec(path: str | Path) -> Spec:
+    """Read ``path`` and validate it (see ``validate``)."""
+    raw = load_yaml(path)
+    return validate(raw, str(path))
+
+
+def leaf_params(params: dict[str, Any], prefix: str = "") -> dict[str, dict[str, Any]]:
+    """W&B nested ``parameters`` -> ``{"disc.lr": {"values": [...]}}``."""
+    out: dict[str, dict[str, Any]] = {}
+    for name, p in params.items():
+        if isinstance(p, dict) and isinstance(p.get("parameters"), dict):
+            out.update(leaf_params(p["parameters"], f"{prefix}{name}."))
+        else:
+            out[f"{prefix}{name}"] = p
+    return out
+
+
+def _schema_violations(raw: dict[str, Any]) -> list[str]:
+    import sweeps
+    from sweeps.config.cfg import validator
+
+    located: dict[str, str] = {}
+    for err in validator.iter_errors(raw):
+        path = ".".join(str(p) for p in err.absolute_path)
+        located.setdefault(err.message, path)
+    out = []
+    for msg in sweeps.schema_violations_from_proposed_config(raw):
+        path = located.get(msg, "")
+        if path.startswith("parameters") and "valid under any" in msg:
+            continue  # the parameter checks below say precisely what is wrong
+        if msg.startswith("invalid hyperparameter configuration"):
+            continue
+        out.append(f"{path}: {msg}" if path else msg)
+    return out
+
+
+def _param_violations(kernel: kernels.Kernel, params: Any) -> list[str]:
+    if not isinstance(params, dict) or not params:
+        return ["parameters: must be a mapping with at least one parameter"]
+    out: list[str] = []
+    for key, leaf in leaf_params(params).items():
+        where = f"parameters.{key}"
+        if not isinstance(leaf, dict):
+            out.append(f"{where}: must be a mapping (value, values, or min/max), got {leaf!r}")
+            continue
+        unknown = sorted(set(leaf) - _LEAF_KEYS - {"parameters"})
+        if unknown:
+            out.append(f"{where}: unknown field {', '.join(unknown)}; allowed: "
+                       f"{', '.join(sorted(_LEAF_KEYS))}")
+            continue
+        if "values" in leaf and (not isinstance(leaf["values"], list) or not leaf["values"]):
+            out.append(f"{where}.values: must be a non-empty list, got {leaf['values']!r}")
+            continue
+        if not ({"value", "values", "min", "max", "distribution"} & set(leaf)):
+            out.append(f"{where}: give value, values, or min/max (optionally a distribution)")
+            continue
+        lo, hi = leaf.get("min"), leaf.get("max")
+        if leaf.get("distribution") in _LOG_VALUE_DISTS and isinstance(lo, (int, float)) \
+                and lo <= 0:
+            out.append(f"{where}.min: must be > 0 for {leaf['distribution']}, but got {lo!r}")
+        if isinstance(lo, (int, float)) and isinstance(hi, (int, float)) and not lo < hi:
+            out.append(f"{where}: min < max must hold, but got (min={lo}, max={hi})")
+        candidates = [("value", leaf["value"])] if "value" in leaf else []
+        candidates += [(f"values[{i}]", v) for i, v in enumerate(leaf.get("values") or [])]
+        if leaf.get("distribution", "uniform") not in {"normal", "q_normal", "log_normal",
+                                                        "q_log_normal", "beta", "q_beta"}:
+            candidates += [(b, leaf[b]) for b in ("min", "max") if b in leaf]
+        for label, value in candidates:
+            for k, v in _expand(key, value, kernel):
+                _, err = _config.check_value(kernel.config, k, v)
+                if err:
+                    out.append(f"{where}.{label}: {err}")
+    return out
+
+
+def _expand(key: str, value: Any, kernel: kernels.Kernel) -> list[tuple[str, Any]]:
+    """A whole sub-dict given for a section (``disc: {value: {lr: ...}}``) -> its keys."""
+    if isinstance(value, dict) and key not in _config.flat_fields(kernel.config):
+        return [(f"{key}.{k}", v) for k, v in _config.flatten(value).items()]
+    return [(key, value)]
+
+
+def _engine_violations(raw: dict[str, Any]) -> list[str]:
+    from srsweep import engine
+
+    try:
+        engine.suggest(raw, [], 1, seed=0)
+    except ValueError as e:
+        return [str(e)]
+    return []
+
+
+def validate(raw: Any, source: str) -> Spec:
+    """Check a loaded spec completely.
+
+    Raises:
+        SpecError: every violation found, each naming its key and what is allowed.
+    """
+    if not isinstance(raw, dict):
+        raise SpecError(source, [f"the spec must be a mapping of keys, got {type(raw).__name__}"])
+    raw = copy.deepcopy(raw)
+    errors: list[str] = []
+    program = raw.get("program")
+    kernel = None
+    if program is None:
+        errors.append(f"program: required; name a kernel ({', '.join(kernels.names())})")
+    elif not isinstance(program, str) or program not in kernels.names():
+        errors.append(f"program: unknown kernel {program!r}; known kernels: "
+                      f"{', '.join(kernels.names())}")
+    else:
+        kernel = kernels.get(program)
+    errors += _schema_violations(raw)
+    if kernel is not None:
+        errors += _param_violations(kernel, raw.get("parameters"))
+    if not errors:
+        errors += _engine_violations(raw)
+    if errors or kernel is None:
+        raise SpecError(source, errors)
+    metric = raw.get("metric") or {}
+    return Spec(source, raw, kernel, metric.get("name", kernel.metric),
+                metric.get("goal", kernel.goal))
+
+
+def parse_sets(items: list[str] | tuple[str, ...]) -> dict[str, Any]:
+    """``["disc.lr=1e-3", "ext=[grad]"]`` -> ``{"disc.lr": 0.001, "ext": ["grad"]}``.
+
+    Values are parsed as YAML (numbers, booleans, lists, null); anything else is a string.
+    """
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise SpecError("--set", [f"{item!r}: expected KEY=VALUE, e.g. disc.lr=1e-3"])
+        try:
+            value = yaml.load(text, Loader=_Loader)  # noqa: S506
+        except yaml.YAMLError:
+            value = text
+        out[key.strip()] = value
+    return out

@@ -1,0 +1,58 @@
+"""Text tables for ``srsweep status``: one line per run of a sweep."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from srsweep import kernels
+from srsweep.backends.local import LocalBackend
+from srsweep.kernels._config import flatten
+
+__all__ = ["status_lines", "best_value"]
+
+
+def best_value(history: list[dict[str, Any]], summary: dict[str, Any], metric: str,
+               goal: str) -> float | None:
+    """Best finite value of ``metric`` over the history and summary, by ``goal``."""
+    values = [h[metric] for h in history if metric in h] + \
+        ([summary[metric]] if metric in summary else [])
+    finite = [float(v) for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
+    if not finite:
+        return None
+    return max(finite) if goal == "maximize" else min(finite)
+
+
+def status_lines(backend: LocalBackend, sweep_id: str) -> list[str]:
+    from srsweep.spec import leaf_params
+
+    sweep = backend.sweep(sweep_id)
+    kernel = kernels.get(sweep.kernel)
+    metric = sweep.spec.get("metric") or {}
+    runs = backend.runs(sweep_id)
+    name = metric.get("name", kernel.metric)
+    goal = metric.get("goal", kernel.goal)
+    keys = [k for k, leaf in leaf_params(sweep.spec.get("parameters", {})).items()
+            if isinstance(leaf, dict) and "value" not in leaf]
+    counts = ", ".join(f"{n} {s}" for s, n in sorted(sweep.counts.items())) or "no runs yet"
+    rows = []
+    for r in runs:
+        best = best_value(r.history, r.summary, name, goal)
+        flat = flatten(r.params)
+        rows.append([r.id, r.name, r.state, f"{best:.4g}" if best is not None else "-",
+                     *(_short(flat.get(k)) for k in keys)])
+    header = ["RUN", "NAME", "STATE", f"BEST {name}", *keys]
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=True)]
+    lines = [f"sweep {sweep.id} {sweep.name}: {sweep.spec.get('method')} sweep of "
+             f"{sweep.kernel}, {sweep.state}; {counts}"]
+    for row in [header, *rows]:
+        lines.append("  ".join(str(x).ljust(w) for x, w in zip(row, widths, strict=True)).rstrip())
+    return lines
+
+
+def _short(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    if isinstance(v, list):
+        return "(" + ",".join(_short(x) for x in v) + ")"
+    return "-" if v is None else str(v)

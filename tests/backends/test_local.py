@@ -1,0 +1,87 @@
+from __future__ import annotations
+
+import multiprocessing as mp
+import sqlite3
+
+import pytest
+
+from srsweep.backends.local import LocalBackend
+from srsweep.errors import CorruptFileError
+from srsweep.errors import NotFoundError
+from srsweep.spec import validate
+
+
+def _spec(n: int = 4, method: str = "grid"):
+    return validate({"program": "toy", "method": method,
+                     "parameters": {"target": {"values": list(range(n))}}}, "t.yaml")
+
+
+def test_reads_create_nothing(results):
+    b = LocalBackend(results)
+    assert b.sweeps() == [] and b.runs("x") == []
+    with pytest.raises(NotFoundError, match="unknown sweep id 'x'"):
+        b.sweep("x")
+    assert not results.exists()
+
+
+def test_create_claim_log_finish_roundtrip(results):
+    b = LocalBackend(results)
+    sid = b.create_sweep(_spec(2))
+    assert b.sweep(sid).kernel == "toy" and b.sweep(sid).state == "active"
+    r1 = b.claim(sid, "a")
+    r2 = b.claim(sid, "a")
+    assert b.claim(sid, "a") is None  # grid exhausted
+    assert {r1.params["target"], r2.params["target"]} == {0, 1}
+    b.log(r1.id, [{"_step": 0, "loss": 1.0}, {"_step": 1, "loss": 0.5}])
+    b.finish(r1.id, "finished", config={"target": 0}, summary={"loss": 0.5},
+             model_path="m.joblib")
+    got = {r.id: r for r in b.runs(sid)}
+    assert got[r1.id].state == "finished" and got[r1.id].summary == {"loss": 0.5}
+    assert [h["loss"] for h in got[r1.id].history] == [1.0, 0.5]
+    assert got[r1.id].config == {"target": 0} and got[r1.id].model_path == "m.joblib"
+    assert got[r2.id].state == "running" and got[r2.id].history == []
+    assert b.sweep(sid).counts == {"finished": 1, "running": 1}
+    assert LocalBackend(results).run(r1.id).history[1]["_step"] == 1
+
+
+def test_stopped_sweep_hands_out_nothing(results):
+    b = LocalBackend(results)
+    sid = b.create_sweep(_spec(3))
+    b.set_sweep_state(sid, "stopped")
+    assert b.claim(sid, "a") is None
+
+
+def test_corrupt_ledger_is_named(results):
+    results.mkdir()
+    (results / "srsweep.db").write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(CorruptFileError, match="srsweep.db: not a readable srsweep ledger"):
+        LocalBackend(results).sweeps()
+
+
+def _claim_all(root, sid, out):
+    from srsweep import kernels
+
+    kernels._MODULES["toy"] = "srsweep.testing.toy"
+    b = LocalBackend(root)
+    got = []
+    while (r := b.claim(sid, "p")) is not None:
+        got.append(r.params["target"])
+    out.put(got)
+
+
+@pytest.mark.slow
+def test_concurrent_claims_never_repeat_a_grid_point(results):
+    b = LocalBackend(results)
+    sid = b.create_sweep(_spec(60))
+    ctx = mp.get_context("spawn")
+    out = ctx.Queue()
+    procs = [ctx.Process(target=_claim_all, args=(results, sid, out)) for _ in range(4)]
+    for p in procs:
+        p.start()
+    claimed = [x for _ in procs for x in out.get(timeout=120)]
+    for p in procs:
+        p.join(30)
+    assert sorted(claimed) == list(range(60))
+    rows = sqlite3.connect(results / "srsweep.db").execute(
+        "SELECT COUNT(*) FROM runs").fetchone()
+    assert rows == (60,)

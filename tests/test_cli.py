@@ -1,0 +1,119 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from srsweep.cli import main
+
+SPEC = """
+program: toy
+method: grid
+parameters:
+  target: {values: [1.0, 2.0]}
+  steps: {value: 3}
+"""
+
+
+@pytest.fixture
+def runner():
+    return CliRunner()
+
+
+@pytest.fixture
+def cli(runner, results):
+    def invoke(*args: str):
+        return runner.invoke(main, ["--results", str(results), *args], catch_exceptions=False)
+
+    return invoke
+
+
+def test_help_lists_commands(cli):
+    out = cli("--help").output
+    for cmd in ("create", "agent", "run", "ls", "status", "report", "kernels"):
+        assert f"  {cmd}" in out
+
+
+def test_create_agent_status_ls(cli, write_spec, results):
+    res = cli("create", str(write_spec(SPEC)))
+    assert res.exit_code == 0
+    sid = res.stdout.strip().splitlines()[-1]
+    assert len(sid) == 8
+    assert f"srsweep agent {sid}" in res.stderr
+    res = cli("agent", sid)
+    assert res.exit_code == 0 and "agent done: 2 finished (sweep exhausted)" in res.output
+    status = cli("status", sid).output.splitlines()
+    assert status[0].startswith(f"sweep {sid} spec: grid sweep of toy, active; 2 finished")
+    assert status[1].split() == ["RUN", "NAME", "STATE", "BEST", "loss", "target"]
+    assert [line.split()[2] for line in status[2:]] == ["finished", "finished"]
+    assert [line.split()[-1] for line in status[2:]] == ["1", "2"]
+    ls = cli("ls").output
+    assert sid in ls and "2 finished" in ls
+
+
+def test_dry_run_registers_nothing(cli, write_spec, results):
+    res = cli("create", "--dry-run", str(write_spec(SPEC)))
+    assert res.exit_code == 0 and "valid (grid sweep of kernel toy; sweeps target)" in res.output
+    assert not results.exists()
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["create", "missing.yaml"], "Error: missing.yaml: no such file"),
+        (["agent", "nosuchid"], "Error: unknown sweep id 'nosuchid'"),
+        (["status", "nosuchid"], "Error: unknown sweep id 'nosuchid'"),
+        (["report", "nosuchid"], "Error: unknown sweep id 'nosuchid'"),
+        (["run", "nokernel"], "Error: unknown kernel 'nokernel'; known kernels: "),
+        (["run", "toy", "--set", "steps=many"], "Error: --set: steps: must be int, but got 'many'"),
+        (["run", "toy", "{not json"], "Error: ARGS_JSON: not valid JSON"),
+        (["agent", "x", "--count", "0"], "Invalid value for '--count'"),
+        (["kernels", "nokernel"], "Error: unknown kernel 'nokernel'"),
+    ],
+    ids=["missing-spec", "agent-unknown", "status-unknown", "report-unknown", "run-kernel",
+         "set-type", "bad-json", "bad-count", "kernels-unknown"],
+)
+def test_bad_input_exits_2_without_traceback(cli, results, args, message):
+    res = cli(*args)
+    assert res.exit_code == 2, res.output
+    assert message in res.output
+    assert "Traceback" not in res.output
+    assert not (results / "srsweep.db").exists()
+
+
+def test_bad_spec_leaves_ledger_untouched(cli, write_spec, results):
+    sid = cli("create", str(write_spec(SPEC))).stdout.split()[-1]
+    before = (results / "srsweep.db").read_bytes()
+    res = cli("create", str(write_spec("program: toy\nmethod: grid\nparameters: "
+                                       "{steps: {values: [1, -2]}}\n", "bad.yaml")))
+    assert res.exit_code == 2
+    assert "bad.yaml: parameters.steps.values[1]: steps: must be >= 1, but got -2" in res.stderr
+    assert cli("ls").output.count("\n") == 2  # header + the one good sweep
+    assert sid in cli("ls").output
+    assert (results / "srsweep.db").read_bytes() == before
+
+
+def test_run_with_args_json_config_file_and_set(cli, tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("steps: 2\nopt:\n  lr: 0.2\n")
+    res = cli("run", "toy", json.dumps({"target": 3.0, "opt": {"momentum": 0.5}}),
+              "--config", str(cfg), "--set", "opt.lr=0.3")
+    assert res.exit_code == 0, res.output
+    from srsweep.backends.local import LocalBackend
+
+    (run,) = LocalBackend(tmp_path / "results").runs(None)
+    assert run.config["target"] == 3.0 and run.config["steps"] == 2
+    assert run.config["opt"] == {"lr": 0.3, "momentum": 0.5}
+
+
+def test_failed_run_exits_1(cli):
+    res = cli("run", "toy", "--set", "fail_at=0")
+    assert res.exit_code == 1
+    assert "RuntimeError: toy failure at step 0" in res.output
+
+
+def test_kernels_lists_config(cli):
+    out = cli("kernels", "toy").output
+    assert "opt.lr = 0.1  (float)" in out
+    assert "fail_at = None  (int or null)" in out
