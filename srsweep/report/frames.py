@@ -1,0 +1,301 @@
+"""Tidy DataFrames built from run records: the only place the report shapes data.
+
+Everything here is pure (no files, no plotting) so it can be tested on tiny inputs.
+``runs_frame`` gives one row per run, ``history_frame`` one row per log call, and
+``smooth`` adds the trailing-window mean and spread the plots draw.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from srsweep.errors import UsageError
+
+if TYPE_CHECKING:
+    from srsweep.backends._base import RunRecord
+
+__all__ = [
+    "runs_frame",
+    "history_frame",
+    "varying_keys",
+    "smooth",
+    "best_k",
+    "run_labels",
+    "exclude",
+    "format_value",
+    "config_columns",
+]
+
+# Columns runs_frame fills itself; a config key with one of these names is kept
+# under "config.<key>" so that it cannot overwrite them.
+_RESERVED = ("run_id", "name", "state", "sweep_id", "runtime", "error")
+GOALS = ("maximize", "minimize")
+
+
+def _hashable(value: Any) -> Any:
+    """Lists become tuples (recursively) so config values can be grouped and counted."""
+    if isinstance(value, (list, tuple)):
+        return tuple(_hashable(v) for v in value)
+    if isinstance(value, dict):
+        return tuple(sorted((k, _hashable(v)) for k, v in value.items()))
+    return value
+
+
+def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = _hashable(v)
+    return out
+
+
+def _config_name(key: str) -> str:
+    if key in _RESERVED or key.startswith("summary."):
+        return f"config.{key}"
+    return key
+
+
+def _last_logged(history: list[dict[str, Any]]) -> dict[str, Any]:
+    """The last non-missing value of each metric in a history."""
+    last: dict[str, Any] = {}
+    for entry in history:
+        last.update((k, v) for k, v in entry.items() if k != "_step" and v is not None)
+    return last
+
+
+def runs_frame(records: Iterable[RunRecord]) -> pd.DataFrame:
+    """One row per run, with its config flattened to dotted column names.
+
+    Columns: ``run_id``, ``name``, ``state``, ``sweep_id``, one column per config key
+    (``disc.lr``; lists become tuples), ``summary.<key>`` per summary metric,
+    ``runtime`` (``finished_at - started_at`` when both are known) and ``error``. The
+    swept ``params`` are laid over the config, so a running run whose full config is
+    not recorded yet still shows the values it was given; likewise a metric missing
+    from a run's summary takes its last logged value.
+
+    Args:
+        records: Run records, in the order the rows should have.
+
+    Returns:
+        The runs frame (RangeIndex).
+    """
+    rows = []
+    for r in records:
+        cfg = _flatten(r.config or {})
+        cfg.update(_flatten(r.params or {}))
+        row: dict[str, Any] = {"run_id": r.id, "name": r.name, "state": r.state}
+        row["sweep_id"] = r.sweep_id
+        row.update({_config_name(k): v for k, v in cfg.items()})
+        summary = _flatten(r.summary or {})
+        for k, v in _last_logged(r.history or []).items():
+            summary.setdefault(k, v)
+        row.update({f"summary.{k}": v for k, v in summary.items()})
+        start, end = r.started_at, r.finished_at
+        row["runtime"] = end - start if start is not None and end is not None else math.nan
+        row["error"] = r.error
+        rows.append(row)
+    df = pd.DataFrame(rows)
+    if df.empty:
+        return pd.DataFrame(columns=list(_RESERVED))
+    # Summary, runtime and error last, whatever order the keys first appeared in.
+    tail = [c for c in df.columns if c.startswith("summary.")] + ["runtime", "error"]
+    return df[[c for c in df.columns if c not in tail] + tail]
+
+
+def config_columns(runs_df: pd.DataFrame) -> list[str]:
+    """The columns of ``runs_df`` that came from the runs' configs."""
+    return [c for c in runs_df.columns if c not in _RESERVED and not c.startswith("summary.")]
+
+
+def history_frame(records: Iterable[RunRecord]) -> pd.DataFrame:
+    """One row per log call: ``run_id``, ``step`` (from ``_step``) and one column per
+    metric (NaN where a call did not log it).
+
+    Args:
+        records: Run records with their ``history``.
+
+    Returns:
+        The history frame, rows in record order then logging order.
+    """
+    rows = []
+    for r in records:
+        for i, entry in enumerate(r.history or ()):
+            metrics = {k: v for k, v in entry.items() if k != "_step"}
+            # A log call without "_step" is placed by its position in the history.
+            rows.append({"run_id": r.id, "step": entry.get("_step", i), **metrics})
+    if not rows:
+        return pd.DataFrame({"run_id": pd.Series(dtype=object), "step": pd.Series(dtype=int)})
+    return pd.DataFrame(rows)
+
+
+def varying_keys(runs_df: pd.DataFrame, candidates: Sequence[str] | None = None) -> list[str]:
+    """Config columns whose values differ across runs: the hyperparameters that differ.
+
+    Missing values (a key a run's config lacks) do not count as a value of their own,
+    so running runs with a partial config do not make every key look swept.
+
+    Args:
+        runs_df: A frame from ``runs_frame``.
+        candidates: Only consider these keys (e.g. the swept ones); default all config
+            columns. Keys that are not columns are ignored.
+
+    Returns:
+        The varying keys, in column order.
+    """
+    cols = config_columns(runs_df)
+    if candidates is not None:
+        wanted = set(candidates) | {f"config.{c}" for c in candidates}
+        cols = [c for c in cols if c in wanted]
+    return [c for c in cols if runs_df[c].nunique(dropna=True) > 1]
+
+
+def smooth(
+    history_df: pd.DataFrame, metric: str, avg_hor: int, step_col: str = "step"
+) -> pd.DataFrame:
+    """Add ``<metric>_smooth`` and ``<metric>_std``: trailing mean and population std.
+
+    The window of the row at step ``s`` is every logged value of the same run with a
+    step in ``(s - avg_hor, s]``. It is measured in steps, not log calls, so values
+    logged every 25 epochs with ``avg_hor=500`` average 20 points, as the study's
+    per-epoch window of 500 did (symrep §10); it is shorter at the start of a run.
+
+    Args:
+        history_df: A frame from ``history_frame`` (``run_id``, ``step_col``, metrics).
+        metric: The raw metric column to smooth.
+        avg_hor: Window length in steps (> 0).
+        step_col: The column holding the step.
+
+    Returns:
+        A copy of ``history_df`` with the two columns added (NaN where ``metric`` is).
+
+    Raises:
+        UsageError: ``metric`` is not a column or ``avg_hor`` is not positive.
+    """
+    if metric not in history_df.columns:
+        known = ", ".join(c for c in history_df.columns if c not in ("run_id", step_col))
+        raise UsageError(f"no metric {metric!r} in the runs' history; logged: {known or 'none'}")
+    if avg_hor <= 0:
+        raise UsageError(f"avg_hor must be a positive number of steps, but got {avg_hor}")
+    values = pd.to_numeric(history_df[metric], errors="coerce").to_numpy(dtype=float)
+    steps = history_df[step_col].to_numpy(dtype=float)
+    mean = np.full(len(values), np.nan)
+    std = np.full(len(values), np.nan)
+    for rows in history_df.groupby("run_id", sort=False).indices.values():
+        rows = rows[np.argsort(steps[rows], kind="stable")]
+        rows = rows[~np.isnan(values[rows])]
+        if len(rows) == 0:
+            continue
+        s, raw = steps[rows], values[rows]
+        # Cumulative sums give every window in O(n); centring first keeps the
+        # E[x²] - E[x]² variance from cancelling badly for large values.
+        centre = raw.mean()
+        x = raw - centre
+        c1 = np.concatenate(([0.0], np.cumsum(x)))
+        c2 = np.concatenate(([0.0], np.cumsum(x * x)))
+        left = np.searchsorted(s, s - avg_hor, side="right")
+        right = np.arange(1, len(s) + 1)
+        n = right - left
+        m = (c1[right] - c1[left]) / n
+        var = (c2[right] - c2[left]) / n - m * m
+        mean[rows] = m + centre
+        std[rows] = np.sqrt(np.clip(var, 0.0, None))
+    out = history_df.copy()
+    out[f"{metric}_smooth"] = mean
+    out[f"{metric}_std"] = std
+    return out
+
+
+def best_k(runs_df: pd.DataFrame, metric: str, goal: str, k: int) -> pd.DataFrame:
+    """The ``k`` best runs by a summary metric; runs without a value are left out.
+
+    Args:
+        runs_df: A frame from ``runs_frame``.
+        metric: Summary metric, with or without the ``summary.`` prefix.
+        goal: ``"maximize"`` or ``"minimize"``.
+        k: How many rows at most.
+
+    Returns:
+        The best rows of ``runs_df``, best first (ties keep run order), index reset.
+
+    Raises:
+        UsageError: unknown goal, or no run has the metric in its summary.
+    """
+    if goal not in GOALS:
+        raise UsageError(f"goal must be one of {', '.join(GOALS)}, but got {goal!r}")
+    col = metric if metric.startswith("summary.") else f"summary.{metric}"
+    if col not in runs_df.columns:
+        known = [c.removeprefix("summary.") for c in runs_df if c.startswith("summary.")]
+        raise UsageError(
+            f"no run has {metric!r} in its summary; known: {', '.join(known) or 'none'}"
+        )
+    ranked = runs_df.assign(_v=pd.to_numeric(runs_df[col], errors="coerce")).dropna(subset="_v")
+    ranked = ranked.sort_values("_v", ascending=goal == "minimize", kind="stable")
+    return ranked.drop(columns="_v").head(k).reset_index(drop=True)
+
+
+def format_value(value: Any) -> str:
+    """Compact text for a hyperparameter value: ``1e-4``, ``6``, ``(2, 64)``, ``0.5``, ``1e5``."""
+    if isinstance(value, tuple):
+        return "(" + ", ".join(format_value(v) for v in value) + ")"
+    if isinstance(value, (bool, np.bool_)) or value is None:
+        return str(value)
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    if isinstance(value, (float, np.floating)):
+        x = float(value)
+        if math.isnan(x):
+            return "n/a"
+        if not math.isfinite(x):
+            return str(x)
+        if x.is_integer() and abs(x) < 1e5:
+            return str(int(x))
+        plain = f"{x:.4g}"
+        mant, _, exp = f"{x:.3e}".partition("e")
+        sci = f"{mant.rstrip('0').rstrip('.')}e{int(exp)}"
+        # Ties go to the exponent form so 0.01 sits next to 1e-3 as 1e-2.
+        return sci if len(sci) <= len(plain) else plain
+    return str(value)
+
+
+def run_labels(runs_df: pd.DataFrame, keys: Sequence[str]) -> pd.Series:
+    """Legend labels such as ``"disc.lr=1e-4, disc.hid_num=6"``, indexed by run id.
+
+    With no keys the label is the run's name. Runs whose labels would coincide (same
+    values, e.g. repeats) get their name appended so every label is unique.
+
+    Args:
+        runs_df: A frame from ``runs_frame``.
+        keys: The columns to show, usually ``varying_keys(runs_df)``.
+
+    Returns:
+        A Series of str indexed by ``run_id``, named ``"label"``.
+    """
+    if keys:
+        labels = [
+            ", ".join(f"{k}={format_value(row[k])}" for k in keys)
+            for _, row in runs_df[list(keys)].iterrows()
+        ]
+    else:
+        labels = [str(n) for n in runs_df["name"]]
+    series = pd.Series(labels, index=runs_df["run_id"].to_numpy(), name="label", dtype=object)
+    dup = series.duplicated(keep=False).to_numpy()
+    if keys and dup.any():
+        names = runs_df["name"].astype(str).to_numpy()
+        series[dup] = [f"{lab} [{n}]" for lab, n in zip(series[dup], names[dup], strict=True)]
+    return series
+
+
+def exclude(records: Iterable[RunRecord], patterns: Iterable[str]) -> list[RunRecord]:
+    """Drop runs whose id or name contains any of ``patterns`` (the study's
+    ``excl_names``); empty patterns are ignored."""
+    pats = [p for p in patterns if p]
+    return [r for r in records if not any(p in r.id or p in r.name for p in pats)]

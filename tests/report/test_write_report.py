@@ -1,0 +1,105 @@
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from srsweep.errors import UsageError
+from srsweep.report import write_report
+
+FILES = [
+    "runs.csv", "history.csv", "best.csv", "trends.csv", "comparison.png",
+    "by_disc.lr.png", "by_disc.hid_num.png", "report.md",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def report(shared_records, tmp_path_factory):
+    # One full report shared by the read-only tests below: rendering PNGs is the slow part.
+    out = tmp_path_factory.mktemp("rep")
+    paths = write_report(
+        shared_records, out, metric="avg_acc", goal="maximize", curve="acc", title="SD", k=3
+    )
+    return out, paths
+
+
+def test_writes_the_expected_files_in_order(report):
+    out, paths = report
+    assert paths == [out / name for name in FILES]
+    assert sorted(p.name for p in out.iterdir()) == sorted(FILES)  # and no temp files
+    for p in paths:
+        if p.suffix == ".png":
+            assert p.read_bytes().startswith(b"\x89PNG")
+
+
+def test_tables(report, intended):
+    out, _ = report
+    runs = pd.read_csv(out / "runs.csv")
+    assert len(runs) == 7 and {"disc.lr", "summary.avg_acc", "runtime"} <= set(runs.columns)
+    best = pd.read_csv(out / "best.csv")
+    assert list(best["run_id"]) == ["r4", "r0", "r2"]
+    trends = pd.read_csv(out / "trends.csv")
+    assert dict(zip(trends["run_id"], trends["trend"], strict=True)) == intended
+    assert {"name", "state", "disc.lr", "disc.hid_num"} <= set(trends.columns)
+    history = pd.read_csv(out / "history.csv")
+    assert {"run_id", "step", "acc", "acc_smooth", "acc_std"} <= set(history.columns)
+
+
+def test_markdown_report(report):
+    out, paths = report
+    text = (out / "report.md").read_text()
+    assert text.startswith("# SD\n")
+    for p in paths:
+        if p.suffix == ".png":
+            assert f"]({p.name})" in text
+    assert "7 (1 running, 5 finished, 1 failed)" in text
+    assert "avg_hor = 500" in text  # the most common avg_hor in the configs
+    assert "| 1 | sd-r4 | finished | 0.8973 | 1e-4 | 6 | 5 min |" in text
+    assert "| learns fast, holds | 2 | 1e-4 | 2 (median 4) |" in text
+    assert "| sd-r6 | failed | KernelFailed: NaN loss at epoch 1000 |" in text
+    assert "Traceback" not in text  # only the error's first line
+
+
+def test_running_runs_are_marked(records, tmp_path):
+    records[5].summary["avg_acc"] = 0.99  # the running run tops the table
+    records[5].params["disc"]["lr"] = 1e-4  # nothing varies: one figure, a quicker test
+    write_report(records[4:6], tmp_path, metric="avg_acc", goal="maximize", curve="acc")
+    text = (tmp_path / "report.md").read_text()
+    assert "| 1 | sd-r5 | **running** |" in text
+    assert "values are partial" in text
+
+
+def test_one_run_without_avg_hor_uses_50_and_has_no_grouped_plots(records, tmp_path):
+    run = records[0]
+    del run.config["avg_hor"]
+    paths = write_report([run], tmp_path, metric="acc", goal="maximize", curve="acc", band=False)
+    assert [p.name for p in paths] == ["runs.csv", "history.csv", "best.csv", "trends.csv",
+                                       "comparison.png", "report.md"]  # fmt: skip
+    assert "avg_hor = 50 steps." in (tmp_path / "report.md").read_text()
+
+
+def test_many_runs_colour_only_the_best(make_run, tmp_path):
+    # Nothing varies, so only comparison.png is drawn (quick); labels fall back to names.
+    runs = [make_run(f"q{i}", "slow", 1e-4, 2, seed=i, epochs=500) for i in range(13)]
+    write_report(runs, tmp_path, metric="avg_acc", goal="maximize", curve="acc", avg_hor=100)
+    text = (tmp_path / "report.md").read_text()
+    assert "The 8 best runs by avg_acc are coloured, the rest grey." in text
+    assert "avg_hor = 100" in text
+
+
+def test_exclude(records, tmp_path):
+    paths = write_report(
+        records[:2], tmp_path, metric="avg_acc", goal="maximize", curve="acc", exclude=["r1"]
+    )
+    assert list(pd.read_csv(tmp_path / "runs.csv")["run_id"]) == ["r0"]
+    assert "comparison.png" in [p.name for p in paths]
+    assert "- Excluded runs whose id or name contains: r1." in (tmp_path / "report.md").read_text()
+
+
+def test_missing_curve_is_a_usage_error(records, tmp_path):
+    with pytest.raises(UsageError, match=r"no run \(of 7 after exclusions\) has any history of "
+                       r"'val_loss'; logged metrics: acc, epoch, loss"):  # fmt: skip
+        write_report(records, tmp_path, metric="avg_acc", goal="maximize", curve="val_loss")
+    with pytest.raises(UsageError, match="of 0 after exclusions"):
+        write_report(records, tmp_path, metric="avg_acc", goal="maximize", curve="acc",
+                     exclude=["sd-"])  # fmt: skip
+    assert not list(tmp_path.iterdir())  # nothing written
