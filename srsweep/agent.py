@@ -12,6 +12,7 @@ import collections
 import os
 import signal
 import socket
+import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -37,6 +38,10 @@ __all__ = ["AgentResult", "run_agent", "run_single", "execute"]
 
 Echo = Callable[[str], None]
 
+# the W&B agent's rule: stop when trials keep failing right away (a broken setup)
+FAIL_LIMIT = 5
+FAIL_WINDOW = 60.0
+
 
 @dataclass
 class AgentResult:
@@ -45,6 +50,7 @@ class AgentResult:
     states: collections.Counter[str] = field(default_factory=collections.Counter)
     reason: str = ""
     runs: list[str] = field(default_factory=list)
+    failed_fast: bool = False  # stopped because trials kept failing
 
 
 class _Signals:
@@ -72,6 +78,29 @@ class _Signals:
                 signal.signal(s, h)
 
 
+class _Heartbeat:
+    """Marks a run alive in the ledger every ``every`` seconds from a thread of its own,
+    so a kernel busy in a long step is not mistaken for a dead agent."""
+
+    def __init__(self, root: Path, run_id: str, every: float) -> None:
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, args=(root, run_id, every),
+                                        daemon=True, name=f"heartbeat-{run_id}")
+        self._thread.start()
+
+    def _beat(self, root: Path, run_id: str, every: float) -> None:
+        backend = LocalBackend(root)  # SQLite connections stay in their own thread
+        try:
+            while not self._stop.wait(every):
+                backend.heartbeat(run_id)
+        finally:
+            backend.close()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 def agent_name() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
@@ -84,6 +113,7 @@ def execute(backend: LocalBackend, record: RunRecord, kernel: kernels.Kernel,
     state, error = "failed", None
     run: TrialRun | None = None
     sink: WandbSink | None = None
+    beat = _Heartbeat(backend.root, record.id, every=min(10.0, backend.lease_timeout / 4))
     try:
         cfg = _config.build(kernel.config, overrides, source)
         config = _config.to_dict(cfg)
@@ -110,6 +140,7 @@ def execute(backend: LocalBackend, record: RunRecord, kernel: kernels.Kernel,
     except Exception:
         error = traceback.format_exc()
     finally:
+        beat.stop()
         if signals is not None:
             signals.current = None
         summary: dict[str, Any] = {}
@@ -153,6 +184,7 @@ def run_agent(backend: LocalBackend, sweep_id: str, *, results: Path,
     result = AgentResult()
     signals = _Signals()
     early = "early_terminate" in sweep.spec and "metric" in sweep.spec
+    failures: list[float] = []
     with signals.installed():
         while count is None or len(result.runs) < count:
             if signals.received:
@@ -177,6 +209,17 @@ def run_agent(backend: LocalBackend, sweep_id: str, *, results: Path,
                     stop_check=check if early else None, signals=signals)
             result.states[record.state] += 1
             echo(_outcome_line(record, metric))
+            if record.state == "preempted":
+                backend.requeue(record.id)
+                echo(f"  {record.name} queued again")
+            failures = failures[-FAIL_LIMIT + 1:] + [time.monotonic()] \
+                if record.state == "failed" else []
+            if len(failures) == FAIL_LIMIT and failures[-1] - failures[0] <= FAIL_WINDOW:
+                result.reason = (f"{len(failures)} trials failed in a row within "
+                                 f"{FAIL_WINDOW:.0f}s; stopping this agent (last error: "
+                                 f"{(record.error or '').strip().splitlines()[-1]})")
+                result.failed_fast = True
+                break
         else:
             result.reason = f"count of {count} reached"
     return result

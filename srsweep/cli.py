@@ -101,6 +101,35 @@ def agent(obj: _Obj, sweep_id: str, count: int | None) -> None:
                        echo=click.echo)
     states = ", ".join(f"{n} {s}" for s, n in sorted(result.states.items())) or "no trials"
     click.echo(f"agent done: {states} ({result.reason})")
+    if result.failed_fast:
+        raise SrsweepError(f"sweep {sweep_id}: {result.reason}")
+
+
+@main.command()
+@click.argument("sweep_id")
+@click.option("--failed", is_flag=True, help="Re-queue failed runs.")
+@click.option("--preempted", is_flag=True, help="Re-queue preempted and crashed runs.")
+@pass_obj
+def retry(obj: _Obj, sweep_id: str, failed: bool, preempted: bool) -> None:
+    """Queue SWEEP_ID's failed and/or preempted runs again (both when no flag is given).
+
+    The old attempts keep their metrics; agents take queued trials first.
+    """
+    states = (("failed",) if failed or not preempted else ()) + \
+        (("preempted", "crashed") if preempted or not failed else ())
+    queued = obj.backend.retry(sweep_id, states)
+    obj.backend.set_sweep_state(sweep_id, "active")
+    click.echo(f"queued {len(queued)} run(s) of sweep {sweep_id} again")
+
+
+@main.command()
+@click.argument("sweep_id")
+@pass_obj
+def stop(obj: _Obj, sweep_id: str) -> None:
+    """Stop handing out new trials of SWEEP_ID; running trials finish normally."""
+    obj.backend.set_sweep_state(sweep_id, "stopped")
+    click.echo(f"sweep {sweep_id} stopped: agents take no new trials "
+               f"(`srsweep retry {sweep_id}` re-opens it)")
 
 
 @main.command("run")
@@ -224,3 +253,7 @@ def kernels_cmd(name: str | None) -> None:
     for key, f in flat_fields(k.config).items():
         helptext = f"  # {f.meta['help']}" if f.meta.get("help") else ""
         click.echo(f"  {key} = {f.default!r}  ({describe_type(f.type)}){helptext}")
+
+
+if __name__ == "__main__":
+    main()

@@ -9,12 +9,8 @@ os.environ["WANDB_MODE"] = "disabled"
 os.environ.setdefault("WANDB_SILENT", "true")
 
 
-@pytest.fixture(autouse=True)
-def _toy_kernel(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Register the test-only ``toy`` kernel next to the real ones."""
-    from srsweep import kernels
-
-    monkeypatch.setitem(kernels._MODULES, "toy", "srsweep.testing.toy")
+# the test-only ``toy`` kernel, next to the real ones (subprocesses inherit it)
+os.environ["SRSWEEP_KERNELS"] = "toy=srsweep.testing.toy"
 
 
 @pytest.fixture

@@ -88,9 +88,14 @@ def test_sigterm_preempts_the_running_trial(results):
     finally:
         object.__setattr__(toy.KERNEL, "train", real_train)
     assert res.reason == "stopped by signal"
-    (run,) = b.runs(sid)
+    run, again = b.runs(sid)
     assert run.state == "preempted" and run.error == "preempted by SIGTERM"
     assert 0 < len(run.history) < 50 and run.model_path is not None
+    # the trial is queued again as a new attempt; the next agent takes it first
+    assert (again.state, again.retry_of, again.attempt) == ("queued", run.id, 2)
+    assert again.params == run.params and again.history == []
+    res = run_agent(b, sid, results=results, count=1, echo=lambda s: None)
+    assert res.runs == [again.id] and b.run(again.id).state == "finished"
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
 
 
@@ -102,3 +107,11 @@ def test_run_single(results):
     (stored,) = b.runs(None)
     assert stored.config["opt"]["lr"] == 0.5 and len(stored.history) == 2
     assert store.load(stored.model_path)["w"] == 1.0
+
+
+def test_agent_stops_when_trials_keep_failing(results):
+    b, sid = _sweep(results, {"target": {"values": list(range(8))}, "fail_at": {"value": 0}})
+    res = run_agent(b, sid, results=results, echo=lambda s: None)
+    assert res.failed_fast and res.states == {"failed": 5}
+    assert res.reason.startswith("5 trials failed in a row within 60s")
+    assert "toy failure at step 0" in res.reason

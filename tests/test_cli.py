@@ -117,3 +117,20 @@ def test_kernels_lists_config(cli):
     out = cli("kernels", "toy").output
     assert "opt.lr = 0.1  (float)" in out
     assert "fail_at = None  (int or null)" in out
+
+
+def test_stop_and_retry(cli, write_spec):
+    sid = cli("create", str(write_spec(SPEC))).stdout.split()[-1]
+    assert "stopped" in cli("stop", sid).output
+    assert "agent done: no trials (sweep stopped)" in cli("agent", sid).output
+    assert "queued 0 run(s)" in cli("retry", sid).output  # and re-opens the sweep
+    assert "2 finished" in cli("agent", sid).output
+
+
+def test_agent_exits_1_when_trials_keep_failing(cli, write_spec):
+    spec = write_spec("program: toy\nmethod: grid\nparameters:\n"
+                      "  target: {values: [1, 2, 3, 4, 5, 6]}\n  fail_at: {value: 0}\n")
+    sid = cli("create", str(spec)).stdout.split()[-1]
+    res = cli("agent", sid)
+    assert res.exit_code == 1
+    assert "Error: sweep " in res.output and "5 trials failed in a row" in res.output

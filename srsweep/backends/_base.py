@@ -7,7 +7,8 @@ from dataclasses import field
 from typing import Any
 from typing import Protocol
 
-TERMINAL = ("finished", "stopped", "failed", "preempted")
+# queued -> running -> finished | stopped | failed | preempted | crashed (agent lost)
+TERMINAL = ("finished", "stopped", "failed", "preempted", "crashed")
 
 
 @dataclass
@@ -33,7 +34,7 @@ class RunRecord:
     sweep_id: str | None
     name: str
     kernel: str
-    state: str  # running | finished | stopped | failed | preempted
+    state: str  # one of TERMINAL, "queued" or "running"
     params: dict[str, Any]  # what the sweep chose (nested)
     config: dict[str, Any]  # the full resolved kernel config (nested)
     summary: dict[str, Any] = field(default_factory=dict)
@@ -44,6 +45,8 @@ class RunRecord:
     created_at: float = 0.0
     started_at: float | None = None
     finished_at: float | None = None
+    attempt: int = 1  # > 1: a re-run of a crashed, preempted or retried trial
+    retry_of: str | None = None  # the attempt this one re-runs
 
 
 class Backend(Protocol):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import secrets
 import sqlite3
 import string
@@ -38,7 +39,8 @@ CREATE TABLE IF NOT EXISTS runs (
     id TEXT PRIMARY KEY, sweep_id TEXT REFERENCES sweeps(id), seq INTEGER NOT NULL,
     name TEXT NOT NULL, kernel TEXT NOT NULL, state TEXT NOT NULL, params TEXT NOT NULL,
     config TEXT NOT NULL, summary TEXT NOT NULL DEFAULT '{}', error TEXT, model_path TEXT,
-    agent TEXT, created_at REAL NOT NULL, started_at REAL, finished_at REAL);
+    agent TEXT, created_at REAL NOT NULL, started_at REAL, finished_at REAL,
+    heartbeat_at REAL, attempt INTEGER NOT NULL DEFAULT 1, retry_of TEXT);
 CREATE INDEX IF NOT EXISTS runs_by_sweep ON runs(sweep_id, seq);
 CREATE TABLE IF NOT EXISTS history (
     run_id TEXT NOT NULL REFERENCES runs(id), step INTEGER NOT NULL, data TEXT NOT NULL);
@@ -53,12 +55,23 @@ def new_id(n: int = 8) -> str:
 
 
 class LocalBackend:
-    """The SQLite ledger at ``root/srsweep.db``; read-only use creates nothing."""
+    """The SQLite ledger at ``root/srsweep.db``; read-only use creates nothing.
 
-    def __init__(self, root: str | Path) -> None:
+    Args:
+        root: the results folder.
+        lease_timeout: seconds without a heartbeat after which a running trial's agent
+            counts as dead: the attempt is marked ``crashed`` (its metrics kept) and the
+            trial is queued again. Default: ``SRSWEEP_LEASE_TIMEOUT`` or 120 s.
+    """
+
+    def __init__(self, root: str | Path, lease_timeout: float | None = None) -> None:
         self.root = Path(root)
         self.path = self.root / "srsweep.db"
         self._conn: sqlite3.Connection | None = None
+        self._params: dict[str, dict[str, Any]] = {}
+        if lease_timeout is None:
+            lease_timeout = float(os.environ.get("SRSWEEP_LEASE_TIMEOUT", "120"))
+        self.lease_timeout = lease_timeout
 
     # -- connection -------------------------------------------------------------------
     def _db(self, create: bool = False) -> sqlite3.Connection | None:
@@ -140,16 +153,83 @@ class LocalBackend:
 
     # -- runs -------------------------------------------------------------------------
     def claim(self, sweep_id: str, agent: str) -> RunRecord | None:
-        sweep = self.sweep(sweep_id)
-        with self._tx():
+        self.sweep(sweep_id)
+        with self._tx() as db:
             sweep = self.sweep(sweep_id)  # re-read under the write lock
             if sweep.state != "active":
                 return None
-            runs = self.runs(sweep_id, history=False)
-            params = engine.suggest(sweep.spec, runs, 1, seed=sweep.seed)
+            now = time.time()
+            dead = db.execute("SELECT id FROM runs WHERE sweep_id=? AND state='running' AND "
+                              "heartbeat_at < ?", (sweep_id, now - self.lease_timeout))
+            for (run_id,) in dead.fetchall():
+                db.execute("UPDATE runs SET state='crashed', finished_at=?, error=? WHERE id=?",
+                           (now, f"agent lost: no heartbeat for {self.lease_timeout:g}s", run_id))
+                self._requeue(run_id)
+            queued = db.execute("SELECT id FROM runs WHERE sweep_id=? AND state='queued' "
+                                "ORDER BY seq LIMIT 1", (sweep_id,)).fetchone()
+            if queued is not None:
+                db.execute("UPDATE runs SET state='running', agent=?, started_at=?, "
+                           "heartbeat_at=? WHERE id=?", (agent, now, now, queued[0]))
+                return self.run(queued[0])
+            runs = self._engine_runs(sweep_id, with_summary=sweep.spec["method"] == "bayes")
+            retried = {r.retry_of for r in runs if r.retry_of}
+            live = [r for r in runs if r.id not in retried]  # superseded attempts don't count
+            params = engine.suggest(sweep.spec, live, 1, seed=sweep.seed)
             if not params:
                 return None
             return self._insert(sweep_id, sweep.kernel, params[0], {}, agent, len(runs))
+
+    def _engine_runs(self, sweep_id: str, with_summary: bool) -> list[RunRecord]:
+        """The little the engine needs of each run, cheaply: a claim on a large grid
+        reads every run, so parameters (immutable) are parsed once per backend."""
+        assert self._conn is not None
+        out = []
+        query = "SELECT id, state, params, retry_of, summary FROM runs WHERE sweep_id=? " \
+                "ORDER BY seq" if with_summary else \
+                "SELECT id, state, params, retry_of, NULL FROM runs WHERE sweep_id=? ORDER BY seq"
+        for rid, state, params, retry_of, summary in self._conn.execute(query, (sweep_id,)):
+            if rid not in self._params:
+                self._params[rid] = json.loads(params)
+            out.append(RunRecord(rid, sweep_id, "", "", state, self._params[rid], {},
+                                 json.loads(summary) if summary else {}, retry_of=retry_of))
+        return out
+
+    def requeue(self, run_id: str) -> str | None:
+        """Queue a new attempt of ``run_id``'s trial (same parameters); its id, or None
+        when the run was already re-queued."""
+        with self._tx():
+            return self._requeue(run_id)
+
+    def _requeue(self, run_id: str) -> str | None:
+        assert self._conn is not None
+        db = self._conn
+        if db.execute("SELECT 1 FROM runs WHERE retry_of=?", (run_id,)).fetchone():
+            return None
+        old = self._run(db.execute("SELECT * FROM runs WHERE id=?", (run_id,)).fetchone())
+        (seq,) = db.execute("SELECT COALESCE(MAX(seq), -1) + 1 FROM runs WHERE sweep_id IS ?",
+                            (old.sweep_id,)).fetchone()
+        new = new_id()
+        db.execute(
+            "INSERT INTO runs (id, sweep_id, seq, name, kernel, state, params, config,"
+            " created_at, attempt, retry_of) VALUES (?,?,?,?,?,'queued',?,?,?,?,?)",
+            (new, old.sweep_id, seq, old.name, old.kernel, json.dumps(old.params),
+             json.dumps(old.config), time.time(), old.attempt + 1, run_id))
+        return new
+
+    def retry(self, sweep_id: str, states: tuple[str, ...]) -> list[str]:
+        """Queue a new attempt of every run of ``sweep_id`` in ``states`` not yet retried."""
+        self.sweep(sweep_id)
+        with self._tx() as db:
+            marks = ",".join("?" * len(states))
+            ids = [r for (r,) in db.execute(
+                f"SELECT id FROM runs WHERE sweep_id=? AND state IN ({marks}) ORDER BY seq",
+                (sweep_id, *states))]
+            return [new for r in ids if (new := self._requeue(r)) is not None]
+
+    def heartbeat(self, run_id: str) -> None:
+        """Mark ``run_id``'s agent alive now."""
+        with self._tx() as db:
+            db.execute("UPDATE runs SET heartbeat_at=? WHERE id=?", (time.time(), run_id))
 
     def start_run(self, kernel: str, config: dict[str, Any], agent: str) -> RunRecord:
         """Register a standalone run (``srsweep run``), already running."""
@@ -166,15 +246,16 @@ class LocalBackend:
                         agent=agent, created_at=now, started_at=now)
         self._conn.execute(
             "INSERT INTO runs (id, sweep_id, seq, name, kernel, state, params, config, agent,"
-            " created_at, started_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            " created_at, started_at, heartbeat_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
             (run.id, sweep_id, seq, run.name, kernel, run.state, json.dumps(params),
-             json.dumps(config), agent, now, now))
+             json.dumps(config), agent, now, now, now))
         return run
 
     def log(self, run_id: str, rows: list[dict[str, Any]]) -> None:
         if not rows:
             return
         with self._tx() as db:
+            db.execute("UPDATE runs SET heartbeat_at=? WHERE id=?", (time.time(), run_id))
             db.executemany("INSERT INTO history VALUES (?,?,?)",
                            [(run_id, int(r["_step"]), json.dumps(r)) for r in rows])
 
@@ -227,10 +308,10 @@ class LocalBackend:
     @staticmethod
     def _run(row: tuple[Any, ...]) -> RunRecord:
         (rid, sweep_id, _seq, name, kernel, state, params, config, summary, error, model_path,
-         agent, created, started, finished) = row
+         agent, created, started, finished, _heartbeat, attempt, retry_of) = row
         return RunRecord(rid, sweep_id, name, kernel, state, json.loads(params),
                          json.loads(config), json.loads(summary), [], error, model_path, agent,
-                         created, started, finished)
+                         created, started, finished, attempt, retry_of)
 
 
 if TYPE_CHECKING:

@@ -4,6 +4,7 @@ kernel is actually used, so ``srsweep --help`` stays fast."""
 from __future__ import annotations
 
 import importlib
+import os
 
 from srsweep.errors import NotFoundError
 from srsweep.kernels._base import Kernel
@@ -17,8 +18,19 @@ _MODULES = {
 }
 
 
+def _modules() -> dict[str, str]:
+    """Built-in kernels plus ``SRSWEEP_KERNELS="name=package.module,..."`` (your own
+    kernels: a module defining ``KERNEL``)."""
+    mods = dict(_MODULES)
+    for item in os.environ.get("SRSWEEP_KERNELS", "").split(","):
+        name, sep, module = item.partition("=")
+        if sep and name.strip() and module.strip():
+            mods[name.strip()] = module.strip()
+    return mods
+
+
 def names() -> list[str]:
-    return sorted(_MODULES)
+    return sorted(_modules())
 
 
 def get(name: str) -> Kernel:
@@ -27,7 +39,11 @@ def get(name: str) -> Kernel:
     Raises:
         NotFoundError: no such kernel; the message lists the known ones.
     """
-    if name not in _MODULES:
+    mods = _modules()
+    if name not in mods:
         raise NotFoundError(f"unknown kernel {name!r}; known kernels: {', '.join(names())}")
-    kernel: Kernel = importlib.import_module(_MODULES[name]).KERNEL
+    try:
+        kernel: Kernel = importlib.import_module(mods[name]).KERNEL
+    except (ImportError, AttributeError) as e:
+        raise NotFoundError(f"kernel {name!r}: cannot load {mods[name]}.KERNEL ({e})") from None
     return kernel

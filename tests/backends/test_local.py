@@ -59,9 +59,6 @@ def test_corrupt_ledger_is_named(results):
 
 
 def _claim_all(root, sid, out):
-    from srsweep import kernels
-
-    kernels._MODULES["toy"] = "srsweep.testing.toy"
     b = LocalBackend(root)
     got = []
     while (r := b.claim(sid, "p")) is not None:
@@ -85,3 +82,35 @@ def test_concurrent_claims_never_repeat_a_grid_point(results):
     rows = sqlite3.connect(results / "srsweep.db").execute(
         "SELECT COUNT(*) FROM runs").fetchone()
     assert rows == (60,)
+
+
+def test_dead_lease_is_crashed_and_requeued(results):
+    b = LocalBackend(results, lease_timeout=5)
+    sid = b.create_sweep(_spec(2))
+    first = b.claim(sid, "dead-agent")
+    b.log(first.id, [{"_step": 0, "loss": 3.0}])
+    # the agent dies: no heartbeat for longer than the lease
+    b._db().execute("UPDATE runs SET heartbeat_at = heartbeat_at - 60 WHERE id=?", (first.id,))
+    again = b.claim(sid, "live-agent")
+    assert again.params == first.params and again.attempt == 2 and again.retry_of == first.id
+    old = b.run(first.id)
+    assert old.state == "crashed" and "no heartbeat" in old.error
+    assert [h["loss"] for h in old.history] == [3.0]  # the partial attempt is kept apart
+    assert again.history == []
+    other = b.claim(sid, "live-agent")
+    assert other.params != first.params
+    assert b.claim(sid, "live-agent") is None
+
+
+def test_retry_requeues_once(results):
+    b = LocalBackend(results)
+    sid = b.create_sweep(_spec(3))
+    runs = [b.claim(sid, "a") for _ in range(3)]
+    b.finish(runs[0].id, "failed", error="x")
+    b.finish(runs[1].id, "preempted")
+    b.finish(runs[2].id, "finished")
+    assert len(b.retry(sid, ("failed",))) == 1
+    assert b.retry(sid, ("failed",)) == []  # already queued again
+    assert len(b.retry(sid, ("preempted", "crashed"))) == 1
+    assert sorted(r.state for r in b.runs(sid)) == [
+        "failed", "finished", "preempted", "queued", "queued"]

@@ -1,0 +1,75 @@
+"""Agents as real processes: many at once on one grid, and one killed mid-trial."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+
+import pytest
+
+from srsweep.backends.local import LocalBackend
+from srsweep.spec import validate
+
+pytestmark = pytest.mark.slow
+
+
+def _agent(results, sid, *extra_env, count=None):
+    cmd = [sys.executable, "-m", "srsweep.cli", "--results", str(results), "agent", sid]
+    if count:
+        cmd += ["--count", str(count)]
+    env = dict(os.environ, **dict(extra_env))
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+
+
+def test_eight_agents_run_every_grid_point_exactly_once(results):
+    b = LocalBackend(results)
+    n = 500
+    spec = validate({"program": "toy", "method": "grid",
+                     "parameters": {"target": {"values": list(range(n))},
+                                    "steps": {"value": 2}}}, "grid.yaml")
+    sid = b.create_sweep(spec)
+    procs = [_agent(results, sid) for _ in range(8)]
+    outs = [p.communicate(timeout=240)[0] for p in procs]
+    assert all(p.returncode == 0 for p in procs), outs
+    runs = b.runs(sid, history=False)
+    targets = Counter(r.params["target"] for r in runs)
+    assert len(runs) == n and set(targets) == set(range(n)) and max(targets.values()) == 1
+    assert {r.state for r in runs} == {"finished"}
+    assert len({r.agent for r in runs}) >= 2, "the agents shared the work"
+
+
+def test_agent_killed_mid_trial_loses_nothing(results):
+    b = LocalBackend(results)
+    spec = validate({"program": "toy", "method": "grid",
+                     "parameters": {"target": {"values": [1.0, 2.0, 3.0]},
+                                    "steps": {"value": 100}, "sleep": {"value": 0.04}}}, "g")
+    sid = b.create_sweep(spec)
+    lease = ("SRSWEEP_LEASE_TIMEOUT", "2")
+    victim = _agent(results, sid, lease)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # wait until its second trial has logged something
+        runs = b.runs(sid)
+        if len(runs) == 2 and runs[1].history:
+            break
+        time.sleep(0.05)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait(10)
+    victim.stdout.close()
+    killed = b.runs(sid)[1]
+    assert b.runs(sid)[0].state == "finished" and killed.state == "running"
+    time.sleep(2.5)  # let the lease run out
+    rescuer = _agent(results, sid, lease)
+    out = rescuer.communicate(timeout=120)[0]
+    assert rescuer.returncode == 0, out
+    runs = {r.id: r for r in b.runs(sid)}
+    assert runs[killed.id].state == "crashed" and runs[killed.id].history  # partial kept
+    retry = [r for r in runs.values() if r.retry_of == killed.id]
+    assert len(retry) == 1 and retry[0].state == "finished"
+    assert len(retry[0].history) == 100
+    finished = sorted(r.params["target"] for r in runs.values() if r.state == "finished")
+    assert finished == [1.0, 2.0, 3.0]
