@@ -12,6 +12,7 @@ import collections
 import os
 import signal
 import socket
+import sys
 import threading
 import time
 import traceback
@@ -31,6 +32,7 @@ from srsweep.backends.local import LocalBackend
 from srsweep.errors import KernelFailed
 from srsweep.errors import SrsweepError
 from srsweep.kernels import _config
+from srsweep.spec import swept_keys
 from srsweep.tracking import TrialRun
 from srsweep.tracking import WandbSink
 
@@ -101,6 +103,14 @@ class _Heartbeat:
         self._thread.join()
 
 
+def _limit_threads() -> None:
+    """One intra-op thread per trial unless SRSWEEP_THREADS says otherwise: these nets are
+    tiny, and on a 2-core box two torch threads ran the sd kernel slower than one."""
+    if "torch" in sys.modules:  # only kernels import torch; don't pay for it otherwise
+        torch = sys.modules["torch"]
+        torch.set_num_threads(int(os.environ.get("SRSWEEP_THREADS", "1")))
+
+
 def agent_name() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
@@ -125,6 +135,7 @@ def execute(backend: LocalBackend, record: RunRecord, kernel: kernels.Kernel,
                        stop_check=stop_check, progress=echo)
         if signals is not None:
             signals.current = run
+        _limit_threads()
         kernel.train(cfg, run)
         state = "finished"
         if run.stop_reason is not None:
@@ -156,9 +167,9 @@ def execute(backend: LocalBackend, record: RunRecord, kernel: kernels.Kernel,
     return record
 
 
-def _params_line(params: dict[str, Any]) -> str:
+def _params_line(params: dict[str, Any], keys: list[str]) -> str:
     flat = _config.flatten(params)
-    return " ".join(f"{k}={v}" for k, v in flat.items())
+    return " ".join(f"{k}={flat[k]}" for k in keys if k in flat)
 
 
 def _outcome_line(record: RunRecord, metric: str) -> str:
@@ -185,6 +196,7 @@ def run_agent(backend: LocalBackend, sweep_id: str, *, results: Path,
     signals = _Signals()
     early = "early_terminate" in sweep.spec and "metric" in sweep.spec
     failures: list[float] = []
+    swept = swept_keys(sweep.spec)
     with signals.installed():
         while count is None or len(result.runs) < count:
             if signals.received:
@@ -197,7 +209,7 @@ def run_agent(backend: LocalBackend, sweep_id: str, *, results: Path,
                 break
             result.runs.append(record.id)
             n = f"{len(result.runs)}" + (f"/{count}" if count else "")
-            echo(f"[{n}] {record.name} ({record.id}) {_params_line(record.params)}")
+            echo(f"[{n}] {record.name} ({record.id}) {_params_line(record.params, swept)}")
 
             def check(rid: str = record.id) -> str | None:
                 stop = engine.to_stop(sweep.spec, backend.runs(sweep_id))

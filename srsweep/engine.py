@@ -17,7 +17,17 @@ from typing import Protocol
 
 import numpy as np
 
-__all__ = ["EngineRun", "suggest", "to_stop", "plain"]
+__all__ = ["EngineRun", "suggest", "to_stop", "plain", "import_sweeps"]
+
+
+def import_sweeps() -> Any:
+    """``import sweeps`` without the pydantic-2 warning its v1-style config triggers
+    (harmless, but users see it on every command)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Valid config keys have changed in V2")
+        import sweeps
+        import sweeps.config.cfg  # noqa: F401 - the JSON-schema validator spec.py uses
+    return sweeps
 
 # ledger state -> sweeps.RunState; an early-stopped run still holds finished data
 _STATES = {"running": "running", "finished": "finished", "stopped": "finished",
@@ -95,7 +105,7 @@ def _install_hash_cache() -> None:
 
 
 def _sweep_runs(runs: Sequence[EngineRun], with_history: bool) -> list[Any]:
-    import sweeps
+    sweeps = import_sweeps()
 
     return [
         sweeps.SweepRun(
@@ -122,8 +132,7 @@ def suggest(spec: dict[str, Any], runs: Sequence[EngineRun], n: int = 1, *,
     Raises:
         ValueError: the spec cannot be searched (e.g. a continuous parameter in a grid).
     """
-    import sweeps
-
+    sweeps = import_sweeps()
     _install_hash_cache()
     run_cap = spec.get("run_cap")
     if run_cap is not None:
@@ -148,7 +157,7 @@ def suggest(spec: dict[str, Any], runs: Sequence[EngineRun], n: int = 1, *,
 
 def to_stop(spec: dict[str, Any], runs: Sequence[EngineRun]) -> list[str]:
     """Ids of running runs that the spec's ``early_terminate`` rule stops now."""
-    import sweeps
+    sweeps = import_sweeps()
 
     if "early_terminate" not in spec or "metric" not in spec:
         return []

@@ -20,7 +20,8 @@ from srsweep.errors import NotFoundError
 from srsweep.errors import SpecError
 from srsweep.kernels import _config
 
-__all__ = ["Spec", "load_spec", "load_yaml", "validate", "parse_sets", "leaf_params"]
+__all__ = ["Spec", "load_spec", "load_yaml", "validate", "parse_sets", "leaf_params",
+           "swept_keys"]
 
 
 class _Loader(yaml.SafeLoader):
@@ -84,9 +85,13 @@ class Spec:
         return str(self.raw["method"])
 
     def swept_keys(self) -> list[str]:
-        """Dotted keys of parameters that take more than one value."""
-        return [k for k, leaf in leaf_params(self.raw.get("parameters", {})).items()
-                if "value" not in leaf]
+        return swept_keys(self.raw)
+
+
+def swept_keys(raw: dict[str, Any]) -> list[str]:
+    """Dotted keys of a spec's parameters that are searched (not fixed by ``value``)."""
+    return [k for k, leaf in leaf_params(raw.get("parameters", {})).items()
+            if isinstance(leaf, dict) and "value" not in leaf]
 
 
 def load_spec(path: str | Path) -> Spec:
@@ -107,8 +112,10 @@ def leaf_params(params: dict[str, Any], prefix: str = "") -> dict[str, dict[str,
 
 
 def _schema_violations(raw: dict[str, Any]) -> list[str]:
-    import sweeps
-    from sweeps.config.cfg import validator
+    from srsweep.engine import import_sweeps
+
+    sweeps = import_sweeps()
+    validator = sweeps.config.cfg.validator
 
     located: dict[str, str] = {}
     for err in validator.iter_errors(raw):
@@ -200,9 +207,17 @@ def validate(raw: Any, source: str) -> Spec:
                       f"{', '.join(kernels.names())}")
     else:
         kernel = kernels.get(program)
-    errors += _schema_violations(raw)
+    params = raw.get("parameters")
+    if not isinstance(params, dict) or not params:
+        errors.append(f"parameters: must be a mapping with at least one parameter, "
+                      f"got {params!r}")
+        raise SpecError(source, errors)
+    try:
+        errors += _schema_violations(raw)
+    except Exception as e:  # sweeps' extra checks assume a schema-shaped dict
+        errors.append(f"does not fit the W&B sweep schema ({type(e).__name__}: {e})")
     if kernel is not None:
-        errors += _param_violations(kernel, raw.get("parameters"))
+        errors += _param_violations(kernel, params)
     if not errors:
         errors += _engine_violations(raw)
     if errors or kernel is None:

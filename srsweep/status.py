@@ -24,7 +24,7 @@ def best_value(history: list[dict[str, Any]], summary: dict[str, Any], metric: s
 
 
 def status_lines(backend: LocalBackend, sweep_id: str) -> list[str]:
-    from srsweep.spec import leaf_params
+    from srsweep.spec import swept_keys
 
     sweep = backend.sweep(sweep_id)
     kernel = kernels.get(sweep.kernel)
@@ -32,8 +32,7 @@ def status_lines(backend: LocalBackend, sweep_id: str) -> list[str]:
     runs = backend.runs(sweep_id)
     name = metric.get("name", kernel.metric)
     goal = metric.get("goal", kernel.goal)
-    keys = [k for k, leaf in leaf_params(sweep.spec.get("parameters", {})).items()
-            if isinstance(leaf, dict) and "value" not in leaf]
+    keys = swept_keys(sweep.spec)
     counts = ", ".join(f"{n} {s}" for s, n in sorted(sweep.counts.items())) or "no runs yet"
     rows = []
     for r in runs:
