@@ -8,6 +8,7 @@ outside world. Kernels never touch files, the ledger or wandb directly.
 from __future__ import annotations
 
 from collections.abc import Callable
+from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any
 from typing import Protocol
@@ -47,3 +48,8 @@ class Kernel:
     goal: str  # "maximize" | "minimize"
     curve: str  # raw per-step metric the report smooths, e.g. "acc"
     summary: str  # one line for `srsweep kernels`
+    # Packing (optional): trials whose configs share a ``pack_key`` train together in
+    # one batched model via ``train_packed(cfgs, runs)``, which returns, per trial, None
+    # (finished or stopped on its run's request) or the exception that failed it alone.
+    pack_key: Callable[[Any], Hashable] | None = None
+    train_packed: Callable[[list[Any], list[Run]], list[BaseException | None]] | None = None
