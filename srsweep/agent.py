@@ -43,6 +43,7 @@ Echo = Callable[[str], None]
 # the W&B agent's rule: stop when trials keep failing right away (a broken setup)
 FAIL_LIMIT = 5
 FAIL_WINDOW = 60.0
+DEFAULT_CUDA_PACK = 64
 
 
 @dataclass
@@ -60,15 +61,15 @@ class _Signals:
     claiming. Second: exit at once (the ledger is consistent either way)."""
 
     def __init__(self) -> None:
-        self.current: TrialRun | None = None
+        self.current: list[TrialRun] = []
         self.received = 0
 
     def handle(self, signum: int, frame: FrameType | None) -> None:
         self.received += 1
         if self.received > 1:
             raise KeyboardInterrupt
-        if self.current is not None:
-            self.current.request_stop(f"preempted by {signal.Signals(signum).name}")
+        for run in self.current:
+            run.request_stop(f"preempted by {signal.Signals(signum).name}")
 
     @contextmanager
     def installed(self) -> Iterator[_Signals]:
@@ -84,17 +85,17 @@ class _Heartbeat:
     """Marks a run alive in the ledger every ``every`` seconds from a thread of its own,
     so a kernel busy in a long step is not mistaken for a dead agent."""
 
-    def __init__(self, root: Path, run_id: str, every: float) -> None:
+    def __init__(self, root: Path, run_ids: list[str], every: float) -> None:
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._beat, args=(root, run_id, every),
-                                        daemon=True, name=f"heartbeat-{run_id}")
+        self._thread = threading.Thread(target=self._beat, args=(root, run_ids, every),
+                                        daemon=True, name="srsweep-heartbeat")
         self._thread.start()
 
-    def _beat(self, root: Path, run_id: str, every: float) -> None:
+    def _beat(self, root: Path, run_ids: list[str], every: float) -> None:
         backend = LocalBackend(root)  # SQLite connections stay in their own thread
         try:
             while not self._stop.wait(every):
-                backend.heartbeat(run_id)
+                backend.heartbeat(run_ids)
         finally:
             backend.close()
 
@@ -115,56 +116,110 @@ def agent_name() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
 
-def execute(backend: LocalBackend, record: RunRecord, kernel: kernels.Kernel,
-            overrides: dict[str, Any], *, results: Path, project: str, echo: Echo,
-            source: str, stop_check: Callable[[], str | None] | None = None,
-            signals: _Signals | None = None) -> RunRecord:
-    """Run one claimed trial to its end and record the outcome in the ledger."""
-    state, error = "failed", None
-    run: TrialRun | None = None
-    sink: WandbSink | None = None
-    beat = _Heartbeat(backend.root, record.id, every=min(10.0, backend.lease_timeout / 4))
-    try:
-        cfg = _config.build(kernel.config, overrides, source)
-        config = _config.to_dict(cfg)
-        backend.set_config(record.id, config)
-        model_path = results / (record.sweep_id or "runs") / "models" / f"{record.id}.joblib"
-        sink = WandbSink(record, config, project=project, root=results,
-                         group=record.sweep_id or "runs")
-        run = TrialRun(record, config, backend, model_path, wandb_sink=sink,
-                       stop_check=stop_check, progress=echo)
-        if signals is not None:
-            signals.current = run
-        _limit_threads()
-        kernel.train(cfg, run)
-        state = "finished"
-        if run.stop_reason is not None:
-            state = "preempted" if run.stop_reason.startswith("preempted") else "stopped"
-            error = run.stop_reason
-    except KernelFailed as e:
-        error = str(e)
-    except KeyboardInterrupt:
-        state, error = "preempted", "interrupted"
-        raise
-    except SrsweepError as e:
-        error = str(e)
-    except Exception:
-        error = traceback.format_exc()
-    finally:
-        beat.stop()
-        if signals is not None:
-            signals.current = None
+def _error_text(exc: BaseException) -> str:
+    """A kernel's deliberate failure is its message; anything else keeps its traceback."""
+    if isinstance(exc, SrsweepError):
+        return str(exc)
+    return "".join(traceback.format_exception(exc))
+
+
+class _Trial:
+    """One claimed trial's lifecycle: config, sinks and the outcome in the ledger."""
+
+    def __init__(self, backend: LocalBackend, record: RunRecord, kernel: kernels.Kernel,
+                 overrides: dict[str, Any], *, results: Path, project: str, echo: Echo,
+                 source: str, stop_check: Callable[[], str | None] | None) -> None:
+        self.backend, self.record = backend, record
+        self.cfg: Any = None
+        self.run: TrialRun | None = None
+        self.sink: WandbSink | None = None
+        self.error: str | None = None
+        try:
+            self.cfg = _config.build(kernel.config, overrides, source)
+            config = _config.to_dict(self.cfg)
+            backend.set_config(record.id, config)
+            model_path = results / (record.sweep_id or "runs") / "models" / \
+                f"{record.id}.joblib"
+            self.sink = WandbSink(record, config, project=project, root=results,
+                                  group=record.sweep_id or "runs")
+            self.run = TrialRun(record, config, backend, model_path, wandb_sink=self.sink,
+                                stop_check=stop_check, progress=echo)
+        except Exception as e:  # a bad config fails this trial only
+            self.error = _error_text(e)
+
+    def finish(self, exc: BaseException | None) -> RunRecord:
+        """Record the outcome: ``exc`` is what ended the kernel (None: it returned)."""
+        record, run = self.record, self.run
+        state, error = "failed", self.error
+        if run is not None and self.error is None:
+            if exc is None:
+                state = "finished"
+                if run.stop_reason is not None:
+                    state = "preempted" if run.stop_reason.startswith("preempted") \
+                        else "stopped"
+                    error = run.stop_reason
+            elif isinstance(exc, KeyboardInterrupt):
+                state, error = "preempted", "interrupted"
+            else:
+                error = _error_text(exc)
         summary: dict[str, Any] = {}
         if run is not None:
             run.flush()
             summary = dict(run.summary, runtime=round(run.elapsed(), 3))
-        backend.finish(record.id, state, summary=summary, error=error,
-                       model_path=str(run.model_path) if run is not None and run.saved
-                       else None)
-        if sink is not None:
-            sink.finish(state, summary)
-    record.state, record.error, record.summary = state, error, summary
-    return record
+        self.backend.finish(record.id, state, summary=summary, error=error,
+                            model_path=str(run.model_path) if run and run.saved else None)
+        if self.sink is not None:
+            self.sink.finish(state, summary)
+        record.state, record.error, record.summary = state, error, summary
+        return record
+
+
+def execute(backend: LocalBackend, records: list[RunRecord], kernel: kernels.Kernel, *,
+            results: Path, project: str, echo: Echo, source: str,
+            overrides: dict[str, Any] | None = None,
+            stop_check: Callable[[str], str | None] | None = None,
+            signals: _Signals | None = None) -> list[RunRecord]:
+    """Run claimed trials to their end, alone (one record) or packed (several records of
+    one ``pack_key``), and record each outcome in the ledger."""
+    trials = [_Trial(backend, r, kernel, r.params if overrides is None else overrides,
+                     results=results, project=project, echo=echo,
+                     source=f"{source} run {r.id}" if overrides is None else source,
+                     stop_check=(lambda rid=r.id: stop_check(rid)) if stop_check else None)
+              for r in records]
+    ready = [t for t in trials if t.run is not None and t.error is None]
+    outcomes: dict[int, BaseException | None] = {}
+    beat = _Heartbeat(backend.root, [r.id for r in records],
+                      every=min(10.0, backend.lease_timeout / 4))
+    if signals is not None:
+        signals.current = [t.run for t in ready if t.run is not None]
+    try:
+        _limit_threads()
+        if len(ready) == 1 or (ready and kernel.train_packed is None):
+            for t in ready:
+                try:
+                    kernel.train(t.cfg, t.run)
+                    outcomes[id(t)] = None
+                except Exception as e:
+                    outcomes[id(t)] = e
+        elif ready:
+            assert kernel.train_packed is not None
+            try:
+                results_ = kernel.train_packed([t.cfg for t in ready],
+                                               [t.run for t in ready])  # type: ignore[misc]
+                outcomes.update({id(t): o for t, o in zip(ready, results_, strict=True)})
+            except Exception as e:  # the pack itself broke: every trial in it failed
+                outcomes.update({id(t): e for t in ready})
+    except KeyboardInterrupt as e:
+        for t in ready:
+            outcomes.setdefault(id(t), e)
+        raise
+    finally:
+        beat.stop()
+        if signals is not None:
+            signals.current = []
+        for t in trials:
+            t.finish(outcomes.get(id(t)))
+    return records
 
 
 def _params_line(params: dict[str, Any], keys: list[str]) -> str:
@@ -177,16 +232,45 @@ def _outcome_line(record: RunRecord, metric: str) -> str:
     shown = f" {metric}={value:.4g}" if isinstance(value, float) else ""
     runtime = record.summary.get("runtime")
     took = f" in {runtime:.1f}s" if isinstance(runtime, float) else ""
-    line = f"  -> {record.state}{took}{shown}"
+    line = f"  {record.name} -> {record.state}{took}{shown}"
     if record.error and record.state == "failed":
         line += f": {record.error.strip().splitlines()[-1]}"
     return line
 
 
+def _pack_size(kernel: kernels.Kernel, pack: int | None, echo: Echo) -> int:
+    """``--pack`` as asked, or by default 64 trials per pack on CUDA (where one tiny
+    trial leaves the GPU idle) and 1 on CPU."""
+    if kernel.train_packed is None:
+        if pack is not None and pack > 1:
+            echo(f"note: kernel {kernel.name} does not pack trials; running them one by one")
+        return 1
+    if pack is not None:
+        return pack
+    torch = sys.modules.get("torch")
+    return DEFAULT_CUDA_PACK if torch is not None and torch.cuda.is_available() else 1
+
+
+def _groups(kernel: kernels.Kernel, records: list[RunRecord]) -> list[list[RunRecord]]:
+    """Claimed trials grouped by the kernel's ``pack_key`` (a bad config: alone)."""
+    if kernel.pack_key is None or len(records) == 1:
+        return [[r] for r in records]
+    groups: dict[Any, list[RunRecord]] = {}
+    for r in records:
+        try:
+            key = kernel.pack_key(_config.build(kernel.config, r.params, "pack"))
+        except Exception:
+            key = ("alone", r.id)
+        groups.setdefault(key, []).append(r)
+    return list(groups.values())
+
+
 def run_agent(backend: LocalBackend, sweep_id: str, *, results: Path,
-              count: int | None = None, echo: Echo = print) -> AgentResult:
+              count: int | None = None, pack: int | None = None,
+              echo: Echo = print) -> AgentResult:
     """Claim and run trials of ``sweep_id`` until it is exhausted, stopped, or ``count``
-    trials have run."""
+    trials have run. With ``pack`` > 1, claim that many at a time and train those that
+    share a shape as one batched model (each is still its own run)."""
     sweep = backend.sweep(sweep_id)
     kernel = kernels.get(sweep.kernel)
     metric = (sweep.spec.get("metric") or {}).get("name", kernel.metric)
@@ -194,43 +278,54 @@ def run_agent(backend: LocalBackend, sweep_id: str, *, results: Path,
     agent = agent_name()
     result = AgentResult()
     signals = _Signals()
-    early = "early_terminate" in sweep.spec and "metric" in sweep.spec
     failures: list[float] = []
     swept = swept_keys(sweep.spec)
+    pack = _pack_size(kernel, pack, echo)
+
+    def check(run_id: str) -> str | None:
+        stop = engine.to_stop(sweep.spec, backend.runs(sweep_id))
+        return "early-terminated by the sweep's early_terminate rule" if run_id in stop \
+            else None
+
+    early = "early_terminate" in sweep.spec and "metric" in sweep.spec
     with signals.installed():
         while count is None or len(result.runs) < count:
             if signals.received:
                 result.reason = "stopped by signal"
                 break
-            record = backend.claim(sweep_id, agent)
-            if record is None:
+            want = pack if count is None else min(pack, count - len(result.runs))
+            claimed: list[RunRecord] = []
+            while len(claimed) < want and (r := backend.claim(sweep_id, agent)) is not None:
+                claimed.append(r)
+            if not claimed:
                 state = backend.sweep(sweep_id).state
                 result.reason = "sweep stopped" if state != "active" else "sweep exhausted"
                 break
-            result.runs.append(record.id)
-            n = f"{len(result.runs)}" + (f"/{count}" if count else "")
-            echo(f"[{n}] {record.name} ({record.id}) {_params_line(record.params, swept)}")
-
-            def check(rid: str = record.id) -> str | None:
-                stop = engine.to_stop(sweep.spec, backend.runs(sweep_id))
-                return "early-terminated by the sweep's early_terminate rule" \
-                    if rid in stop else None
-
-            execute(backend, record, kernel, record.params, results=results,
-                    project=project, echo=echo, source=f"sweep {sweep_id} run {record.id}",
-                    stop_check=check if early else None, signals=signals)
-            result.states[record.state] += 1
-            echo(_outcome_line(record, metric))
-            if record.state == "preempted":
-                backend.requeue(record.id)
-                echo(f"  {record.name} queued again")
-            failures = failures[-FAIL_LIMIT + 1:] + [time.monotonic()] \
-                if record.state == "failed" else []
-            if len(failures) == FAIL_LIMIT and failures[-1] - failures[0] <= FAIL_WINDOW:
-                result.reason = (f"{len(failures)} trials failed in a row within "
-                                 f"{FAIL_WINDOW:.0f}s; stopping this agent (last error: "
-                                 f"{(record.error or '').strip().splitlines()[-1]})")
-                result.failed_fast = True
+            for r in claimed:
+                result.runs.append(r.id)
+                n = f"{len(result.runs)}" + (f"/{count}" if count else "")
+                echo(f"[{n}] {r.name} ({r.id}) {_params_line(r.params, swept)}")
+            for group in _groups(kernel, claimed):
+                if len(group) > 1:
+                    echo(f"  packing {len(group)} trials: {' '.join(r.name for r in group)}")
+                execute(backend, group, kernel, results=results, project=project, echo=echo,
+                        source=f"sweep {sweep_id}", stop_check=check if early else None,
+                        signals=signals)
+            for record in claimed:
+                result.states[record.state] += 1
+                echo(_outcome_line(record, metric))
+                if record.state == "preempted":
+                    backend.requeue(record.id)
+                    echo(f"  {record.name} queued again")
+                failures = failures[-FAIL_LIMIT + 1:] + [time.monotonic()] \
+                    if record.state == "failed" else []
+                if len(failures) == FAIL_LIMIT and \
+                        failures[-1] - failures[0] <= FAIL_WINDOW:
+                    result.reason = (f"{len(failures)} trials failed in a row within "
+                                     f"{FAIL_WINDOW:.0f}s; stopping this agent (last error: "
+                                     f"{(record.error or '').strip().splitlines()[-1]})")
+                    result.failed_fast = True
+            if result.failed_fast:
                 break
         else:
             result.reason = f"count of {count} reached"
@@ -246,7 +341,7 @@ def run_single(backend: LocalBackend, kernel_name: str, overrides: dict[str, Any
     echo(f"{record.name} ({record.id}) {kernel.name}")
     t0 = time.monotonic()
     with _Signals().installed() as signals:
-        execute(backend, record, kernel, overrides, results=results, project="srsweep",
-                echo=echo, source=source, signals=signals)
+        execute(backend, [record], kernel, overrides=overrides, results=results,
+                project="srsweep", echo=echo, source=source, signals=signals)
     echo(_outcome_line(record, kernel.metric) + f" [{time.monotonic() - t0:.1f}s wall]")
     return record

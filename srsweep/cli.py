@@ -88,16 +88,19 @@ def create(obj: _Obj, spec_path: Path, dry_run: bool) -> None:
 @click.argument("sweep_id")
 @click.option("--count", type=click.IntRange(min=1), default=None,
               help="Run at most this many trials, then exit.")
+@click.option("--pack", type=click.IntRange(min=1), default=None,
+              help="Claim up to N trials at a time and train those of one shape as a "
+                   "single batched model. Default: 64 on CUDA, 1 on CPU.")
 @pass_obj
-def agent(obj: _Obj, sweep_id: str, count: int | None) -> None:
+def agent(obj: _Obj, sweep_id: str, count: int | None, pack: int | None) -> None:
     """Run trials of SWEEP_ID until it is exhausted or --count trials have run.
 
     Start several agents (one per core or GPU) on the same sweep: they never run the
-    same trial twice.
+    same trial twice. Each packed trial is still its own run, saved and logged alone.
     """
     from srsweep.agent import run_agent
 
-    result = run_agent(obj.backend, sweep_id, results=obj.results, count=count,
+    result = run_agent(obj.backend, sweep_id, results=obj.results, count=count, pack=pack,
                        echo=click.echo)
     states = ", ".join(f"{n} {s}" for s, n in sorted(result.states.items())) or "no trials"
     click.echo(f"agent done: {states} ({result.reason})")

@@ -29,7 +29,7 @@ def test_agent_runs_grid_to_exhaustion_and_saves(results):
     assert [m["_step"] for m in payload["metrics"]] == [0, 1, 2, 3]
     assert payload["summary"]["loss"] == runs[0].summary["loss"]
     assert any("[1] toy-001" in line for line in lines)
-    assert any(line.startswith("  -> finished") for line in lines)
+    assert any(line.startswith("  toy-001 -> finished") for line in lines)
 
 
 def test_count_limits_and_a_second_agent_continues(results):
@@ -115,3 +115,28 @@ def test_agent_stops_when_trials_keep_failing(results):
     assert res.failed_fast and res.states == {"failed": 5}
     assert res.reason.startswith("5 trials failed in a row within 60s")
     assert "toy failure at step 0" in res.reason
+
+
+def test_pack_groups_by_pack_key_and_fails_alone(results):
+    import srsweep.testing.toy as toy
+
+    toy.PACKS.clear()
+    b, sid = _sweep(results, {"steps": {"values": [3, 4]}, "target": {"values": [1.0, 2.0]},
+                              "fail_at": {"values": [None, 2]}})
+    res = run_agent(b, sid, results=results, pack=8, echo=lambda s: None)
+    assert sorted(toy.PACKS) == [4, 4]  # 8 trials, two shapes (steps 3 and 4)
+    assert res.states == {"finished": 4, "failed": 4}
+    for r in b.runs(sid):
+        expected = r.params["steps"] if r.params["fail_at"] is None else 2
+        assert len(r.history) == expected
+        assert (r.state == "failed") == (r.params["fail_at"] == 2)
+
+
+def test_pack_one_is_the_unpacked_path(results):
+    import srsweep.testing.toy as toy
+
+    toy.PACKS.clear()
+    b, sid = _sweep(results, {"target": {"values": [1.0, 2.0]}})
+    assert run_agent(b, sid, results=results, pack=1, echo=lambda s: None).states == \
+        {"finished": 2}
+    assert toy.PACKS == []

@@ -226,10 +226,12 @@ class LocalBackend:
                 (sweep_id, *states))]
             return [new for r in ids if (new := self._requeue(r)) is not None]
 
-    def heartbeat(self, run_id: str) -> None:
-        """Mark ``run_id``'s agent alive now."""
+    def heartbeat(self, run_ids: list[str]) -> None:
+        """Mark the agent of these runs alive now."""
+        now = time.time()
         with self._tx() as db:
-            db.execute("UPDATE runs SET heartbeat_at=? WHERE id=?", (time.time(), run_id))
+            db.executemany("UPDATE runs SET heartbeat_at=? WHERE id=?",
+                           [(now, r) for r in run_ids])
 
     def start_run(self, kernel: str, config: dict[str, Any], agent: str) -> RunRecord:
         """Register a standalone run (``srsweep run``), already running."""

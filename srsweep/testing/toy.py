@@ -52,5 +52,22 @@ def train(cfg: ToyConfig, run: Run) -> None:
     run.save({"w": w})
 
 
+PACKS: list[int] = []  # sizes of the packs trained, for the agent tests
+
+
+def train_packed(cfgs: list[ToyConfig], runs: list[Run]) -> list[BaseException | None]:
+    """Packing stand-in: trains the trials one by one, failing each alone."""
+    PACKS.append(len(cfgs))
+    out: list[BaseException | None] = []
+    for cfg, run in zip(cfgs, runs, strict=True):
+        try:
+            train(cfg, run)
+            out.append(None)
+        except Exception as e:
+            out.append(e)
+    return out
+
+
 KERNEL = Kernel(name="toy", config=ToyConfig, train=train, metric="loss", goal="minimize",
-                curve="loss", summary="test kernel: a scalar pulled to a target")
+                curve="loss", summary="test kernel: a scalar pulled to a target",
+                pack_key=lambda cfg: cfg.steps, train_packed=train_packed)
