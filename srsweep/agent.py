@@ -169,7 +169,7 @@ class _Trial:
         self.backend.finish(record.id, state, summary=summary, error=error,
                             model_path=str(run.model_path) if run and run.saved else None)
         if self.sink is not None:
-            self.sink.finish(state, summary)
+            self.sink.finish(state, summary, run.model_path if run and run.saved else None)
         record.state, record.error, record.summary = state, error, summary
         return record
 

@@ -66,9 +66,19 @@ def main(ctx: click.Context, results: Path) -> None:
 @main.command()
 @click.argument("spec_path", metavar="SPEC", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--dry-run", is_flag=True, help="Validate only; register nothing.")
+@click.option("--backend", type=click.Choice(["local", "wandb"]), default="local",
+              show_default=True, help="Register in the local ledger, or on a W&B server.")
+@click.option("--project", help="W&B project (default: the spec's, else 'srsweep').")
+@click.option("--entity", help="W&B entity (default: the spec's, else your default).")
 @pass_obj
-def create(obj: _Obj, spec_path: Path, dry_run: bool) -> None:
-    """Validate the sweep spec SPEC (YAML) and register it; prints the sweep id."""
+def create(obj: _Obj, spec_path: Path, dry_run: bool, backend: str, project: str | None,
+           entity: str | None) -> None:
+    """Validate the sweep spec SPEC (YAML) and register it; prints the sweep id.
+
+    With --backend wandb the spec is validated here first, then registered on the W&B
+    server (WANDB_BASE_URL for a self-hosted one) with a command that runs
+    `srsweep run <kernel> ${args_json}`, so a plain `wandb agent` works on any node.
+    """
     from srsweep.spec import load_spec
 
     spec = load_spec(spec_path)
@@ -77,9 +87,19 @@ def create(obj: _Obj, spec_path: Path, dry_run: bool) -> None:
         click.echo(f"{spec_path}: valid ({spec.method} sweep of kernel {spec.kernel.name}; "
                    f"sweeps {swept})")
         return
-    sweep_id = obj.backend.create_sweep(spec)
+    remote = None
+    if backend == "wandb":
+        from srsweep.backends import wandb as wb
+
+        remote = wb.register(spec, project=project, entity=entity)
+    sweep_id = obj.backend.create_sweep(spec, remote=remote)
     click.echo(f"created sweep {sweep_id} ({spec.name}: {spec.method} over {swept}; "
                f"kernel {spec.kernel.name})", err=True)
+    if remote:
+        click.echo(f"on W&B as {remote}; run agents with: srsweep agent {remote} "
+                   f"(or wandb agent {remote})", err=True)
+        click.echo(remote)
+        return
     click.echo(f"run it with: srsweep agent {sweep_id}", err=True)
     click.echo(sweep_id)
 
@@ -100,6 +120,14 @@ def agent(obj: _Obj, sweep_id: str, count: int | None, pack: int | None) -> None
     """
     from srsweep.agent import run_agent
 
+    remote = _remote(obj, sweep_id)
+    if remote is not None:
+        from srsweep.backends import wandb as wb
+
+        code = wb.agent(remote, count)
+        if code != 0:
+            raise SrsweepError(f"wandb agent exited with code {code}")
+        return
     result = run_agent(obj.backend, sweep_id, results=obj.results, count=count, pack=pack,
                        echo=click.echo)
     states = ", ".join(f"{n} {s}" for s, n in sorted(result.states.items())) or "no trials"
@@ -224,18 +252,59 @@ def report(obj: _Obj, sweep_id: str, avg_hor: int | None, exclude: tuple[str, ..
     from srsweep import kernels
     from srsweep.report import write_report
 
-    sweep = obj.backend.sweep(sweep_id)
-    kernel = kernels.get(sweep.kernel)
-    metric = sweep.spec.get("metric") or {}
-    out_dir = out or obj.results / sweep_id
-    paths = write_report(obj.backend.runs(sweep_id), out_dir,
-                         metric=metric.get("name", kernel.metric),
+    remote = _remote(obj, sweep_id)
+    if remote is not None:
+        from srsweep.backends import wandb as wb
+
+        spec, runs = wb.sweep_spec(remote), wb.records(remote)
+        name, out_dir = remote, out or obj.results / remote.replace("/", "_")
+    else:
+        sweep = obj.backend.sweep(sweep_id)
+        spec, runs = sweep.spec, obj.backend.runs(sweep_id)
+        retried = {r.retry_of for r in runs if r.retry_of}
+        runs = [r for r in runs if r.id not in retried]  # a re-run replaces its attempt
+        name, out_dir = f"{sweep.name} ({sweep_id})", out or obj.results / sweep_id
+    kernel = kernels.get(str(spec.get("program")))
+    metric = spec.get("metric") or {}
+    paths = write_report(runs, out_dir, metric=metric.get("name", kernel.metric),
                          goal=metric.get("goal", kernel.goal), curve=kernel.curve,
-                         avg_hor=avg_hor, exclude=list(exclude), band=band,
-                         title=f"{sweep.name} ({sweep_id})")
+                         avg_hor=avg_hor, exclude=list(exclude), band=band, title=name)
     click.echo(f"wrote {len(paths)} files to {out_dir}:")
     for p in paths:
         click.echo(f"  {p}")
+
+
+@main.command()
+@click.argument("sweep_id", required=False)
+@click.option("--timeout", type=click.FloatRange(min=1), default=600.0, show_default=True,
+              help="Give up after this many seconds.")
+@pass_obj
+def sync(obj: _Obj, sweep_id: str | None, timeout: float) -> None:
+    """Upload offline W&B runs (of SWEEP_ID, or all) to the W&B server."""
+    from srsweep.backends import wandb as wb
+
+    ids = None
+    if sweep_id is not None:
+        obj.backend.sweep(sweep_id)
+        ids = [r.id for r in obj.backend.runs(sweep_id, history=False)]
+    dirs = wb.offline_dirs(obj.results, ids)
+    if not dirs:
+        click.echo(f"no offline runs to upload under {obj.results / 'wandb'}")
+        return
+    n = wb.sync(dirs, timeout)
+    click.echo(f"uploaded {n} offline run(s) to {wb.base_url()}")
+
+
+def _remote(obj: _Obj, sweep: str) -> str | None:
+    """The W&B path of ``sweep`` (given as ENTITY/PROJECT/ID or as a local id of a
+    sweep registered there); None for a local sweep."""
+    from srsweep.backends.wandb import parse_path
+
+    if parse_path(sweep) is not None:
+        return sweep
+    if "/" in sweep:
+        raise UsageError(f"{sweep!r}: expected a local sweep id or ENTITY/PROJECT/SWEEP_ID")
+    return obj.backend.sweep(sweep).remote
 
 
 @main.command("kernels")

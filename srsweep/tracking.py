@@ -22,34 +22,51 @@ if TYPE_CHECKING:
     from srsweep.backends._base import RunRecord
     from srsweep.kernels import Run
 
-__all__ = ["TrialRun", "WandbSink"]
+__all__ = ["TrialRun", "WandbSink", "wandb_mode"]
+
+
+def wandb_mode() -> str:
+    """``WANDB_MODE`` when set; online inside a W&B agent (it hands out the run);
+    otherwise offline, so nothing ever waits on a network that may not be there."""
+    if os.environ.get("WANDB_MODE"):
+        return os.environ["WANDB_MODE"]
+    return "online" if os.environ.get("WANDB_SWEEP_ID") else "offline"
 
 
 class WandbSink:
-    """Mirrors one run into wandb; a no-op when ``WANDB_MODE=disabled``."""
+    """Mirrors one run into wandb (config, metrics, summary, the model file as an
+    artifact); a no-op when ``WANDB_MODE=disabled``."""
 
     def __init__(self, run: RunRecord, config: dict[str, Any], *, project: str,
                  root: Path, group: str) -> None:
         self._wb: Any = None
-        mode = os.environ.get("WANDB_MODE", "offline")
+        mode = wandb_mode()
         if mode == "disabled":
             return
         import wandb
 
         root.mkdir(parents=True, exist_ok=True)
+        # under `wandb agent` the run id, project and sweep come from its environment
+        ids = {} if os.environ.get("WANDB_SWEEP_ID") else {
+            "id": run.id, "name": run.name, "group": group, "project": project}
         self._wb = wandb.init(
-            project=project, id=run.id, name=run.name, group=group, job_type=run.kernel,
-            config=config, dir=str(root), mode=mode, reinit="finish_previous",
-            settings=wandb.Settings(silent=True, console="off"),
+            **ids, job_type=run.kernel, config=config, dir=str(root), mode=mode,
+            reinit="finish_previous", settings=wandb.Settings(silent=True, console="off"),
         )
 
     def log(self, metrics: dict[str, float], step: int) -> None:
         if self._wb is not None:
             self._wb.log(metrics, step=step)
 
-    def finish(self, state: str, summary: dict[str, Any]) -> None:
+    def finish(self, state: str, summary: dict[str, Any], model: Path | None = None) -> None:
         if self._wb is not None:
+            import wandb
+
             self._wb.summary.update({"state": state, **summary})
+            if model is not None and model.is_file():
+                art = wandb.Artifact(f"model-{self._wb.id}", type="model")
+                art.add_file(str(model))
+                self._wb.log_artifact(art)
             self._wb.finish(exit_code=0 if state in ("finished", "stopped") else 1)
             self._wb = None
 

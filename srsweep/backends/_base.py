@@ -24,6 +24,7 @@ class SweepRecord:
     seed: int
     created_at: float
     counts: dict[str, int] = field(default_factory=dict)  # runs by state
+    remote: str | None = None  # ENTITY/PROJECT/SWEEP_ID when registered on a W&B server
 
 
 @dataclass

@@ -34,7 +34,8 @@ __all__ = ["LocalBackend", "new_id"]
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS sweeps (
     id TEXT PRIMARY KEY, name TEXT NOT NULL, kernel TEXT NOT NULL, spec TEXT NOT NULL,
-    source TEXT NOT NULL, state TEXT NOT NULL, seed INTEGER NOT NULL, created_at REAL NOT NULL);
+    source TEXT NOT NULL, state TEXT NOT NULL, seed INTEGER NOT NULL, created_at REAL NOT NULL,
+    remote TEXT);
 CREATE TABLE IF NOT EXISTS runs (
     id TEXT PRIMARY KEY, sweep_id TEXT REFERENCES sweeps(id), seq INTEGER NOT NULL,
     name TEXT NOT NULL, kernel TEXT NOT NULL, state TEXT NOT NULL, params TEXT NOT NULL,
@@ -109,12 +110,13 @@ class LocalBackend:
             self._conn = None
 
     # -- sweeps -----------------------------------------------------------------------
-    def create_sweep(self, spec: Spec) -> str:
+    def create_sweep(self, spec: Spec, remote: str | None = None) -> str:
+        """Register ``spec``; ``remote`` records its W&B server path when it lives there."""
         sweep_id = new_id()
         with self._tx() as db:
-            db.execute("INSERT INTO sweeps VALUES (?,?,?,?,?,?,?,?)",
+            db.execute("INSERT INTO sweeps VALUES (?,?,?,?,?,?,?,?,?)",
                        (sweep_id, spec.name, spec.kernel.name, json.dumps(spec.raw),
-                        spec.source, "active", secrets.randbits(31), time.time()))
+                        spec.source, "active", secrets.randbits(31), time.time(), remote))
         return sweep_id
 
     def sweeps(self) -> list[SweepRecord]:
@@ -142,9 +144,9 @@ class LocalBackend:
 
     @staticmethod
     def _sweep(row: tuple[Any, ...], counts: dict[str, int]) -> SweepRecord:
-        sid, name, kernel, spec, source, state, seed, created = row
+        sid, name, kernel, spec, source, state, seed, created, remote = row
         return SweepRecord(sid, name, kernel, json.loads(spec), source, state, seed, created,
-                           counts)
+                           counts, remote)
 
     def set_sweep_state(self, sweep_id: str, state: str) -> None:
         self.sweep(sweep_id)
