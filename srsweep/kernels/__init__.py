@@ -15,6 +15,8 @@ __all__ = ["Kernel", "Run", "get", "names"]
 # name -> module defining ``KERNEL``
 _MODULES = {
     "sd": "srsweep.kernels.sd",
+    "stn": "srsweep.kernels.stn",
+    "lazy": "srsweep.kernels.lazy",
 }
 
 
