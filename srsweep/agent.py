@@ -29,7 +29,6 @@ from srsweep import engine
 from srsweep import kernels
 from srsweep.backends._base import RunRecord
 from srsweep.backends.local import LocalBackend
-from srsweep.errors import KernelFailed
 from srsweep.errors import SrsweepError
 from srsweep.kernels import _config
 from srsweep.spec import swept_keys
@@ -87,8 +86,9 @@ class _Heartbeat:
 
     def __init__(self, root: Path, run_ids: list[str], every: float) -> None:
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._beat, args=(root, run_ids, every),
-                                        daemon=True, name="srsweep-heartbeat")
+        self._thread = threading.Thread(
+            target=self._beat, args=(root, run_ids, every), daemon=True, name="srsweep-heartbeat"
+        )
         self._thread.start()
 
     def _beat(self, root: Path, run_ids: list[str], every: float) -> None:
@@ -126,9 +126,19 @@ def _error_text(exc: BaseException) -> str:
 class _Trial:
     """One claimed trial's lifecycle: config, sinks and the outcome in the ledger."""
 
-    def __init__(self, backend: LocalBackend, record: RunRecord, kernel: kernels.Kernel,
-                 overrides: dict[str, Any], *, results: Path, project: str, echo: Echo,
-                 source: str, stop_check: Callable[[], str | None] | None) -> None:
+    def __init__(
+        self,
+        backend: LocalBackend,
+        record: RunRecord,
+        kernel: kernels.Kernel,
+        overrides: dict[str, Any],
+        *,
+        results: Path,
+        project: str,
+        echo: Echo,
+        source: str,
+        stop_check: Callable[[], str | None] | None,
+    ) -> None:
         self.backend, self.record = backend, record
         self.cfg: Any = None
         self.run: TrialRun | None = None
@@ -138,12 +148,19 @@ class _Trial:
             self.cfg = _config.build(kernel.config, overrides, source)
             config = _config.to_dict(self.cfg)
             backend.set_config(record.id, config)
-            model_path = results / (record.sweep_id or "runs") / "models" / \
-                f"{record.id}.joblib"
-            self.sink = WandbSink(record, config, project=project, root=results,
-                                  group=record.sweep_id or "runs")
-            self.run = TrialRun(record, config, backend, model_path, wandb_sink=self.sink,
-                                stop_check=stop_check, progress=echo)
+            model_path = results / (record.sweep_id or "runs") / "models" / f"{record.id}.joblib"
+            self.sink = WandbSink(
+                record, config, project=project, root=results, group=record.sweep_id or "runs"
+            )
+            self.run = TrialRun(
+                record,
+                config,
+                backend,
+                model_path,
+                wandb_sink=self.sink,
+                stop_check=stop_check,
+                progress=echo,
+            )
         except Exception as e:  # a bad config fails this trial only
             self.error = _error_text(e)
 
@@ -155,8 +172,7 @@ class _Trial:
             if exc is None:
                 state = "finished"
                 if run.stop_reason is not None:
-                    state = "preempted" if run.stop_reason.startswith("preempted") \
-                        else "stopped"
+                    state = "preempted" if run.stop_reason.startswith("preempted") else "stopped"
                     error = run.stop_reason
             elif isinstance(exc, KeyboardInterrupt):
                 state, error = "preempted", "interrupted"
@@ -166,36 +182,64 @@ class _Trial:
         if run is not None:
             run.flush()
             summary = dict(run.summary, runtime=round(run.elapsed(), 3))
-        self.backend.finish(record.id, state, summary=summary, error=error,
-                            model_path=str(run.model_path) if run and run.saved else None)
+        self.backend.finish(
+            record.id,
+            state,
+            summary=summary,
+            error=error,
+            model_path=str(run.model_path) if run and run.saved else None,
+        )
         if self.sink is not None:
             self.sink.finish(state, summary, run.model_path if run and run.saved else None)
         record.state, record.error, record.summary = state, error, summary
         return record
 
 
-def execute(backend: LocalBackend, records: list[RunRecord], kernel: kernels.Kernel, *,
-            results: Path, project: str, echo: Echo, source: str,
-            overrides: dict[str, Any] | None = None,
-            stop_check: Callable[[str], str | None] | None = None,
-            signals: _Signals | None = None) -> list[RunRecord]:
+def execute(
+    backend: LocalBackend,
+    records: list[RunRecord],
+    kernel: kernels.Kernel,
+    *,
+    results: Path,
+    project: str,
+    echo: Echo,
+    source: str,
+    overrides: dict[str, Any] | None = None,
+    stop_check: Callable[[str], str | None] | None = None,
+    signals: _Signals | None = None,
+) -> list[RunRecord]:
     """Run claimed trials to their end, alone (one record) or packed (several records of
     one ``pack_key``), and record each outcome in the ledger."""
-    trials = [_Trial(backend, r, kernel, r.params if overrides is None else overrides,
-                     results=results, project=project, echo=echo,
-                     source=f"{source} run {r.id}" if overrides is None else source,
-                     stop_check=(lambda rid=r.id: stop_check(rid)) if stop_check else None)
-              for r in records]
+
+    def check_for(run_id: str) -> Callable[[], str | None] | None:
+        return None if stop_check is None else lambda: stop_check(run_id)
+
+    trials = [
+        _Trial(
+            backend,
+            r,
+            kernel,
+            r.params if overrides is None else overrides,
+            results=results,
+            project=project,
+            echo=echo,
+            source=f"{source} run {r.id}" if overrides is None else source,
+            stop_check=check_for(r.id),
+        )
+        for r in records
+    ]
     ready = [t for t in trials if t.run is not None and t.error is None]
     outcomes: dict[int, BaseException | None] = {}
-    beat = _Heartbeat(backend.root, [r.id for r in records],
-                      every=min(10.0, backend.lease_timeout / 4))
+    beat = _Heartbeat(
+        backend.root, [r.id for r in records], every=min(10.0, backend.lease_timeout / 4)
+    )
     if signals is not None:
         signals.current = [t.run for t in ready if t.run is not None]
     try:
         _limit_threads()
         if len(ready) == 1 or (ready and kernel.train_packed is None):
             for t in ready:
+                assert t.run is not None
                 try:
                     kernel.train(t.cfg, t.run)
                     outcomes[id(t)] = None
@@ -204,8 +248,7 @@ def execute(backend: LocalBackend, records: list[RunRecord], kernel: kernels.Ker
         elif ready:
             assert kernel.train_packed is not None
             try:
-                results_ = kernel.train_packed([t.cfg for t in ready],
-                                               [t.run for t in ready])  # type: ignore[misc]
+                results_ = kernel.train_packed([t.cfg for t in ready], [t.run for t in ready])  # type: ignore[misc]
                 outcomes.update({id(t): o for t, o in zip(ready, results_, strict=True)})
             except Exception as e:  # the pack itself broke: every trial in it failed
                 outcomes.update({id(t): e for t in ready})
@@ -265,9 +308,15 @@ def _groups(kernel: kernels.Kernel, records: list[RunRecord]) -> list[list[RunRe
     return list(groups.values())
 
 
-def run_agent(backend: LocalBackend, sweep_id: str, *, results: Path,
-              count: int | None = None, pack: int | None = None,
-              echo: Echo = print) -> AgentResult:
+def run_agent(
+    backend: LocalBackend,
+    sweep_id: str,
+    *,
+    results: Path,
+    count: int | None = None,
+    pack: int | None = None,
+    echo: Echo = print,
+) -> AgentResult:
     """Claim and run trials of ``sweep_id`` until it is exhausted, stopped, or ``count``
     trials have run. With ``pack`` > 1, claim that many at a time and train those that
     share a shape as one batched model (each is still its own run)."""
@@ -284,8 +333,7 @@ def run_agent(backend: LocalBackend, sweep_id: str, *, results: Path,
 
     def check(run_id: str) -> str | None:
         stop = engine.to_stop(sweep.spec, backend.runs(sweep_id))
-        return "early-terminated by the sweep's early_terminate rule" if run_id in stop \
-            else None
+        return "early-terminated by the sweep's early_terminate rule" if run_id in stop else None
 
     early = "early_terminate" in sweep.spec and "metric" in sweep.spec
     with signals.installed():
@@ -308,22 +356,34 @@ def run_agent(backend: LocalBackend, sweep_id: str, *, results: Path,
             for group in _groups(kernel, claimed):
                 if len(group) > 1:
                     echo(f"  packing {len(group)} trials: {' '.join(r.name for r in group)}")
-                execute(backend, group, kernel, results=results, project=project, echo=echo,
-                        source=f"sweep {sweep_id}", stop_check=check if early else None,
-                        signals=signals)
+                execute(
+                    backend,
+                    group,
+                    kernel,
+                    results=results,
+                    project=project,
+                    echo=echo,
+                    source=f"sweep {sweep_id}",
+                    stop_check=check if early else None,
+                    signals=signals,
+                )
             for record in claimed:
                 result.states[record.state] += 1
                 echo(_outcome_line(record, metric))
                 if record.state == "preempted":
                     backend.requeue(record.id)
                     echo(f"  {record.name} queued again")
-                failures = failures[-FAIL_LIMIT + 1:] + [time.monotonic()] \
-                    if record.state == "failed" else []
-                if len(failures) == FAIL_LIMIT and \
-                        failures[-1] - failures[0] <= FAIL_WINDOW:
-                    result.reason = (f"{len(failures)} trials failed in a row within "
-                                     f"{FAIL_WINDOW:.0f}s; stopping this agent (last error: "
-                                     f"{(record.error or '').strip().splitlines()[-1]})")
+                failures = (
+                    failures[-FAIL_LIMIT + 1 :] + [time.monotonic()]
+                    if record.state == "failed"
+                    else []
+                )
+                if len(failures) == FAIL_LIMIT and failures[-1] - failures[0] <= FAIL_WINDOW:
+                    result.reason = (
+                        f"{len(failures)} trials failed in a row within "
+                        f"{FAIL_WINDOW:.0f}s; stopping this agent (last error: "
+                        f"{(record.error or '').strip().splitlines()[-1]})"
+                    )
                     result.failed_fast = True
             if result.failed_fast:
                 break
@@ -332,8 +392,15 @@ def run_agent(backend: LocalBackend, sweep_id: str, *, results: Path,
     return result
 
 
-def run_single(backend: LocalBackend, kernel_name: str, overrides: dict[str, Any], *,
-               results: Path, source: str, echo: Echo = print) -> RunRecord:
+def run_single(
+    backend: LocalBackend,
+    kernel_name: str,
+    overrides: dict[str, Any],
+    *,
+    results: Path,
+    source: str,
+    echo: Echo = print,
+) -> RunRecord:
     """One run outside any sweep (``srsweep run``); bad overrides fail before it starts."""
     kernel = kernels.get(kernel_name)
     config = _config.to_dict(_config.build(kernel.config, overrides, source))
@@ -341,7 +408,16 @@ def run_single(backend: LocalBackend, kernel_name: str, overrides: dict[str, Any
     echo(f"{record.name} ({record.id}) {kernel.name}")
     t0 = time.monotonic()
     with _Signals().installed() as signals:
-        execute(backend, [record], kernel, overrides=overrides, results=results,
-                project="srsweep", echo=echo, source=source, signals=signals)
+        execute(
+            backend,
+            [record],
+            kernel,
+            overrides=overrides,
+            results=results,
+            project="srsweep",
+            echo=echo,
+            source=source,
+            signals=signals,
+        )
     echo(_outcome_line(record, kernel.metric) + f" [{time.monotonic() - t0:.1f}s wall]")
     return record

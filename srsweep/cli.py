@@ -208,6 +208,9 @@ def run_cmd(obj: _Obj, kernel: str, args_json: str | None, sets: tuple[str, ...]
         raise SrsweepError(f"run {record.id} failed: {(record.error or '').strip()}")
 
 
+_LS_WIDTHS = (10, 24, 7, 7, 8, 32)
+
+
 @main.command("ls")
 @pass_obj
 def ls_cmd(obj: _Obj) -> None:
@@ -216,7 +219,8 @@ def ls_cmd(obj: _Obj) -> None:
     if not sweeps:
         click.echo(f"no sweeps yet in {obj.results}; create one with `srsweep create SPEC`")
         return
-    click.echo(f"{'SWEEP':10} {'NAME':24} {'KERNEL':7} {'METHOD':7} {'STATE':8} {'RUNS':32} CREATED")
+    header = ("SWEEP", "NAME", "KERNEL", "METHOD", "STATE", "RUNS")
+    click.echo(" ".join(f"{h:{w}}" for h, w in zip(header, _LS_WIDTHS, strict=True)) + " CREATED")
     for s in sweeps:
         counts = ", ".join(f"{n} {st}" for st, n in sorted(s.counts.items())) or "none"
         created = time.strftime("%Y-%m-%d %H:%M", time.localtime(s.created_at))
@@ -304,7 +308,8 @@ def _remote(obj: _Obj, sweep: str) -> str | None:
         return sweep
     if "/" in sweep:
         raise UsageError(f"{sweep!r}: expected a local sweep id or ENTITY/PROJECT/SWEEP_ID")
-    return obj.backend.sweep(sweep).remote
+    remote: str | None = obj.backend.sweep(sweep).remote
+    return remote
 
 
 @main.command("kernels")

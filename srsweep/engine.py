@@ -25,14 +25,22 @@ def import_sweeps() -> Any:
     (harmless, but users see it on every command)."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Valid config keys have changed in V2")
-        import sweeps
         import sweeps.config.cfg  # noqa: F401 - the JSON-schema validator spec.py uses
+
+        import sweeps
     return sweeps
 
+
 # ledger state -> sweeps.RunState; an early-stopped run still holds finished data
-_STATES = {"running": "running", "finished": "finished", "stopped": "finished",
-           "failed": "failed", "crashed": "crashed", "preempted": "preempted",
-           "killed": "killed"}
+_STATES = {
+    "running": "running",
+    "finished": "finished",
+    "stopped": "finished",
+    "failed": "failed",
+    "crashed": "crashed",
+    "preempted": "preempted",
+    "killed": "killed",
+}
 
 
 class EngineRun(Protocol):
@@ -88,7 +96,7 @@ def _install_hash_cache() -> None:
     """sweeps' grid search YAML-dumps every grid point and every run's values on every
     call (~0.3 ms each): memoise it, or claiming from a 500-point grid costs O(n) dumps
     per trial. The result is the same function of the value, only computed once."""
-    from sweeps import grid_search
+    from sweeps import grid_search  # type: ignore[attr-defined]
 
     original = grid_search.yaml_hash
     if getattr(original, "_srsweep_cached", False):
@@ -119,8 +127,9 @@ def _sweep_runs(runs: Sequence[EngineRun], with_history: bool) -> list[Any]:
     ]
 
 
-def suggest(spec: dict[str, Any], runs: Sequence[EngineRun], n: int = 1, *,
-            seed: int) -> list[dict[str, Any]]:
+def suggest(
+    spec: dict[str, Any], runs: Sequence[EngineRun], n: int = 1, *, seed: int
+) -> list[dict[str, Any]]:
     """The next ``n`` parameter sets (nested dicts), fewer when a grid is exhausted.
 
     Args:

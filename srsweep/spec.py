@@ -20,11 +20,10 @@ from srsweep.errors import NotFoundError
 from srsweep.errors import SpecError
 from srsweep.kernels import _config
 
-__all__ = ["Spec", "load_spec", "load_yaml", "validate", "parse_sets", "leaf_params",
-           "swept_keys"]
+__all__ = ["Spec", "load_spec", "load_yaml", "validate", "parse_sets", "leaf_params", "swept_keys"]
 
 
-class _Loader(yaml.SafeLoader):
+class _Loader(yaml.SafeLoader):  # type: ignore[misc]
     """``safe_load`` plus YAML 1.2 floats: PyYAML reads ``1e-5`` as a *string*."""
 
 
@@ -41,8 +40,19 @@ _Loader.add_implicit_resolver(
     list("-+0123456789."),
 )
 
-_LEAF_KEYS = {"value", "values", "probabilities", "distribution", "min", "max", "mu", "sigma",
-              "q", "a", "b"}
+_LEAF_KEYS = {
+    "value",
+    "values",
+    "probabilities",
+    "distribution",
+    "min",
+    "max",
+    "mu",
+    "sigma",
+    "q",
+    "a",
+    "b",
+}
 # distributions whose bounds are the values themselves, on a log scale
 _LOG_VALUE_DISTS = {"log_uniform_values", "q_log_uniform_values", "inv_log_uniform_values"}
 
@@ -90,8 +100,11 @@ class Spec:
 
 def swept_keys(raw: dict[str, Any]) -> list[str]:
     """Dotted keys of a spec's parameters that are searched (not fixed by ``value``)."""
-    return [k for k, leaf in leaf_params(raw.get("parameters", {})).items()
-            if isinstance(leaf, dict) and "value" not in leaf]
+    return [
+        k
+        for k, leaf in leaf_params(raw.get("parameters", {})).items()
+        if isinstance(leaf, dict) and "value" not in leaf
+    ]
 
 
 def load_spec(path: str | Path) -> Spec:
@@ -143,8 +156,10 @@ def _param_violations(kernel: kernels.Kernel, params: Any) -> list[str]:
             continue
         unknown = sorted(set(leaf) - _LEAF_KEYS - {"parameters"})
         if unknown:
-            out.append(f"{where}: unknown field {', '.join(unknown)}; allowed: "
-                       f"{', '.join(sorted(_LEAF_KEYS))}")
+            out.append(
+                f"{where}: unknown field {', '.join(unknown)}; allowed: "
+                f"{', '.join(sorted(_LEAF_KEYS))}"
+            )
             continue
         if "values" in leaf and (not isinstance(leaf["values"], list) or not leaf["values"]):
             out.append(f"{where}.values: must be a non-empty list, got {leaf['values']!r}")
@@ -153,15 +168,24 @@ def _param_violations(kernel: kernels.Kernel, params: Any) -> list[str]:
             out.append(f"{where}: give value, values, or min/max (optionally a distribution)")
             continue
         lo, hi = leaf.get("min"), leaf.get("max")
-        if leaf.get("distribution") in _LOG_VALUE_DISTS and isinstance(lo, (int, float)) \
-                and lo <= 0:
+        if (
+            leaf.get("distribution") in _LOG_VALUE_DISTS
+            and isinstance(lo, (int, float))
+            and lo <= 0
+        ):
             out.append(f"{where}.min: must be > 0 for {leaf['distribution']}, but got {lo!r}")
         if isinstance(lo, (int, float)) and isinstance(hi, (int, float)) and not lo < hi:
             out.append(f"{where}: min < max must hold, but got (min={lo}, max={hi})")
         candidates = [("value", leaf["value"])] if "value" in leaf else []
         candidates += [(f"values[{i}]", v) for i, v in enumerate(leaf.get("values") or [])]
-        if leaf.get("distribution", "uniform") not in {"normal", "q_normal", "log_normal",
-                                                        "q_log_normal", "beta", "q_beta"}:
+        if leaf.get("distribution", "uniform") not in {
+            "normal",
+            "q_normal",
+            "log_normal",
+            "q_log_normal",
+            "beta",
+            "q_beta",
+        }:
             candidates += [(b, leaf[b]) for b in ("min", "max") if b in leaf]
         for label, value in candidates:
             for k, v in _expand(key, value, kernel):
@@ -203,14 +227,14 @@ def validate(raw: Any, source: str) -> Spec:
     if program is None:
         errors.append(f"program: required; name a kernel ({', '.join(kernels.names())})")
     elif not isinstance(program, str) or program not in kernels.names():
-        errors.append(f"program: unknown kernel {program!r}; known kernels: "
-                      f"{', '.join(kernels.names())}")
+        errors.append(
+            f"program: unknown kernel {program!r}; known kernels: {', '.join(kernels.names())}"
+        )
     else:
         kernel = kernels.get(program)
     params = raw.get("parameters")
     if not isinstance(params, dict) or not params:
-        errors.append(f"parameters: must be a mapping with at least one parameter, "
-                      f"got {params!r}")
+        errors.append(f"parameters: must be a mapping with at least one parameter, got {params!r}")
         raise SpecError(source, errors)
     try:
         errors += _schema_violations(raw)
@@ -223,8 +247,9 @@ def validate(raw: Any, source: str) -> Spec:
     if errors or kernel is None:
         raise SpecError(source, errors)
     metric = raw.get("metric") or {}
-    return Spec(source, raw, kernel, metric.get("name", kernel.metric),
-                metric.get("goal", kernel.goal))
+    return Spec(
+        source, raw, kernel, metric.get("name", kernel.metric), metric.get("goal", kernel.goal)
+    )
 
 
 def parse_sets(items: list[str] | tuple[str, ...]) -> dict[str, Any]:

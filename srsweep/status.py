@@ -12,11 +12,13 @@ from srsweep.kernels._config import flatten
 __all__ = ["status_lines", "best_value"]
 
 
-def best_value(history: list[dict[str, Any]], summary: dict[str, Any], metric: str,
-               goal: str) -> float | None:
+def best_value(
+    history: list[dict[str, Any]], summary: dict[str, Any], metric: str, goal: str
+) -> float | None:
     """Best finite value of ``metric`` over the history and summary, by ``goal``."""
-    values = [h[metric] for h in history if metric in h] + \
-        ([summary[metric]] if metric in summary else [])
+    values = [h[metric] for h in history if metric in h] + (
+        [summary[metric]] if metric in summary else []
+    )
     finite = [float(v) for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
     if not finite:
         return None
@@ -38,12 +40,21 @@ def status_lines(backend: LocalBackend, sweep_id: str) -> list[str]:
     for r in runs:
         best = best_value(r.history, r.summary, name, goal)
         flat = flatten(r.params)
-        rows.append([r.id, r.name, r.state, f"{best:.4g}" if best is not None else "-",
-                     *(_short(flat.get(k)) for k in keys)])
+        rows.append(
+            [
+                r.id,
+                r.name,
+                r.state,
+                f"{best:.4g}" if best is not None else "-",
+                *(_short(flat.get(k)) for k in keys),
+            ]
+        )
     header = ["RUN", "NAME", "STATE", f"BEST {name}", *keys]
     widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=True)]
-    lines = [f"sweep {sweep.id} {sweep.name}: {sweep.spec.get('method')} sweep of "
-             f"{sweep.kernel}, {sweep.state}; {counts}"]
+    lines = [
+        f"sweep {sweep.id} {sweep.name}: {sweep.spec.get('method')} sweep of "
+        f"{sweep.kernel}, {sweep.state}; {counts}"
+    ]
     for row in [header, *rows]:
         lines.append("  ".join(str(x).ljust(w) for x, w in zip(row, widths, strict=True)).rstrip())
     return lines

@@ -54,8 +54,10 @@ def load(path: str | Path) -> dict[str, Any]:
     try:
         payload = joblib.load(path)
     except Exception as e:  # joblib/pickle raise many types for a damaged file
-        raise CorruptFileError(f"{path}: cannot read model file ({type(e).__name__}: {e}); "
-                               "it is truncated or not a joblib file") from None
+        raise CorruptFileError(
+            f"{path}: cannot read model file ({type(e).__name__}: {e}); "
+            "it is truncated or not a joblib file"
+        ) from None
     if not isinstance(payload, dict) or "hyperparams" not in payload:
         raise CorruptFileError(f"{path}: not a srsweep model file (no 'hyperparams')")
     return payload

@@ -37,8 +37,9 @@ class WandbSink:
     """Mirrors one run into wandb (config, metrics, summary, the model file as an
     artifact); a no-op when ``WANDB_MODE=disabled``."""
 
-    def __init__(self, run: RunRecord, config: dict[str, Any], *, project: str,
-                 root: Path, group: str) -> None:
+    def __init__(
+        self, run: RunRecord, config: dict[str, Any], *, project: str, root: Path, group: str
+    ) -> None:
         self._wb: Any = None
         mode = wandb_mode()
         if mode == "disabled":
@@ -47,12 +48,20 @@ class WandbSink:
 
         root.mkdir(parents=True, exist_ok=True)
         # under `wandb agent` the run id, project and sweep come from its environment
-        ids = {} if os.environ.get("WANDB_SWEEP_ID") else {
-            "id": run.id, "name": run.name, "group": group, "project": project}
-        self._wb = wandb.init(
-            **ids, job_type=run.kernel, config=config, dir=str(root), mode=mode,
-            reinit="finish_previous", settings=wandb.Settings(silent=True, console="off"),
+        kwargs: dict[str, Any] = (
+            {}
+            if os.environ.get("WANDB_SWEEP_ID")
+            else {"id": run.id, "name": run.name, "group": group, "project": project}
         )
+        kwargs.update(
+            job_type=run.kernel,
+            config=config,
+            dir=str(root),
+            mode=mode,
+            reinit="finish_previous",
+            settings=wandb.Settings(silent=True, console="off"),
+        )
+        self._wb = wandb.init(**kwargs)
 
     def log(self, metrics: dict[str, float], step: int) -> None:
         if self._wb is not None:
@@ -85,12 +94,20 @@ class TrialRun:
         progress: called at most every ``progress_every`` seconds with a status line.
     """
 
-    def __init__(self, record: RunRecord, config: dict[str, Any], backend: Backend,
-                 model_path: Path, *, wandb_sink: WandbSink | None = None,
-                 stop_check: Callable[[], str | None] | None = None,
-                 progress: Callable[[str], None] | None = None,
-                 check_every: float = 2.0, progress_every: float = 5.0,
-                 flush_every: float = 2.0) -> None:
+    def __init__(
+        self,
+        record: RunRecord,
+        config: dict[str, Any],
+        backend: Backend,
+        model_path: Path,
+        *,
+        wandb_sink: WandbSink | None = None,
+        stop_check: Callable[[], str | None] | None = None,
+        progress: Callable[[str], None] | None = None,
+        check_every: float = 2.0,
+        progress_every: float = 5.0,
+        flush_every: float = 2.0,
+    ) -> None:
         self.record = record
         self.config = config
         self.backend = backend
@@ -135,9 +152,13 @@ class TrialRun:
 
     def save(self, state: dict[str, Any]) -> None:
         payload = {
-            "hyperparams": self.config, **state, "metrics": list(self.history),
-            "summary": dict(self.summary), "run_id": self.record.id,
-            "sweep_id": self.record.sweep_id, "kernel": self.record.kernel,
+            "hyperparams": self.config,
+            **state,
+            "metrics": list(self.history),
+            "summary": dict(self.summary),
+            "run_id": self.record.id,
+            "sweep_id": self.record.sweep_id,
+            "kernel": self.record.kernel,
         }
         store.save(self.model_path, payload)
         self.saved = True
@@ -159,8 +180,9 @@ class TrialRun:
         last = self.history[-1] if self.history else {"_step": 0}
         total = self.config.get("epochs")
         step = f"step {last['_step']}" + (f"/{total}" if total else "")
-        shown = [f"{k}={_fmt(v)}" for k, v in last.items()
-                 if k not in ("_step", "epoch", "time")][:4]
+        shown = [f"{k}={_fmt(v)}" for k, v in last.items() if k not in ("_step", "epoch", "time")][
+            :4
+        ]
         return f"  {self.record.name} {step} {' '.join(shown)} ({self.elapsed():.0f}s)"
 
 

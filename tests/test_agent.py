@@ -34,8 +34,10 @@ def test_agent_runs_grid_to_exhaustion_and_saves(results):
 
 def test_count_limits_and_a_second_agent_continues(results):
     b, sid = _sweep(results, {"target": {"values": [1, 2, 3]}})
-    assert run_agent(b, sid, results=results, count=2, echo=lambda s: None).reason == \
-        "count of 2 reached"
+    assert (
+        run_agent(b, sid, results=results, count=2, echo=lambda s: None).reason
+        == "count of 2 reached"
+    )
     res = run_agent(b, sid, results=results, echo=lambda s: None)
     assert len(res.runs) == 1
     assert sorted(r.params["target"] for r in b.runs(sid)) == [1, 2, 3]
@@ -56,14 +58,24 @@ def test_failures_are_recorded_and_agent_goes_on(results):
 def test_hyperband_early_terminates_bad_runs(results, monkeypatch):
     import srsweep.tracking as tracking
 
-    b, sid = _sweep(results, {"target": {"value": 0.0}, "w0": {"values": [0.0, 0.5, 5.0]},
-                              "steps": {"value": 12}, "opt": {"parameters": {"lr": {"value": 0.01}}}},
-                    metric={"name": "loss", "goal": "minimize"},
-                    early_terminate={"type": "hyperband", "min_iter": 3, "eta": 2})
+    b, sid = _sweep(
+        results,
+        {
+            "target": {"value": 0.0},
+            "w0": {"values": [0.0, 0.5, 5.0]},
+            "steps": {"value": 12},
+            "opt": {"parameters": {"lr": {"value": 0.01}}},
+        },
+        metric={"name": "loss", "goal": "minimize"},
+        early_terminate={"type": "hyperband", "min_iter": 3, "eta": 2},
+    )
     # check for early termination at every step (the real default is every 2 s)
     real = tracking.TrialRun.__init__
-    monkeypatch.setattr(tracking.TrialRun, "__init__",
-                        lambda self, *a, **k: real(self, *a, **{**k, "check_every": 0.0}))
+    monkeypatch.setattr(
+        tracking.TrialRun,
+        "__init__",
+        lambda self, *a, **k: real(self, *a, **{**k, "check_every": 0.0}),
+    )
     run_agent(b, sid, results=results, echo=lambda s: None)
     states = {r.params["w0"]: r.state for r in b.runs(sid)}
     # hyperband keeps the top 1/eta at each band: the third run is far behind at step 3
@@ -101,8 +113,9 @@ def test_sigterm_preempts_the_running_trial(results):
 
 def test_run_single(results):
     b = LocalBackend(results)
-    rec = run_single(b, "toy", {"opt.lr": 0.5, "steps": 2}, results=results, source="--set",
-                     echo=lambda s: None)
+    rec = run_single(
+        b, "toy", {"opt.lr": 0.5, "steps": 2}, results=results, source="--set", echo=lambda s: None
+    )
     assert rec.state == "finished"
     (stored,) = b.runs(None)
     assert stored.config["opt"]["lr"] == 0.5 and len(stored.history) == 2
@@ -121,8 +134,14 @@ def test_pack_groups_by_pack_key_and_fails_alone(results):
     import srsweep.testing.toy as toy
 
     toy.PACKS.clear()
-    b, sid = _sweep(results, {"steps": {"values": [3, 4]}, "target": {"values": [1.0, 2.0]},
-                              "fail_at": {"values": [None, 2]}})
+    b, sid = _sweep(
+        results,
+        {
+            "steps": {"values": [3, 4]},
+            "target": {"values": [1.0, 2.0]},
+            "fail_at": {"values": [None, 2]},
+        },
+    )
     res = run_agent(b, sid, results=results, pack=8, echo=lambda s: None)
     assert sorted(toy.PACKS) == [4, 4]  # 8 trials, two shapes (steps 3 and 4)
     assert res.states == {"finished": 4, "failed": 4}
@@ -137,6 +156,5 @@ def test_pack_one_is_the_unpacked_path(results):
 
     toy.PACKS.clear()
     b, sid = _sweep(results, {"target": {"values": [1.0, 2.0]}})
-    assert run_agent(b, sid, results=results, pack=1, echo=lambda s: None).states == \
-        {"finished": 2}
+    assert run_agent(b, sid, results=results, pack=1, echo=lambda s: None).states == {"finished": 2}
     assert toy.PACKS == []

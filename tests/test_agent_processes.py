@@ -22,16 +22,22 @@ def _agent(results, sid, *extra_env, count=None):
     if count:
         cmd += ["--count", str(count)]
     env = dict(os.environ, **dict(extra_env))
-    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
+    return subprocess.Popen(
+        cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
 
 
 def test_eight_agents_run_every_grid_point_exactly_once(results):
     b = LocalBackend(results)
     n = 500
-    spec = validate({"program": "toy", "method": "grid",
-                     "parameters": {"target": {"values": list(range(n))},
-                                    "steps": {"value": 2}}}, "grid.yaml")
+    spec = validate(
+        {
+            "program": "toy",
+            "method": "grid",
+            "parameters": {"target": {"values": list(range(n))}, "steps": {"value": 2}},
+        },
+        "grid.yaml",
+    )
     sid = b.create_sweep(spec)
     procs = [_agent(results, sid) for _ in range(8)]
     outs = [p.communicate(timeout=240)[0] for p in procs]
@@ -45,9 +51,18 @@ def test_eight_agents_run_every_grid_point_exactly_once(results):
 
 def test_agent_killed_mid_trial_loses_nothing(results):
     b = LocalBackend(results)
-    spec = validate({"program": "toy", "method": "grid",
-                     "parameters": {"target": {"values": [1.0, 2.0, 3.0]},
-                                    "steps": {"value": 100}, "sleep": {"value": 0.04}}}, "g")
+    spec = validate(
+        {
+            "program": "toy",
+            "method": "grid",
+            "parameters": {
+                "target": {"values": [1.0, 2.0, 3.0]},
+                "steps": {"value": 100},
+                "sleep": {"value": 0.04},
+            },
+        },
+        "g",
+    )
     sid = b.create_sweep(spec)
     lease = ("SRSWEEP_LEASE_TIMEOUT", "2")
     victim = _agent(results, sid, lease)

@@ -71,8 +71,17 @@ def test_dry_run_registers_nothing(cli, write_spec, results):
         (["agent", "x", "--count", "0"], "Invalid value for '--count'"),
         (["kernels", "nokernel"], "Error: unknown kernel 'nokernel'"),
     ],
-    ids=["missing-spec", "agent-unknown", "status-unknown", "report-unknown", "run-kernel",
-         "set-type", "bad-json", "bad-count", "kernels-unknown"],
+    ids=[
+        "missing-spec",
+        "agent-unknown",
+        "status-unknown",
+        "report-unknown",
+        "run-kernel",
+        "set-type",
+        "bad-json",
+        "bad-count",
+        "kernels-unknown",
+    ],
 )
 def test_bad_input_exits_2_without_traceback(cli, results, args, message):
     res = cli(*args)
@@ -85,8 +94,14 @@ def test_bad_input_exits_2_without_traceback(cli, results, args, message):
 def test_bad_spec_leaves_ledger_untouched(cli, write_spec, results):
     sid = cli("create", str(write_spec(SPEC))).stdout.split()[-1]
     before = (results / "srsweep.db").read_bytes()
-    res = cli("create", str(write_spec("program: toy\nmethod: grid\nparameters: "
-                                       "{steps: {values: [1, -2]}}\n", "bad.yaml")))
+    res = cli(
+        "create",
+        str(
+            write_spec(
+                "program: toy\nmethod: grid\nparameters: {steps: {values: [1, -2]}}\n", "bad.yaml"
+            )
+        ),
+    )
     assert res.exit_code == 2
     assert "bad.yaml: parameters.steps.values[1]: steps: must be >= 1, but got -2" in res.stderr
     assert cli("ls").output.count("\n") == 2  # header + the one good sweep
@@ -97,8 +112,15 @@ def test_bad_spec_leaves_ledger_untouched(cli, write_spec, results):
 def test_run_with_args_json_config_file_and_set(cli, tmp_path):
     cfg = tmp_path / "c.yaml"
     cfg.write_text("steps: 2\nopt:\n  lr: 0.2\n")
-    res = cli("run", "toy", json.dumps({"target": 3.0, "opt": {"momentum": 0.5}}),
-              "--config", str(cfg), "--set", "opt.lr=0.3")
+    res = cli(
+        "run",
+        "toy",
+        json.dumps({"target": 3.0, "opt": {"momentum": 0.5}}),
+        "--config",
+        str(cfg),
+        "--set",
+        "opt.lr=0.3",
+    )
     assert res.exit_code == 0, res.output
     from srsweep.backends.local import LocalBackend
 
@@ -128,8 +150,10 @@ def test_stop_and_retry(cli, write_spec):
 
 
 def test_agent_exits_1_when_trials_keep_failing(cli, write_spec):
-    spec = write_spec("program: toy\nmethod: grid\nparameters:\n"
-                      "  target: {values: [1, 2, 3, 4, 5, 6]}\n  fail_at: {value: 0}\n")
+    spec = write_spec(
+        "program: toy\nmethod: grid\nparameters:\n"
+        "  target: {values: [1, 2, 3, 4, 5, 6]}\n  fail_at: {value: 0}\n"
+    )
     sid = cli("create", str(spec)).stdout.split()[-1]
     res = cli("agent", sid)
     assert res.exit_code == 1

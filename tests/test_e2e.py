@@ -25,16 +25,22 @@ def test_smoke_study_end_to_end(tmp_path):
     results = tmp_path / "results"
 
     def cli(*args):
-        res = CliRunner().invoke(main, ["--results", str(results), *args],
-                                 catch_exceptions=False)
+        res = CliRunner().invoke(main, ["--results", str(results), *args], catch_exceptions=False)
         assert res.exit_code == 0, res.output
         return res
 
     sid = cli("create", str(path)).stdout.split()[-1]
     assert "agent done: 2 finished (sweep exhausted)" in cli("agent", sid).output
     out = cli("report", sid).output
-    for name in ("runs.csv", "history.csv", "best.csv", "trends.csv", "comparison.png",
-                 "by_ext.png", "report.md"):
+    for name in (
+        "runs.csv",
+        "history.csv",
+        "best.csv",
+        "trends.csv",
+        "comparison.png",
+        "by_ext.png",
+        "report.md",
+    ):
         assert (results / sid / name).is_file(), name
         assert str(results / sid / name) in out
     runs = pd.read_csv(results / sid / "runs.csv")
@@ -50,10 +56,15 @@ def test_smoke_study_end_to_end(tmp_path):
 def test_report_on_empty_sweep_is_a_clear_error(tmp_path, write_spec):
     results = tmp_path / "results"
     runner = CliRunner()
-    sid = runner.invoke(main, ["--results", str(results), "create",
-                               str(write_spec("program: toy\nmethod: grid\n"
-                                              "parameters: {steps: {value: 2}}\n"))]
-                        ).stdout.split()[-1]
+    sid = runner.invoke(
+        main,
+        [
+            "--results",
+            str(results),
+            "create",
+            str(write_spec("program: toy\nmethod: grid\nparameters: {steps: {value: 2}}\n")),
+        ],
+    ).stdout.split()[-1]
     res = runner.invoke(main, ["--results", str(results), "report", sid])
     assert res.exit_code == 2 and "Error: " in res.output and "Traceback" not in res.output
     assert not (results / sid).exists()

@@ -10,21 +10,31 @@ from srsweep.engine import plain
 from srsweep.engine import suggest
 from srsweep.engine import to_stop
 
-GRID = {"method": "grid", "parameters": {
-    "disc": {"parameters": {"lr": {"values": [1e-3, 1e-4]}, "hid_num": {"values": [2, 4]}}},
-    "seed": {"value": 3}}}
+GRID = {
+    "method": "grid",
+    "parameters": {
+        "disc": {"parameters": {"lr": {"values": [1e-3, 1e-4]}, "hid_num": {"values": [2, 4]}}},
+        "seed": {"value": 3},
+    },
+}
 
 
 def _runs(params_list, state="finished"):
-    return [RunRecord(id=f"r{i}", sweep_id="s", name="n", kernel="k", state=state, params=p,
-                      config={}) for i, p in enumerate(params_list)]
+    return [
+        RunRecord(id=f"r{i}", sweep_id="s", name="n", kernel="k", state=state, params=p, config={})
+        for i, p in enumerate(params_list)
+    ]
 
 
 def test_grid_nested_and_exhausts():
     got = suggest(GRID, [], 10, seed=0)
     assert len(got) == 4
     assert {(p["disc"]["lr"], p["disc"]["hid_num"]) for p in got} == {
-        (1e-3, 2), (1e-3, 4), (1e-4, 2), (1e-4, 4)}
+        (1e-3, 2),
+        (1e-3, 4),
+        (1e-4, 2),
+        (1e-4, 4),
+    }
     assert all(p["seed"] == 3 for p in got)
     # the grid skips points already taken, whatever their state
     taken = _runs(got[:3], state="failed")
@@ -33,9 +43,13 @@ def test_grid_nested_and_exhausts():
 
 
 def test_random_is_reproducible_per_seed_and_plain_types():
-    spec = {"method": "random", "parameters": {
-        "x": {"min": 0.0, "max": 1.0},
-        "y": {"distribution": "log_uniform_values", "min": 1e-5, "max": 1e-2}}}
+    spec = {
+        "method": "random",
+        "parameters": {
+            "x": {"min": 0.0, "max": 1.0},
+            "y": {"distribution": "log_uniform_values", "min": 1e-5, "max": 1e-2},
+        },
+    }
     a = suggest(spec, [], 3, seed=7)
     assert a == suggest(spec, [], 3, seed=7)
     assert a != suggest(spec, [], 3, seed=8)
@@ -53,8 +67,11 @@ def test_run_cap_limits_suggestions():
 
 
 def test_bayes_uses_finished_metrics():
-    spec = {"method": "bayes", "metric": {"name": "loss", "goal": "minimize"},
-            "parameters": {"x": {"min": 0.0, "max": 1.0}}}
+    spec = {
+        "method": "bayes",
+        "metric": {"name": "loss", "goal": "minimize"},
+        "parameters": {"x": {"min": 0.0, "max": 1.0}},
+    }
     runs = _runs([{"x": v} for v in (0.1, 0.5, 0.9)])
     for r, loss in zip(runs, (0.8, 0.0, 0.8), strict=True):
         r.summary = {"loss": loss}
@@ -63,16 +80,20 @@ def test_bayes_uses_finished_metrics():
 
 
 def test_plain_converts_numpy():
-    out = plain({"a": np.float64(1.5), "b": [np.int64(2), {"c": np.bool_(True)}],
-                 "d": np.arange(2)})
+    out = plain(
+        {"a": np.float64(1.5), "b": [np.int64(2), {"c": np.bool_(True)}], "d": np.arange(2)}
+    )
     assert out == {"a": 1.5, "b": [2, {"c": True}], "d": [0, 1]}
     assert type(out["a"]) is float and type(out["b"][0]) is int
 
 
 def test_hyperband_stops_the_bad_run():
-    spec = {"method": "grid", "metric": {"name": "loss", "goal": "minimize"},
-            "early_terminate": {"type": "hyperband", "min_iter": 2, "eta": 2},
-            "parameters": {"x": {"values": [1, 2, 3]}}}
+    spec = {
+        "method": "grid",
+        "metric": {"name": "loss", "goal": "minimize"},
+        "early_terminate": {"type": "hyperband", "min_iter": 2, "eta": 2},
+        "parameters": {"x": {"values": [1, 2, 3]}},
+    }
     runs = _runs([{"x": 1}, {"x": 2}, {"x": 3}], state="running")
     for r, losses in zip(runs, ([5, 4, 3], [5, 1, 0.5], [5, 9, 9]), strict=True):
         r.history = [{"_step": i, "loss": v} for i, v in enumerate(losses)]

@@ -66,9 +66,16 @@ class Backend(Protocol):
     def log(self, run_id: str, rows: list[dict[str, Any]]) -> None:
         """Append history rows (each with ``_step``)."""
 
-    def finish(self, run_id: str, state: str, *, config: dict[str, Any] | None = None,
-               summary: dict[str, Any] | None = None, error: str | None = None,
-               model_path: str | None = None) -> None:
+    def finish(
+        self,
+        run_id: str,
+        state: str,
+        *,
+        config: dict[str, Any] | None = None,
+        summary: dict[str, Any] | None = None,
+        error: str | None = None,
+        model_path: str | None = None,
+    ) -> None:
         """Record the end of a run."""
 
     def runs(self, sweep_id: str | None, *, history: bool = True) -> list[RunRecord]:

@@ -87,8 +87,10 @@ class LocalBackend:
                 conn.execute("PRAGMA synchronous=NORMAL")
                 conn.executescript(_SCHEMA)
             except sqlite3.DatabaseError as e:
-                raise CorruptFileError(f"{self.path}: not a readable srsweep ledger ({e}); "
-                                       "move it aside to start a new one") from None
+                raise CorruptFileError(
+                    f"{self.path}: not a readable srsweep ledger ({e}); "
+                    "move it aside to start a new one"
+                ) from None
             self._conn = conn
         return self._conn
 
@@ -114,9 +116,20 @@ class LocalBackend:
         """Register ``spec``; ``remote`` records its W&B server path when it lives there."""
         sweep_id = new_id()
         with self._tx() as db:
-            db.execute("INSERT INTO sweeps VALUES (?,?,?,?,?,?,?,?,?)",
-                       (sweep_id, spec.name, spec.kernel.name, json.dumps(spec.raw),
-                        spec.source, "active", secrets.randbits(31), time.time(), remote))
+            db.execute(
+                "INSERT INTO sweeps VALUES (?,?,?,?,?,?,?,?,?)",
+                (
+                    sweep_id,
+                    spec.name,
+                    spec.kernel.name,
+                    json.dumps(spec.raw),
+                    spec.source,
+                    "active",
+                    secrets.randbits(31),
+                    time.time(),
+                    remote,
+                ),
+            )
         return sweep_id
 
     def sweeps(self) -> list[SweepRecord]:
@@ -126,27 +139,36 @@ class LocalBackend:
         rows = db.execute("SELECT * FROM sweeps ORDER BY created_at").fetchall()
         counts: dict[str, dict[str, int]] = {}
         for sid, state, n in db.execute(
-                "SELECT sweep_id, state, COUNT(*) FROM runs GROUP BY sweep_id, state"):
+            "SELECT sweep_id, state, COUNT(*) FROM runs GROUP BY sweep_id, state"
+        ):
             counts.setdefault(sid, {})[state] = n
         return [self._sweep(r, counts.get(r[0], {})) for r in rows]
 
     def sweep(self, sweep_id: str) -> SweepRecord:
         """The sweep ``sweep_id``; raises NotFoundError naming how to list them."""
         db = self._db()
-        row = db.execute("SELECT * FROM sweeps WHERE id=?", (sweep_id,)).fetchone() if db \
-            else None
+        row = db.execute("SELECT * FROM sweeps WHERE id=?", (sweep_id,)).fetchone() if db else None
         if row is None:
-            raise NotFoundError(f"unknown sweep id {sweep_id!r} in {self.path}; "
-                                "`srsweep ls` lists the sweeps")
-        counts = dict(db.execute("SELECT state, COUNT(*) FROM runs WHERE sweep_id=? "
-                                 "GROUP BY state", (sweep_id,)).fetchall()) if db else {}
+            raise NotFoundError(
+                f"unknown sweep id {sweep_id!r} in {self.path}; `srsweep ls` lists the sweeps"
+            )
+        counts = (
+            dict(
+                db.execute(
+                    "SELECT state, COUNT(*) FROM runs WHERE sweep_id=? GROUP BY state", (sweep_id,)
+                ).fetchall()
+            )
+            if db
+            else {}
+        )
         return self._sweep(row, counts)
 
     @staticmethod
     def _sweep(row: tuple[Any, ...], counts: dict[str, int]) -> SweepRecord:
         sid, name, kernel, spec, source, state, seed, created, remote = row
-        return SweepRecord(sid, name, kernel, json.loads(spec), source, state, seed, created,
-                           counts, remote)
+        return SweepRecord(
+            sid, name, kernel, json.loads(spec), source, state, seed, created, counts, remote
+        )
 
     def set_sweep_state(self, sweep_id: str, state: str) -> None:
         self.sweep(sweep_id)
@@ -161,17 +183,26 @@ class LocalBackend:
             if sweep.state != "active":
                 return None
             now = time.time()
-            dead = db.execute("SELECT id FROM runs WHERE sweep_id=? AND state='running' AND "
-                              "heartbeat_at < ?", (sweep_id, now - self.lease_timeout))
+            dead = db.execute(
+                "SELECT id FROM runs WHERE sweep_id=? AND state='running' AND heartbeat_at < ?",
+                (sweep_id, now - self.lease_timeout),
+            )
             for (run_id,) in dead.fetchall():
-                db.execute("UPDATE runs SET state='crashed', finished_at=?, error=? WHERE id=?",
-                           (now, f"agent lost: no heartbeat for {self.lease_timeout:g}s", run_id))
+                db.execute(
+                    "UPDATE runs SET state='crashed', finished_at=?, error=? WHERE id=?",
+                    (now, f"agent lost: no heartbeat for {self.lease_timeout:g}s", run_id),
+                )
                 self._requeue(run_id)
-            queued = db.execute("SELECT id FROM runs WHERE sweep_id=? AND state='queued' "
-                                "ORDER BY seq LIMIT 1", (sweep_id,)).fetchone()
+            queued = db.execute(
+                "SELECT id FROM runs WHERE sweep_id=? AND state='queued' ORDER BY seq LIMIT 1",
+                (sweep_id,),
+            ).fetchone()
             if queued is not None:
-                db.execute("UPDATE runs SET state='running', agent=?, started_at=?, "
-                           "heartbeat_at=? WHERE id=?", (agent, now, now, queued[0]))
+                db.execute(
+                    "UPDATE runs SET state='running', agent=?, started_at=?, "
+                    "heartbeat_at=? WHERE id=?",
+                    (agent, now, now, queued[0]),
+                )
                 return self.run(queued[0])
             runs = self._engine_runs(sweep_id, with_summary=sweep.spec["method"] == "bayes")
             retried = {r.retry_of for r in runs if r.retry_of}
@@ -186,14 +217,27 @@ class LocalBackend:
         reads every run, so parameters (immutable) are parsed once per backend."""
         assert self._conn is not None
         out = []
-        query = "SELECT id, state, params, retry_of, summary FROM runs WHERE sweep_id=? " \
-                "ORDER BY seq" if with_summary else \
-                "SELECT id, state, params, retry_of, NULL FROM runs WHERE sweep_id=? ORDER BY seq"
+        query = (
+            "SELECT id, state, params, retry_of, summary FROM runs WHERE sweep_id=? ORDER BY seq"
+            if with_summary
+            else "SELECT id, state, params, retry_of, NULL FROM runs WHERE sweep_id=? ORDER BY seq"
+        )
         for rid, state, params, retry_of, summary in self._conn.execute(query, (sweep_id,)):
             if rid not in self._params:
                 self._params[rid] = json.loads(params)
-            out.append(RunRecord(rid, sweep_id, "", "", state, self._params[rid], {},
-                                 json.loads(summary) if summary else {}, retry_of=retry_of))
+            out.append(
+                RunRecord(
+                    rid,
+                    sweep_id,
+                    "",
+                    "",
+                    state,
+                    self._params[rid],
+                    {},
+                    json.loads(summary) if summary else {},
+                    retry_of=retry_of,
+                )
+            )
         return out
 
     def requeue(self, run_id: str) -> str | None:
@@ -208,14 +252,26 @@ class LocalBackend:
         if db.execute("SELECT 1 FROM runs WHERE retry_of=?", (run_id,)).fetchone():
             return None
         old = self._run(db.execute("SELECT * FROM runs WHERE id=?", (run_id,)).fetchone())
-        (seq,) = db.execute("SELECT COALESCE(MAX(seq), -1) + 1 FROM runs WHERE sweep_id IS ?",
-                            (old.sweep_id,)).fetchone()
+        (seq,) = db.execute(
+            "SELECT COALESCE(MAX(seq), -1) + 1 FROM runs WHERE sweep_id IS ?", (old.sweep_id,)
+        ).fetchone()
         new = new_id()
         db.execute(
             "INSERT INTO runs (id, sweep_id, seq, name, kernel, state, params, config,"
             " created_at, attempt, retry_of) VALUES (?,?,?,?,?,'queued',?,?,?,?,?)",
-            (new, old.sweep_id, seq, old.name, old.kernel, json.dumps(old.params),
-             json.dumps(old.config), time.time(), old.attempt + 1, run_id))
+            (
+                new,
+                old.sweep_id,
+                seq,
+                old.name,
+                old.kernel,
+                json.dumps(old.params),
+                json.dumps(old.config),
+                time.time(),
+                old.attempt + 1,
+                run_id,
+            ),
+        )
         return new
 
     def retry(self, sweep_id: str, states: tuple[str, ...]) -> list[str]:
@@ -223,17 +279,20 @@ class LocalBackend:
         self.sweep(sweep_id)
         with self._tx() as db:
             marks = ",".join("?" * len(states))
-            ids = [r for (r,) in db.execute(
-                f"SELECT id FROM runs WHERE sweep_id=? AND state IN ({marks}) ORDER BY seq",
-                (sweep_id, *states))]
+            ids = [
+                r
+                for (r,) in db.execute(
+                    f"SELECT id FROM runs WHERE sweep_id=? AND state IN ({marks}) ORDER BY seq",
+                    (sweep_id, *states),
+                )
+            ]
             return [new for r in ids if (new := self._requeue(r)) is not None]
 
     def heartbeat(self, run_ids: list[str]) -> None:
         """Mark the agent of these runs alive now."""
         now = time.time()
         with self._tx() as db:
-            db.executemany("UPDATE runs SET heartbeat_at=? WHERE id=?",
-                           [(now, r) for r in run_ids])
+            db.executemany("UPDATE runs SET heartbeat_at=? WHERE id=?", [(now, r) for r in run_ids])
 
     def start_run(self, kernel: str, config: dict[str, Any], agent: str) -> RunRecord:
         """Register a standalone run (``srsweep run``), already running."""
@@ -241,18 +300,47 @@ class LocalBackend:
             (n,) = db.execute("SELECT COUNT(*) FROM runs WHERE sweep_id IS NULL").fetchone()
             return self._insert(None, kernel, {}, config, agent, n)
 
-    def _insert(self, sweep_id: str | None, kernel: str, params: dict[str, Any],
-                config: dict[str, Any], agent: str, seq: int) -> RunRecord:
+    def _insert(
+        self,
+        sweep_id: str | None,
+        kernel: str,
+        params: dict[str, Any],
+        config: dict[str, Any],
+        agent: str,
+        seq: int,
+    ) -> RunRecord:
         assert self._conn is not None
         now = time.time()
-        run = RunRecord(id=new_id(), sweep_id=sweep_id, name=f"{kernel}-{seq + 1:03d}",
-                        kernel=kernel, state="running", params=params, config=config,
-                        agent=agent, created_at=now, started_at=now)
+        run = RunRecord(
+            id=new_id(),
+            sweep_id=sweep_id,
+            name=f"{kernel}-{seq + 1:03d}",
+            kernel=kernel,
+            state="running",
+            params=params,
+            config=config,
+            agent=agent,
+            created_at=now,
+            started_at=now,
+        )
         self._conn.execute(
             "INSERT INTO runs (id, sweep_id, seq, name, kernel, state, params, config, agent,"
             " created_at, started_at, heartbeat_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-            (run.id, sweep_id, seq, run.name, kernel, run.state, json.dumps(params),
-             json.dumps(config), agent, now, now, now))
+            (
+                run.id,
+                sweep_id,
+                seq,
+                run.name,
+                kernel,
+                run.state,
+                json.dumps(params),
+                json.dumps(config),
+                agent,
+                now,
+                now,
+                now,
+            ),
+        )
         return run
 
     def log(self, run_id: str, rows: list[dict[str, Any]]) -> None:
@@ -260,18 +348,35 @@ class LocalBackend:
             return
         with self._tx() as db:
             db.execute("UPDATE runs SET heartbeat_at=? WHERE id=?", (time.time(), run_id))
-            db.executemany("INSERT INTO history VALUES (?,?,?)",
-                           [(run_id, int(r["_step"]), json.dumps(r)) for r in rows])
+            db.executemany(
+                "INSERT INTO history VALUES (?,?,?)",
+                [(run_id, int(r["_step"]), json.dumps(r)) for r in rows],
+            )
 
-    def finish(self, run_id: str, state: str, *, config: dict[str, Any] | None = None,
-               summary: dict[str, Any] | None = None, error: str | None = None,
-               model_path: str | None = None) -> None:
+    def finish(
+        self,
+        run_id: str,
+        state: str,
+        *,
+        config: dict[str, Any] | None = None,
+        summary: dict[str, Any] | None = None,
+        error: str | None = None,
+        model_path: str | None = None,
+    ) -> None:
         with self._tx() as db:
             db.execute(
                 "UPDATE runs SET state=?, summary=?, error=?, model_path=?, finished_at=?,"
                 " config=COALESCE(?, config) WHERE id=?",
-                (state, json.dumps(summary or {}), error, model_path, time.time(),
-                 json.dumps(config) if config is not None else None, run_id))
+                (
+                    state,
+                    json.dumps(summary or {}),
+                    error,
+                    model_path,
+                    time.time(),
+                    json.dumps(config) if config is not None else None,
+                    run_id,
+                ),
+            )
 
     def set_config(self, run_id: str, config: dict[str, Any]) -> None:
         with self._tx() as db:
@@ -290,8 +395,9 @@ class LocalBackend:
             return []
         where = "sweep_id IS NULL" if sweep_id is None else "sweep_id=?"
         args = () if sweep_id is None else (sweep_id,)
-        runs = [self._run(r) for r in
-                db.execute(f"SELECT * FROM runs WHERE {where} ORDER BY seq", args)]
+        runs = [
+            self._run(r) for r in db.execute(f"SELECT * FROM runs WHERE {where} ORDER BY seq", args)
+        ]
         return self._with_history(runs) if history else runs
 
     def _with_history(self, runs: list[RunRecord]) -> list[RunRecord]:
@@ -301,21 +407,57 @@ class LocalBackend:
             return runs
         ids = list(by_id)
         for i in range(0, len(ids), 500):  # SQLite caps bound parameters
-            chunk = ids[i:i + 500]
+            chunk = ids[i : i + 500]
             marks = ",".join("?" * len(chunk))
             for run_id, data in db.execute(
-                    f"SELECT run_id, data FROM history WHERE run_id IN ({marks}) "
-                    "ORDER BY run_id, step, rowid", chunk):
+                f"SELECT run_id, data FROM history WHERE run_id IN ({marks}) "
+                "ORDER BY run_id, step, rowid",
+                chunk,
+            ):
                 by_id[run_id].history.append(json.loads(data))
         return runs
 
     @staticmethod
     def _run(row: tuple[Any, ...]) -> RunRecord:
-        (rid, sweep_id, _seq, name, kernel, state, params, config, summary, error, model_path,
-         agent, created, started, finished, _heartbeat, attempt, retry_of) = row
-        return RunRecord(rid, sweep_id, name, kernel, state, json.loads(params),
-                         json.loads(config), json.loads(summary), [], error, model_path, agent,
-                         created, started, finished, attempt, retry_of)
+        (
+            rid,
+            sweep_id,
+            _seq,
+            name,
+            kernel,
+            state,
+            params,
+            config,
+            summary,
+            error,
+            model_path,
+            agent,
+            created,
+            started,
+            finished,
+            _heartbeat,
+            attempt,
+            retry_of,
+        ) = row
+        return RunRecord(
+            rid,
+            sweep_id,
+            name,
+            kernel,
+            state,
+            json.loads(params),
+            json.loads(config),
+            json.loads(summary),
+            [],
+            error,
+            model_path,
+            agent,
+            created,
+            started,
+            finished,
+            attempt,
+            retry_of,
+        )
 
 
 if TYPE_CHECKING:

@@ -31,15 +31,29 @@ if TYPE_CHECKING:
 
     from srsweep.spec import Spec
 
-__all__ = ["COMMAND", "server_spec", "parse_path", "base_url", "require_server", "register",
-           "agent", "sweep_spec", "records", "to_record", "read_offline_run", "offline_dirs", "sync"]
+__all__ = [
+    "COMMAND",
+    "server_spec",
+    "parse_path",
+    "base_url",
+    "require_server",
+    "register",
+    "agent",
+    "sweep_spec",
+    "records",
+    "to_record",
+    "read_offline_run",
+    "offline_dirs",
+    "sync",
+]
 
 # ${args_json} keeps nested dicts and booleans intact; ${args} would flatten them to
 # "--disc={'lr': ...}" strings.
 COMMAND = ["${env}", "srsweep", "run", "${program}", "${args_json}"]
 
-_WHAT_TO_SET = ("set WANDB_API_KEY (or run `wandb login`), and WANDB_BASE_URL for a "
-                "self-hosted server")
+_WHAT_TO_SET = (
+    "set WANDB_API_KEY (or run `wandb login`), and WANDB_BASE_URL for a self-hosted server"
+)
 
 
 def base_url() -> str:
@@ -71,8 +85,10 @@ def require_server(timeout: float = 5.0) -> str:
         with socket.create_connection((parsed.hostname or "", port), timeout=timeout):
             pass
     except OSError as e:
-        raise UsageError(f"cannot reach the W&B server at {url} ({e}); check the network, "
-                         f"or {_WHAT_TO_SET}; offline, use the local backend") from None
+        raise UsageError(
+            f"cannot reach the W&B server at {url} ({e}); check the network, "
+            f"or {_WHAT_TO_SET}; offline, use the local backend"
+        ) from None
     return url
 
 
@@ -117,18 +133,34 @@ def agent(path: str, count: int | None) -> int:
 def to_record(run: Any, sweep_path: str, history: Iterable[dict[str, Any]]) -> RunRecord:
     """A W&B API run (``wandb.apis.public.Run``-shaped) as a ``RunRecord``."""
     config = {k: v for k, v in dict(run.config).items() if not k.startswith("_")}
-    summary = {k: v for k, v in dict(run.summary).items()
-               if not k.startswith("_") and isinstance(v, (int, float, str, bool))}
+    summary = {
+        k: v
+        for k, v in dict(run.summary).items()
+        if not k.startswith("_") and isinstance(v, (int, float, str, bool))
+    }
     rows = []
     for i, row in enumerate(history):
         step = row.get("_step", i)
-        rows.append({"_step": int(step), **{k: v for k, v in row.items()
-                                             if not k.startswith("_")}})
-    state = {"finished": "finished", "running": "running", "crashed": "crashed",
-             "failed": "failed", "killed": "stopped", "preempted": "preempted"}
-    return RunRecord(id=run.id, sweep_id=sweep_path, name=run.name or run.id,
-                     kernel=str(config.get("_kernel", "")), state=state.get(run.state, run.state),
-                     params=config, config=config, summary=summary, history=rows)
+        rows.append({"_step": int(step), **{k: v for k, v in row.items() if not k.startswith("_")}})
+    state = {
+        "finished": "finished",
+        "running": "running",
+        "crashed": "crashed",
+        "failed": "failed",
+        "killed": "stopped",
+        "preempted": "preempted",
+    }
+    return RunRecord(
+        id=run.id,
+        sweep_id=sweep_path,
+        name=run.name or run.id,
+        kernel=str(config.get("_kernel", "")),
+        state=state.get(run.state, run.state),
+        params=config,
+        config=config,
+        summary=summary,
+        history=rows,
+    )
 
 
 def sweep_spec(path: str) -> dict[str, Any]:
@@ -139,7 +171,7 @@ def sweep_spec(path: str) -> dict[str, Any]:
     require_server()
     import wandb
 
-    config = wandb.Api().sweep(path).config
+    config = wandb.Api().sweep(path).config  # type: ignore[no-untyped-call]
     return dict(config) if not isinstance(config, str) else json.loads(config)
 
 
@@ -171,8 +203,8 @@ def _records(data: bytes) -> Iterable[bytes]:
         if room < 7:  # a block's tail too short for a header is padding
             pos += room
             continue
-        _crc, length, kind = struct.unpack("<IHB", data[pos:pos + 7])
-        chunk = data[pos + 7:pos + 7 + length]
+        _crc, length, kind = struct.unpack("<IHB", data[pos : pos + 7])
+        chunk = data[pos + 7 : pos + 7 + length]
         pos += 7 + length
         if kind == 0 and length == 0:
             continue
@@ -201,7 +233,7 @@ def read_offline_run(run_dir: str | Path) -> dict[str, Any]:
     history: list[dict[str, Any]] = []
     run_id = ""
     for payload in _records(files[0].read_bytes()):
-        rec = pb.Record()
+        rec = pb.Record()  # type: ignore[attr-defined]
         rec.ParseFromString(payload)
         kind = rec.WhichOneof("record_type")
         if kind == "run":
@@ -210,13 +242,18 @@ def read_offline_run(run_dir: str | Path) -> dict[str, Any]:
         elif kind == "config":
             items = rec.config.update
         elif kind == "history":
-            row = {i.key or ".".join(i.nested_key): json.loads(i.value_json)
-                   for i in rec.history.item}
+            row = {
+                i.key or ".".join(i.nested_key): json.loads(i.value_json) for i in rec.history.item
+            }
             history.append(row)
             continue
         elif kind == "summary":
-            summary.update({i.key or ".".join(i.nested_key): json.loads(i.value_json)
-                            for i in rec.summary.update})
+            summary.update(
+                {
+                    i.key or ".".join(i.nested_key): json.loads(i.value_json)
+                    for i in rec.summary.update
+                }
+            )
             continue
         else:
             continue
@@ -244,8 +281,10 @@ def sync(dirs: list[Path], timeout: float) -> int:
     try:
         done = subprocess.run([exe, "sync", *map(str, dirs)], timeout=timeout, check=False)
     except subprocess.TimeoutExpired:
-        raise SrsweepError(f"wandb sync did not finish within {timeout:g}s; the runs stay "
-                           "offline, run `srsweep sync` again later") from None
+        raise SrsweepError(
+            f"wandb sync did not finish within {timeout:g}s; the runs stay "
+            "offline, run `srsweep sync` again later"
+        ) from None
     if done.returncode != 0:
         raise SrsweepError(f"wandb sync failed (exit {done.returncode})")
     return len(dirs)

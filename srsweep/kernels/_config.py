@@ -23,9 +23,15 @@ from srsweep.errors import SpecError
 __all__ = ["param", "build", "check_value", "flat_fields", "to_dict", "describe_type"]
 
 
-def param(default: Any = dataclasses.MISSING, *, ge: float | None = None,
-          gt: float | None = None, le: float | None = None, help: str = "",
-          factory: Any = dataclasses.MISSING) -> Any:
+def param(
+    default: Any = dataclasses.MISSING,
+    *,
+    ge: float | None = None,
+    gt: float | None = None,
+    le: float | None = None,
+    help: str = "",
+    factory: Any = dataclasses.MISSING,
+) -> Any:
     """A dataclass field with bounds (``ge``/``gt``/``le``) and a one-line ``help``."""
     meta = {"ge": ge, "gt": gt, "le": le, "help": help}
     if factory is not dataclasses.MISSING:
@@ -52,7 +58,7 @@ def flat_fields(cls: type, prefix: str = "") -> dict[str, FieldInfo]:
     for f in dataclasses.fields(cls):
         key = prefix + f.name
         tp = hints[f.name]
-        if dataclasses.is_dataclass(tp):
+        if isinstance(tp, type) and dataclasses.is_dataclass(tp):
             out.update(flat_fields(tp, key + "."))
             continue
         if f.default is not dataclasses.MISSING:

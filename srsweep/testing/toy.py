@@ -68,6 +68,14 @@ def train_packed(cfgs: list[ToyConfig], runs: list[Run]) -> list[BaseException |
     return out
 
 
-KERNEL = Kernel(name="toy", config=ToyConfig, train=train, metric="loss", goal="minimize",
-                curve="loss", summary="test kernel: a scalar pulled to a target",
-                pack_key=lambda cfg: cfg.steps, train_packed=train_packed)
+KERNEL = Kernel(
+    name="toy",
+    config=ToyConfig,
+    train=train,
+    metric="loss",
+    goal="minimize",
+    curve="loss",
+    summary="test kernel: a scalar pulled to a target",
+    pack_key=lambda cfg: cfg.steps,
+    train_packed=train_packed,
+)

@@ -12,8 +12,10 @@ from srsweep.spec import validate
 
 
 def _spec(n: int = 4, method: str = "grid"):
-    return validate({"program": "toy", "method": method,
-                     "parameters": {"target": {"values": list(range(n))}}}, "t.yaml")
+    return validate(
+        {"program": "toy", "method": method, "parameters": {"target": {"values": list(range(n))}}},
+        "t.yaml",
+    )
 
 
 def test_reads_create_nothing(results):
@@ -33,8 +35,7 @@ def test_create_claim_log_finish_roundtrip(results):
     assert b.claim(sid, "a") is None  # grid exhausted
     assert {r1.params["target"], r2.params["target"]} == {0, 1}
     b.log(r1.id, [{"_step": 0, "loss": 1.0}, {"_step": 1, "loss": 0.5}])
-    b.finish(r1.id, "finished", config={"target": 0}, summary={"loss": 0.5},
-             model_path="m.joblib")
+    b.finish(r1.id, "finished", config={"target": 0}, summary={"loss": 0.5}, model_path="m.joblib")
     got = {r.id: r for r in b.runs(sid)}
     assert got[r1.id].state == "finished" and got[r1.id].summary == {"loss": 0.5}
     assert [h["loss"] for h in got[r1.id].history] == [1.0, 0.5]
@@ -79,8 +80,7 @@ def test_concurrent_claims_never_repeat_a_grid_point(results):
     for p in procs:
         p.join(30)
     assert sorted(claimed) == list(range(60))
-    rows = sqlite3.connect(results / "srsweep.db").execute(
-        "SELECT COUNT(*) FROM runs").fetchone()
+    rows = sqlite3.connect(results / "srsweep.db").execute("SELECT COUNT(*) FROM runs").fetchone()
     assert rows == (60,)
 
 
@@ -113,4 +113,9 @@ def test_retry_requeues_once(results):
     assert b.retry(sid, ("failed",)) == []  # already queued again
     assert len(b.retry(sid, ("preempted", "crashed"))) == 1
     assert sorted(r.state for r in b.runs(sid)) == [
-        "failed", "finished", "preempted", "queued", "queued"]
+        "failed",
+        "finished",
+        "preempted",
+        "queued",
+        "queued",
+    ]

@@ -18,9 +18,16 @@ from srsweep.kernels import _config
 from srsweep.kernels import get
 from srsweep.spec import validate
 
-SPEC = {"program": "toy", "method": "grid", "parameters": {
-    "opt": {"parameters": {"lr": {"values": [0.05, 0.2]}, "momentum": {"value": 0.5}}},
-    "flag": {"values": [True, False]}, "steps": {"value": 3}, "fail_at": {"value": None}}}
+SPEC = {
+    "program": "toy",
+    "method": "grid",
+    "parameters": {
+        "opt": {"parameters": {"lr": {"values": [0.05, 0.2]}, "momentum": {"value": 0.5}}},
+        "flag": {"values": [True, False]},
+        "steps": {"value": 3},
+        "fail_at": {"value": None},
+    },
+}
 
 
 def _agent_argv(spec_raw: dict, params: dict) -> list[str]:
@@ -33,7 +40,8 @@ def _agent_argv(spec_raw: dict, params: dict) -> list[str]:
         if part == "${env}":
             continue
         argv += {"${program}": [spec_raw["program"]], "${args_json}": args["args_json"]}.get(
-            part, [part])
+            part, [part]
+        )
     return argv
 
 
@@ -64,8 +72,14 @@ def test_nested_and_boolean_params_round_trip_through_args_json(tmp_path):
 def test_offline_run_reads_back_with_wandb_records(tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "offline")
     results = tmp_path / "results"
-    rec = run_single(LocalBackend(results), "toy", {"steps": 4, "opt.lr": 0.25},
-                     results=results, source="--set", echo=lambda s: None)
+    rec = run_single(
+        LocalBackend(results),
+        "toy",
+        {"steps": 4, "opt.lr": 0.25},
+        results=results,
+        source="--set",
+        echo=lambda s: None,
+    )
     (run_dir,) = wb.offline_dirs(results, [rec.id])
     got = wb.read_offline_run(run_dir)
     stored = LocalBackend(results).run(rec.id)
@@ -73,17 +87,20 @@ def test_offline_run_reads_back_with_wandb_records(tmp_path, monkeypatch):
     assert got["config"]["opt"] == {"lr": 0.25, "momentum": 0.0}
     assert got["config"]["steps"] == 4
     assert [h["_step"] for h in got["history"]] == [0, 1, 2, 3]
-    assert [h["loss"] for h in got["history"]] == pytest.approx(
-        [h["loss"] for h in stored.history])
+    assert [h["loss"] for h in got["history"]] == pytest.approx([h["loss"] for h in stored.history])
     assert got["summary"]["loss"] == pytest.approx(stored.summary["loss"])
     assert got["summary"]["state"] == "finished"
 
 
 def test_api_runs_become_records():
     rows = [{"_step": i, "_runtime": 1.0, "acc": 0.5 + i / 10, "epoch": i * 25} for i in range(3)]
-    run = SimpleNamespace(id="abc", name="sd-1", state="killed",
-                          config={"disc": {"lr": 1e-3}, "_wandb": {"x": 1}},
-                          summary={"acc": 0.7, "_runtime": 3, "table": {"nested": 1}})
+    run = SimpleNamespace(
+        id="abc",
+        name="sd-1",
+        state="killed",
+        config={"disc": {"lr": 1e-3}, "_wandb": {"x": 1}},
+        summary={"acc": 0.7, "_runtime": 3, "table": {"nested": 1}},
+    )
     rec = wb.to_record(run, "ent/proj/swp", iter(rows))
     assert (rec.id, rec.name, rec.state, rec.sweep_id) == ("abc", "sd-1", "stopped", "ent/proj/swp")
     assert rec.config == {"disc": {"lr": 1e-3}} and rec.summary == {"acc": 0.7}
@@ -105,8 +122,9 @@ def _create_wandb(tmp_path):
     spec = tmp_path / "s.yaml"
     spec.write_text(json.dumps(SPEC))
     t0 = time.monotonic()
-    res = CliRunner().invoke(main, ["--results", str(tmp_path / "results"), "create",
-                                    str(spec), "--backend", "wandb"])
+    res = CliRunner().invoke(
+        main, ["--results", str(tmp_path / "results"), "create", str(spec), "--backend", "wandb"]
+    )
     return res, time.monotonic() - t0
 
 
@@ -138,8 +156,10 @@ def test_no_secret_is_written_anywhere(tmp_path, monkeypatch):
     cli = CliRunner()
     out = [cli.invoke(main, ["--results", str(results), "create", str(spec)])]
     sid = out[0].stdout.split()[-1]
-    out += [cli.invoke(main, ["--results", str(results), *args])
-            for args in (["agent", sid], ["status", sid], ["report", sid])]
+    out += [
+        cli.invoke(main, ["--results", str(results), *args])
+        for args in (["agent", sid], ["status", sid], ["report", sid])
+    ]
     assert all(r.exit_code == 0 for r in out), [r.output for r in out]
     assert wb.offline_dirs(results), "the runs were mirrored to offline W&B runs"
     files = [p for p in results.rglob("*") if p.is_file()]
