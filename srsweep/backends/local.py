@@ -49,6 +49,26 @@ CREATE INDEX IF NOT EXISTS history_by_run ON history(run_id, step);
 """
 
 
+# columns added after the first release, in table order: older ledgers get them on open
+_ADDED_COLUMNS = {
+    "sweeps": [("remote", "TEXT")],
+    "runs": [("heartbeat_at", "REAL"), ("attempt", "INTEGER NOT NULL DEFAULT 1"),
+             ("retry_of", "TEXT")],
+}
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    for table, columns in _ADDED_COLUMNS.items():
+        have = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+        for name, decl in columns:
+            if name not in have:
+                try:
+                    conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {decl}")
+                except sqlite3.OperationalError as e:  # another agent added it just now
+                    if "duplicate column" not in str(e):
+                        raise
+
+
 def new_id(n: int = 8) -> str:
     """A W&B-style id: lowercase letters and digits."""
     alphabet = string.ascii_lowercase + string.digits
@@ -86,6 +106,7 @@ class LocalBackend:
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute("PRAGMA synchronous=NORMAL")
                 conn.executescript(_SCHEMA)
+                _migrate(conn)
             except sqlite3.DatabaseError as e:
                 raise CorruptFileError(
                     f"{self.path}: not a readable srsweep ledger ({e}); "

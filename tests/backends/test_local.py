@@ -119,3 +119,19 @@ def test_retry_requeues_once(results):
         "queued",
         "queued",
     ]
+
+
+def test_older_ledger_gains_new_columns(results):
+    results.mkdir()
+    old = sqlite3.connect(results / "srsweep.db")
+    old.executescript(
+        "CREATE TABLE sweeps (id TEXT PRIMARY KEY, name TEXT NOT NULL, kernel TEXT NOT NULL,"
+        " spec TEXT NOT NULL, source TEXT NOT NULL, state TEXT NOT NULL, seed INTEGER NOT NULL,"
+        " created_at REAL NOT NULL);"
+        "INSERT INTO sweeps VALUES ('old1', 'n', 'toy', '{\"method\": \"grid\"}', 's', 'active', 1, 0);"
+    )
+    old.commit()
+    old.close()
+    b = LocalBackend(results)
+    (sweep,) = b.sweeps()
+    assert sweep.id == "old1" and sweep.remote is None
