@@ -27,7 +27,9 @@ test: install
 quick: install
 	WANDB_MODE=disabled $(BIN)/pytest -m "not gpu and not slow" -q
 
+# speed targets live here, measured side by side in one run (never in timed tests)
 bench: install
+	SRSWEEP_KERNELS=toy=srsweep.testing.toy $(BIN)/python benchmarks/bench_agent.py
 	$(BIN)/python benchmarks/bench_pack.py
 
 lint: install

@@ -128,8 +128,11 @@ def agent(obj: _Obj, sweep_id: str, count: int | None, pack: int | None) -> None
         if code != 0:
             raise SrsweepError(f"wandb agent exited with code {code}")
         return
+    from srsweep.tracking import flush_wandb
+
     result = run_agent(obj.backend, sweep_id, results=obj.results, count=count, pack=pack,
                        echo=click.echo)
+    flush_wandb(click.echo)
     states = ", ".join(f"{n} {s}" for s, n in sorted(result.states.items())) or "no trials"
     click.echo(f"agent done: {states} ({result.reason})")
     if result.failed_fast:
@@ -202,8 +205,11 @@ def run_cmd(obj: _Obj, kernel: str, args_json: str | None, sets: tuple[str, ...]
     if sets:
         overrides.update(parse_sets(sets))
         source = "--set"
+    from srsweep.tracking import flush_wandb
+
     record = run_single(obj.backend, kernel, overrides, results=obj.results, source=source,
                         echo=click.echo)
+    flush_wandb(click.echo)
     if record.state == "failed":
         raise SrsweepError(f"run {record.id} failed: {(record.error or '').strip()}")
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import math
 import os
+import queue
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -22,7 +24,7 @@ if TYPE_CHECKING:
     from srsweep.backends._base import RunRecord
     from srsweep.kernels import Run
 
-__all__ = ["TrialRun", "WandbSink", "wandb_mode"]
+__all__ = ["TrialRun", "WandbSink", "wandb_mode", "flush_wandb"]
 
 
 def wandb_mode() -> str:
@@ -33,14 +35,87 @@ def wandb_mode() -> str:
     return "online" if os.environ.get("WANDB_SWEEP_ID") else "offline"
 
 
+class _Job:
+    """Everything needed to write one W&B run after the fact."""
+
+    def __init__(self, kwargs: dict[str, Any]) -> None:
+        self.kwargs = kwargs
+        self.rows: list[tuple[dict[str, float], int]] = []
+        self.summary: dict[str, Any] = {}
+        self.model: Path | None = None
+        self.exit_code = 0
+
+
+def _write(job: _Job, wb: Any = None) -> None:
+    """Write ``job`` as a W&B run (``wb``: the live run when there is one)."""
+    import wandb
+
+    if wb is None:
+        wb = wandb.init(**job.kwargs)
+        for metrics, step in job.rows:
+            wb.log(metrics, step=step)
+    wb.summary.update(job.summary)
+    if job.model is not None and job.model.is_file():
+        art = wandb.Artifact(f"model-{wb.id}", type="model")
+        art.add_file(str(job.model))
+        wb.log_artifact(art)
+    wb.finish(exit_code=job.exit_code)
+
+
+class _Mirror:
+    """Writes offline W&B runs from a background thread, so a trial does not wait the
+    ~150 ms a wandb run costs to open and close (the agent's per-trial budget is 50 ms).
+    ``flush_wandb`` waits for it before the process exits."""
+
+    def __init__(self) -> None:
+        self.queue: queue.Queue[_Job | None] = queue.Queue()
+        self.thread: threading.Thread | None = None
+        self.errors: list[str] = []
+
+    def submit(self, job: _Job) -> None:
+        if self.thread is None or not self.thread.is_alive():
+            self.thread = threading.Thread(target=self._work, daemon=True, name="srsweep-wandb")
+            self.thread.start()
+        self.queue.put(job)
+
+    def _work(self) -> None:
+        while (job := self.queue.get()) is not None:
+            try:
+                _write(job)
+            except Exception as e:  # a broken mirror must not lose the ledger's copy
+                self.errors.append(f"{job.kwargs.get('id')}: {e}")
+            finally:
+                self.queue.task_done()
+        self.queue.task_done()
+
+    def drain(self) -> None:
+        if self.thread is not None and self.thread.is_alive():
+            self.queue.join()
+
+
+_MIRROR = _Mirror()
+
+
+def flush_wandb(echo: Callable[[str], None] | None = None) -> None:
+    """Wait until every deferred offline W&B run is written (call before exiting)."""
+    pending = _MIRROR.queue.unfinished_tasks
+    if pending and echo is not None:
+        echo(f"writing {pending} offline W&B run(s)...")
+    _MIRROR.drain()
+    if _MIRROR.errors and echo is not None:
+        echo(f"warning: {len(_MIRROR.errors)} W&B run(s) not written: {_MIRROR.errors[0]}")
+
+
 class WandbSink:
     """Mirrors one run into wandb (config, metrics, summary, the model file as an
-    artifact); a no-op when ``WANDB_MODE=disabled``."""
+    artifact); a no-op when ``WANDB_MODE=disabled``. Online, the run streams live;
+    offline, it is written in the background once the trial ends."""
 
     def __init__(
         self, run: RunRecord, config: dict[str, Any], *, project: str, root: Path, group: str
     ) -> None:
         self._wb: Any = None
+        self._job: _Job | None = None
         mode = wandb_mode()
         if mode == "disabled":
             return
@@ -61,23 +136,28 @@ class WandbSink:
             reinit="finish_previous",
             settings=wandb.Settings(silent=True, console="off"),
         )
-        self._wb = wandb.init(**kwargs)
+        self._job = _Job(kwargs)
+        if mode != "offline":
+            self._wb = wandb.init(**kwargs)
 
     def log(self, metrics: dict[str, float], step: int) -> None:
         if self._wb is not None:
             self._wb.log(metrics, step=step)
+        elif self._job is not None:
+            self._job.rows.append((metrics, step))
 
     def finish(self, state: str, summary: dict[str, Any], model: Path | None = None) -> None:
+        job, self._job = self._job, None
+        if job is None:
+            return
+        job.summary = {"state": state, **summary}
+        job.model = model
+        job.exit_code = 0 if state in ("finished", "stopped") else 1
         if self._wb is not None:
-            import wandb
-
-            self._wb.summary.update({"state": state, **summary})
-            if model is not None and model.is_file():
-                art = wandb.Artifact(f"model-{self._wb.id}", type="model")
-                art.add_file(str(model))
-                self._wb.log_artifact(art)
-            self._wb.finish(exit_code=0 if state in ("finished", "stopped") else 1)
+            _write(job, self._wb)
             self._wb = None
+        else:
+            _MIRROR.submit(job)
 
 
 class TrialRun:

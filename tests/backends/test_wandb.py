@@ -80,6 +80,9 @@ def test_offline_run_reads_back_with_wandb_records(tmp_path, monkeypatch):
         source="--set",
         echo=lambda s: None,
     )
+    from srsweep.tracking import flush_wandb
+
+    flush_wandb()  # offline runs are written in the background
     (run_dir,) = wb.offline_dirs(results, [rec.id])
     got = wb.read_offline_run(run_dir)
     stored = LocalBackend(results).run(rec.id)
@@ -161,6 +164,9 @@ def test_no_secret_is_written_anywhere(tmp_path, monkeypatch):
         for args in (["agent", sid], ["status", sid], ["report", sid])
     ]
     assert all(r.exit_code == 0 for r in out), [r.output for r in out]
+    from srsweep.tracking import flush_wandb
+
+    flush_wandb()
     assert wb.offline_dirs(results), "the runs were mirrored to offline W&B runs"
     files = [p for p in results.rglob("*") if p.is_file()]
     assert len(files) > 10
