@@ -78,8 +78,6 @@ class LazyConfig:
     # α, so float32's 1e-7 relative error becomes ~α·1e-7 in the output.
     dtype: Literal["float32", "float64", "auto"] = param("auto", help="auto: f64 iff alpha > 1e3")
     device: Literal["auto", "cpu", "cuda"] = param("auto", help="auto = cuda when available")
-    # Tiny matmuls only pay for intra-op thread synchronisation (see stn.py).
-    threads: int = param(1, ge=1, help="CPU threads for torch ops during the run")
 
     def violations(self) -> list[str]:
         """Cross-field rules, one message per broken rule."""
@@ -192,13 +190,7 @@ def train(cfg: LazyConfig, run: Run) -> None:
     Raises:
         KernelFailed: the loss became NaN/inf, or CUDA was requested but absent.
     """
-    device = _device(cfg.device)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(cfg.threads)
-    try:
-        _train(cfg, run, device)
-    finally:
-        torch.set_num_threads(threads)
+    _train(cfg, run, _device(cfg.device))
 
 
 def _train(cfg: LazyConfig, run: Run, device: torch.device) -> None:

@@ -72,9 +72,6 @@ class STNConfig:
     # The port runs in float64 throughout; float32 is there for speed experiments.
     dtype: Literal["float64", "float32"] = param("float64", help="tensor precision")
     device: Literal["auto", "cpu", "cuda"] = param("auto", help="auto = cuda when available")
-    # Intra-op threads only add synchronisation to width-4 matmuls: with 2 threads on a
-    # busy 2-core machine MKL took ~8 ms (not 8 us) for a (4, 100) @ (100, 4) product.
-    threads: int = param(1, ge=1, help="CPU threads for torch ops during the run")
 
     def violations(self) -> list[str]:
         """Cross-field rules, one message per broken rule."""
@@ -205,13 +202,9 @@ def train(cfg: STNConfig, run: Run) -> None:
     Raises:
         KernelFailed: a loss or metric became NaN/inf, or CUDA was requested but absent.
     """
-    device = _device(cfg.device)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(cfg.threads)
-    try:
-        _hypertrain(cfg, run, device)
-    finally:
-        torch.set_num_threads(threads)
+    # Threads: the agent runs trials with one intra-op thread (SRSWEEP_THREADS); with
+    # two on a busy 2-core box a (4, 100) @ (100, 4) product took ~8 ms instead of 8 us.
+    _hypertrain(cfg, run, _device(cfg.device))
 
 
 def _hypertrain(cfg: STNConfig, run: Run, device: torch.device) -> None:

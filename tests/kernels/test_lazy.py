@@ -168,10 +168,6 @@ def test_should_stop_is_honoured() -> None:
     assert len(run.saved["losses"]) == 11
 
 
-def test_threads_restored() -> None:
-    before = torch.get_num_threads()
-    run_lazy(steps=1, threads=1)
-    assert torch.get_num_threads() == before
 
 
 @pytest.mark.gpu

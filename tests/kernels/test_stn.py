@@ -180,10 +180,6 @@ def test_non_finite_loss_fails_clearly() -> None:
         run_stn(train_lr=1e30, warmup_steps=0, max_cycles=20)
 
 
-def test_threads_restored() -> None:
-    before = torch.get_num_threads()
-    run_stn(max_cycles=1, threads=1)
-    assert torch.get_num_threads() == before
 
 
 @pytest.mark.gpu
