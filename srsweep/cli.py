@@ -117,6 +117,8 @@ def agent(obj: _Obj, sweep_id: str, count: int | None, pack: int | None) -> None
 
     Start several agents (one per core or GPU) on the same sweep: they never run the
     same trial twice. Each packed trial is still its own run, saved and logged alone.
+    SWEEP_ID may also be ENTITY/PROJECT/SWEEP_ID of a sweep on a W&B server: then W&B's
+    own agent hands out the trials, each in its own process.
     """
     from srsweep.agent import run_agent
 
@@ -258,7 +260,8 @@ def status(obj: _Obj, sweep_id: str) -> None:
 @pass_obj
 def report(obj: _Obj, sweep_id: str, avg_hor: int | None, exclude: tuple[str, ...],
            out: Path | None, band: bool) -> None:
-    """Write plots, tables and report.md for SWEEP_ID."""
+    """Write plots, tables and report.md for SWEEP_ID (local, or ENTITY/PROJECT/ID on a
+    W&B server, read with the W&B API)."""
     from srsweep import kernels
     from srsweep.report import write_report
 
