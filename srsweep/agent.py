@@ -1,9 +1,10 @@
-"""Agents: claim a trial, run its kernel, record the outcome, repeat.
+"""Agents: claim a trial, run its kernel (or script), record the outcome, repeat.
 
 A trial's outcome is always written to the ledger, whatever happens inside the kernel:
 ``finished``, ``stopped`` (early termination or a stop request), ``failed`` (with the
 reason, or the traceback of an unexpected error) or ``preempted`` (interrupted by a
-signal). The agent moves on to the next trial after a failure.
+signal). The agent moves on to the next trial after a failure. A sweep whose program
+is a script runs each trial in a process of its own, as W&B's agent would (``scripts``).
 """
 
 from __future__ import annotations
@@ -24,13 +25,16 @@ from dataclasses import field
 from pathlib import Path
 from types import FrameType
 from typing import Any
+from typing import Protocol
 
 from srsweep import engine
 from srsweep import kernels
+from srsweep import scripts
 from srsweep.backends._base import RunRecord
 from srsweep.backends.local import LocalBackend
 from srsweep.errors import SrsweepError
 from srsweep.kernels import _config
+from srsweep.spec import SCRIPT
 from srsweep.spec import swept_keys
 from srsweep.tracking import TrialRun
 from srsweep.tracking import WandbSink
@@ -55,12 +59,17 @@ class AgentResult:
     failed_fast: bool = False  # stopped because trials kept failing
 
 
+class _Stoppable(Protocol):
+    def request_stop(self, reason: str) -> None: ...
+
+
 class _Signals:
     """First SIGTERM/SIGINT: finish the step, save, mark the trial preempted, stop
-    claiming. Second: exit at once (the ledger is consistent either way)."""
+    claiming (a script gets SIGTERM, as from W&B's agent). Second: exit at once (the
+    ledger is consistent either way)."""
 
     def __init__(self) -> None:
-        self.current: list[TrialRun] = []
+        self.current: list[_Stoppable] = []
         self.received = 0
 
     def handle(self, signum: int, frame: FrameType | None) -> None:
@@ -265,6 +274,39 @@ def execute(
     return records
 
 
+def execute_script(
+    backend: LocalBackend,
+    record: RunRecord,
+    spec: dict[str, Any],
+    workdir: Path,
+    *,
+    results: Path,
+    echo: Echo,
+    stop_check: Callable[[str], str | None] | None = None,
+    signals: _Signals | None = None,
+) -> RunRecord:
+    """Run one claimed trial of a script sweep in its own process, with heartbeats, and
+    record its outcome in the ledger."""
+    trial = scripts.ScriptTrial(
+        backend,
+        record,
+        spec,
+        workdir,
+        results=results,
+        echo=echo,
+        stop_check=None if stop_check is None else lambda: stop_check(record.id),
+    )
+    beat = _Heartbeat(backend.root, [record.id], every=min(10.0, backend.lease_timeout / 4))
+    if signals is not None:
+        signals.current = [trial]
+    try:
+        return trial.run()
+    finally:
+        beat.stop()
+        if signals is not None:
+            signals.current = []
+
+
 def _params_line(params: dict[str, Any], keys: list[str]) -> str:
     flat = _config.flatten(params)
     return " ".join(f"{k}={flat[k]}" for k in keys if k in flat)
@@ -321,15 +363,17 @@ def run_agent(
     trials have run. With ``pack`` > 1, claim that many at a time and train those that
     share a shape as one batched model (each is still its own run)."""
     sweep = backend.sweep(sweep_id)
-    kernel = kernels.get(sweep.kernel)
-    metric = (sweep.spec.get("metric") or {}).get("name", kernel.metric)
+    kernel = None if sweep.kernel == SCRIPT else kernels.get(sweep.kernel)
+    metric = (sweep.spec.get("metric") or {}).get("name", kernel.metric if kernel else "")
     project = str(sweep.spec.get("project") or "srsweep")
     agent = agent_name()
     result = AgentResult()
     signals = _Signals()
     failures: list[float] = []
     swept = swept_keys(sweep.spec)
-    pack = _pack_size(kernel, pack, echo)
+    if kernel is None and pack is not None and pack > 1:
+        echo("note: a script sweep runs its trials one by one, each in its own process")
+    pack = 1 if kernel is None else _pack_size(kernel, pack, echo)
 
     def check(run_id: str) -> str | None:
         stop = engine.to_stop(sweep.spec, backend.runs(sweep_id))
@@ -353,20 +397,34 @@ def run_agent(
                 result.runs.append(r.id)
                 n = f"{len(result.runs)}" + (f"/{count}" if count else "")
                 echo(f"[{n}] {r.name} ({r.id}) {_params_line(r.params, swept)}")
-            for group in _groups(kernel, claimed):
-                if len(group) > 1:
-                    echo(f"  packing {len(group)} trials: {' '.join(r.name for r in group)}")
-                execute(
-                    backend,
-                    group,
-                    kernel,
-                    results=results,
-                    project=project,
-                    echo=echo,
-                    source=f"sweep {sweep_id}",
-                    stop_check=check if early else None,
-                    signals=signals,
-                )
+            if kernel is None:
+                for r in claimed:
+                    execute_script(
+                        backend,
+                        r,
+                        sweep.spec,
+                        Path(sweep.source).parent,
+                        results=results,
+                        echo=echo,
+                        stop_check=check if early else None,
+                        signals=signals,
+                    )
+            else:
+                for group in _groups(kernel, claimed):
+                    if len(group) > 1:
+                        names = " ".join(r.name for r in group)
+                        echo(f"  packing {len(group)} trials: {names}")
+                    execute(
+                        backend,
+                        group,
+                        kernel,
+                        results=results,
+                        project=project,
+                        echo=echo,
+                        source=f"sweep {sweep_id}",
+                        stop_check=check if early else None,
+                        signals=signals,
+                    )
             for record in claimed:
                 result.states[record.state] += 1
                 echo(_outcome_line(record, metric))

@@ -75,17 +75,21 @@ def create(obj: _Obj, spec_path: Path, dry_run: bool, backend: str, project: str
            entity: str | None) -> None:
     """Validate the sweep spec SPEC (YAML) and register it; prints the sweep id.
 
+    SPEC's program is a kernel, or a script (any W&B sweep): agents then run it as
+    W&B's agent would, each trial in its own process with wandb offline.
+
     With --backend wandb the spec is validated here first, then registered on the W&B
     server (WANDB_BASE_URL for a self-hosted one) with a command that runs
-    `srsweep run <kernel> ${args_json}`, so a plain `wandb agent` works on any node.
+    `srsweep run <kernel> ${args_json}`, so a plain `wandb agent` works on any node
+    (a script's spec is registered as it is).
     """
     from srsweep.spec import load_spec
 
     spec = load_spec(spec_path)
     swept = ", ".join(spec.swept_keys()) or "nothing"
+    what = f"kernel {spec.kernel.name}" if spec.kernel else f"script {spec.script}"
     if dry_run:
-        click.echo(f"{spec_path}: valid ({spec.method} sweep of kernel {spec.kernel.name}; "
-                   f"sweeps {swept})")
+        click.echo(f"{spec_path}: valid ({spec.method} sweep of {what}; sweeps {swept})")
         return
     remote = None
     if backend == "wandb":
@@ -93,8 +97,8 @@ def create(obj: _Obj, spec_path: Path, dry_run: bool, backend: str, project: str
 
         remote = wb.register(spec, project=project, entity=entity)
     sweep_id = obj.backend.create_sweep(spec, remote=remote)
-    click.echo(f"created sweep {sweep_id} ({spec.name}: {spec.method} over {swept}; "
-               f"kernel {spec.kernel.name})", err=True)
+    click.echo(f"created sweep {sweep_id} ({spec.name}: {spec.method} over {swept}; {what})",
+               err=True)
     if remote:
         click.echo(f"on W&B as {remote}; run agents with: srsweep agent {remote} "
                    f"(or wandb agent {remote})", err=True)
@@ -257,9 +261,12 @@ def status(obj: _Obj, sweep_id: str) -> None:
               help="Output folder. Default: RESULTS/SWEEP_ID.")
 @click.option("--band/--no-band", default=True, show_default=True,
               help="Draw a ±1 std band of the raw values in each window.")
+@click.option("--curve", metavar="METRIC", default=None,
+              help="Logged metric to plot and classify. Default: the kernel's curve, or "
+                   "for a script the spec's metric.")
 @pass_obj
 def report(obj: _Obj, sweep_id: str, avg_hor: int | None, exclude: tuple[str, ...],
-           out: Path | None, band: bool) -> None:
+           out: Path | None, band: bool, curve: str | None) -> None:
     """Write plots, tables and report.md for SWEEP_ID (local, or ENTITY/PROJECT/ID on a
     W&B server, read with the W&B API)."""
     from srsweep import kernels
@@ -277,11 +284,23 @@ def report(obj: _Obj, sweep_id: str, avg_hor: int | None, exclude: tuple[str, ..
         retried = {r.retry_of for r in runs if r.retry_of}
         runs = [r for r in runs if r.id not in retried]  # a re-run replaces its attempt
         name, out_dir = f"{sweep.name} ({sweep_id})", out or obj.results / sweep_id
-    kernel = kernels.get(str(spec.get("program")))
     metric = spec.get("metric") or {}
-    paths = write_report(runs, out_dir, metric=metric.get("name", kernel.metric),
-                         goal=metric.get("goal", kernel.goal), curve=kernel.curve,
-                         avg_hor=avg_hor, exclude=list(exclude), band=band, title=name)
+    if str(spec.get("program")) in kernels.names():
+        kernel = kernels.get(str(spec.get("program")))
+        paths = write_report(runs, out_dir, metric=metric.get("name", kernel.metric),
+                             goal=metric.get("goal", kernel.goal), curve=curve or kernel.curve,
+                             avg_hor=avg_hor, exclude=list(exclude), band=band, title=name,
+                             kernel=kernel.name)
+    else:  # a script: its spec's metric, and every other metric it logged
+        curve = curve or metric.get("name")
+        if not curve:
+            logged = sorted({k for r in runs for h in r.history for k in h} - {"_step"})
+            raise UsageError(f"report: sweep {sweep_id} runs a script and its spec names no "
+                             f"metric; pass --curve (logged: {', '.join(logged) or 'nothing'})")
+        paths = write_report(runs, out_dir, metric=metric.get("name", curve),
+                             goal=metric.get("goal", "minimize"), curve=curve,
+                             avg_hor=avg_hor, exclude=list(exclude), band=band, title=name,
+                             more_curves=True)
     click.echo(f"wrote {len(paths)} files to {out_dir}:")
     for p in paths:
         click.echo(f"  {p}")
@@ -339,6 +358,46 @@ def kernels_cmd(name: str | None) -> None:
     for key, f in flat_fields(k.config).items():
         helptext = f"  # {f.meta['help']}" if f.meta.get("help") else ""
         click.echo(f"  {key} = {f.default!r}  ({describe_type(f.type)}){helptext}")
+
+
+@main.command()
+@click.argument("run_ids", metavar="RUN_ID...", nargs=-1, required=True)
+@click.option("--grid", type=click.IntRange(min=3), default=41, show_default=True,
+              help="Grid points per axis (odd: the final weights are the centre).")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Output folder. Default: RESULTS/landscape.")
+@pass_obj
+def landscape(obj: _Obj, run_ids: tuple[str, ...], grid: int, out: Path | None) -> None:
+    """Plot the loss landscape around each run's final weights (seed 004).
+
+    The run's saved weight trajectory is projected on its first two principal
+    directions; the train loss is contoured on that plane with the path on top, next
+    to train and held-out loss curves. RUN_ID is a run id from the ledger or a
+    .joblib model file; the run must save a trajectory (lazy with history_every > 0).
+    Writes landscape_RUN_ID.png and .npz (the numbers) per run.
+    """
+    from srsweep.report import write_landscape
+
+    files = [_model_file(obj, ref) for ref in run_ids]  # every id checked before any work
+    out_dir = out or obj.results / "landscape"
+    for ref, path in zip(run_ids, files, strict=True):
+        paths, result = write_landscape(path, out_dir, grid=grid)
+        r1, r2 = (float(v) for v in result["explained_variance_ratio"])
+        click.echo(f"{ref}: {paths[0]} (PCs explain {r1:.2%} + {r2:.2%} = {r1 + r2:.2%} of "
+                   f"the trajectory's variance)")
+
+
+def _model_file(obj: _Obj, ref: str) -> Path:
+    """A run id's model file, from the ledger; a path to a .joblib file is taken as is."""
+    path = Path(ref)
+    if path.suffix == ".joblib" or path.is_file():
+        return path
+    record = obj.backend.run(ref)
+    if not record.model_path:
+        from srsweep.errors import NotFoundError
+
+        raise NotFoundError(f"run {ref} ({record.state}) saved no model file")
+    return Path(record.model_path)
 
 
 if __name__ == "__main__":

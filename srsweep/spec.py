@@ -3,12 +3,17 @@
 Validation collects every violation and raises once: the W&B JSON schema (from the
 ``sweeps`` package, so a spec accepted here is accepted by a W&B server), the shape of
 each parameter, and every candidate value against the kernel's declared config.
+
+A ``program`` that is not a kernel is a script (or any executable) that agents run as
+W&B's own agent would: it must be a file beside the spec or an executable on PATH, and
+its parameters are not checked against any config.
 """
 
 from __future__ import annotations
 
 import copy
 import re
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +25,16 @@ from srsweep.errors import NotFoundError
 from srsweep.errors import SpecError
 from srsweep.kernels import _config
 
-__all__ = ["Spec", "load_spec", "load_yaml", "validate", "parse_sets", "leaf_params", "swept_keys"]
+__all__ = [
+    "SCRIPT",
+    "Spec",
+    "load_spec",
+    "load_yaml",
+    "validate",
+    "parse_sets",
+    "leaf_params",
+    "swept_keys",
+]
 
 
 class _Loader(yaml.SafeLoader):  # type: ignore[misc]
@@ -39,6 +53,9 @@ _Loader.add_implicit_resolver(
     ),
     list("-+0123456789."),
 )
+
+# the ledger's ``kernel`` of a sweep whose program is a script, not a kernel
+SCRIPT = "script"
 
 _LEAF_KEYS = {
     "value",
@@ -82,9 +99,10 @@ class Spec:
 
     source: str
     raw: dict[str, Any]
-    kernel: kernels.Kernel
-    metric: str
+    kernel: kernels.Kernel | None  # None: the program is a script
+    metric: str  # "" when a script's spec names no metric
     goal: str
+    script: str | None = None  # the program when it is not a kernel, as the spec gives it
 
     @property
     def name(self) -> str:
@@ -145,7 +163,7 @@ def _schema_violations(raw: dict[str, Any]) -> list[str]:
     return out
 
 
-def _param_violations(kernel: kernels.Kernel, params: Any) -> list[str]:
+def _param_violations(kernel: kernels.Kernel | None, params: Any) -> list[str]:
     if not isinstance(params, dict) or not params:
         return ["parameters: must be a mapping with at least one parameter"]
     out: list[str] = []
@@ -176,6 +194,8 @@ def _param_violations(kernel: kernels.Kernel, params: Any) -> list[str]:
             out.append(f"{where}.min: must be > 0 for {leaf['distribution']}, but got {lo!r}")
         if isinstance(lo, (int, float)) and isinstance(hi, (int, float)) and not lo < hi:
             out.append(f"{where}: min < max must hold, but got (min={lo}, max={hi})")
+        if kernel is None:  # a script's parameters are its own business
+            continue
         candidates = [("value", leaf["value"])] if "value" in leaf else []
         candidates += [(f"values[{i}]", v) for i, v in enumerate(leaf.get("values") or [])]
         if leaf.get("distribution", "uniform") not in {
@@ -223,15 +243,21 @@ def validate(raw: Any, source: str) -> Spec:
     raw = copy.deepcopy(raw)
     errors: list[str] = []
     program = raw.get("program")
-    kernel = None
+    kernel, script = None, None
     if program is None:
-        errors.append(f"program: required; name a kernel ({', '.join(kernels.names())})")
-    elif not isinstance(program, str) or program not in kernels.names():
+        errors.append(
+            f"program: required; name a kernel ({', '.join(kernels.names())}) or a script"
+        )
+    elif isinstance(program, str) and program in kernels.names():
+        kernel = kernels.get(program)
+    elif isinstance(program, str) and _is_script(program, source):
+        script = program
+    else:
+        where = Path(source).resolve().parent / str(program)
         errors.append(
             f"program: unknown kernel {program!r}; known kernels: {', '.join(kernels.names())}"
+            f"; nor a script: no file {where} and no executable {program!r} on PATH"
         )
-    else:
-        kernel = kernels.get(program)
     params = raw.get("parameters")
     if not isinstance(params, dict) or not params:
         errors.append(f"parameters: must be a mapping with at least one parameter, got {params!r}")
@@ -240,16 +266,23 @@ def validate(raw: Any, source: str) -> Spec:
         errors += _schema_violations(raw)
     except Exception as e:  # sweeps' extra checks assume a schema-shaped dict
         errors.append(f"does not fit the W&B sweep schema ({type(e).__name__}: {e})")
-    if kernel is not None:
-        errors += _param_violations(kernel, params)
+    errors += _param_violations(kernel, params)
     if not errors:
         errors += _engine_violations(raw)
-    if errors or kernel is None:
+    if errors or (kernel is None and script is None):
         raise SpecError(source, errors)
     metric = raw.get("metric") or {}
+    if kernel is None:  # W&B's default goal; a script has no default metric
+        return Spec(source, raw, None, metric.get("name", ""), metric.get("goal", "minimize"),
+                    script)  # fmt: skip
     return Spec(
         source, raw, kernel, metric.get("name", kernel.metric), metric.get("goal", kernel.goal)
     )
+
+
+def _is_script(program: str, source: str) -> bool:
+    """W&B agents run ``program`` from the spec's folder: a file there, or a command."""
+    return (Path(source).parent / program).is_file() or shutil.which(program) is not None
 
 
 def parse_sets(items: list[str] | tuple[str, ...]) -> dict[str, Any]:

@@ -26,14 +26,17 @@ def best_value(
 
 
 def status_lines(backend: LocalBackend, sweep_id: str) -> list[str]:
+    from srsweep.spec import SCRIPT
     from srsweep.spec import swept_keys
 
     sweep = backend.sweep(sweep_id)
-    kernel = kernels.get(sweep.kernel)
     metric = sweep.spec.get("metric") or {}
     runs = backend.runs(sweep_id)
-    name = metric.get("name", kernel.metric)
-    goal = metric.get("goal", kernel.goal)
+    if sweep.kernel == SCRIPT:  # W&B's default goal; a script has no default metric
+        name, goal = metric.get("name", ""), metric.get("goal", "minimize")
+    else:
+        kernel = kernels.get(sweep.kernel)
+        name, goal = metric.get("name", kernel.metric), metric.get("goal", kernel.goal)
     keys = swept_keys(sweep.spec)
     counts = ", ".join(f"{n} {s}" for s, n in sorted(sweep.counts.items())) or "no runs yet"
     rows = []
@@ -49,11 +52,12 @@ def status_lines(backend: LocalBackend, sweep_id: str) -> list[str]:
                 *(_short(flat.get(k)) for k in keys),
             ]
         )
-    header = ["RUN", "NAME", "STATE", f"BEST {name}", *keys]
+    header = ["RUN", "NAME", "STATE", f"BEST {name}" if name else "BEST", *keys]
     widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=True)]
     lines = [
         f"sweep {sweep.id} {sweep.name}: {sweep.spec.get('method')} sweep of "
-        f"{sweep.kernel}, {sweep.state}; {counts}"
+        f"{sweep.spec.get('program') if sweep.kernel == SCRIPT else sweep.kernel}, "
+        f"{sweep.state}; {counts}"
     ]
     for row in [header, *rows]:
         lines.append("  ".join(str(x).ljust(w) for x, w in zip(row, widths, strict=True)).rstrip())

@@ -158,3 +158,42 @@ def test_agent_exits_1_when_trials_keep_failing(cli, write_spec):
     res = cli("agent", sid)
     assert res.exit_code == 1
     assert "Error: sweep " in res.output and "5 trials failed in a row" in res.output
+
+
+def test_a_script_sweep_creates_reports_and_shows_status(cli, write_spec, tmp_path, results):
+    from srsweep.backends.local import LocalBackend
+
+    (tmp_path / "train.py").write_text("")
+    spec = write_spec(
+        "program: train.py\nmethod: grid\nmetric: {name: val_loss}\n"
+        "parameters:\n  lr: {values: [0.1, 1.0]}\n"
+    )
+    res = cli("create", str(spec))
+    assert "grid over lr; script train.py" in res.stderr
+    sid = res.stdout.strip()
+    b = LocalBackend(results)
+    for i in range(2):  # as the agent records a script's metrics
+        run = b.claim(sid, "test")
+        rows = [{"_step": s, "val_loss": 1 / (s + 1 + i), "acc": s / 10} for s in range(12)]
+        b.log(run.id, rows)
+        b.finish(run.id, "finished", summary={"val_loss": rows[-1]["val_loss"]})
+    status = cli("status", sid).output.splitlines()
+    assert status[0].startswith(f"sweep {sid} spec: grid sweep of train.py, active")
+    assert status[1].split() == ["RUN", "NAME", "STATE", "BEST", "val_loss", "lr"]
+    assert status[2].split()[1:4] == ["script-001", "finished", "0.08333"]
+    res = cli("report", sid, "--avg-hor", "3")
+    assert res.exit_code == 0, res.output
+    report = (results / sid / "report.md").read_text()
+    assert "## Smoothed val_loss, all runs" in report and "![Smoothed acc](curve_acc.png)" in report
+    assert (results / sid / "curve_acc.png").stat().st_size > 0
+    res = cli("report", sid, "--curve", "acc", "--out", str(tmp_path / "acc"))
+    assert res.exit_code == 0 and "curve_val_loss.png" in res.output
+
+
+def test_a_script_sweep_without_a_metric_asks_for_a_curve(cli, write_spec, tmp_path):
+    (tmp_path / "train.py").write_text("")
+    spec = write_spec("program: train.py\nmethod: grid\nparameters:\n  lr: {values: [1, 2]}\n")
+    sid = cli("create", str(spec)).stdout.strip()
+    res = cli("report", sid)
+    assert res.exit_code == 2
+    assert "runs a script and its spec names no metric; pass --curve" in res.output

@@ -172,3 +172,44 @@ def test_parse_sets_types():
     }
     with pytest.raises(SpecError, match="expected KEY=VALUE"):
         parse_sets(["novalue"])
+
+
+SCRIPT_SPEC = """
+program: {program}
+method: grid
+metric: {{name: val_loss}}
+parameters:
+  optimizer:
+    parameters:
+      lr: {{values: [0.1, 1.0]}}
+  anything_goes: {{value: [1, "a"]}}
+"""
+
+
+@pytest.mark.parametrize(
+    "program", ["train.py", "sub/train.py", "python3"], ids=["beside", "below", "on-path"]
+)
+def test_a_program_that_is_a_file_or_command_is_a_script(write_spec, tmp_path, program):
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "train.py").write_text("")
+    (tmp_path / "train.py").write_text("")
+    spec = load_spec(write_spec(SCRIPT_SPEC.format(program=program)))
+    assert spec.kernel is None and spec.script == program
+    assert (spec.metric, spec.goal) == ("val_loss", "minimize")  # W&B's default goal
+    assert spec.swept_keys() == ["optimizer.lr"]
+
+
+def test_a_missing_script_is_named_with_where_it_was_looked_for(write_spec, tmp_path):
+    path = write_spec(SCRIPT_SPEC.format(program="missing.py"))
+    with pytest.raises(SpecError) as e:
+        load_spec(path)
+    (msg,) = e.value.violations
+    assert msg.startswith("program: unknown kernel 'missing.py'; known kernels: ")
+    assert f"no file {tmp_path / 'missing.py'}" in msg and "on PATH" in msg
+
+
+def test_script_parameters_still_get_shape_checks(write_spec, tmp_path):
+    (tmp_path / "t.py").write_text("")
+    path = write_spec("program: t.py\nmethod: grid\nparameters:\n  lr: {min: 1, max: 0}\n")
+    with pytest.raises(SpecError, match=r"parameters.lr: min < max must hold"):
+        load_spec(path)

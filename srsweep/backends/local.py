@@ -24,6 +24,7 @@ from srsweep.backends._base import RunRecord
 from srsweep.backends._base import SweepRecord
 from srsweep.errors import CorruptFileError
 from srsweep.errors import NotFoundError
+from srsweep.spec import SCRIPT
 
 if TYPE_CHECKING:
     from srsweep.backends._base import Backend
@@ -136,15 +137,17 @@ class LocalBackend:
     def create_sweep(self, spec: Spec, remote: str | None = None) -> str:
         """Register ``spec``; ``remote`` records its W&B server path when it lives there."""
         sweep_id = new_id()
+        # a script runs in its spec's folder, wherever the agent is started from
+        source = spec.source if spec.script is None else str(Path(spec.source).resolve())
         with self._tx() as db:
             db.execute(
                 "INSERT INTO sweeps VALUES (?,?,?,?,?,?,?,?,?)",
                 (
                     sweep_id,
                     spec.name,
-                    spec.kernel.name,
+                    spec.kernel.name if spec.kernel is not None else SCRIPT,
                     json.dumps(spec.raw),
-                    spec.source,
+                    source,
                     "active",
                     secrets.randbits(31),
                     time.time(),

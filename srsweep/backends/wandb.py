@@ -4,6 +4,10 @@ Nothing here is needed offline. ``create --backend wandb`` validates locally fir
 checks credentials and that the server answers (seconds, not a hang) before it asks
 ``wandb.sweep`` to register anything. Agents are W&B's own (``wandb agent``), which start
 every trial in its own process with ``srsweep run <kernel> ${args_json}``.
+
+For script sweeps run offline, ``agent_trial`` builds a trial's command, environment and
+parameter files exactly as W&B's agent does, and ``OfflineRunReader`` reads the
+script's offline run back while it is still being written.
 """
 
 from __future__ import annotations
@@ -12,11 +16,13 @@ import copy
 import json
 import netrc
 import os
+import platform
 import shutil
 import socket
 import struct
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Any
@@ -43,7 +49,11 @@ __all__ = [
     "records",
     "to_record",
     "read_offline_run",
+    "OfflineRunReader",
+    "run_log",
     "offline_dirs",
+    "agent_trial",
+    "kill_delay",
     "sync",
 ]
 
@@ -96,7 +106,8 @@ def server_spec(spec: Spec) -> dict[str, Any]:
     """The spec as sent to W&B: ``command`` filled so that a plain ``wandb agent`` runs
     the kernel through ``srsweep run`` exactly as ``srsweep agent`` would."""
     raw = copy.deepcopy(spec.raw)
-    raw.setdefault("command", list(COMMAND))
+    if spec.kernel is not None:  # a script's spec goes unchanged: W&B's agent runs it
+        raw.setdefault("command", list(COMMAND))
     return raw
 
 
@@ -192,75 +203,119 @@ def records(path: str) -> list[RunRecord]:
 # -- offline runs ---------------------------------------------------------------------
 _BLOCK = 32 * 1024
 _HEADER = 7  # ":W&B", magic (2), version (1)
+_FULL, _FIRST, _MIDDLE, _LAST = 1, 2, 3, 4
 
 
-def _records(data: bytes) -> Iterable[bytes]:
-    """The payloads of a ``.wandb`` file: a LevelDB-style log of 32 KiB blocks whose
-    chunks are (crc32c 4, length 2, type 1) + data; FIRST/MIDDLE/LAST chunks join."""
-    pos, pending = _HEADER, b""
-    while pos + 7 <= len(data):
-        room = _BLOCK - pos % _BLOCK
-        if room < 7:  # a block's tail too short for a header is padding
-            pos += room
-            continue
-        _crc, length, kind = struct.unpack("<IHB", data[pos : pos + 7])
-        chunk = data[pos + 7 : pos + 7 + length]
-        pos += 7 + length
-        if kind == 0 and length == 0:
-            continue
-        if kind == 1:
-            yield chunk
-        elif kind == 2:
-            pending = chunk
-        elif kind == 3:
-            pending += chunk
-        elif kind == 4:
-            yield pending + chunk
-            pending = b""
+class OfflineRunReader:
+    """Reads a run's ``run-<id>.wandb`` log, also while wandb is still writing it.
+
+    The log is LevelDB-style: 32 KiB blocks of chunks, each (crc32 4, length 2, type 1)
+    + data, a record split over FIRST/MIDDLE/LAST chunks. Records are decoded with
+    wandb's own protobuf ``Record``. Each ``read`` consumes the complete records added
+    since the last one and stops before a chunk that is not wholly written yet (short,
+    or its checksum does not match), so a growing file reads the same as a finished one.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.id = ""
+        self.config: dict[str, Any] = {}
+        self.summary: dict[str, Any] = {}
+        self.history: list[dict[str, Any]] = []
+        self.exit_code: int | None = None
+        self._pos = _HEADER  # the first byte not consumed, always a chunk boundary
+        self._pending = b""  # a record's FIRST/MIDDLE chunks so far
+
+    def read(self) -> list[dict[str, Any]]:
+        """The history rows written since the last call (config and summary update too)."""
+        try:
+            with self.path.open("rb") as fh:
+                fh.seek(self._pos)
+                data = fh.read()
+        except FileNotFoundError:
+            return []
+        new: list[dict[str, Any]] = []
+        for payload in self._payloads(data):
+            self._decode(payload, new)
+        return new
+
+    def _payloads(self, data: bytes) -> Iterable[bytes]:
+        base, off = self._pos, 0
+        while True:
+            room = _BLOCK - (base + off) % _BLOCK
+            if room < 7:  # a block's tail too short for a header is padding
+                if off + room > len(data):
+                    return
+                off += room
+                self._pos = base + off
+                continue
+            if off + 7 > len(data):
+                return
+            crc, length, kind = struct.unpack("<IHB", data[off : off + 7])
+            chunk = data[off + 7 : off + 7 + length]
+            if len(chunk) < length or crc != zlib.crc32(chunk, zlib.crc32(bytes([kind]))):
+                return  # not wholly written yet (or the end of a torn file)
+            off += 7 + length
+            self._pos = base + off
+            if kind == _FULL:
+                yield chunk
+            elif kind == _FIRST:
+                self._pending = chunk
+            elif kind == _MIDDLE:
+                self._pending += chunk
+            elif kind == _LAST:
+                chunk, self._pending = self._pending + chunk, b""
+                yield chunk
+
+    def _decode(self, payload: bytes, new: list[dict[str, Any]]) -> None:
+        from wandb.proto import wandb_internal_pb2 as pb
+
+        rec = pb.Record()  # type: ignore[attr-defined]
+        rec.ParseFromString(payload)
+        kind = rec.WhichOneof("record_type")
+        if kind == "history":
+            row = {_key(i): json.loads(i.value_json) for i in rec.history.item}
+            self.history.append(row)
+            new.append(row)
+        elif kind == "summary":
+            self.summary.update({_key(i): json.loads(i.value_json) for i in rec.summary.update})
+        elif kind in ("run", "config"):
+            if kind == "run":
+                self.id = rec.run.run_id
+            items = rec.run.config.update if kind == "run" else rec.config.update
+            self.config.update(
+                {_key(i): json.loads(i.value_json) for i in items if not _key(i).startswith("_")}
+            )
+        elif kind == "exit":
+            self.exit_code = rec.exit.exit_code
+
+
+def _key(item: Any) -> str:
+    return str(item.key or ".".join(item.nested_key))
+
+
+def run_log(root: Path, run_id: str) -> Path | None:
+    """The ``.wandb`` log of run ``run_id`` under ``root/wandb`` (offline or online)."""
+    found = sorted((root / "wandb").glob(f"*run-*-{run_id}/run-{run_id}.wandb"))
+    return found[-1] if found else None
 
 
 def read_offline_run(run_dir: str | Path) -> dict[str, Any]:
     """Config, history and summary of an offline run, decoded with wandb's own record
-    protocol (``wandb.proto``) from its ``run-<id>.wandb`` log."""
-    from wandb.proto import wandb_internal_pb2 as pb
-
+    protocol (``wandb.proto``) from its ``run-<id>.wandb`` log; a log cut short (still
+    being written, or torn) reads up to its last whole record."""
     run_dir = Path(run_dir)
     files = sorted(run_dir.glob("run-*.wandb"))
     if not files:
         raise SrsweepError(f"{run_dir}: no run-*.wandb file")
-    config: dict[str, Any] = {}
-    summary: dict[str, Any] = {}
-    history: list[dict[str, Any]] = []
-    run_id = ""
-    for payload in _records(files[0].read_bytes()):
-        rec = pb.Record()  # type: ignore[attr-defined]
-        rec.ParseFromString(payload)
-        kind = rec.WhichOneof("record_type")
-        if kind == "run":
-            run_id = rec.run.run_id
-            items = rec.run.config.update
-        elif kind == "config":
-            items = rec.config.update
-        elif kind == "history":
-            row = {
-                i.key or ".".join(i.nested_key): json.loads(i.value_json) for i in rec.history.item
-            }
-            history.append(row)
-            continue
-        elif kind == "summary":
-            summary.update(
-                {
-                    i.key or ".".join(i.nested_key): json.loads(i.value_json)
-                    for i in rec.summary.update
-                }
-            )
-            continue
-        else:
-            continue
-        for item in items:
-            if not (item.key or "").startswith("_"):
-                config[item.key] = json.loads(item.value_json)
-    return {"id": run_id, "config": config, "history": history, "summary": summary}
+    reader = OfflineRunReader(files[0])
+    reader.read()
+    return {
+        "id": reader.id,
+        "config": reader.config,
+        "history": reader.history,
+        "summary": reader.summary,
+    }
 
 
 def offline_dirs(root: Path, run_ids: Iterable[str] | None = None) -> list[Path]:
@@ -288,3 +343,75 @@ def sync(dirs: list[Path], timeout: float) -> int:
     if done.returncode != 0:
         raise SrsweepError(f"wandb sync failed (exit {done.returncode})")
     return len(dirs)
+
+
+# -- W&B's agent, mirrored for script sweeps run locally -------------------------------
+def agent_trial(
+    command: list[Any] | None,
+    params: dict[str, Any],
+    *,
+    program: str,
+    sweep_id: str,
+    run_id: str,
+    env: dict[str, str],
+) -> tuple[list[str], dict[str, str]]:
+    """The argv and environment W&B's agent (``wandb agent``) would start a trial with,
+    writing its parameter files as the agent does.
+
+    Mirrors ``wandb.wandb_agent.Agent._command_run`` with wandb's own helpers, so every
+    macro expands exactly as there: ``${envvar:NAME}`` from this process's environment,
+    then each whole-item macro (``${args}``, ``${args_json}``, ...) from
+    ``create_sweep_command_args``; an unknown macro expands to nothing. One deliberate
+    difference: ``${interpreter}`` is this Python (the agent's is ``python`` on PATH).
+
+    Args:
+        command: the spec's ``command``; None or empty for W&B's default
+            ``${env} ${interpreter} ${program} ${args}``.
+        params: the trial's parameters (nested dicts for nested parameters).
+        program: the spec's ``program``.
+        sweep_id: set as ``WANDB_SWEEP_ID``.
+        run_id: set as ``WANDB_RUN_ID``.
+        env: the environment to start from; its ``WANDB_DIR`` (default: the current
+            folder) holds ``wandb/sweep-<id>/config-<run>.yaml`` (``WANDB_SWEEP_PARAM_PATH``,
+            which ``wandb.init`` loads as the run's config) and ``.json``.
+
+    Returns:
+        The argv and the full environment of the trial's process.
+    """
+    from wandb import env as wandb_env
+    from wandb.sdk.launch.sweeps import utils
+    from wandb.sdk.lib import config_util
+
+    template = [str(c) for c in utils.create_sweep_command(copy.deepcopy(command or None))]
+    args = {k: {"value": v} for k, v in params.items()}
+    env = dict(env)
+    env.setdefault(wandb_env.DIR, os.path.abspath(os.getcwd()))
+    folder = os.path.join(env[wandb_env.DIR], "wandb", f"sweep-{sweep_id}")
+    param_path = os.path.join(folder, f"config-{run_id}.yaml")
+    json_path = os.path.join(folder, f"config-{run_id}.json")
+    env[wandb_env.SWEEP_ID], env[wandb_env.RUN_ID] = sweep_id, run_id
+    env[wandb_env.SWEEP_PARAM_PATH] = param_path
+    env.pop(wandb_env.SERVICE, None)  # the child starts its own wandb service
+    config_util.save_config_file_from_dict(param_path, args)  # type: ignore[no-untyped-call]
+    values: dict[str, Any] = utils.create_sweep_command_args({"args": args})
+    if "${args_json_file}" in template:
+        Path(json_path).write_text(values["args_json"][0], encoding="utf-8")
+    values.update(interpreter=[sys.executable], program=[program], args_json_file=[json_path])
+    if platform.system() != "Windows":
+        values["env"] = ["/usr/bin/env"]
+    argv: list[str] = []
+    for item in template:
+        if item.startswith("${") and item.endswith("}"):
+            argv += [str(v) for v in values.get(item[2:-1]) or []]
+        else:
+            argv.append(item)
+    return argv, env
+
+
+def kill_delay() -> float:
+    """Seconds W&B's agent waits after SIGTERM before it SIGKILLs a stopped run
+    (``WANDB_AGENT_KILL_DELAY``, default 30)."""
+    from wandb import env as wandb_env
+    from wandb.wandb_agent import Agent
+
+    return float(wandb_env.get_agent_kill_delay(str(Agent.KILL_DELAY)) or Agent.KILL_DELAY)

@@ -30,6 +30,10 @@ from srsweep.report.frames import run_labels
 from srsweep.report.frames import runs_frame
 from srsweep.report.frames import smooth
 from srsweep.report.frames import varying_keys
+from srsweep.report.kernel_plots import KERNEL_PLOTS
+from srsweep.report.kernel_plots import kernel_figures
+from srsweep.report.landscape import landscape_plot
+from srsweep.report.landscape import write_landscape
 from srsweep.report.plots import comparison_plot
 from srsweep.report.plots import grouped_plot
 from srsweep.report.plots import save
@@ -39,6 +43,8 @@ from srsweep.report.trends import characterise
 from srsweep.report.trends import classify
 
 if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
     from srsweep.backends._base import RunRecord
 
 __all__ = [
@@ -59,6 +65,10 @@ __all__ = [
     "comparison_plot",
     "grouped_plot",
     "save",
+    "KERNEL_PLOTS",
+    "kernel_figures",
+    "landscape_plot",
+    "write_landscape",
 ]
 
 DEFAULT_AVG_HOR = 50  # the window of the study's later plots (symrep §10)
@@ -220,6 +230,35 @@ def _markdown(
     return "\n".join(out) + "\n"
 
 
+def _kernel_section(kernel: str, figures: Sequence[tuple[str, str]], notes: Sequence[str]) -> str:
+    """The report's section of kernel-specific figures (file, caption) and skip notes."""
+    if not figures and not notes:
+        return ""
+    out = ["", f"## {kernel} figures", ""]
+    for name, caption in figures:
+        out += [f"![{name}]({name})", "", caption, ""]
+    if notes:
+        out += ["Skipped:", ""] + [f"- {_cell(n)}" for n in notes] + [""]
+    return "\n".join(out)
+
+
+def _more_curves(
+    hist: pd.DataFrame, curve: str, labels: pd.Series, avg_hor: int, *, band: bool, xlabel: str
+) -> list[tuple[str, str, Figure]]:
+    """(metric, file name, comparison figure) per numeric logged metric but ``curve``."""
+    out = []
+    for key in hist.columns:
+        if key in ("run_id", "step", "epoch", curve) or key.startswith("_"):
+            continue
+        values = pd.to_numeric(hist[key], errors="coerce")
+        if values.isna().all() or hist[key].map(lambda v: isinstance(v, bool)).any():
+            continue
+        frame = smooth(hist.assign(**{key: values}), key, avg_hor)
+        fig = comparison_plot(frame, labels, key, band=band, xlabel=xlabel)
+        out.append((key, f"curve_{_file_key(key)}.png", fig))
+    return out
+
+
 def write_report(
     records: Iterable[RunRecord],
     out_dir: Path,
@@ -232,6 +271,8 @@ def write_report(
     band: bool = True,
     title: str = "",
     k: int = 10,
+    kernel: str | None = None,
+    more_curves: bool = False,
 ) -> list[Path]:
     """Write a sweep's report (CSV tables, PNG figures and ``report.md``) to ``out_dir``.
 
@@ -248,11 +289,18 @@ def write_report(
         band: Shade ±1 std around the curves.
         title: Report and figure title; default from the sweep id.
         k: Rows in the best-k table.
+        kernel: The runs' kernel; one with a ``KERNEL_PLOTS`` entry adds its figures
+            (e.g. ``stn_dist.png``) and a section to the report. Runs whose model file
+            is missing or unreadable are left out of those figures, with a note.
+        more_curves: Also plot every other numeric metric the runs logged, smoothed
+            the same way (``curve_<metric>.png``), e.g. for a script's sweep.
 
     Returns:
         The written paths: ``runs.csv``, ``history.csv`` (with the smoothed curve),
         ``best.csv``, ``trends.csv`` (trend per run), ``comparison.png``,
-        ``by_<key>.png`` per varying swept key (in column order), ``report.md``.
+        ``by_<key>.png`` per varying swept key (in column order), the kernel's
+        figures, ``curve_<metric>.png`` per other metric with ``more_curves``,
+        ``report.md``.
 
     Raises:
         UsageError: no run logged ``curve``, no run has ``metric``, a bad ``goal`` or
@@ -335,5 +383,13 @@ def write_report(
         highlight=highlight,
         figures=figures,
     )
+    if kernel is not None:
+        figs, notes = kernel_figures(kernel, records)
+        paths += [save(fig, out_dir / name) for name, fig, _ in figs]
+        text += _kernel_section(kernel, [(n, c) for n, _, c in figs], notes)
+    if more_curves:
+        extra = _more_curves(hist, curve, labels, avg_hor, band=band, xlabel=xlabel)
+        paths += [save(fig, out_dir / name) for _, name, fig in extra]
+        text += "".join(f"\n## Smoothed {k}\n\n![Smoothed {k}]({n})\n" for k, n, _ in extra)
     paths.append(_write_text(out_dir / "report.md", text))
     return paths
