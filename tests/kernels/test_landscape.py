@@ -193,3 +193,18 @@ def test_cli_bad_ids_exit_2(cli, results, tmp_path) -> None:
     res = cli("landscape", str(stn))
     assert res.exit_code == 2 and f"{stn}: kernel 'stn' saves no weight trajectory" in res.stderr
     assert not (results / "landscape").exists()  # nothing written
+
+
+def test_trajectory_ends_in_the_lowest_region_of_its_contour(result: dict) -> None:
+    grid = np.asarray(result["grid_loss"])
+    c = GRID // 2
+    lo, hi = float(grid.min()), float(grid.max())
+    # the trained weights sit at the bottom of the plane's valley: within 1 % of the
+    # lowest loss on the grid (the valley is flat along one direction, so a border point
+    # can tie), far below the contour's range and the border's average
+    assert grid[c, c] <= lo * 1.01
+    assert grid[c, c] <= lo + 0.01 * (hi - lo)
+    border = np.concatenate([grid[0], grid[-1], grid[:, 0], grid[:, -1]])
+    assert grid[c, c] < 0.5 * border.mean()
+    # and the path starts higher up than it ends
+    assert float(result["path_loss"][0]) > float(result["path_loss"][-1])

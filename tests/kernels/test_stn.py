@@ -189,3 +189,13 @@ def test_cuda_matches_cpu() -> None:
     gpu = run_stn(max_cycles=40, device="cuda")
     for key in ("x_range", "scale", "dist", "dist_clean"):
         np.testing.assert_allclose(gpu.saved[key], cpu.saved[key], rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.slow
+def test_hyperparameter_leaves_a_bad_initial_range() -> None:
+    # trained on [-0.5, 0.5] but judged on [-2, 2]: the hyper step must widen the range
+    run = run_stn(seed=1, init_x_range=0.5, max_cycles=300)
+    xr, dist = run.series("x_range"), run.series("dist")
+    assert xr[0] == pytest.approx(0.5, abs=0.02)
+    assert xr[-1] > 1.2  # moved most of the way to the validation range of 2
+    assert dist[-1] < dist[0] / 3
