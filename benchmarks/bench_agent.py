@@ -20,16 +20,22 @@ def measure(trials: int, mode: str) -> tuple[float, float]:
     """Seconds per trial for ``trials`` toy trials with ``WANDB_MODE=mode``: in the agent
     loop, and including the deferred offline W&B writes drained at exit."""
     from srsweep.agent import run_agent
-    from srsweep.tracking import flush_wandb
     from srsweep.backends.local import LocalBackend
     from srsweep.spec import validate
+    from srsweep.tracking import flush_wandb
 
     os.environ["WANDB_MODE"] = mode
     with tempfile.TemporaryDirectory() as tmp:
         results = Path(tmp) / "results"
         backend = LocalBackend(results)
-        spec = validate({"program": "toy", "method": "grid", "parameters": {
-            "target": {"values": list(range(trials))}, "steps": {"value": 5}}}, "bench")
+        spec = validate(
+            {
+                "program": "toy",
+                "method": "grid",
+                "parameters": {"target": {"values": list(range(trials))}, "steps": {"value": 5}},
+            },
+            "bench",
+        )
         sid = backend.create_sweep(spec)
         run_agent(backend, sid, results=results, count=1, echo=lambda s: None)  # warm up
         t0 = time.perf_counter()
@@ -53,8 +59,10 @@ def main() -> None:
     for mode in ("disabled", "offline"):
         per, drained = measure(trials, mode)
         verdict = "ok" if per <= 0.050 else "over the 50 ms target"
-        print(f"  WANDB_MODE={mode:9} {per * 1000:7.1f} ms/trial in the agent loop ({verdict}); "
-              f"{drained * 1000:.1f} ms/trial including background W&B writes")
+        print(
+            f"  WANDB_MODE={mode:9} {per * 1000:7.1f} ms/trial in the agent loop ({verdict}); "
+            f"{drained * 1000:.1f} ms/trial including background W&B writes"
+        )
 
 
 if __name__ == "__main__":

@@ -29,6 +29,8 @@ from torch import nn
 from srsweep.errors import KernelFailed
 from srsweep.kernels._base import Kernel
 from srsweep.kernels._config import param
+from srsweep.kernels.nets import flatten_parameters
+from srsweep.kernels.nets import resolve_device
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -152,29 +154,6 @@ def _batches(n: int, size: int, rng: np.random.RandomState) -> Callable[[], npt.
     return next_batch
 
 
-def flatten_parameters(module: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
-    """Make ``module``'s parameters and gradients views of one flat value tensor and one
-    flat gradient tensor (returned): backward accumulates into the flat gradient in
-    place, and an SGD step is one vector operation. (Same helper as in stn.py.)"""
-    params = list(module.parameters())
-    values = torch.cat([p.detach().reshape(-1) for p in params])
-    grads = torch.zeros_like(values)
-    at = 0
-    for p in params:
-        n = p.numel()
-        p.data, p.grad = values[at : at + n].view_as(p), grads[at : at + n].view_as(p)
-        at += n
-    return values, grads
-
-
-def _device(choice: str) -> torch.device:
-    if choice == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if choice == "cuda" and not torch.cuda.is_available():
-        raise KernelFailed("device 'cuda' was requested but CUDA is not available here")
-    return torch.device(choice)
-
-
 def _history_stride(cfg: LazyConfig, n_params: int) -> int:
     if not cfg.history_every:
         return 0
@@ -190,7 +169,7 @@ def train(cfg: LazyConfig, run: Run) -> None:
     Raises:
         KernelFailed: the loss became NaN/inf, or CUDA was requested but absent.
     """
-    _train(cfg, run, _device(cfg.device))
+    _train(cfg, run, resolve_device(cfg.device))
 
 
 def _train(cfg: LazyConfig, run: Run, device: torch.device) -> None:

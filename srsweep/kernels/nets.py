@@ -6,6 +6,7 @@
   source of the SD study (section 3).
 - ``critic_input`` / ``critic_steps``: build critic batches with extension features and
   run the critic's optimiser steps with WGAN or BCE loss and gradient penalty (section 5).
+- ``resolve_device`` / ``flatten_parameters``: helpers every kernel's loop uses.
 
 Facts: ``../shared/reference/symrep.md``.
 """
@@ -16,7 +17,46 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["SDNet", "random_mlp", "mlp_apply", "critic_input", "gradient_penalty", "critic_steps"]
+from srsweep.errors import KernelFailed
+
+__all__ = [
+    "resolve_device",
+    "flatten_parameters",
+    "SDNet",
+    "random_mlp",
+    "mlp_apply",
+    "critic_input",
+    "gradient_penalty",
+    "critic_steps",
+]
+
+
+def resolve_device(choice: str) -> torch.device:
+    """A kernel's ``device`` key as a torch device: "auto" picks CUDA when present.
+
+    Raises:
+        KernelFailed: "cuda" was asked for on a machine without it.
+    """
+    if choice == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if choice == "cuda" and not torch.cuda.is_available():
+        raise KernelFailed("device 'cuda' was requested but CUDA is not available here")
+    return torch.device(choice)
+
+
+def flatten_parameters(module: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
+    """Make ``module``'s parameters and gradients views of one flat value tensor and one
+    flat gradient tensor (returned): backward accumulates into the flat gradient in place,
+    and an optimiser step is a few whole-vector operations instead of a few per tensor."""
+    params = list(module.parameters())
+    values = torch.cat([p.detach().reshape(-1) for p in params])
+    grads = torch.zeros_like(values)
+    at = 0
+    for p in params:
+        n = p.numel()
+        p.data, p.grad = values[at : at + n].view_as(p), grads[at : at + n].view_as(p)
+        at += n
+    return values, grads
 
 
 def _mlp(in_size: int, hid_num: int, hid_size: int, out_size: int) -> nn.Sequential:

@@ -29,6 +29,8 @@ from torch import nn
 from srsweep.errors import KernelFailed
 from srsweep.kernels._base import Kernel
 from srsweep.kernels._config import param
+from srsweep.kernels.nets import flatten_parameters
+from srsweep.kernels.nets import resolve_device
 
 if TYPE_CHECKING:
     from srsweep.kernels._base import Run
@@ -144,29 +146,6 @@ class HyperNet(nn.Module):
         return x
 
 
-def _device(choice: str) -> torch.device:
-    if choice == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if choice == "cuda" and not torch.cuda.is_available():
-        raise KernelFailed("device 'cuda' was requested but CUDA is not available here")
-    return torch.device(choice)
-
-
-def flatten_parameters(module: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
-    """Make ``module``'s parameters and gradients views of one flat value tensor and one
-    flat gradient tensor (returned): backward accumulates into the flat gradient in place,
-    and an optimiser step is a few whole-vector operations instead of a few per tensor."""
-    params = list(module.parameters())
-    values = torch.cat([p.detach().reshape(-1) for p in params])
-    grads = torch.zeros_like(values)
-    at = 0
-    for p in params:
-        n = p.numel()
-        p.data, p.grad = values[at : at + n].view_as(p), grads[at : at + n].view_as(p)
-        at += n
-    return values, grads
-
-
 class KerasAdam:
     """Adam on one tensor, in place, as Keras applies it (the port's optimiser): eps is
     added to √v before the bias correction, which is folded into the step size. torch's
@@ -204,7 +183,7 @@ def train(cfg: STNConfig, run: Run) -> None:
     """
     # Threads: the agent runs trials with one intra-op thread (SRSWEEP_THREADS); with
     # two on a busy 2-core box a (4, 100) @ (100, 4) product took ~8 ms instead of 8 us.
-    _hypertrain(cfg, run, _device(cfg.device))
+    _hypertrain(cfg, run, resolve_device(cfg.device))
 
 
 def _hypertrain(cfg: STNConfig, run: Run, device: torch.device) -> None:

@@ -168,8 +168,6 @@ def test_should_stop_is_honoured() -> None:
     assert len(run.saved["losses"]) == 11
 
 
-
-
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 @pytest.mark.parametrize("dtype", ["float32", "float64"])

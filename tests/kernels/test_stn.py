@@ -180,8 +180,6 @@ def test_non_finite_loss_fails_clearly() -> None:
         run_stn(train_lr=1e30, warmup_steps=0, max_cycles=20)
 
 
-
-
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_matches_cpu() -> None:
