@@ -27,6 +27,7 @@ import torch
 from srsweep.errors import KernelFailed
 from srsweep.kernels import data
 from srsweep.kernels import funlib
+from srsweep.kernels import sd_pack
 from srsweep.kernels._base import Kernel
 from srsweep.kernels._config import param
 from srsweep.kernels.nets import SDNet
@@ -34,6 +35,7 @@ from srsweep.kernels.nets import critic_input
 from srsweep.kernels.nets import critic_steps
 from srsweep.kernels.nets import mlp_apply
 from srsweep.kernels.nets import random_mlp
+from srsweep.kernels.nets import resolve_device
 
 if TYPE_CHECKING:
     from srsweep.kernels._base import Run
@@ -154,14 +156,6 @@ def _library(name: str) -> funlib.FunctionLibrary:
     return funlib.FunctionLibrary(name)
 
 
-def _device(choice: str) -> torch.device:
-    if choice == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if choice == "cuda" and not torch.cuda.is_available():
-        raise KernelFailed("device 'cuda' was requested but CUDA is not available here")
-    return torch.device(choice)
-
-
 def make_critic(cfg: SDConfig, n_points: int) -> SDNet:
     """The critic for ``n_points`` inputs, initialised from ``cfg.seed`` (global RNG
     untouched, built on CPU so every device starts from the same weights)."""
@@ -232,7 +226,7 @@ def train(cfg: SDConfig, run: Run) -> None:
     Raises:
         KernelFailed: a critic loss term became NaN/inf, or CUDA was requested but absent.
     """
-    device = _device(cfg.device)
+    device = resolve_device(cfg.device)
     lib = _library(cfg.fun_lib)
     rows = data.masks(cfg.in_var)["train"]
     x = torch.as_tensor(
@@ -313,4 +307,6 @@ KERNEL = Kernel(
     curve="acc",
     summary="symbolic discriminator: critic separating library curves from "
     "untrained-MLP latents (seed 003)",
+    pack_key=sd_pack.pack_key,
+    train_packed=sd_pack.train_packed,
 )

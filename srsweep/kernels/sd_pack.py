@@ -1,0 +1,355 @@
+"""Packed ``sd`` trials: several critics with the same layer shapes trained as one batched
+model, each trial still logged, stopped, failed and saved as its own run.
+
+The contract is random-stream equivalence: every trial draws from its own CPU generator,
+seeded as ``sd.train`` seeds it, exactly what it would draw alone (critic init, generator
+weights, library samples, penalty mixes only when its ``disc.gp`` > 0), so its history
+equals the same trial trained by ``sd.train`` within float tolerance. Per trial may
+differ: seed, ``disc.lr``/``wd``/``betas``/``gp``/``loss``/``iters``, ``arch.lat_size``
+and ``avg_hor``; everything that shapes the critic or the schedule is in ``pack_key``.
+
+- ``lat_size``: samples are padded to the pack's largest; padded samples are masked out of
+  losses, accuracy and penalty (``torch.where``, so they add exact zeros to gradients).
+- ``iters``: the pack takes the largest number of critic steps per epoch, each on the
+  prefix of trials (sorted by iters) that take it; the others' parameters, Adam moments,
+  step counts and records stay put.
+- Hidden sizes are not padded: zero-padded units would stay zero, but on CPU a padded
+  64-wide critic in a 512-wide pack costs 64x its FLOPs, and ``pack_key`` keeps the shapes
+  so the agent can group trials by it. Packs shrink (re-stack) when trials leave.
+- A trial whose loss turns NaN/inf fails alone, at the log step where ``sd.train`` would
+  raise, with its message; until then its NaNs stay in its own rows (every reduction is
+  per trial). ``runtime`` limits the whole pack.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Hashable
+from typing import TYPE_CHECKING
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from srsweep.errors import KernelFailed
+from srsweep.kernels import batched
+from srsweep.kernels import data
+from srsweep.kernels.nets import resolve_device
+from srsweep.kernels.sd_draws import EpochData
+from srsweep.kernels.sd_draws import PackDraws
+
+if TYPE_CHECKING:
+    from srsweep.kernels._base import Run
+    from srsweep.kernels.funlib import FunctionLibrary
+    from srsweep.kernels.sd import SDConfig
+
+__all__ = ["pack_key", "train_packed"]
+
+
+def pack_key(cfg: SDConfig) -> tuple[Hashable, ...]:
+    """Trials with equal keys can train in one pack: same critic layer shapes, data,
+    generator architecture, device and schedule."""
+    d, a = cfg.disc, cfg.arch
+    nums = d.hid_num if isinstance(d.hid_num, tuple) else (d.hid_num, d.hid_num)
+    sizes = d.hid_size if isinstance(d.hid_size, tuple) else (d.hid_size, d.hid_size)
+    ext = cfg.ext_channels
+    embed = cfg.ext_type == "embed" and ext > 0  # SDNet embeds only with extras
+    critic = (nums, sizes) if embed else (nums[1], sizes[1])
+    # with no extras, "embed" and "stack" build the same critic from the same inputs
+    extras = (cfg.ext, cfg.ext_type) if ext else ()
+    draws = (cfg.in_var, cfg.fun_lib, cfg.shuffle, cfg.iter_sample)
+    schedule = (cfg.epochs, cfg.log_freq, cfg.runtime)
+    return (
+        "sd",
+        critic,
+        extras,
+        draws,
+        (a.in_size, a.hid_num[0], a.hid_size),
+        cfg.device,
+        schedule,
+    )
+
+
+class _Pack:
+    """The trials still training: stacked critics, optimiser, draws and per-trial masks.
+
+    Rows are sorted by ``disc.iters``, longest first, so the trials that take critic step
+    i are a prefix of the stack: step i runs on views ``[:n_i]`` and a trial past its own
+    iters costs nothing (the study draws iters from 1 to 10).
+    """
+
+    def __init__(self, cfgs: list[SDConfig], lib: FunctionLibrary, x: torch.Tensor) -> None:
+        from srsweep.kernels import sd
+
+        with torch.device("meta"):
+            self.template = sd.make_critic(cfgs[0], len(x))  # names and shapes only
+        self.ids = sorted(range(len(cfgs)), key=lambda t: -cfgs[t].disc.iters)
+        self.cfgs = [cfgs[t] for t in self.ids]
+        self.lib, self.x = lib, x
+        self.stack = batched.Stack(self.template, len(cfgs), x.device)
+        inits: dict[int, dict[str, torch.Tensor]] = {}  # one init per seed: studies share seeds
+        for row, c in enumerate(self.cfgs):
+            if c.seed not in inits:
+                inits[c.seed] = sd.make_critic(c, len(x)).state_dict()
+            self.stack.load(row, inits[c.seed])
+        self.opt = batched.StackedAdam(
+            self.stack.leaves(),
+            list(self.stack.grad.values()),
+            lr=[c.disc.lr for c in self.cfgs],
+            betas=[c.disc.betas for c in self.cfgs],
+            weight_decay=[c.disc.wd for c in self.cfgs],
+        )
+        self.gens = [torch.Generator().manual_seed(c.seed) for c in self.cfgs]
+        self._rows()
+
+    def _rows(self) -> None:
+        """Per-row constants, the draws, and per-step views of the current rows."""
+        cfgs, dev = self.cfgs, self.x.device
+        self.draws = PackDraws(cfgs, self.gens, self.lib, self.x)
+        L = self.draws.L
+        self.lat = torch.tensor([c.arch.lat_size for c in cfgs], dtype=self.x.dtype, device=dev)
+        self.valid = torch.arange(L, device=dev) < self.lat[:, None]  # (T, L)
+        # Critic rows in sd.train's order: a trial's reals, its fakes, then its padding.
+        # Row sums (bias gradients, large-K matmuls in embed mode) then see its samples
+        # where a solo run has them, and padding only appends exact zeros.
+        order = []
+        for t, c in enumerate(cfgs):
+            n = c.arch.lat_size
+            rows = [*range(n), *range(L, L + n), *range(n, L), *range(L + n, 2 * L)]
+            order += [2 * L * t + r for r in rows]  # into cat([reals, fakes], 1).flatten(0, 1)
+        self.order = torch.tensor(order, device=dev)
+        r = torch.arange(2 * L, device=dev)
+        self.is_real = r < self.lat[:, None]  # (T, 2L)
+        self.is_fake = (r >= self.lat[:, None]) & (r < 2 * self.lat[:, None])
+        self.bce = torch.tensor([c.disc.loss == "bce" for c in cfgs], device=dev)[:, None]
+        self.gp = torch.tensor([c.disc.gp for c in cfgs], dtype=self.x.dtype, device=dev)
+        # the one-unit layers' biases, in the order critic() taps their outputs
+        units = [f"layers2.{len(self.template.layers2) - 1}.bias"]
+        if self.template.layers1 is not None:
+            units.insert(0, f"layers1.{len(self.template.layers1) - 1}.bias")
+        self.unit_biases = [self.stack.grad[name].view(-1) for name in units]
+        self.steps = []  # per critic step: (rows taking it, embed and head layers, lat groups)
+        for i in range(self.draws.I):
+            n = sum(c.disc.iters > i for c in cfgs)
+            embed = None if self.template.layers1 is None else self.stack.sequential("layers1", n)
+            groups = [(lat, idx[idx < n]) for lat, idx in self.draws.groups]
+            gp = any(c.disc.gp > 0 for c in cfgs[:n])
+            self.steps.append((n, embed, self.stack.sequential("layers2", n), groups, gp))
+
+    @staticmethod
+    def critic(
+        x: torch.Tensor, embed: batched.Layers | None, head: batched.Layers, taps: list[Any]
+    ) -> torch.Tensor:
+        """``[T, B, N, emb]`` (embedding) or ``[T, B, in]`` -> logits ``[T, B]``. ``taps``
+        gets the one-unit layers' outputs (embedding, logits) and then the ReLU masks of
+        the embedding and of the head, for ``input_grad``."""
+        e_masks: list[torch.Tensor] = []
+        masks: list[torch.Tensor] = []
+        if embed is not None:
+            T, B = x.shape[:2]
+            e = batched.mlp(x.reshape(T, -1, x.shape[-1]), embed, e_masks)  # (T, B * N, 1)
+            taps.append(e)
+            x = e.view(T, B, -1)  # (T, B, N)
+        p = batched.mlp(x, head, masks).squeeze(-1)
+        taps += [p, e_masks, masks]
+        return p
+
+    @staticmethod
+    def input_grad(
+        x: torch.Tensor, embed: batched.Layers | None, head: batched.Layers, taps: list[Any]
+    ) -> torch.Tensor:
+        """d sum(D(x)) / dx for the last rows the critic ran on (the penalty's mixes),
+        differentiable in the weights."""
+        e_masks, masks = taps[-2:]
+        T, B = x.shape[:2]
+        g = batched.input_grad(masks, head, x.new_ones(T, B, 1))  # (T, B, N or in)
+        if embed is not None:
+            g = batched.input_grad(e_masks, embed, g.reshape(T, -1, 1))  # (T, B * N, emb)
+        return g.view(x.shape)
+
+    @staticmethod
+    def bias_grad(
+        out: torch.Tensor, delta: torch.Tensor, groups: list[tuple[int, torch.Tensor]]
+    ) -> None:
+        """Set a one-unit layer's bias gradient ``out [T]``: ``delta [n, 2L, ...]`` summed
+        per trial over its own 2 * lat_size rows only.
+
+        Autograd would sum over the padding too, and a contiguous float sum rounds
+        differently with trailing zeros. Under WGAN the last bias's gradient is exactly
+        such a rounding residue (-mean + mean), which Adam turns into full-size steps, so
+        only the same summation keeps a packed trial on its solo trajectory.
+        """
+        for lat, idx in groups:
+            out[idx] = delta.index_select(0, idx)[:, : 2 * lat].flatten(1).sum(1)
+
+    def epoch(self, batch: EpochData) -> torch.Tensor:
+        """``critic_steps`` for every trial: ``[T, 7]`` records (correct predictions, last
+        step's loss_real, loss_fake, raw gp, then whether each term was non-finite)."""
+        T, L, dev = len(self.cfgs), self.draws.L, self.x.device
+        correct = torch.zeros(T, dtype=torch.long, device=dev)
+        terms = torch.zeros(T, 3, dtype=self.x.dtype, device=dev)
+        bad = torch.zeros(T, 3, dtype=torch.bool, device=dev)
+        leaves = self.stack.leaves()
+        for i, (n, embed, head, groups, any_gp) in enumerate(self.steps):
+            real = batch.reals[:n, i if self.draws.R > 1 else 0]  # (n, L, ...)
+            fake, lat = batch.fake[:n], self.lat[:n]
+            is_real, is_fake, gp = self.is_real[:n], self.is_fake[:n], self.gp[:n]
+            both = torch.cat([real, fake], 1)  # (n, 2L, ...)
+            rows = both.flatten(0, 1).index_select(0, self.order[: n * 2 * L]).view(both.shape)
+            if any_gp:  # the penalty's mixes ride along: one forward reads the weights once
+                e = batch.eps[:n, i].view(n, L, *[1] * (fake.ndim - 2))
+                mixed = e * real + (1 - e) * fake  # (n, L, ...)
+                rows = torch.cat([rows, mixed], 1)
+            taps: list[Any] = []
+            p = self.critic(rows, embed, head, taps)[:, : 2 * L]  # (n, 2L): reals, fakes
+            # WGAN or BCE per trial; means over each trial's own samples only
+            bce = self.bce[:n]
+            l_r = torch.where(is_real, torch.where(bce, F.softplus(-p), -p), 0).sum(1) / lat
+            l_f = torch.where(is_fake, torch.where(bce, F.softplus(p), p), 0).sum(1) / lat
+            pen = torch.zeros_like(l_r)
+            if any_gp:
+                g = self.input_grad(mixed, embed, head, taps)
+                sq = (g.flatten(2).norm(dim=2) - 1) ** 2  # (n, L)
+                pen = torch.where(gp > 0, torch.where(self.valid[:n], sq, 0).sum(1) / lat, 0)
+            loss = l_r + l_f + gp * pen  # (n,): the sum only adds independent trials
+            units = taps[:-2]  # the one-unit layers' outputs
+            out = torch.autograd.grad(loss.sum(), leaves + units, allow_unused=True)
+            self.stack.collect(out[: len(leaves)])
+            for grad, delta in zip(self.unit_biases, out[len(leaves) :], strict=True):
+                self.bias_grad(grad, delta.view(n, rows.shape[1], -1), groups)
+            self.opt.step(range(n))
+            says_real = p.detach() > 0  # as sd.train counts: a NaN logit says "fake"
+            correct[:n] += ((is_real & says_real) | (is_fake & ~says_real)).sum(1)
+            new = torch.stack([l_r, l_f, pen], 1).detach()
+            terms[:n] = new
+            bad[:n] |= ~torch.isfinite(new)
+        return torch.cat([correct[:, None].to(terms.dtype), terms, bad.to(terms.dtype)], 1)
+
+    def keep(self, rows: list[int]) -> None:
+        """Re-stack with only ``rows`` (trials that leave no longer cost compute)."""
+        self.stack.select(rows)
+        self.opt.select(rows, self.stack.leaves(), list(self.stack.grad.values()))
+        self.ids = [self.ids[r] for r in rows]
+        self.cfgs = [self.cfgs[r] for r in rows]
+        self.gens = [self.gens[r] for r in rows]
+        self._rows()
+
+    def state(self, row: int) -> dict[str, Any]:
+        """Row's critic and optimiser state, as ``sd.train`` saves them (CPU copies)."""
+        return {
+            "disc_state": self.stack.state_dict(row),
+            "disc_opt_state": self.opt.state_dict(row, self.stack),
+        }
+
+
+def train_packed(cfgs: list[SDConfig], runs: list[Run]) -> list[BaseException | None]:
+    """Train ``cfgs`` as one batched model, each trial logging and saving to its ``run``.
+
+    Each trial's logged metrics (same keys and steps as ``sd.train``) and saved state
+    equal the trial trained alone, within float tolerance. A trial's ``run.should_stop()``
+    is asked at its log steps; a stopped trial is saved there and leaves the pack.
+
+    Returns:
+        Per trial: None (finished or stopped) or the exception that failed it alone, e.g.
+        ``KernelFailed`` for a non-finite loss.
+
+    Raises:
+        ValueError: the configs do not share one ``pack_key`` or the lists differ in length.
+        KernelFailed: CUDA was requested but is absent (every trial would fail).
+    """
+    from srsweep.kernels import sd
+
+    if len(cfgs) != len(runs):
+        raise ValueError(f"train_packed: {len(cfgs)} configs but {len(runs)} runs")
+    if not cfgs:
+        return []
+    if len({pack_key(c) for c in cfgs}) > 1:
+        raise ValueError("train_packed: the configs do not share one pack_key")
+    c0 = cfgs[0]
+    device = resolve_device(c0.device)
+    rows = data.masks(c0.in_var)["train"]
+    x = torch.as_tensor(
+        data.inputs(c0.in_var)[rows, : c0.arch.in_size], dtype=torch.float32, device=device
+    )  # (N, in), as sd.train
+    pack = _Pack(list(cfgs), sd._library(c0.fun_lib), x)
+    outcome: list[BaseException | None] = [None] * len(cfgs)
+    tot_accs: list[list[float]] = [[] for _ in cfgs]
+    times: list[float] = []
+    pending: list[torch.Tensor] = []
+    t0 = time.perf_counter()
+    for epoch in range(c0.epochs):
+        pending.append(pack.epoch(pack.draws.next()))
+        times.append(time.perf_counter() - t0)
+        last = epoch == c0.epochs - 1 or (c0.runtime is not None and times[-1] > c0.runtime)
+        if epoch % c0.log_freq != 0 and not last:
+            continue
+        records = torch.stack(pending).cpu().tolist()  # one host sync per log: (E, T, 7)
+        pending.clear()
+        first, stay = epoch - len(records) + 1, []
+        for row, (t, cfg) in enumerate(zip(pack.ids, pack.cfgs, strict=True)):
+            try:
+                if _log(cfg, runs[t], [r[row] for r in records], first, tot_accs[t], times, last):
+                    stay.append(row)
+                    continue
+                runs[t].save(
+                    {
+                        **pack.state(row),
+                        "tot_accs": tot_accs[t],
+                        "times": times[: len(tot_accs[t])],
+                        "fun_lib": cfg.fun_lib,
+                        "in_var": cfg.in_var,
+                    }
+                )
+            except Exception as e:  # this trial failed (its loss, or its run's I/O): it alone
+                outcome[t] = e
+        if not stay:
+            break
+        if len(stay) < len(pack.ids):
+            pack.keep(stay)
+    return outcome
+
+
+def _log(
+    cfg: SDConfig,
+    run: Run,
+    records: list[list[float]],
+    first: int,
+    tot_accs: list[float],
+    times: list[float],
+    last: bool,
+) -> bool:
+    """Check and log one trial's epochs since its last log, as ``sd.train`` does; True
+    while it goes on training.
+
+    Raises:
+        KernelFailed: a loss term was non-finite in one of these epochs.
+    """
+    from srsweep.kernels import sd
+
+    d = cfg.disc
+    per_epoch = d.iters * 2 * cfg.arch.lat_size
+    for e, (n_ok, *rest) in enumerate(records, first):
+        broken = [name for name, flag in zip(sd._TERMS, rest[3:], strict=True) if flag]
+        if broken:
+            raise KernelFailed(
+                f"non-finite critic loss at epoch {e} ({', '.join(broken)} is NaN/inf; "
+                f"disc.lr={d.lr}, disc.loss={d.loss}, disc.gp={d.gp})"
+            )
+        tot_accs.append(n_ok / per_epoch)
+    epoch = first + len(records) - 1
+    l_real, l_fake, pen = records[-1][1:4]
+    window = tot_accs[-cfg.avg_hor :]
+    run.log(
+        {
+            "acc": tot_accs[-1],
+            "avg_acc": sum(window) / len(window),
+            "epoch": epoch,
+            "time": times[epoch],
+            "loss": l_real + l_fake + d.gp * pen,
+            "loss_real": l_real,
+            "loss_fake": l_fake,
+            "gp": pen,
+        },
+        step=epoch,
+    )
+    return not (last or run.should_stop())
