@@ -18,15 +18,15 @@ memory low enough for >= 1000 critics of 8x512 on an 80 GB GPU.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
 import traceback
 from pathlib import Path
 from typing import Any
+
+from _timing import run_processes
 
 ROOT = Path(__file__).resolve().parent.parent
 SPEC = ROOT / "sweeps" / "sd_study.yaml"
@@ -76,26 +76,7 @@ def critic_flops(cfg: Any) -> float:
 
 def per_process(trials: list[dict[str, Any]], results: Path) -> list[float]:
     """Seconds per trial as one ``srsweep run sd`` process each (a)."""
-    env = {**os.environ, "WANDB_MODE": "disabled"}
-    out = []
-    for params in trials:
-        cmd = [
-            sys.executable,
-            "-m",
-            "srsweep.cli",
-            "--results",
-            str(results),
-            "run",
-            "sd",
-            json.dumps(params),
-        ]
-        t0 = time.perf_counter()
-        proc = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True)
-        out.append(time.perf_counter() - t0)
-        if proc.returncode != 0:
-            tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
-            raise RuntimeError(f"`srsweep run sd` exited {proc.returncode}: " + " | ".join(tail))
-    return out
+    return run_processes("sd", trials, results)
 
 
 def in_process(cfgs: list[Any]) -> list[float]:
