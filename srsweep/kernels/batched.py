@@ -30,6 +30,8 @@ from torch import nn
 from torch.autograd.function import once_differentiable
 from torch.optim import adam as _adam
 
+from srsweep.kernels.optim import adam_param_group
+
 __all__ = ["Stack", "mlp", "input_grad", "StackedAdam"]
 
 Layers = list[tuple[torch.Tensor, torch.Tensor, "_GradSink"]]
@@ -332,8 +334,6 @@ class StackedAdam:
         (CPU copies, moments in the module's layout when ``stack`` is given), so a packed
         trial's saved optimiser loads like a solo one's."""
         lr, betas, wd = self.hyper[t]
-        dummy = [torch.zeros(1, requires_grad=True) for _ in self.exp_avg]
-        opt = torch.optim.Adam(dummy, lr=lr, betas=betas, weight_decay=wd, eps=self.eps, fused=True)
         names = list(stack.params) if stack is not None else [""] * len(self.exp_avg)
 
         def row(name: str, x: torch.Tensor) -> torch.Tensor:
@@ -348,4 +348,5 @@ class StackedAdam:
             }
             for k, name in enumerate(names)
         }
-        return {"state": state, "param_groups": opt.state_dict()["param_groups"]}
+        group = adam_param_group(len(self.exp_avg), lr, betas, wd, self.eps)
+        return {"state": state, "param_groups": [group]}

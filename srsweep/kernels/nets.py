@@ -13,11 +13,16 @@ Facts: ``../shared/reference/symrep.md``.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from srsweep.errors import KernelFailed
+
+if TYPE_CHECKING:
+    from srsweep.kernels.optim import Adam
 
 __all__ = [
     "resolve_device",
@@ -199,7 +204,7 @@ def gradient_penalty(
 
 def critic_steps(
     critic: nn.Module,
-    opt: torch.optim.Optimizer,
+    opt: torch.optim.Optimizer | Adam,
     reals: torch.Tensor,
     fake: torch.Tensor,
     *,

@@ -36,6 +36,7 @@ from srsweep.kernels.nets import critic_steps
 from srsweep.kernels.nets import mlp_apply
 from srsweep.kernels.nets import random_mlp
 from srsweep.kernels.nets import resolve_device
+from srsweep.kernels.optim import Adam
 
 if TYPE_CHECKING:
     from srsweep.kernels._base import Run
@@ -234,11 +235,9 @@ def train(cfg: SDConfig, run: Run) -> None:
     )  # (N, in), mask order, unsorted
     critic = make_critic(cfg, len(x)).to(device)
     d = cfg.disc
-    # fused: one kernel for all parameters instead of ~10 ops per tensor; the per-step
-    # optimiser overhead dominated these tiny critics (same Adam update rule).
-    opt = torch.optim.Adam(
-        critic.parameters(), lr=d.lr, weight_decay=d.wd, betas=d.betas, fused=True
-    )
+    # torch's fused Adam (one kernel for all parameters: the per-step optimiser overhead
+    # dominated these tiny critics), without torch.optim's 2-3 s import of torch._dynamo
+    opt = Adam(critic.parameters(), lr=d.lr, weight_decay=d.wd, betas=d.betas)
     # One CPU generator for every per-epoch draw: the same seed then gives the same
     # generators, library samples and penalty mixes on CPU and on GPU.
     gen = torch.Generator().manual_seed(cfg.seed)
