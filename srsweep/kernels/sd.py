@@ -221,6 +221,50 @@ def _to_cpu(obj: Any) -> Any:
 _TERMS = ("loss_real", "loss_fake", "gp")
 
 
+def log_epochs(
+    cfg: SDConfig,
+    run: Run,
+    records: list[list[float]],
+    first: int,
+    tot_accs: list[float],
+    elapsed: float,
+) -> None:
+    """Check the epochs ``first, first + 1, ...`` read back from the device (per epoch:
+    correct predictions, the last critic step's loss_real, loss_fake and raw penalty, then
+    a non-finite flag per term), append their accuracies to ``tot_accs`` and log the last
+    one. Shared by ``train`` and the packed trainer, so both log the same thing.
+
+    Raises:
+        KernelFailed: a loss term was NaN/inf in one of these epochs.
+    """
+    d = cfg.disc
+    per_epoch = d.iters * 2 * cfg.arch.lat_size  # predictions per epoch
+    for e, (n_ok, *rest) in enumerate(records, first):
+        broken = [name for name, flag in zip(_TERMS, rest[3:], strict=True) if flag]
+        if broken:
+            raise KernelFailed(
+                f"non-finite critic loss at epoch {e} ({', '.join(broken)} is NaN/inf; "
+                f"disc.lr={d.lr}, disc.loss={d.loss}, disc.gp={d.gp})"
+            )
+        tot_accs.append(n_ok / per_epoch)
+    epoch = first + len(records) - 1
+    l_real, l_fake, pen = records[-1][1:4]
+    window = tot_accs[-cfg.avg_hor :]
+    run.log(
+        {
+            "acc": tot_accs[-1],
+            "avg_acc": sum(window) / len(window),
+            "epoch": epoch,
+            "time": elapsed,
+            "loss": l_real + l_fake + d.gp * pen,
+            "loss_real": l_real,
+            "loss_fake": l_fake,
+            "gp": pen,
+        },
+        step=epoch,
+    )
+
+
 def train(cfg: SDConfig, run: Run) -> None:
     """Train the critic for ``cfg.epochs`` epochs (or until stopped) and save it.
 
@@ -241,7 +285,6 @@ def train(cfg: SDConfig, run: Run) -> None:
     # One CPU generator for every per-epoch draw: the same seed then gives the same
     # generators, library samples and penalty mixes on CPU and on GPU.
     gen = torch.Generator().manual_seed(cfg.seed)
-    per_epoch = d.iters * 2 * cfg.arch.lat_size  # predictions per epoch
     tot_accs: list[float] = []
     times: list[float] = []
     pending: list[torch.Tensor] = []  # per-epoch records still on the device
@@ -258,31 +301,8 @@ def train(cfg: SDConfig, run: Run) -> None:
             continue
         # One host sync per log: read back the pending epochs and check them.
         records = torch.stack(pending).cpu().tolist()
-        first = epoch - len(records) + 1
         pending.clear()
-        for e, (n_ok, *rest) in enumerate(records, first):
-            broken = [name for name, flag in zip(_TERMS, rest[3:], strict=True) if flag]
-            if broken:
-                raise KernelFailed(
-                    f"non-finite critic loss at epoch {e} ({', '.join(broken)} is NaN/inf; "
-                    f"disc.lr={d.lr}, disc.loss={d.loss}, disc.gp={d.gp})"
-                )
-            tot_accs.append(n_ok / per_epoch)
-        l_real, l_fake, pen = records[-1][1:4]
-        window = tot_accs[-cfg.avg_hor :]
-        run.log(
-            {
-                "acc": tot_accs[-1],
-                "avg_acc": sum(window) / len(window),
-                "epoch": epoch,
-                "time": times[-1],
-                "loss": l_real + l_fake + d.gp * pen,
-                "loss_real": l_real,
-                "loss_fake": l_fake,
-                "gp": pen,
-            },
-            step=epoch,
-        )
+        log_epochs(cfg, run, records, epoch - len(records) + 1, tot_accs, times[-1])
         if last or run.should_stop():
             break
     run.save(

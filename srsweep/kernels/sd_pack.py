@@ -31,7 +31,6 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from srsweep.errors import KernelFailed
 from srsweep.kernels import batched
 from srsweep.kernels import data
 from srsweep.kernels.nets import resolve_device
@@ -326,30 +325,5 @@ def _log(
     """
     from srsweep.kernels import sd
 
-    d = cfg.disc
-    per_epoch = d.iters * 2 * cfg.arch.lat_size
-    for e, (n_ok, *rest) in enumerate(records, first):
-        broken = [name for name, flag in zip(sd._TERMS, rest[3:], strict=True) if flag]
-        if broken:
-            raise KernelFailed(
-                f"non-finite critic loss at epoch {e} ({', '.join(broken)} is NaN/inf; "
-                f"disc.lr={d.lr}, disc.loss={d.loss}, disc.gp={d.gp})"
-            )
-        tot_accs.append(n_ok / per_epoch)
-    epoch = first + len(records) - 1
-    l_real, l_fake, pen = records[-1][1:4]
-    window = tot_accs[-cfg.avg_hor :]
-    run.log(
-        {
-            "acc": tot_accs[-1],
-            "avg_acc": sum(window) / len(window),
-            "epoch": epoch,
-            "time": times[epoch],
-            "loss": l_real + l_fake + d.gp * pen,
-            "loss_real": l_real,
-            "loss_fake": l_fake,
-            "gp": pen,
-        },
-        step=epoch,
-    )
+    sd.log_epochs(cfg, run, records, first, tot_accs, times[first + len(records) - 1])
     return not (last or run.should_stop())
