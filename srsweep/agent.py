@@ -157,7 +157,9 @@ class _Trial:
             self.cfg = _config.build(kernel.config, overrides, source)
             config = _config.to_dict(self.cfg)
             backend.set_config(record.id, config)
-            model_path = results / (record.sweep_id or "runs") / "models" / f"{record.id}.joblib"
+            # absolute: the ledger outlives the directory it was written from
+            models = results.resolve() / (record.sweep_id or "runs") / "models"
+            model_path = models / f"{record.id}.joblib"
             self.sink = WandbSink(
                 record, config, project=project, root=results, group=record.sweep_id or "runs"
             )

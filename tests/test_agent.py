@@ -158,3 +158,15 @@ def test_pack_one_is_the_unpacked_path(results):
     b, sid = _sweep(results, {"target": {"values": [1.0, 2.0]}})
     assert run_agent(b, sid, results=results, pack=1, echo=lambda s: None).states == {"finished": 2}
     assert toy.PACKS == []
+
+
+def test_model_path_is_absolute_so_other_directories_find_it(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    b, sid = _sweep(tmp_path / "res", {"target": {"value": 1.0}, "steps": {"value": 2}})
+    from pathlib import Path
+
+    run_agent(b, sid, results=Path("res"), echo=lambda s: None)  # relative, as `--results res`
+    (run,) = b.runs(sid)
+    assert Path(run.model_path).is_absolute()
+    monkeypatch.chdir(tmp_path.parent)
+    assert store.load(run.model_path)["hyperparams"]["target"] == 1.0
