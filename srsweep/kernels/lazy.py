@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from srsweep.errors import KernelFailed
+from srsweep.kernels import lazy_pack
 from srsweep.kernels._base import Kernel
 from srsweep.kernels._config import param
 from srsweep.kernels.nets import flatten_parameters
@@ -163,6 +164,16 @@ def _history_stride(cfg: LazyConfig, n_params: int) -> int:
     return stride
 
 
+def _check_losses(cfg: LazyConfig, losses: list[float], first: int) -> None:
+    """Fail at the first non-finite loss; ``first`` is the step of ``losses[0]``."""
+    for k, v in enumerate(losses, first):
+        if not math.isfinite(v):
+            lr = cfg.lr0 / cfg.alpha**2
+            raise KernelFailed(
+                f"non-finite loss at step {k} (lr0={cfg.lr0}, alpha={cfg.alpha}, lr={lr:.3g})"
+            )
+
+
 def train(cfg: LazyConfig, run: Run) -> None:
     """Train α·(f_w − f_w0) with SGD for ``cfg.steps`` steps (or until stopped), save it.
 
@@ -231,11 +242,7 @@ def _train(cfg: LazyConfig, run: Run, device: torch.device) -> None:
             vals = torch.cat([torch.stack(pending), moves]).tolist()
         pending.clear()
         new, (m_last, m_weight, m_all) = vals[:-3], vals[-3:]
-        for k, v in enumerate(new, step - len(new) + 1):
-            if not math.isfinite(v):
-                raise KernelFailed(
-                    f"non-finite loss at step {k} (lr0={cfg.lr0}, alpha={alpha}, lr={lr:.3g})"
-                )
+        _check_losses(cfg, new, step - len(new) + 1)
         losses += new
         run.log(
             {
@@ -286,4 +293,6 @@ KERNEL = Kernel(
     curve="loss",
     summary="lazy training: alpha-scaled ReLU MLP alpha*(f - f0) with SGD at lr0/alpha^2 "
     "(seed 002)",
+    pack_key=lazy_pack.pack_key,
+    train_packed=lazy_pack.train_packed,
 )
