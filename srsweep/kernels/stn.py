@@ -27,12 +27,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from srsweep.errors import KernelFailed
+from srsweep.kernels import stn_pack
 from srsweep.kernels._base import Kernel
 from srsweep.kernels._config import param
 from srsweep.kernels.nets import flatten_parameters
 from srsweep.kernels.nets import resolve_device
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from srsweep.kernels._base import Run
 
 __all__ = ["STNConfig", "HyperDense", "HyperNet", "KerasAdam", "KERNEL", "train"]
@@ -40,6 +43,9 @@ __all__ = ["STNConfig", "HyperDense", "HyperNet", "KerasAdam", "KERNEL", "train"
 GATE_STD = 0.1  # the port's KERNEL_STDV: N(0, 0.1) init of the hyper gates kw, kb
 BETAS = (0.9, 0.999)  # Adam's, in Keras and torch alike
 _BLOCK = 64  # cycles of noise drawn at once (one host->device copy per block)
+# what each cycle records, in this order (the packed kernel records the same)
+_NAMES = ("x_range", "scale", "train_loss", "val_loss", "dist", "dist_clean")
+_TRAJ = ("x_range", "scale", "dist", "dist_clean")  # saved per cycle
 
 
 @dataclass(frozen=True)
@@ -226,10 +232,6 @@ def _hypertrain(cfg: STNConfig, run: Run, device: torch.device) -> None:
         net.requires_grad_(True)
         return loss.detach()
 
-    def fail(what: str, where: str) -> KernelFailed:
-        lrs = f"train_lr={cfg.train_lr}, hyper_lr={cfg.hyper_lr}, scale_lr={cfg.scale_lr}"
-        return KernelFailed(f"non-finite {what} {where} ({lrs})")
-
     def draw(shape: tuple[int, ...], half: float) -> torch.Tensor:
         return _draw(gen, shape, half).to(device=device, dtype=dtype)
 
@@ -238,11 +240,10 @@ def _hypertrain(cfg: STNConfig, run: Run, device: torch.device) -> None:
         eps_w, u_w = draw((cfg.warmup_steps, B, 1), 1.0)
         warm = torch.stack([weight_step(e, u) for e, u in zip(eps_w, u_w, strict=True)])
         if not bool(torch.isfinite(warm).all()):
-            raise fail("training loss", "during warm-up")
+            raise _failure(cfg, "training loss", "during warm-up")
         eps_last = eps_w[-1]
 
-    names = ("x_range", "scale", "train_loss", "val_loss", "dist", "dist_clean")
-    traj: dict[str, list[float]] = {k: [] for k in ("x_range", "scale", "dist", "dist_clean")}
+    traj: dict[str, list[float]] = {k: [] for k in _TRAJ}
     T, H = cfg.train_steps, cfg.hyper_steps
     hloss = torch.zeros((), dtype=dtype, device=device)
     converged, reason, f_eval, f_clean = False, "max_cycles", y_eval, y_eval
@@ -271,23 +272,17 @@ def _hypertrain(cfg: STNConfig, run: Run, device: torch.device) -> None:
             dists = [(f - y_eval).abs().max() for f in (f_eval, f_clean)]
             rec = torch.stack([to_range(unc, lo, hi), sp, wloss, hloss, *dists])
         # One host sync per cycle: the stop rule needs dist now.
-        vals = dict(zip(names, rec.tolist(), strict=True))
+        vals = dict(zip(_NAMES, rec.tolist(), strict=True))
         bad = [k for k, v in vals.items() if not math.isfinite(v)]
         if bad:
-            raise fail(", ".join(bad), f"at cycle {cycle}")
+            raise _failure(cfg, ", ".join(bad), f"at cycle {cycle}")
         for key in traj:
             traj[key].append(vals[key])
         converged = vals["dist"] < cfg.dist_threshold
         last = converged or cycle == cfg.max_cycles - 1
         if cycle % cfg.log_every and not last:
             continue
-        if not H:
-            del vals["val_loss"]
-        margin = 0.01 * (hi - lo)  # boundary collapse: within 1% of the interval's ends
-        vals["boundary"] = float(not lo + margin < vals["x_range"] < hi - margin)
-        vals["converged"] = float(converged)
-        vals["cycle"] = float(cycle)
-        run.log(vals, step=cycle)
+        run.log(_metrics(cfg, vals, converged, cycle), step=cycle)
         if converged:
             reason = "converged"
             break
@@ -297,10 +292,45 @@ def _hypertrain(cfg: STNConfig, run: Run, device: torch.device) -> None:
     pairs = (("x_eval", x_eval), ("f_eval", f_eval), ("f_eval_clean", f_clean))
     grid = {k: v.squeeze(1).cpu().numpy() for k, v in pairs}  # (E,) each
     model = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
-    hyper = {"unc_x_range": unc.item(), "scale_param": s.item()}
+    run.save(_saved(model, unc.item(), s.item(), traj, grid, converged, reason))
+
+
+def _failure(cfg: STNConfig, what: str, where: str) -> KernelFailed:
+    """The error of a trial whose ``what`` turned NaN/inf ``where``."""
+    lrs = f"train_lr={cfg.train_lr}, hyper_lr={cfg.hyper_lr}, scale_lr={cfg.scale_lr}"
+    return KernelFailed(f"non-finite {what} {where} ({lrs})")
+
+
+def _metrics(
+    cfg: STNConfig, vals: dict[str, float], converged: bool, cycle: int
+) -> dict[str, float]:
+    """A cycle's record (``_NAMES``) as logged: ``val_loss`` only with hyper steps, plus
+    the boundary and convergence flags and the cycle. Changes and returns ``vals``."""
+    lo, hi = cfg.x_min, cfg.x_max
+    if not cfg.hyper_steps:
+        del vals["val_loss"]
+    margin = 0.01 * (hi - lo)  # boundary collapse: within 1% of the interval's ends
+    vals["boundary"] = float(not lo + margin < vals["x_range"] < hi - margin)
+    vals["converged"] = float(converged)
+    vals["cycle"] = float(cycle)
+    return vals
+
+
+def _saved(
+    model: dict[str, torch.Tensor],
+    unc: float,
+    s: float,
+    traj: dict[str, list[float]],
+    grid: dict[str, Any],
+    converged: bool,
+    reason: str,
+) -> dict[str, Any]:
+    """What a trial saves: its net's state dict, the unconstrained x_range and scale
+    parameter, the per-cycle ``traj`` (``_TRAJ``), f on the eval ``grid`` (x_eval, f_eval,
+    f_eval_clean) and why it stopped."""
+    hyper = {"unc_x_range": unc, "scale_param": s}
     stop = {"cycles": len(traj["dist"]), "converged": converged, "stop_reason": reason}
-    # traj: per-cycle x_range, scale, dist, dist_clean; grid: f on the eval grid
-    run.save({"model_state": model, **hyper, **traj, **grid, **stop})
+    return {"model_state": model, **hyper, **traj, **grid, **stop}
 
 
 KERNEL = Kernel(
@@ -312,4 +342,6 @@ KERNEL = Kernel(
     curve="x_range",
     summary="self-tuning network: hypertrains the training range x_range of y = x^2 "
     "(seeds 000, 001)",
+    pack_key=stn_pack.pack_key,
+    train_packed=stn_pack.train_packed,
 )
