@@ -1,0 +1,36 @@
+"""The benchmarks still run (tiny budgets): `make bench` is not part of CI, so a change
+that breaks a benchmark script would otherwise go unnoticed. No timing is asserted."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+CASES = {
+    "bench_pack.py": ["--trials", "3", "--epochs", "2", "--process-trials", "1"],
+    "bench_pack_lazy.py": ["--trials", "3", "--steps", "10", "--process-trials", "1"],
+    "bench_pack_stn.py": ["--trials", "3", "--cycles", "3", "--process-trials", "1"],
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("script", sorted(CASES))
+def test_benchmark_runs_and_prints_ratios(script: str) -> None:
+    env = {**os.environ, "WANDB_MODE": "disabled"}
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / script), *CASES[script]],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "packed / (a)" in proc.stdout, proc.stdout
+    assert "trials/h" in proc.stdout
