@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -60,6 +61,9 @@ def main(ctx: click.Context, results: Path) -> None:
       srsweep report SWEEP_ID              # plots + tables in results/SWEEP_ID/
       srsweep run sd --set disc.lr=1e-3    # one run, no sweep
     """
+    # kernels that name other runs (srnet's disc.from_run) and trial subprocesses look
+    # the ledger up here
+    os.environ["SRSWEEP_LEDGER_DIR"] = str(results.resolve())
     ctx.obj = _Obj(results)
 
 

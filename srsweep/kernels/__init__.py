@@ -17,6 +17,7 @@ _MODULES = {
     "sd": "srsweep.kernels.sd",
     "stn": "srsweep.kernels.stn",
     "lazy": "srsweep.kernels.lazy",
+    "srnet": "srsweep.kernels.srnet",
 }
 
 

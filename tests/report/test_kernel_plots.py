@@ -75,7 +75,7 @@ def lazy_runs(fake_run):
 
 
 def test_registry_names_the_study_kernels() -> None:
-    assert set(KERNEL_PLOTS) == {"stn", "lazy"}
+    assert set(KERNEL_PLOTS) == {"stn", "lazy", "srnet"}
     assert kernel_figures("sd", []) == ([], [])
 
 
