@@ -222,14 +222,28 @@ def _expand(key: str, value: Any, kernel: kernels.Kernel) -> list[tuple[str, Any
     return [(key, value)]
 
 
-def _engine_violations(raw: dict[str, Any]) -> list[str]:
+_PROBE_TRIALS = 16  # trials drawn at create time to check whole configs
+
+
+def _engine_violations(raw: dict[str, Any], kernel: kernels.Kernel | None) -> list[str]:
+    """The engine can search the spec, and (for a kernel) the first trials it would hand
+    out build valid configs: cross-field rules and references to other runs (srnet's
+    ``disc.from_run``) fail here, at create time, not in every trial."""
     from srsweep import engine
 
     try:
-        engine.suggest(raw, [], 1, seed=0)
+        trials = engine.suggest(raw, [], 1 if kernel is None else _PROBE_TRIALS, seed=0)
     except ValueError as e:
         return [str(e)]
-    return []
+    out: list[str] = []
+    if kernel is None:
+        return out
+    for params in trials:
+        try:
+            _config.build(kernel.config, params, "trial")
+        except SpecError as e:
+            out += [f"a trial of this sweep would be refused: {v}" for v in e.violations]
+    return list(dict.fromkeys(out))  # each message once, in order
 
 
 def validate(raw: Any, source: str) -> Spec:
@@ -268,7 +282,7 @@ def validate(raw: Any, source: str) -> Spec:
         errors.append(f"does not fit the W&B sweep schema ({type(e).__name__}: {e})")
     errors += _param_violations(kernel, params)
     if not errors:
-        errors += _engine_violations(raw)
+        errors += _engine_violations(raw, kernel)
     if errors or (kernel is None and script is None):
         raise SpecError(source, errors)
     metric = raw.get("metric") or {}

@@ -25,7 +25,6 @@ from srsweep.kernels.srnet import SRNetConfig
 from srsweep.kernels.srnet import build_model
 from srsweep.kernels.srnet import sd_term
 from srsweep.kernels.srnet import train
-from srsweep.spec import load_spec
 from srsweep.testing import RecordingRun
 
 SWEEPS = Path(__file__).parents[2] / "sweeps"
@@ -430,16 +429,26 @@ def test_cli_runs_srnet_and_refuses_a_bad_critic_with_exit_2(tmp_path: Path) -> 
     assert len(LocalBackend(results).runs(None)) == 3  # refused before a run was started
 
 
-@pytest.mark.parametrize("name", ["srnet_lat_size", "srnet_fixed_critic", "srnet_sd_comb"])
+def dry_run(spec: Path, results: Path) -> Any:
+    return CliRunner().invoke(main, ["--results", str(results), "create", "--dry-run", str(spec)])
+
+
+@pytest.mark.parametrize("name", ["srnet_lat_size", "srnet_sd_comb"])
 def test_study_specs_pass_dry_run(name: str, tmp_path: Path) -> None:
-    res = CliRunner().invoke(main, ["--results", str(tmp_path), "create", "--dry-run",
-                                    str(SWEEPS / f"{name}.yaml")])  # fmt: skip
+    res = dry_run(SWEEPS / f"{name}.yaml", tmp_path)
     assert res.exit_code == 0, res.output
     assert f"{name}.yaml: valid (" in res.output and "kernel srnet" in res.output
 
 
-def test_fixed_critic_spec_says_what_to_fill_in(ledger: Path) -> None:
-    spec = load_spec(SWEEPS / "srnet_fixed_critic.yaml")
-    placeholder = spec.raw["parameters"]["disc"]["parameters"]["from_run"]["value"]
-    msg = from_run_error(placeholder)
-    assert "give the id of a finished sd run" in msg and placeholder in msg
+def test_fixed_critic_spec_is_refused_at_create_until_filled_in(tmp_path: Path) -> None:
+    template = SWEEPS / "srnet_fixed_critic.yaml"
+    res = dry_run(template, tmp_path)
+    assert res.exit_code == 2
+    assert "a trial of this sweep would be refused: disc.from_run: 'FILL_IN_SD_RUN_ID'" in (
+        res.stderr
+    )
+    critic = sd_file(tmp_path, in_var="X11", fun_lib="F11_v1", arch={"in_size": 1, "lat_size": 5})
+    filled = tmp_path / "filled.yaml"
+    filled.write_text(template.read_text().replace("FILL_IN_SD_RUN_ID", str(critic)))
+    res = dry_run(filled, tmp_path)
+    assert res.exit_code == 0, res.output
