@@ -16,38 +16,41 @@ generator for looking like library draws:
 
 Regularisers ``l1``, ``a1``, ``a2``, ``e1`` are on when > 0. Left out of the
 reference's set: ``e2``/``e3`` (experimental entropy terms) and ``gc`` (the SR3
-"ghost" optimiser). Trials are not packed (no ``pack_key``). Facts:
+"ghost" optimiser). Same-shaped trials pack (``srnet_pack.py``). Config and
+``disc.from_run`` checks: ``srnet_config.py``. Facts:
 ``../shared/reference/symrep.md`` sections 2, 3, 5, 7-9.
 """
 
 from __future__ import annotations
 
 import math
-import os
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Any
-from typing import Literal
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
-from srsweep import store
 from srsweep.errors import KernelFailed
 from srsweep.errors import SrsweepError
 from srsweep.kernels import data
 from srsweep.kernels import funlib
+from srsweep.kernels import srnet_pack
 from srsweep.kernels._base import Kernel
-from srsweep.kernels._config import param
 from srsweep.kernels.dsn import SRNet
 from srsweep.kernels.nets import SDNet
 from srsweep.kernels.nets import critic_input
 from srsweep.kernels.nets import critic_steps
 from srsweep.kernels.nets import resolve_device
 from srsweep.kernels.optim import Adam
+from srsweep.kernels.srnet_config import ArchConfig
+from srsweep.kernels.srnet_config import DiscConfig
+from srsweep.kernels.srnet_config import HidKwargs
+from srsweep.kernels.srnet_config import SRNetConfig
+from srsweep.kernels.srnet_config import fixed_critic
+from srsweep.kernels.srnet_config import load_critic_run
+from srsweep.kernels.srnet_config import resolve_run
 
 if TYPE_CHECKING:
     from srsweep.kernels._base import Run
@@ -64,308 +67,6 @@ __all__ = [
     "resolve_run",
     "sd_term",
 ]
-
-HidType = Literal["MLP", "DSN"]
-Norm = Literal["identity", "softmax"]
-AlphaOne = int | tuple[tuple[float, ...], ...] | None
-# A scalar applies to both halves, a pair is (layers1, layers2): the tuple rule. An
-# alpha of mask rows is one mask; a pair of masks/None/-1 is one per half.
-AlphaKey = AlphaOne | tuple[AlphaOne, AlphaOne]
-
-
-@dataclass(frozen=True)
-class HidKwargs:
-    """Options of DSN halves (ignored for MLP halves); each may be a (layers1, layers2) pair."""
-
-    # The 184 study fixed which inputs each latent sees: x0, x1, and both (for 4.5 x0 x1).
-    alpha: AlphaKey = param(
-        ((1.0, 0.0), (0.0, 1.0), (1.0, 1.0)),
-        help="input mask logits [lat, in]: null = random trainable, -1 = random frozen",
-    )
-    norm: Norm | tuple[Norm, Norm] = param("identity", help="mask = alpha or softmax(|alpha|)")
-    prune: float | None | tuple[float | None, float | None] = param(
-        None, ge=0, help="zero mask entries with |m| below this"
-    )
-
-
-@dataclass(frozen=True)
-class ArchConfig:
-    """The SRNet: input -> layers1 -> lat_size latents -> layers2 -> output."""
-
-    in_size: int | None = param(None, ge=1, help="input columns used; null = all of in_var")
-    out_size: int = param(1, ge=1, help="output size (the target's columns)")
-    lat_size: int = param(3, ge=1, help="latent features (G07 has 3)")
-    # 184 swept (2|3|4, 0) x 32/64/128: its DSNs needed hid_num >= 3 and the width was
-    # inconclusive (section 11), so 3 layers of the cheapest width.
-    hid_num: int | tuple[int, int] = param((3, 0), ge=0, help="hidden layers, or (l1, l2)")
-    hid_size: int | tuple[int, int] = param(32, ge=1, help="hidden width, or (l1, l2)")
-    hid_type: HidType | tuple[HidType, HidType] = param(("DSN", "MLP"), help="MLP or DSN")
-    hid_kwargs: HidKwargs = param(factory=HidKwargs)
-
-
-@dataclass(frozen=True)
-class DiscConfig:
-    """The co-trained critic (184: BCE, 2x64), or a fixed one from an ``sd`` run."""
-
-    from_run: str | None = param(
-        None, help="fixed critic: an sd run id or .joblib path (then disc.* are ignored)"
-    )
-    hid_num: int | tuple[int, int] = param(2, ge=0, help="hidden layers, or (embed, critic)")
-    hid_size: int | tuple[int, int] = param(64, ge=1, help="hidden width, or (embed, critic)")
-    lr: float = param(1e-4, gt=0, help="critic Adam learning rate")
-    wd: float = param(1e-7, ge=0, help="critic Adam weight decay")
-    betas: tuple[float, float] = param((0.9, 0.999), ge=0, help="critic Adam betas, each < 1")
-    iters: int = param(5, ge=1, help="critic steps per epoch, before the SD term")
-    gp: float = param(0.0, ge=0, help="gradient-penalty weight (every BCE run used 0)")
-    loss: Literal["bce", "wgan"] = param("bce", help="critic loss")
-
-
-@dataclass(frozen=True)
-class SRNetConfig:
-    """Config of the ``srnet`` kernel; defaults are the 184 study's base run."""
-
-    seed: int = param(0, ge=0, help="seeds both networks' init and every draw")
-    epochs: int = param(50_000, ge=1, help="full-batch epochs")
-    log_freq: int = param(25, ge=1, help="log every this many epochs (and the last)")
-    avg_hor: int = param(500, ge=1, help="report smoothing window in epochs")
-    runtime: float | None = param(None, gt=0, help="stop after this many seconds")
-    device: Literal["auto", "cpu", "cuda"] = param("auto", help="auto = cuda when available")
-    in_var: str = param("X07", help="inputs")
-    target_var: str = param("F07", help="regression target")
-    lat_var: str = param("G07", help="true latents, for min_corr")
-    fun_lib: str = param("F07_v2", help="library of the co-trained critic's real samples")
-    shuffle: bool = param(True, help="draw library lines with replacement")
-    iter_sample: bool = param(False, help="a fresh real batch for every critic step")
-    ext: tuple[Literal["input", "grad"], ...] = param((), help="extra per-point critic features")
-    ext_type: Literal["embed", "stack"] = param("embed", help="how extras reach the critic")
-    lr: float = param(1e-4, gt=0, help="SRNet Adam learning rate")
-    wd: float = param(1e-7, ge=0, help="SRNet Adam weight decay")
-    l1: float = param(0.0, ge=0, help="L1 on the latents")
-    a1: float = param(0.0, ge=0, help="DSN mask sparsity: sum of row L1 norms")
-    a2: float = param(0.0, ge=0, help="DSN mask sparsity: L2 norm of the row L1 norms")
-    e1: float = param(0.0, ge=0, help="DSN mask entropy: sum of squared row entropies")
-    sd: float = param(1.0, ge=0, help="weight of the SD term; 0 turns the critic off")
-    sd_fun: Literal["linear", "sigmoid", "logsigmoid"] = param("linear", help="phi(p)")
-    arch: ArchConfig = param(factory=ArchConfig)
-    disc: DiscConfig = param(factory=DiscConfig)
-
-    @property
-    def n_in(self) -> int:
-        return self.arch.in_size or data.inputs(self.in_var).shape[1]
-
-    @property
-    def cotrained(self) -> bool:
-        return self.sd > 0 and self.disc.from_run is None
-
-    def pairs(self) -> dict[str, tuple[Any, Any]]:
-        """The tuple rule applied: each per-half setting as a (layers1, layers2) pair."""
-        a, kw = self.arch, self.arch.hid_kwargs
-        return {
-            "hid_num": _pair(a.hid_num),
-            "hid_size": _pair(a.hid_size),
-            "hid_type": _pair(a.hid_type),
-            "alpha": _alpha_pair(kw.alpha),
-            "norm": _pair(kw.norm),
-            "prune": _pair(kw.prune),
-        }
-
-    def violations(self) -> list[str]:
-        """Cross-field rules, each message naming its dotted key; a ``disc.from_run`` is
-        resolved and its critic checked here, before anything trains."""
-        if self.in_var not in data.VARIABLES:
-            return [f"in_var: must be one of {', '.join(data.VARIABLES)}, but got {self.in_var!r}"]
-        out: list[str] = []
-        rows, cols = data.inputs(self.in_var).shape
-        if self.arch.in_size is not None and self.arch.in_size > cols:
-            out.append(f"arch.in_size: {self.in_var} has {cols} column(s), but got {self.n_in}")
-        for key in ("target_var", "lat_var"):
-            name = getattr(self, key)
-            if name not in data.TARGETS:
-                out.append(f"{key}: must be one of {', '.join(data.TARGETS)}, but got {name!r}")
-            elif data.targets(name).shape[0] != rows:
-                n = data.targets(name).shape[0]
-                out.append(f"{key}: {name} has {n} rows, but {self.in_var} has {rows}")
-        if self.target_var in data.TARGETS:
-            t_cols = data.targets(self.target_var).shape[1]
-            if t_cols != self.arch.out_size:
-                out.append(
-                    f"arch.out_size: {self.target_var} has {t_cols} column(s), "
-                    f"but got {self.arch.out_size}"
-                )
-        out += self._arch_violations()
-        if len(set(self.ext)) != len(self.ext):
-            out.append(f"ext: entries must be distinct, but got {list(self.ext)}")
-        if any(b >= 1 for b in self.disc.betas):
-            out.append(f"disc.betas: each must be < 1, but got {list(self.disc.betas)}")
-        if self.fun_lib not in funlib.available():
-            out.append(
-                f"fun_lib: must be one of {', '.join(funlib.available())}, but got {self.fun_lib!r}"
-            )
-        elif self.cotrained and not out:
-            out += self._library_violations()
-        if self.disc.from_run is not None and not out:
-            out += _critic_violations(self)
-        return out
-
-    def _arch_violations(self) -> list[str]:
-        out = []
-        p = self.pairs()
-        ends = ((self.n_in, self.arch.lat_size), (self.arch.lat_size, self.arch.out_size))
-        for i, (n_in, n_out) in enumerate(ends):
-            alpha = p["alpha"][i]
-            if p["hid_type"][i] != "DSN" or alpha is None:
-                continue
-            if isinstance(alpha, int):
-                if alpha != -1:
-                    out.append(f"arch.hid_kwargs.alpha: an integer must be -1, but got {alpha}")
-                continue
-            widths = sorted({len(r) for r in alpha})
-            if widths != [n_in] or len(alpha) != n_out:
-                out.append(
-                    f"arch.hid_kwargs.alpha: the DSN layers{i + 1} needs a mask of {n_out} "
-                    f"row(s) of {n_in} (outputs x inputs), but got {len(alpha)} row(s) of "
-                    f"{'/'.join(map(str, widths))}"
-                )
-        if not any(t == "DSN" for t in p["hid_type"]):
-            for key in ("a1", "a2", "e1"):
-                if getattr(self, key) > 0:
-                    out.append(f"{key}: acts on a DSN mask, but arch.hid_type has no DSN half")
-        return out
-
-    def _library_violations(self) -> list[str]:
-        out = []
-        lib = funlib.FunctionLibrary(self.fun_lib)
-        if lib.in_var not in (None, self.in_var):
-            out.append(f"fun_lib: {self.fun_lib} is written for {lib.in_var}, not {self.in_var}")
-        if lib.n_columns > self.n_in:
-            out.append(
-                f"arch.in_size: {self.fun_lib} uses {lib.n_columns} input column(s), "
-                f"but got {self.n_in}"
-            )
-        if "grad" in self.ext and lib.n_derivs != self.n_in:
-            out.append(
-                f"ext: 'grad' needs one derivative per input column ({self.n_in}), "
-                f"but {self.fun_lib} has {lib.n_derivs}"
-            )
-        if not self.shuffle and self.arch.lat_size > len(lib):
-            out.append(
-                f"arch.lat_size: without shuffle at most the {len(lib)} line(s) of "
-                f"{self.fun_lib}, but got {self.arch.lat_size}"
-            )
-        return out
-
-
-def _pair(v: Any) -> tuple[Any, Any]:
-    return (v[0], v[1]) if isinstance(v, tuple) else (v, v)
-
-
-def _alpha_pair(alpha: AlphaKey) -> tuple[AlphaOne, AlphaOne]:
-    """One mask (rows of numbers) applies to both halves; anything else is a pair."""
-    if alpha is None or isinstance(alpha, int):
-        return alpha, alpha
-    if all(isinstance(r, tuple) and all(isinstance(v, (int, float)) for v in r) for r in alpha):
-        return alpha, alpha  # type: ignore[return-value]
-    return alpha[0], alpha[1]  # type: ignore[return-value]
-
-
-# --- fixed critic: finding and checking an sd run -----------------------------------
-
-
-def resolve_run(ref: str) -> Path:
-    """The model file of ``ref``: a ``.joblib`` path (or any existing file) as it is, else
-    a run id looked up in the local ledger the ``srsweep`` command runs on (its
-    ``--results``, passed down as ``$SRSWEEP_LEDGER_DIR``; else ``$SRSWEEP_RESULTS``,
-    else ``results``).
-
-    Raises:
-        SrsweepError: no such run, the run is not an ``sd`` run, or it saved no file;
-            the message says what ``disc.from_run`` must name.
-    """
-    path = Path(ref)
-    if path.suffix == ".joblib" or path.is_file():
-        return path
-    from srsweep.backends.local import LocalBackend  # the ledger, only when a run id is given
-
-    env = os.environ
-    root = Path(env.get("SRSWEEP_LEDGER_DIR") or env.get("SRSWEEP_RESULTS") or "results")
-    backend = LocalBackend(root)
-    try:
-        record = backend.run(ref)
-    except SrsweepError:
-        raise SrsweepError(
-            f"no run {ref!r} in {backend.path}; give the id of a finished sd run "
-            "(`srsweep run sd ...`, same --results or SRSWEEP_RESULTS) or the path of "
-            "its .joblib model file"
-        ) from None
-    finally:
-        backend.close()
-    if record.kernel != "sd":
-        raise SrsweepError(f"run {ref} is a {record.kernel!r} run; it must be an 'sd' run")
-    if not record.model_path:
-        raise SrsweepError(f"run {ref} ({record.state}) saved no model file")
-    return Path(record.model_path)
-
-
-def load_critic_run(ref: str) -> dict[str, Any]:
-    """The saved ``sd`` run ``ref`` (see ``resolve_run``), checked to be one."""
-    payload = store.load(resolve_run(ref))
-    kernel = payload.get("kernel", "sd" if "disc_state" in payload else None)
-    if kernel != "sd" or "disc_state" not in payload:
-        raise SrsweepError(f"{ref} is a {kernel!r} run's file; it must be an 'sd' run's")
-    return payload
-
-
-def _fixed_critic(cfg: SRNetConfig, payload: dict[str, Any]) -> tuple[SDNet, tuple[str, ...], str]:
-    """Build the saved critic for this SRNet's N points; raise if its inputs do not fit."""
-    hp = payload["hyperparams"]
-    sd_var = hp.get("in_var", cfg.in_var)
-    if sd_var not in data.VARIABLES or not np.array_equal(
-        data.inputs(sd_var), data.inputs(cfg.in_var)
-    ):
-        # one critic input = one curve over fixed, ordered points: other points, other task
-        raise SrsweepError(
-            f"its critic scores curves over the {sd_var} training points, but this "
-            f"SRNet's latents are curves over the {cfg.in_var} ones; in_var must match"
-        )
-    ext, ext_type = tuple(hp.get("ext") or ()), str(hp.get("ext_type", "embed"))
-    n = len(data.masks(cfg.in_var)["train"])
-    c = len(ext) * cfg.n_in
-    shapes = {k: tuple(v.shape) for k, v in payload["disc_state"].items()}
-    want = n if ext_type == "embed" else n * (1 + c)
-    got = shapes.get("layers2.0.weight", (0, 0))[1]
-    emb_got = shapes.get("layers1.0.weight", (0, 1))[1]
-    emb_want = 1 + c if ext_type == "embed" and c > 0 else 1
-    if (got, emb_got) != (want, emb_want):
-        sd_in = (hp.get("arch") or {}).get("in_size")
-        raise SrsweepError(
-            f"its critic takes {got} input(s) with {emb_got} channel(s) per point (sd run: "
-            f"in_var {hp.get('in_var')}, arch.in_size {sd_in}, ext {list(ext)}, ext_type "
-            f"{ext_type}), but the latents of this SRNet give {want} with {emb_want} "
-            f"({n} {cfg.in_var} training rows, {cfg.n_in} input column(s))"
-        )
-    d = hp.get("disc") or {}
-
-    def tup(v: Any) -> Any:
-        return tuple(v) if isinstance(v, list) else v
-
-    critic = SDNet(want, tup(d.get("hid_num", 1)), tup(d.get("hid_size", 100)),
-                   emb_size=emb_want if emb_want > 1 else None)  # fmt: skip
-    try:
-        critic.load_state_dict(payload["disc_state"])
-    except RuntimeError as e:
-        raise SrsweepError(f"its critic state does not fit its config ({e})") from None
-    return critic, ext, ext_type
-
-
-def _critic_violations(cfg: SRNetConfig) -> list[str]:
-    ref = cfg.disc.from_run
-    assert ref is not None
-    try:
-        _fixed_critic(cfg, load_critic_run(ref))
-    except SrsweepError as e:
-        return [f"disc.from_run: {ref!r}: {e}"]
-    return []
-
 
 # --- model, data and loss -----------------------------------------------------------
 
@@ -472,7 +173,7 @@ def _critic(cfg: SRNetConfig, n: int, device: torch.device) -> _Critic | None:
     if cfg.disc.from_run is not None:
         try:
             payload = load_critic_run(cfg.disc.from_run)
-            net, ext, ext_type = _fixed_critic(cfg, payload)
+            net, ext, ext_type = fixed_critic(cfg, payload)
         except SrsweepError as e:  # the file changed since the config was checked
             raise KernelFailed(f"disc.from_run: {cfg.disc.from_run!r}: {e}") from None
         # never updated: no optimiser, and no gradients into its weights
@@ -665,4 +366,6 @@ KERNEL = Kernel(
     curve="min_corr",
     summary="SRNet/DSN regression (X07 -> F07) with a symbolic discriminator as a "
     "regulariser (seed 003, study 184)",
+    pack_key=srnet_pack.pack_key,
+    train_packed=srnet_pack.train_packed,
 )

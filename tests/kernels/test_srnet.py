@@ -14,6 +14,7 @@ from srsweep.cli import main
 from srsweep.errors import KernelFailed
 from srsweep.errors import SpecError
 from srsweep.kernels import srnet
+from srsweep.kernels import srnet_pack
 from srsweep.kernels._config import build
 from srsweep.kernels._config import to_dict
 from srsweep.kernels.dsn import DSN
@@ -90,7 +91,7 @@ def test_defaults_are_the_184_base_run() -> None:
 def test_kernel_is_registered() -> None:
     assert "srnet" in srsweep.kernels.names()
     assert srsweep.kernels.get("srnet") is KERNEL
-    assert KERNEL.pack_key is None  # packing is not implemented for srnet
+    assert KERNEL.pack_key is srnet_pack.pack_key and KERNEL.train_packed is not None
 
 
 def test_tuple_rule_resolves_scalars_and_pairs() -> None:
@@ -282,7 +283,7 @@ def test_fixed_critic_is_bit_identical_and_still_steers(tmp_path: Path) -> None:
     assert "critic_acc" not in run.history[-1] and "disc_preds" in run.history[-1]
     # the SD term alone sends a non-zero gradient into the generator
     model = build_model(cfg)
-    critic, ext, ext_type = srnet._fixed_critic(cfg, store.load(path))
+    critic, ext, ext_type = srnet.fixed_critic(cfg, store.load(path))
     x, _, _ = srnet._rows(cfg, "train", torch.device("cpu"))
     _, lat, jac = model(x, jacobian=True)
     loss, _ = sd_term(cfg, critic, lat, srnet._extras(ext, x, jac, 3), ext_type)

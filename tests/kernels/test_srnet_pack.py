@@ -1,0 +1,189 @@
+"""Packed ``srnet`` trials against the same trials trained alone by ``srnet.train``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from srsweep.errors import KernelFailed
+from srsweep.kernels import srnet
+from srsweep.kernels._config import build
+from srsweep.kernels.srnet_pack import pack_key
+from srsweep.kernels.srnet_pack import train_packed
+from srsweep.testing import RecordingRun
+
+# The 184 layout on a small budget: DSN 2x8 first half, 2x8 critic, 2 critic steps.
+TINY: dict[str, Any] = {
+    "device": "cpu",
+    "epochs": 60,
+    "log_freq": 25,
+    "arch": {"hid_num": [2, 0], "hid_size": 8},
+    "disc": {"hid_num": 2, "hid_size": 8, "iters": 2},
+}
+
+# Trials that differ in what a pack lets differ (seed 0 twice: one shared init); l1 is
+# on in every one, as which regularisers are on is in the key.
+TRIALS: list[dict[str, Any]] = [
+    {"seed": 0, "l1": 1e-9},
+    {"seed": 1, "lr": 1e-3, "sd_fun": "sigmoid", "l1": 0.01},
+    {
+        "seed": 2,
+        "l1": 1e-9,
+        "sd": 0.5,
+        "sd_fun": "logsigmoid",
+        "disc": {"lr": 1e-3, "betas": [0.5, 0.9]},
+    },
+    {"seed": 0, "wd": 1e-3, "sd": 2.0, "l1": 0.1, "disc": {"wd": 1e-3}},
+]
+
+SHAPES: list[dict[str, Any]] = [
+    {},  # the 184 base layout
+    {"ext": ["input", "grad"], "iter_sample": True},  # critic sees x and the Jacobian
+    {"sd": 0.0, "a1": 0.01, "e1": 0.01, "arch": {"hid_kwargs": {"alpha": None}}},
+    {"arch": {"hid_type": "MLP", "hid_num": 2}, "disc": {"loss": "wgan"}},
+]
+SHAPE_IDS = ["base", "ext-input-grad", "no-critic-trainable-mask", "mlp-wgan"]
+
+
+def cfg_of(**over: Any) -> srnet.SRNetConfig:
+    merged = {**TINY, **over}
+    for section in ("arch", "disc"):
+        merged[section] = {**TINY[section], **over.get(section, {})}
+    cfg: srnet.SRNetConfig = build(srnet.SRNetConfig, merged, "test")
+    return cfg
+
+
+def merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    out = {**a, **b}
+    for section in ("arch", "disc"):
+        if section in a and section in b:
+            out[section] = {**a[section], **b[section]}
+    return out
+
+
+def solo(cfg: srnet.SRNetConfig) -> RecordingRun:
+    run = RecordingRun()
+    srnet.train(cfg, run)
+    return run
+
+
+def packed(cfgs: list[srnet.SRNetConfig]) -> list[RecordingRun]:
+    runs = [RecordingRun() for _ in cfgs]
+    assert train_packed(cfgs, runs) == [None] * len(cfgs)
+    return runs
+
+
+def assert_same_run(alone: RecordingRun, pack: RecordingRun, rel: float = 1e-4) -> None:
+    """Same log steps and keys, the same metrics and saved state within rounding."""
+    assert [h["_step"] for h in pack.history] == [h["_step"] for h in alone.history]
+    for a, b in zip(alone.history, pack.history, strict=True):
+        assert set(a) == set(b)
+        for key in set(a) - {"time"}:
+            assert b[key] == pytest.approx(a[key], rel=rel, abs=1e-6), key
+    want, got = alone.saved, pack.saved
+    assert want is not None and got is not None
+    assert got.keys() == want.keys()
+    np.testing.assert_allclose(got["train_loss"], want["train_loss"], rtol=rel, atol=1e-7)
+    for key in ("model_state", "disc_state"):
+        if key in want:
+            assert got[key].keys() == want[key].keys()
+            for name, v in want[key].items():
+                torch.testing.assert_close(got[key][name], v, rtol=rel, atol=1e-5)
+    for key in ("optimizer_state", "disc_opt_state"):
+        if key in want:
+            assert got[key]["param_groups"] == want[key]["param_groups"]
+            assert got[key]["state"].keys() == want[key]["state"].keys()
+    np.testing.assert_allclose(got["corr_mat"], want["corr_mat"], rtol=rel, atol=1e-5)
+
+
+def test_kernel_declares_packing() -> None:
+    assert srnet.KERNEL.pack_key is pack_key
+    assert srnet.KERNEL.train_packed is train_packed
+
+
+@pytest.mark.parametrize("over", TRIALS[1:])
+def test_pack_key_ignores_what_a_pack_lets_differ(over: dict[str, Any]) -> None:
+    base = {"l1": 0.5}  # l1 on in both, as TRIALS[1] and [3] have it
+    assert pack_key(cfg_of(**merge(base, over))) == pack_key(cfg_of(**base))
+
+
+@pytest.mark.parametrize(
+    "over",
+    [
+        {"arch": {"hid_size": 16}},
+        {"arch": {"hid_num": [3, 0]}},
+        {"arch": {"lat_size": 2, "hid_kwargs": {"alpha": None}}},
+        {"arch": {"hid_type": "MLP"}},
+        {"epochs": 61},
+        {"log_freq": 5},
+        {"disc": {"hid_size": 16}},
+        {"disc": {"iters": 3}},
+        {"disc": {"loss": "wgan"}},
+        {"sd": 0.0},
+        {"l1": 0.1},
+        {"ext": ["input"]},
+        {"runtime": 5.0},
+    ],
+)
+def test_pack_key_separates_shapes_and_schedules(over: dict[str, Any]) -> None:
+    assert pack_key(cfg_of(**over)) != pack_key(cfg_of())
+
+
+def test_gradient_penalty_keeps_trials_apart_and_runs_them_alone() -> None:
+    a, b = cfg_of(epochs=6, disc={"gp": 1.0}), cfg_of(epochs=6, seed=1, disc={"gp": 1.0})
+    assert pack_key(a) != pack_key(b)
+    assert_same_run(solo(a), packed([a])[0], rel=1e-6)
+
+
+def test_mixed_keys_and_lengths_are_refused() -> None:
+    with pytest.raises(ValueError, match="pack_key"):
+        train_packed([cfg_of(), cfg_of(epochs=5)], [RecordingRun(), RecordingRun()])
+    with pytest.raises(ValueError, match="runs"):
+        train_packed([cfg_of()], [])
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=SHAPE_IDS)
+def test_packed_trials_equal_their_solo_runs(shape: dict[str, Any]) -> None:
+    trials = TRIALS if shape is SHAPES[0] else TRIALS[:2]
+    cfgs = [cfg_of(**merge(shape, t)) for t in trials]
+    assert len({pack_key(c) for c in cfgs}) == 1
+    for alone, pack in zip([solo(c) for c in cfgs], packed(cfgs), strict=True):
+        assert_same_run(alone, pack)
+
+
+def test_exploding_trial_fails_alone() -> None:
+    cfgs = [cfg_of(seed=0), cfg_of(seed=1, lr=1e30), cfg_of(seed=2)]
+    with pytest.raises(KernelFailed) as alone_err:
+        solo(cfgs[1])
+    runs = [RecordingRun() for _ in cfgs]
+    out = train_packed(cfgs, runs)
+    assert out[0] is None and out[2] is None
+    assert isinstance(out[1], KernelFailed)
+    assert str(out[1]) == str(alone_err.value)
+    assert runs[1].saved is None
+    for c, r in zip((cfgs[0], cfgs[2]), (runs[0], runs[2]), strict=True):
+        assert_same_run(solo(c), r)
+
+
+def test_stopped_trial_leaves_and_the_rest_go_on() -> None:
+    cfgs = [cfg_of(seed=s) for s in range(3)]
+    runs = [RecordingRun(), RecordingRun(stop_after=2), RecordingRun()]
+    assert train_packed(cfgs, runs) == [None, None, None]
+    assert [h["_step"] for h in runs[1].history] == [0, 25]
+    alone = RecordingRun(stop_after=2)
+    srnet.train(cfgs[1], alone)
+    assert_same_run(alone, runs[1])
+    for c, r in zip((cfgs[0], cfgs[2]), (runs[0], runs[2]), strict=True):
+        assert [h["_step"] for h in r.history] == [0, 25, 50, 59]
+        assert_same_run(solo(c), r)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_pack_matches_cuda_solo_runs() -> None:
+    cfgs = [cfg_of(**merge({"device": "cuda"}, t)) for t in TRIALS]
+    for alone, pack in zip([solo(c) for c in cfgs], packed(cfgs), strict=True):
+        assert_same_run(alone, pack, rel=1e-3)
