@@ -53,3 +53,15 @@ class Kernel:
     # (finished or stopped on its run's request) or the exception that failed it alone.
     pack_key: Callable[[Any], Hashable] | None = None
     train_packed: Callable[[list[Any], list[Run]], list[BaseException | None]] | None = None
+
+
+def check_pack(cfgs: list[Any], runs: list[Run], key: Callable[[Any], Hashable]) -> None:
+    """What every ``train_packed`` asks of its arguments.
+
+    Raises:
+        ValueError: the lists differ in length or the configs do not share one ``key``.
+    """
+    if len(cfgs) != len(runs):
+        raise ValueError(f"train_packed: {len(cfgs)} configs but {len(runs)} runs")
+    if len({key(c) for c in cfgs}) > 1:
+        raise ValueError("train_packed: the configs do not share one pack_key")

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from srsweep.kernels._base import check_pack
 from srsweep.kernels.nets import resolve_device
 
 if TYPE_CHECKING:
@@ -234,12 +235,9 @@ def train_packed(cfgs: list[LazyConfig], runs: list[Run]) -> list[BaseException 
     """
     from srsweep.kernels import lazy
 
-    if len(cfgs) != len(runs):
-        raise ValueError(f"train_packed: {len(cfgs)} configs but {len(runs)} runs")
+    check_pack(cfgs, runs, pack_key)
     if not cfgs:
         return []
-    if len({pack_key(c) for c in cfgs}) > 1:
-        raise ValueError("train_packed: the configs do not share one pack_key")
     c0 = cfgs[0]
     pack = _Pack(list(cfgs), resolve_device(c0.device))
     P = pack.weights.shape[1]

@@ -33,6 +33,7 @@ import torch.nn.functional as F
 
 from srsweep.kernels import batched
 from srsweep.kernels import data
+from srsweep.kernels._base import check_pack
 from srsweep.kernels.nets import resolve_device
 from srsweep.kernels.sd_draws import EpochData
 from srsweep.kernels.sd_draws import PackDraws
@@ -258,12 +259,9 @@ def train_packed(cfgs: list[SDConfig], runs: list[Run]) -> list[BaseException | 
     """
     from srsweep.kernels import sd
 
-    if len(cfgs) != len(runs):
-        raise ValueError(f"train_packed: {len(cfgs)} configs but {len(runs)} runs")
+    check_pack(cfgs, runs, pack_key)
     if not cfgs:
         return []
-    if len({pack_key(c) for c in cfgs}) > 1:
-        raise ValueError("train_packed: the configs do not share one pack_key")
     c0 = cfgs[0]
     device = resolve_device(c0.device)
     rows = data.masks(c0.in_var)["train"]

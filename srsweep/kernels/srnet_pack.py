@@ -37,6 +37,7 @@ from torch.func import stack_module_state
 from torch.func import vmap
 
 from srsweep.kernels import funlib
+from srsweep.kernels._base import check_pack
 from srsweep.kernels.batched import StackedAdam
 from srsweep.kernels.nets import critic_input
 from srsweep.kernels.nets import resolve_device
@@ -317,12 +318,9 @@ def train_packed(cfgs: list[SRNetConfig], runs: list[Run]) -> list[BaseException
     """
     from srsweep.kernels import srnet
 
-    if len(cfgs) != len(runs):
-        raise ValueError(f"train_packed: {len(cfgs)} configs but {len(runs)} runs")
+    check_pack(cfgs, runs, pack_key)
     if not cfgs:
         return []
-    if len({pack_key(c) for c in cfgs}) > 1:
-        raise ValueError("train_packed: the configs do not share one pack_key")
     outcome: list[BaseException | None] = [None] * len(cfgs)
     c0 = cfgs[0]
     if not packable(c0):  # fixed critic or gradient penalty: each trial alone

@@ -34,6 +34,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from srsweep.kernels._base import check_pack
 from srsweep.kernels.nets import resolve_device
 
 if TYPE_CHECKING:
@@ -444,12 +445,9 @@ def train_packed(cfgs: list[STNConfig], runs: list[Run]) -> list[BaseException |
     """
     from srsweep.kernels import stn
 
-    if len(cfgs) != len(runs):
-        raise ValueError(f"train_packed: {len(cfgs)} configs but {len(runs)} runs")
+    check_pack(cfgs, runs, pack_key)
     if not cfgs:
         return []
-    if len({pack_key(c) for c in cfgs}) > 1:
-        raise ValueError("train_packed: the configs do not share one pack_key")
     pack = _Pack(list(cfgs), resolve_device(cfgs[0].device))
     trials = [_Trial(t, c, r) for t, (c, r) in enumerate(zip(cfgs, runs, strict=True))]
     outcome: list[BaseException | None] = [None] * len(cfgs)
