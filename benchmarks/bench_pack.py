@@ -18,15 +18,11 @@ memory low enough for >= 1000 critics of 8x512 on an 80 GB GPU.
 from __future__ import annotations
 
 import argparse
-import os
-import sys
-import tempfile
 import time
-import traceback
 from pathlib import Path
 from typing import Any
 
-from _timing import run_processes
+import _timing
 
 ROOT = Path(__file__).resolve().parent.parent
 SPEC = ROOT / "sweeps" / "sd_study.yaml"
@@ -72,11 +68,6 @@ def critic_flops(cfg: Any) -> float:
     lat = cfg.arch.lat_size
     per_step = 2 * macs * (3 * 2 * lat + (4 * lat if d.gp > 0 else 0))
     return float(per_step * d.iters * cfg.epochs)
-
-
-def per_process(trials: list[dict[str, Any]], results: Path) -> list[float]:
-    """Seconds per trial as one ``srsweep run sd`` process each (a)."""
-    return run_processes("sd", trials, results)
 
 
 def in_process(cfgs: list[Any]) -> list[float]:
@@ -156,24 +147,14 @@ def memory_probe(n: int) -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--trials", type=int, default=64, help="trials drawn from the study")
-    ap.add_argument("--epochs", type=int, default=10, help="fixed reduced epoch budget")
-    ap.add_argument(
-        "--process-trials",
-        type=int,
-        default=4,
-        help="how many of them (a) runs as processes (the rest is extrapolated)",
+    _timing.main(
+        run,
+        doc=__doc__ or "",
+        name="bench_pack",
+        trials=64,
+        budget=("epochs", 10, "fixed reduced epoch budget"),
+        quick=(16, 4, 2),
     )
-    ap.add_argument("--quick", action="store_true", help="16 trials x 4 epochs (CI smoke)")
-    args = ap.parse_args()
-    if args.quick:
-        args.trials, args.epochs, args.process_trials = 16, 4, 2
-    try:
-        run(args)
-    except Exception as e:  # a benchmark that breaks says where, then fails
-        traceback.print_exc()
-        sys.exit(f"bench_pack: failed: {type(e).__name__}: {e}")
 
 
 def run(args: argparse.Namespace) -> None:
@@ -182,9 +163,8 @@ def run(args: argparse.Namespace) -> None:
     from srsweep.kernels._config import build
     from srsweep.kernels.sd import SDConfig
 
-    torch.set_num_threads(int(os.environ.get("SRSWEEP_THREADS", "1")))  # as the agent does
+    device = _timing.torch_setup()
     cuda = torch.cuda.is_available()
-    device = torch.cuda.get_device_name(0) if cuda else f"CPU, {os.cpu_count()} cores"
     trials = draw(args.trials, args.epochs)
     cfgs = [build(SDConfig, p, "bench") for p in trials]
     flops = sum(critic_flops(c) for c in cfgs)
@@ -196,34 +176,20 @@ def run(args: argparse.Namespace) -> None:
     in_process(cfgs[:1])  # warm up: data, library, allocator
     t_c, t_b, sizes, mem = packed_and_alone(cfgs)
     print(f"  packs: {len(sizes)}, sizes {sizes}")
-    k = max(1, min(args.process_trials, len(cfgs)))
-    with tempfile.TemporaryDirectory(prefix="bench_pack_") as tmp:
-        t_a_k = per_process(trials[:k], Path(tmp) / "results")
-    t_b_k = sum(in_process(cfgs[:k]))
-    overhead = (sum(t_a_k) - t_b_k) / k  # process start, imports, ledger, model file
-    t_a = t_b + overhead * len(cfgs)
-
-    def rate(seconds: float) -> float:
-        return len(cfgs) * 3600 / seconds
-
-    print(
-        f"  (a) one trial per process: {rate(t_a):9.0f} trials/h  (measured on {k} trials:"
-        f" {k * 3600 / sum(t_a_k):.0f} trials/h; extrapolated as (b) + {overhead:.2f} s"
-        f" per-process overhead per trial)"
+    t_a_k, overhead = _timing.per_process_overhead(
+        "sd", trials, lambda k: sum(in_process(cfgs[:k])), args.process_trials
     )
-    print(
-        f"  (b) one after another:     {rate(t_b):9.0f} trials/h  ({t_b:.1f} s,"
-        f" {flops / t_b / 1e9:.1f} GFLOP/s)"
+    _timing.print_rates(
+        len(cfgs),
+        t_a_k,
+        overhead,
+        t_b,
+        t_c,
+        target_a="100x" if cuda else "5x",
+        target_b="-" if cuda else "2x",
+        note_b=f", {flops / t_b / 1e9:.1f} GFLOP/s",
+        note_c=f", {flops / t_c / 1e9:.1f} GFLOP/s",
     )
-    print(
-        f"  (c) packed:                {rate(t_c):9.0f} trials/h  ({t_c:.1f} s,"
-        f" {flops / t_c / 1e9:.1f} GFLOP/s)"
-    )
-    print(
-        f"  packed / (a) = {t_a / t_c:.1f}x (target >= {100 if cuda else 5}x),"
-        f"  packed / (b) = {t_b / t_c:.1f}x (target >= {'-' if cuda else 2}x)"
-    )
-    print(f"  agent overhead estimate: {overhead:.2f} s per trial as its own process")
     if cuda:
         print(f"  peak CUDA memory per trial in these packs: {mem / 2**20:.1f} MiB")
         name = torch.cuda.get_device_name(0)

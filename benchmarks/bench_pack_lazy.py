@@ -24,15 +24,11 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
-import sys
-import tempfile
 import time
-import traceback
 from pathlib import Path
 from typing import Any
 
-from _timing import run_processes
+import _timing
 
 ROOT = Path(__file__).resolve().parent.parent
 SPEC = ROOT / "sweeps" / "lazy_alpha.yaml"
@@ -102,24 +98,14 @@ def packed_and_alone(cfgs: list[Any]) -> tuple[float, float, dict[str, list[floa
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--trials", type=int, default=54, help="trials drawn from the grid")
-    ap.add_argument("--steps", type=int, default=1500, help="fixed reduced step budget")
-    ap.add_argument(
-        "--process-trials",
-        type=int,
-        default=4,
-        help="how many of them (a) runs as processes (the rest is extrapolated)",
+    _timing.main(
+        run,
+        doc=__doc__ or "",
+        name="bench_pack_lazy",
+        trials=54,
+        budget=("steps", 1500, "fixed reduced step budget"),
+        quick=(18, 300, 2),
     )
-    ap.add_argument("--quick", action="store_true", help="18 trials x 300 steps (CI smoke)")
-    args = ap.parse_args()
-    if args.quick:
-        args.trials, args.steps, args.process_trials = 18, 300, 2
-    try:
-        run(args)
-    except Exception as e:  # a benchmark that breaks says where, then fails
-        traceback.print_exc()
-        sys.exit(f"bench_pack_lazy: failed: {type(e).__name__}: {e}")
 
 
 def run(args: argparse.Namespace) -> None:
@@ -128,9 +114,7 @@ def run(args: argparse.Namespace) -> None:
     from srsweep.kernels._config import build
     from srsweep.kernels.lazy import LazyConfig
 
-    torch.set_num_threads(int(os.environ.get("SRSWEEP_THREADS", "1")))  # as the agent does
-    cuda = torch.cuda.is_available()
-    device = torch.cuda.get_device_name(0) if cuda else f"CPU, {os.cpu_count()} cores"
+    device = _timing.torch_setup()
     trials = draw(args.trials, args.steps)
     cfgs = [build(LazyConfig, p, "bench") for p in trials]
     print(
@@ -143,25 +127,10 @@ def run(args: argparse.Namespace) -> None:
     print(f"  packs: {len(per_pack)}; per pack, packed vs one after another:")
     for name, (c, b) in per_pack.items():
         print(f"    {name:>14}: {c:6.2f} s vs {b:6.2f} s  ({b / c:5.1f}x)")
-    k = max(1, min(args.process_trials, len(cfgs)))
-    with tempfile.TemporaryDirectory(prefix="bench_pack_lazy_") as tmp:
-        t_a_k = run_processes("lazy", trials[:k], Path(tmp) / "results")
-    t_b_k = sum(in_process(cfgs[:k]))
-    overhead = (sum(t_a_k) - t_b_k) / k  # process start, imports, ledger, model file
-    t_a = t_b + overhead * len(cfgs)
-
-    def rate(seconds: float) -> float:
-        return len(cfgs) * 3600 / seconds
-
-    print(
-        f"  (a) one trial per process: {rate(t_a):9.0f} trials/h  (measured on {k} trials:"
-        f" {k * 3600 / sum(t_a_k):.0f} trials/h; extrapolated as (b) + {overhead:.2f} s"
-        f" per-process overhead per trial)"
+    t_a_k, overhead = _timing.per_process_overhead(
+        "lazy", trials, lambda k: sum(in_process(cfgs[:k])), args.process_trials
     )
-    print(f"  (b) one after another:     {rate(t_b):9.0f} trials/h  ({t_b:.1f} s)")
-    print(f"  (c) packed:                {rate(t_c):9.0f} trials/h  ({t_c:.1f} s)")
-    print(f"  packed / (a) = {t_a / t_c:.1f}x (target >= 20x),  packed / (b) = {t_b / t_c:.1f}x")
-    print(f"  agent overhead estimate: {overhead:.2f} s per trial as its own process")
+    _timing.print_rates(len(cfgs), t_a_k, overhead, t_b, t_c, target_a="20x")
 
 
 if __name__ == "__main__":

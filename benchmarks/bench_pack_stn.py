@@ -20,15 +20,11 @@ Prints trials/hour for each and the ratios. Target: packed >= 20x (a).
 from __future__ import annotations
 
 import argparse
-import os
-import sys
-import tempfile
 import time
-import traceback
 from pathlib import Path
 from typing import Any
 
-from _timing import run_processes
+import _timing
 
 ROOT = Path(__file__).resolve().parent.parent
 SPEC = ROOT / "sweeps" / "stn_hyper_lr.yaml"
@@ -97,25 +93,18 @@ def packed_and_alone(cfgs: list[Any], pack: int) -> tuple[float, float, list[int
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--trials", type=int, default=48, help="trials drawn from the study")
-    ap.add_argument("--cycles", type=int, default=150, help="fixed reduced cycle budget")
-    ap.add_argument("--pack", type=int, default=64, help="at most this many trials per pack")
-    ap.add_argument(
-        "--process-trials",
-        type=int,
-        default=4,
-        help="how many of them (a) runs as processes (the rest is extrapolated)",
+    def pack_flag(ap: argparse.ArgumentParser) -> None:
+        ap.add_argument("--pack", type=int, default=64, help="at most this many trials per pack")
+
+    _timing.main(
+        run,
+        doc=__doc__ or "",
+        name="bench_pack_stn",
+        trials=48,
+        budget=("cycles", 150, "fixed reduced cycle budget"),
+        quick=(24, 20, 1),
+        extra=pack_flag,
     )
-    ap.add_argument("--quick", action="store_true", help="24 trials x 20 cycles (CI smoke)")
-    args = ap.parse_args()
-    if args.quick:
-        args.trials, args.cycles, args.process_trials = 24, 20, 1
-    try:
-        run(args)
-    except Exception as e:  # a benchmark that breaks says where, then fails
-        traceback.print_exc()
-        sys.exit(f"bench_pack_stn: failed: {type(e).__name__}: {e}")
 
 
 def run(args: argparse.Namespace) -> None:
@@ -124,9 +113,7 @@ def run(args: argparse.Namespace) -> None:
     from srsweep.kernels._config import build
     from srsweep.kernels.stn import STNConfig
 
-    torch.set_num_threads(int(os.environ.get("SRSWEEP_THREADS", "1")))  # as the agent does
-    cuda = torch.cuda.is_available()
-    device = torch.cuda.get_device_name(0) if cuda else f"CPU, {os.cpu_count()} cores"
+    device = _timing.torch_setup()
     trials = draw(args.trials, args.cycles)
     cfgs = [build(STNConfig, p, "bench") for p in trials]
     print(
@@ -136,24 +123,10 @@ def run(args: argparse.Namespace) -> None:
     in_process(cfgs[:1])  # warm up: imports, allocator
     t_c, t_b, sizes, worst = packed_and_alone(cfgs, max(1, args.pack))
     print(f"  packs: {len(sizes)}, sizes {sizes}")
-    k = max(1, min(args.process_trials, len(cfgs)))
-    with tempfile.TemporaryDirectory(prefix="bench_pack_stn_") as tmp:
-        t_a_k = run_processes("stn", trials[:k], Path(tmp) / "results")
-    t_b_k = sum(in_process(cfgs[:k])[0])
-    overhead = (sum(t_a_k) - t_b_k) / k  # process start, imports, ledger, model file
-    t_a = t_b + overhead * len(cfgs)
-
-    def rate(seconds: float) -> float:
-        return len(cfgs) * 3600 / seconds
-
-    print(
-        f"  (a) one trial per process: {rate(t_a):9.0f} trials/h  (measured on {k} trials:"
-        f" {k * 3600 / sum(t_a_k):.0f} trials/h; extrapolated as (b) + {overhead:.2f} s"
-        f" per-process overhead per trial)"
+    t_a_k, overhead = _timing.per_process_overhead(
+        "stn", trials, lambda k: sum(in_process(cfgs[:k])[0]), args.process_trials
     )
-    print(f"  (b) one after another:     {rate(t_b):9.0f} trials/h  ({t_b:.1f} s)")
-    print(f"  (c) packed:                {rate(t_c):9.0f} trials/h  ({t_c:.1f} s)")
-    print(f"  packed / (a) = {t_a / t_c:.1f}x (target >= 20x),  packed / (b) = {t_b / t_c:.1f}x")
+    _timing.print_rates(len(cfgs), t_a_k, overhead, t_b, t_c, target_a="20x")
     print(f"  largest |final dist, packed - alone| over the trials: {worst:.1e}")
 
 
