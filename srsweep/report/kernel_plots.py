@@ -380,8 +380,13 @@ def _srnet_sd_share(runs: pd.DataFrame, sm: pd.DataFrame | None, window: int,
         ax.plot(g["step"], g["sd_share_smooth"], color=colour[sd[r]], linestyle=styles[fun[r]],
                 linewidth=1.1, label=None if label in seen else label)  # fmt: skip
         seen.add(label)
-    ax.set(xlabel="epoch", ylabel="|L_SD| / (|L_SD| + |L_pred|)", ylim=(0, 1.02),
+    ax.set(xlabel="epoch", ylabel="|L_SD| / (|L_SD| + |L_pred|)",
            title="share of the SD term in the loss")  # fmt: skip
+    shares = sm.loc[sm["run_id"].isin(ids), "sd_share_smooth"]
+    if (shares > 0).all() and shares.max() < 0.1:  # small sd: on 0..1 every line lies on 0
+        ax.set_yscale("log")
+    else:
+        ax.set_ylim(0, 1.02)
     ax.legend(fontsize="small")
     return [("srnet_sd_share.png", fig, f"SD share of the loss per run (trailing mean over "
              f"{window} epochs), coloured by sd, dashed by sd_fun; near 1 the critic "

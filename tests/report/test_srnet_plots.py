@@ -98,3 +98,14 @@ def test_write_report_adds_the_srnet_section(srnet_runs, tmp_path) -> None:
     text = (out / "report.md").read_text()
     assert "## srnet figures" in text and "![srnet_sd_share.png](srnet_sd_share.png)" in text
     assert (out / "srnet_latents.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_sd_share_goes_log_when_every_share_is_small(srnet_runs) -> None:
+    (_, share_fig, _) = [f for f in kernel_figures("srnet", srnet_runs)[0] if "share" in f[0]][0]
+    assert share_fig.axes[0].get_yscale() == "linear"  # shares up to 0.5: 0..1 shows them
+    for r in srnet_runs:
+        for h in r.history:
+            if h["sd_share"] is not None:
+                h["sd_share"] = 1e-5 + h["sd_share"] * 1e-3
+    (_, share_fig, _) = [f for f in kernel_figures("srnet", srnet_runs)[0] if "share" in f[0]][0]
+    assert share_fig.axes[0].get_yscale() == "log"
