@@ -50,7 +50,10 @@ class Kernel:
     summary: str  # one line for `srsweep kernels`
     # Packing (optional): trials whose configs share a ``pack_key`` train together in
     # one batched model via ``train_packed(cfgs, runs)``, which returns, per trial, None
-    # (finished or stopped on its run's request) or the exception that failed it alone.
+    # (finished or stopped on its run's request) or the exception that failed it alone
+    # (e.g. ``KernelFailed`` for a non-finite loss, with the solo kernel's message). It
+    # raises only for the whole pack: ``check_pack``'s ValueError, or ``KernelFailed``
+    # when CUDA is asked for and absent.
     pack_key: Callable[[Any], Hashable] | None = None
     train_packed: Callable[[list[Any], list[Run]], list[BaseException | None]] | None = None
 

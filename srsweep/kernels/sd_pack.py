@@ -249,13 +249,7 @@ def train_packed(cfgs: list[SDConfig], runs: list[Run]) -> list[BaseException | 
     equal the trial trained alone, within float tolerance. A trial's ``run.should_stop()``
     is asked at its log steps; a stopped trial is saved there and leaves the pack.
 
-    Returns:
-        Per trial: None (finished or stopped) or the exception that failed it alone, e.g.
-        ``KernelFailed`` for a non-finite loss.
-
-    Raises:
-        ValueError: the configs do not share one ``pack_key`` or the lists differ in length.
-        KernelFailed: CUDA was requested but is absent (every trial would fail).
+    Returns and raises as ``check_pack`` and ``Kernel.train_packed`` (``_base.py``) say.
     """
     from srsweep.kernels import sd
 

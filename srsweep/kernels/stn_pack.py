@@ -435,13 +435,7 @@ def train_packed(cfgs: list[STNConfig], runs: list[Run]) -> list[BaseException |
     ``run.should_stop()`` is asked at its log steps; a trial that converges, ends its
     cycles or is stopped is saved there and leaves the pack.
 
-    Returns:
-        Per trial: None (finished or stopped) or the exception that failed it alone, e.g.
-        ``KernelFailed`` for a NaN/inf loss, with ``stn.train``'s message.
-
-    Raises:
-        ValueError: the configs do not share one ``pack_key`` or the lists differ in length.
-        KernelFailed: CUDA was requested but is absent (every trial would fail).
+    Returns and raises as ``check_pack`` and ``Kernel.train_packed`` (``_base.py``) say.
     """
     from srsweep.kernels import stn
 
