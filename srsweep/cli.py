@@ -308,6 +308,30 @@ def report(obj: _Obj, sweep_id: str, avg_hor: int | None, exclude: tuple[str, ..
     click.echo(f"wrote {len(paths)} files to {out_dir}:")
     for p in paths:
         click.echo(f"  {p}")
+    _log_report_figures(obj, paths, sweep_id, remote, spec, name)
+
+
+def _log_report_figures(obj: _Obj, paths: list[Path], sweep_id: str, remote: str | None,
+                        spec: dict[str, Any], title: str) -> None:
+    """The report's figures as images of a W&B run beside the sweep's runs."""
+    from srsweep.tracking import log_report
+    from srsweep.tracking import report_run_id
+
+    if remote is not None:
+        entity, project, sid = remote.split("/")
+    else:
+        entity, project, sid = None, str(spec.get("project") or "srsweep"), sweep_id
+    try:
+        mode = log_report(paths, sweep_id=sid, title=title, project=project,
+                          root=obj.results, entity=entity)  # fmt: skip
+    except Exception as e:  # the files are written; W&B is a mirror
+        click.echo(f"warning: report figures not logged to W&B ({type(e).__name__}: {e})")
+        return
+    if mode == "offline":
+        click.echo(f"logged the figures to offline W&B run {report_run_id(sid)}; "
+                   f"`srsweep sync {sweep_id}` uploads it")  # fmt: skip
+    elif mode is not None:
+        click.echo(f"logged the figures to W&B run {report_run_id(sid)}")
 
 
 @main.command()
@@ -318,11 +342,13 @@ def report(obj: _Obj, sweep_id: str, avg_hor: int | None, exclude: tuple[str, ..
 def sync(obj: _Obj, sweep_id: str | None, timeout: float) -> None:
     """Upload offline W&B runs (of SWEEP_ID, or all) to the W&B server."""
     from srsweep.backends import wandb as wb
+    from srsweep.tracking import report_run_id
 
     ids = None
     if sweep_id is not None:
         obj.backend.sweep(sweep_id)
         ids = [r.id for r in obj.backend.runs(sweep_id, history=False)]
+        ids.append(report_run_id(sweep_id))  # its report's figures, when it has one
     dirs = wb.offline_dirs(obj.results, ids)
     if not dirs:
         click.echo(f"no offline runs to upload under {obj.results / 'wandb'}")

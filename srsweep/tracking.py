@@ -13,6 +13,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Any
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
     from srsweep.backends._base import RunRecord
     from srsweep.kernels import Run
 
-__all__ = ["TrialRun", "WandbSink", "wandb_mode", "flush_wandb"]
+__all__ = ["TrialRun", "WandbSink", "wandb_mode", "flush_wandb", "log_report", "report_run_id"]
 
 
 def wandb_mode() -> str:
@@ -104,6 +105,53 @@ def flush_wandb(echo: Callable[[str], None] | None = None) -> None:
     _MIRROR.drain()
     if _MIRROR.errors and echo is not None:
         echo(f"warning: {len(_MIRROR.errors)} W&B run(s) not written: {_MIRROR.errors[0]}")
+
+
+def report_run_id(sweep_id: str) -> str:
+    """The W&B run that holds a sweep's report figures (one per sweep; a new report
+    replaces the figures)."""
+    return f"report_{sweep_id}"
+
+
+def log_report(
+    figures: Iterable[Path],
+    *,
+    sweep_id: str,
+    title: str,
+    project: str,
+    root: Path,
+    entity: str | None = None,
+) -> str | None:
+    """Log a report's figures as images of one W&B run, grouped with the sweep's runs
+    (job type "report"), so they show next to them in the W&B UI: offline by default
+    (``srsweep sync SWEEP_ID`` uploads it), nothing when W&B is disabled.
+
+    Returns:
+        The W&B mode it was logged in, or None when nothing was logged.
+    """
+    mode = wandb_mode()
+    pngs = [p for p in figures if p.suffix == ".png" and p.is_file()]
+    if mode == "disabled" or not pngs:
+        return None
+    import wandb
+
+    root.mkdir(parents=True, exist_ok=True)
+    kwargs: dict[str, Any] = {"mode": mode}  # a str, as WANDB_MODE gives it
+    run = wandb.init(
+        id=report_run_id(sweep_id),
+        name=f"report: {title}",
+        group=sweep_id,
+        project=project,
+        entity=entity,
+        job_type="report",
+        dir=str(root),
+        reinit="finish_previous",
+        settings=wandb.Settings(silent=True, console="off"),
+        **kwargs,
+    )
+    run.log({p.stem: wandb.Image(str(p), caption=p.name) for p in pngs})
+    run.finish()
+    return mode
 
 
 class WandbSink:

@@ -4,6 +4,7 @@ the no-server error path, and that no secret is ever written."""
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from types import SimpleNamespace
 
@@ -173,3 +174,30 @@ def test_no_secret_is_written_anywhere(tmp_path, monkeypatch):
     for p in files:
         assert secret.encode() not in p.read_bytes(), p
     assert all(secret not in r.output for r in out)
+
+
+@pytest.mark.slow
+def test_report_figures_become_images_of_a_report_run(tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    spec = tmp_path / "s.yaml"
+    spec.write_text("program: toy\nmethod: grid\nparameters:\n  target: {values: [1, 2]}\n")
+    results = tmp_path / "results"
+
+    def cli(*args):
+        return CliRunner().invoke(main, ["--results", str(results), *args])
+
+    sid = cli("create", str(spec)).output.split()[2]
+    assert cli("agent", sid).exit_code == 0
+    res = cli("report", sid)
+    assert res.exit_code == 0, res.output
+    assert f"offline W&B run report_{sid}; `srsweep sync {sid}` uploads it" in res.output
+    (run_dir,) = wb.offline_dirs(results, [f"report_{sid}"])
+    (row,) = wb.read_offline_run(run_dir)["history"]
+    pngs = sorted(p.stem for p in (results / sid).glob("*.png"))
+    logged = sorted({k.split(".")[0] for k in row if not k.startswith("_")})
+    assert pngs and logged == pngs  # every figure, as an image
+    assert all(row[f"{k}._type"] == "image-file" for k in pngs)
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    shutil.rmtree(run_dir)
+    assert "W&B" not in cli("report", sid).output  # disabled: nothing logged, nothing said
+    assert not wb.offline_dirs(results, [f"report_{sid}"])
