@@ -22,6 +22,7 @@ import socket
 import struct
 import subprocess
 import sys
+import time
 import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -300,16 +301,25 @@ def run_log(root: Path, run_id: str) -> Path | None:
     return found[-1] if found else None
 
 
-def read_offline_run(run_dir: str | Path) -> dict[str, Any]:
+def read_offline_run(run_dir: str | Path, wait: float = 0.0) -> dict[str, Any]:
     """Config, history and summary of an offline run, decoded with wandb's own record
     protocol (``wandb.proto``) from its ``run-<id>.wandb`` log; a log cut short (still
-    being written, or torn) reads up to its last whole record."""
+    being written, or torn) reads up to its last whole record.
+
+    Args:
+        wait: seconds to keep reading until the run's exit record is there: wandb's
+            writer may still be flushing the log just after ``run.finish()`` returns.
+    """
     run_dir = Path(run_dir)
     files = sorted(run_dir.glob("run-*.wandb"))
     if not files:
         raise SrsweepError(f"{run_dir}: no run-*.wandb file")
     reader = OfflineRunReader(files[0])
     reader.read()
+    deadline = time.monotonic() + wait
+    while reader.exit_code is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+        reader.read()
     return {
         "id": reader.id,
         "config": reader.config,

@@ -85,7 +85,7 @@ def test_offline_run_reads_back_with_wandb_records(tmp_path, monkeypatch):
 
     flush_wandb()  # offline runs are written in the background
     (run_dir,) = wb.offline_dirs(results, [rec.id])
-    got = wb.read_offline_run(run_dir)
+    got = wb.read_offline_run(run_dir, wait=10)
     stored = LocalBackend(results).run(rec.id)
     assert got["id"] == rec.id
     assert got["config"]["opt"] == {"lr": 0.25, "momentum": 0.0}
@@ -192,7 +192,7 @@ def test_report_figures_become_images_of_a_report_run(tmp_path, monkeypatch):
     assert res.exit_code == 0, res.output
     assert f"offline W&B run report_{sid}; `srsweep sync {sid}` uploads it" in res.output
     (run_dir,) = wb.offline_dirs(results, [f"report_{sid}"])
-    (row,) = wb.read_offline_run(run_dir)["history"]
+    (row,) = wb.read_offline_run(run_dir, wait=10)["history"]
     pngs = sorted(p.stem for p in (results / sid).glob("*.png"))
     logged = sorted({k.split(".")[0] for k in row if not k.startswith("_")})
     assert pngs and logged == pngs  # every figure, as an image
