@@ -2,13 +2,20 @@
 an Adam with per-trial hyperparameters.
 
 Packed kernels (``sd_pack``; ``lazy`` and ``stn`` could reuse this) keep the parameters
-of T trials as leaf tensors ``[T, ...]``, one per parameter of a template module. A
-stacked Linear is one ``baddbmm`` for all trials: on tiny networks a step costs launch
-and Python overhead, which this pays once instead of T times (``../shared/reference/
-kernels.md`` section 4). Linear weights are stored transposed, ``[T, in, out]``, so that
-``baddbmm`` reads them as they lie and autograd returns their gradients contiguous: with
-``nn.Linear``'s ``[out, in]`` every gradient was a transposed view, and summing the
-main-loss and penalty contributions over those strided views took a third of a step.
+of T trials as tensors ``[T, ...]``, one per parameter of a template module. A stacked
+Linear is one ``baddbmm`` for all trials: on tiny networks a step costs launch and Python
+overhead, which this pays once instead of T times (``../shared/reference/kernels.md``
+section 4). Linear weights are stored transposed, ``[T, in, out]``, so that ``baddbmm``
+reads them as they lie and their gradients come out contiguous.
+
+The backward pass is written out (``forward``, ``backward``, ``weight_grads``) rather
+than recorded by autograd. A WGAN-GP critic step differentiates the loss and the
+gradient penalty, itself a gradient: autograd's double backward built and walked a graph
+of ~20 nodes per layer (custom Functions, ~30 us of Python each) and read or wrote every
+weight-sized tensor 7 times. Written out, one chain of products carries the loss's
+deltas and the penalty's input gradient together, and each weight gradient is a single
+matmul over the loss's and the penalty's rows: 4 passes, no graph. On 2 CPU cores this
+took the seed study's packed trials from 1.0x to ~1.5x the same trials run one by one.
 
 Why Adam is not tensor algebra over ``[T, ...]``: with per-trial lr/betas/weight decay
 as ``[T, 1]`` tensors it takes ~14 elementwise passes over every parameter, measured 5-10x
@@ -24,49 +31,39 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
+from typing import NamedTuple
 
 import torch
 from torch import nn
-from torch.autograd.function import once_differentiable
 from torch.optim import adam as _adam
 
 from srsweep.kernels.optim import adam_param_group
 
-__all__ = ["Stack", "mlp", "input_grad", "StackedAdam"]
-
-Layers = list[tuple[torch.Tensor, torch.Tensor, "_GradSink"]]
+__all__ = ["Layer", "Stack", "StackedAdam", "Trace", "backward", "forward", "weight_grads"]
 
 
-class _GradSink:
-    """A stacked weight's gradient, summed in place from its contributions (the loss and
-    the penalty): a fresh weight-sized tensor per contribution cost first-touch page
-    faults that made these ``bmm`` calls 4x slower on CPU than writing into a kept one.
-    ``baddbmm_`` adds as autograd would (``a + b``, bit for bit on CPU)."""
+class Layer(NamedTuple):
+    """One stacked Linear of T trials, with its gradient buffers (views of the stack's)."""
 
-    def __init__(self, like: torch.Tensor) -> None:
-        self.buf = torch.zeros_like(like, requires_grad=False)
-        self.fresh = True
+    w: torch.Tensor  # W^T [T, in, out]: baddbmm reads it as it lies
+    b: torch.Tensor  # [T, out]
+    dw: torch.Tensor  # gradients, same shapes, written by ``weight_grads``
+    db: torch.Tensor
+    relu: bool  # a ReLU follows (every layer of a Sequential but its last)
 
-    def add_bmm(self, a: torch.Tensor, b: torch.Tensor) -> None:
-        """Add ``bmm(a, b)`` to the first ``len(a)`` trials' rows (a step may run only a
-        prefix of the stack; the other rows are left for the optimiser to skip)."""
-        rows = self.buf[: a.shape[0]]
-        if self.fresh:
-            torch.bmm(a, b, out=rows)
-            self.fresh = False
-        else:
-            rows.baddbmm_(a, b)
 
-    def take(self) -> torch.Tensor:
-        """The summed gradient (zeros if nothing came), and start over."""
-        if self.fresh:
-            self.buf.zero_()
-        self.fresh = True
-        return self.buf
+class Trace(NamedTuple):
+    """What ``backward`` and ``weight_grads`` need from ``forward``."""
+
+    inputs: list[torch.Tensor]  # each layer's input [T, rows, in]
+    masks: list[torch.Tensor | None]  # each layer's ReLU mask (z > 0), None without ReLU
 
 
 class Stack:
-    """The parameters of T copies of ``template``, as leaf tensors requiring grad.
+    """The parameters of T copies of ``template`` and their gradient buffers.
+
+    Nothing here records an autograd graph: ``forward``, ``backward`` and
+    ``weight_grads`` compute what autograd would, into ``grad``.
 
     Args:
         template: gives names, shapes and layer structure only (``meta`` is fine).
@@ -83,34 +80,15 @@ class Stack:
         self.params = {}
         for name, p in template.named_parameters():
             shape = p.shape[::-1] if name in self.transposed else p.shape
-            self.params[name] = torch.zeros(
-                n, *shape, dtype=p.dtype, device=device, requires_grad=True
-            )
-        self._sinks()
+            self.params[name] = torch.zeros(n, *shape, dtype=p.dtype, device=device)
+        self._grads()
 
-    def _sinks(self) -> None:
-        self.sinks = {name: _GradSink(self.params[name]) for name in self.transposed}
-        # Gradients live in kept tensors (weights: their sinks), so an optimiser can make
-        # its per-trial views once.
-        self.grad = {
-            name: self.sinks[name].buf if name in self.sinks else torch.zeros_like(p).detach()
-            for name, p in self.params.items()
-        }
+    def _grads(self) -> None:
+        # kept tensors, so an optimiser can make its per-trial views once
+        self.grad = {name: torch.zeros_like(p) for name, p in self.params.items()}
 
     def leaves(self) -> list[torch.Tensor]:
         return list(self.params.values())
-
-    def collect(self, autograd_grads: Sequence[torch.Tensor | None]) -> None:
-        """Gather every gradient into ``self.grad`` after a backward pass through ``mlp``
-        and ``input_grad``, given ``autograd.grad(..., self.leaves(), allow_unused=True)``
-        (which has None for the weights: their sinks hold them)."""
-        for (name, buf), g in zip(self.grad.items(), autograd_grads, strict=True):
-            if name in self.sinks:
-                self.sinks[name].take()
-            elif g is None:
-                buf.zero_()
-            else:
-                buf.copy_(g)
 
     @torch.no_grad()
     def load(self, t: int, state: dict[str, torch.Tensor]) -> None:
@@ -126,22 +104,19 @@ class Stack:
     def state_dict(self, t: int) -> dict[str, torch.Tensor]:
         """Trial ``t``'s parameters as ``template.state_dict()`` would hold them (CPU)."""
         return {
-            name: self.relayout(name, p[t]).detach().cpu().contiguous().clone()
+            name: self.relayout(name, p[t]).cpu().contiguous().clone()
             for name, p in self.params.items()
         }
 
     def select(self, rows: Sequence[int]) -> None:
-        """Keep only trials ``rows``, in that order (new leaf tensors)."""
+        """Keep only trials ``rows``, in that order (new tensors)."""
         idx = torch.as_tensor(list(rows), device=self.leaves()[0].device)
-        with torch.no_grad():
-            self.params = {
-                k: p.index_select(0, idx).requires_grad_(True) for k, p in self.params.items()
-            }
-        self._sinks()
+        self.params = {k: p.index_select(0, idx) for k, p in self.params.items()}
+        self._grads()
 
-    def sequential(self, prefix: str, rows: int | None = None) -> Layers:
-        """Stacked ``(W^T [T, in, out], b [T, out], sink)`` of the template's Linear/ReLU
-        ``nn.Sequential`` called ``prefix``, for the first ``rows`` trials (views).
+    def sequential(self, prefix: str, rows: int | None = None) -> list[Layer]:
+        """The stacked layers of the template's Linear/ReLU ``nn.Sequential`` called
+        ``prefix``, for the first ``rows`` trials (views).
 
         Raises:
             ValueError: that Sequential is not Linear layers with one ReLU between each pair.
@@ -152,93 +127,95 @@ class Stack:
         if kinds != [nn.Linear, nn.ReLU] * (len(kinds) // 2) + [nn.Linear]:
             names = [k.__name__ for k in kinds]
             raise ValueError(f"{prefix}: expected Linear layers with ReLU between, got {names}")
-        p = self.params
-        return [
-            (
-                p[f"{prefix}.{i}.weight"][:rows],
-                p[f"{prefix}.{i}.bias"][:rows],
-                self.sinks[f"{prefix}.{i}.weight"],
-            )
-            for i in range(0, len(kinds), 2)
-        ]
+        p, g = self.params, self.grad
+        out = []
+        for i in range(0, len(kinds), 2):
+            w, b = f"{prefix}.{i}.weight", f"{prefix}.{i}.bias"
+            relu = i + 1 < len(kinds)
+            out.append(Layer(p[w][:rows], p[b][:rows], g[w][:rows], g[b][:rows], relu))
+        return out
 
 
-class _Linear(torch.autograd.Function):
-    """``b + x W`` for stacked ``W [T, in, out]``; ``dW`` goes to the weight's sink.
-
-    ``dW = x^T gy`` is computed from a contiguous ``x^T``: autograd's ``baddbmm``
-    backward passes a transposed view, which MKL ran 3.5x slower.
-    """
-
-    @staticmethod
-    def forward(
-        ctx: Any, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, sink: _GradSink
-    ) -> torch.Tensor:
-        ctx.save_for_backward(x, w)
-        ctx.sink = sink
-        return torch.baddbmm(b.unsqueeze(1), x, w)
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx: Any, gy: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
-        x, w = ctx.saved_tensors
-        need_x, need_w, need_b, _ = ctx.needs_input_grad
-        if need_w:
-            ctx.sink.add_bmm(x.transpose(1, 2).contiguous(), gy)
-        gx = torch.bmm(gy, w.transpose(1, 2)) if need_x else None
-        return gx, None, gy.sum(1) if need_b else None, None
+def _fit(h: torch.Tensor, width: int) -> torch.Tensor:
+    """``[T, rows, ...]`` as ``[T, rows', width]``: a per-point embedding's outputs
+    ``[T, B * N, 1]`` are the next part's inputs ``[T, B, N]``, and back."""
+    return h.reshape(h.shape[0], -1, width)
 
 
-class _InputGrad(torch.autograd.Function):
-    """``g W^T``, a stacked Linear's input gradient, as a differentiable op of ``g`` and
-    ``W`` (a gradient penalty differentiates it); ``dW = u^T g`` goes to the sink in
-    ``[T, in, out]`` layout, so it adds to the loss's contribution without a transpose."""
-
-    @staticmethod
-    def forward(ctx: Any, g: torch.Tensor, w: torch.Tensor, sink: _GradSink) -> torch.Tensor:
-        ctx.save_for_backward(g, w)
-        ctx.sink = sink
-        return torch.bmm(g, w.transpose(1, 2))
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx: Any, u: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
-        g, w = ctx.saved_tensors
-        need_g, need_w, _ = ctx.needs_input_grad
-        if need_w:
-            ctx.sink.add_bmm(u.transpose(1, 2).contiguous(), g)
-        return torch.bmm(u, w) if need_g else None, None, None
-
-
-def mlp(h: torch.Tensor, layers: Layers, masks: list[torch.Tensor] | None = None) -> torch.Tensor:
-    """T stacked ReLU MLPs: ``h [T, B, in]`` -> ``[T, B, out]``, no ReLU after the last.
-
-    ``masks`` collects each hidden layer's ReLU mask ``h > 0`` (untracked), for
-    ``input_grad`` at the same inputs.
-    """
-    for k, (w, b, sink) in enumerate(layers):
-        h = _Linear.apply(h, w, b, sink)  # type: ignore[no-untyped-call]  # (T, B, out)
-        if k < len(layers) - 1:
+def forward(x: torch.Tensor, layers: Sequence[Layer]) -> tuple[torch.Tensor, Trace]:
+    """T stacked ReLU MLPs run one after another (each layer's input is the previous
+    output reshaped to its width): ``x [T, rows, in]`` -> ``[T, rows', out]``."""
+    trace = Trace([], [])
+    h = x
+    for layer in layers:
+        h = _fit(h, layer.w.shape[1])
+        trace.inputs.append(h)
+        h = torch.baddbmm(layer.b.unsqueeze(1), h, layer.w)
+        mask = None
+        if layer.relu:
+            mask = h > 0
             h = torch.relu(h)
-            if masks is not None:
-                masks.append(h.detach() > 0)
-    return h
+        trace.masks.append(mask)
+    return h, trace
 
 
-def input_grad(masks: list[torch.Tensor], layers: Layers, g: torch.Tensor) -> torch.Tensor:
-    """Vector-Jacobian product of ``mlp`` at the inputs that gave ``masks`` (rows of
-    them, if ``g`` has fewer): ``g [T, B, out]`` -> ``[T, B, in]``, differentiable in
-    the weights.
+def backward(
+    seed: torch.Tensor, layers: Sequence[Layer], trace: Trace, tail: int = 0
+) -> tuple[list[torch.Tensor], torch.Tensor | None]:
+    """Gradients of the outputs' weighted sum (weights ``seed``, shaped as ``forward``'s
+    output) with respect to every layer's pre-activation, last layer first computed but
+    returned in layer order; and, for the last ``tail`` of the samples (0: none), with
+    respect to the inputs.
 
-    This is what ``autograd.grad(..., create_graph=True)`` builds for a gradient penalty,
-    without the forward graph it would also record and differentiate (the masks are
-    constants: ReLU's second derivative is 0).
+    A gradient penalty rides along: seed its samples (appended as the last rows) with
+    ones, and the same chain of products gives the critic's input gradient there, the
+    vector the penalty is taken of, while the other rows carry the loss's gradients.
     """
-    for k in range(len(layers) - 1, -1, -1):
-        g = _InputGrad.apply(g, layers[k][0], layers[k][2])  # type: ignore[no-untyped-call]
-        if k > 0:
-            g = torch.where(masks[k - 1][:, -g.shape[1] :], g, 0)
-    return g
+    K = len(layers)
+    deltas: list[torch.Tensor] = [seed] * K
+    e = seed
+    for k in range(K - 1, 0, -1):
+        e = _fit(torch.bmm(e, layers[k].w.transpose(1, 2)), layers[k - 1].w.shape[2])
+        mask = trace.masks[k - 1]
+        if mask is not None:  # ReLU's backward, as autograd's: exact zeros where z <= 0
+            e = torch.where(mask, e, 0)
+        deltas[k - 1] = e
+    if not tail:
+        return deltas, None
+    rows = tail * (deltas[0].shape[1] // seed.shape[1])
+    return deltas, torch.bmm(deltas[0][:, -rows:], layers[0].w.transpose(1, 2))
+
+
+def weight_grads(
+    layers: Sequence[Layer],
+    trace: Trace,
+    deltas: list[torch.Tensor],
+    samples: int,
+    tail: int = 0,
+    u: torch.Tensor | None = None,
+) -> None:
+    """Fill every layer's ``dw`` and ``db`` from ``backward``'s ``deltas``.
+
+    The first ``samples - tail`` samples are the loss's: they give ``dW = h^T delta``
+    and ``db = sum(delta)``. With ``u``, the gradient of a penalty with respect to the
+    input gradient ``backward`` returned for the last ``tail`` samples, the penalty's
+    share is added: its double backward runs forward through the layers (the ReLU masks
+    are constants: their second derivative is 0), and as its terms pair with the tail
+    rows of ``deltas``, each ``dW`` is one matmul over all rows, written once.
+    """
+    lead = samples - tail
+    for k, layer in enumerate(layers):
+        h, d = trace.inputs[k], deltas[k]
+        ht = h[:, : lead * (h.shape[1] // samples)].transpose(1, 2)
+        at = ht.contiguous() if u is None else torch.cat([ht, u.transpose(1, 2)], 2)
+        torch.bmm(at, d, out=layer.dw)  # from contiguous operands: MKL is ~3x slower on views
+        torch.sum(d[:, : lead * (d.shape[1] // samples)], 1, out=layer.db)
+        if u is not None and k + 1 < len(layers):
+            u = torch.bmm(u, layer.w)
+            mask = trace.masks[k]
+            if mask is not None:
+                u = torch.where(mask[:, -u.shape[1] :], u, 0)
+            u = _fit(u, layers[k + 1].w.shape[1])
 
 
 class StackedAdam:

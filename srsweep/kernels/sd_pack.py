@@ -123,49 +123,23 @@ class _Pack:
         self.is_fake = (r >= self.lat[:, None]) & (r < 2 * self.lat[:, None])
         self.bce = torch.tensor([c.disc.loss == "bce" for c in cfgs], device=dev)[:, None]
         self.gp = torch.tensor([c.disc.gp for c in cfgs], dtype=self.x.dtype, device=dev)
-        # the one-unit layers' biases, in the order critic() taps their outputs
-        units = [f"layers2.{len(self.template.layers2) - 1}.bias"]
-        if self.template.layers1 is not None:
-            units.insert(0, f"layers1.{len(self.template.layers1) - 1}.bias")
-        self.unit_biases = [self.stack.grad[name].view(-1) for name in units]
-        self.steps = []  # per critic step: (rows taking it, embed and head layers, lat groups)
+        # the critic as one chain of layers: the per-point embedding (if any), then the head
+        parts = ["layers2"] if self.template.layers1 is None else ["layers1", "layers2"]
+        # the one-unit layers (each part's last): their biases' gradients, their positions
+        self.unit_biases, self.unit_layers, at = [], [], -1
+        for part in parts:
+            seq = self.template.get_submodule(part)
+            assert isinstance(seq, torch.nn.Sequential)
+            self.unit_biases.append(self.stack.grad[f"{part}.{len(seq) - 1}.bias"].view(-1))
+            at += (len(seq) + 1) // 2
+            self.unit_layers.append(at)
+        self.steps = []  # per critic step: (rows taking it, layers, lat groups, any gp)
         for i in range(self.draws.I):
             n = sum(c.disc.iters > i for c in cfgs)
-            embed = None if self.template.layers1 is None else self.stack.sequential("layers1", n)
+            layers = [layer for part in parts for layer in self.stack.sequential(part, n)]
             groups = [(lat, idx[idx < n]) for lat, idx in self.draws.groups]
             gp = any(c.disc.gp > 0 for c in cfgs[:n])
-            self.steps.append((n, embed, self.stack.sequential("layers2", n), groups, gp))
-
-    @staticmethod
-    def critic(
-        x: torch.Tensor, embed: batched.Layers | None, head: batched.Layers, taps: list[Any]
-    ) -> torch.Tensor:
-        """``[T, B, N, emb]`` (embedding) or ``[T, B, in]`` -> logits ``[T, B]``. ``taps``
-        gets the one-unit layers' outputs (embedding, logits) and then the ReLU masks of
-        the embedding and of the head, for ``input_grad``."""
-        e_masks: list[torch.Tensor] = []
-        masks: list[torch.Tensor] = []
-        if embed is not None:
-            T, B = x.shape[:2]
-            e = batched.mlp(x.reshape(T, -1, x.shape[-1]), embed, e_masks)  # (T, B * N, 1)
-            taps.append(e)
-            x = e.view(T, B, -1)  # (T, B, N)
-        p = batched.mlp(x, head, masks).squeeze(-1)
-        taps += [p, e_masks, masks]
-        return p
-
-    @staticmethod
-    def input_grad(
-        x: torch.Tensor, embed: batched.Layers | None, head: batched.Layers, taps: list[Any]
-    ) -> torch.Tensor:
-        """d sum(D(x)) / dx for the last rows the critic ran on (the penalty's mixes),
-        differentiable in the weights."""
-        e_masks, masks = taps[-2:]
-        T, B = x.shape[:2]
-        g = batched.input_grad(masks, head, x.new_ones(T, B, 1))  # (T, B, N or in)
-        if embed is not None:
-            g = batched.input_grad(e_masks, embed, g.reshape(T, -1, 1))  # (T, B * N, emb)
-        return g.view(x.shape)
+            self.steps.append((n, layers, groups, gp))
 
     @staticmethod
     def bias_grad(
@@ -184,39 +158,53 @@ class _Pack:
 
     def epoch(self, batch: EpochData) -> torch.Tensor:
         """``critic_steps`` for every trial: ``[T, 7]`` records (correct predictions, last
-        step's loss_real, loss_fake, raw gp, then whether each term was non-finite)."""
+        step's loss_real, loss_fake, raw gp, then whether each term was non-finite).
+
+        A step is written out instead of recorded by autograd: one forward over each
+        trial's reals, fakes and (gp) penalty mixes, one backward chain that gives the
+        loss's deltas and the penalty's input gradient together, the penalty's double
+        backward, one matmul per weight gradient. Autograd only differentiates the
+        losses with respect to the logits and the penalty with respect to the input
+        gradient, as ``critic_steps`` defines them.
+        """
         T, L, dev = len(self.cfgs), self.draws.L, self.x.device
         correct = torch.zeros(T, dtype=torch.long, device=dev)
         terms = torch.zeros(T, 3, dtype=self.x.dtype, device=dev)
         bad = torch.zeros(T, 3, dtype=torch.bool, device=dev)
-        leaves = self.stack.leaves()
-        for i, (n, embed, head, groups, any_gp) in enumerate(self.steps):
+        for i, (n, layers, groups, any_gp) in enumerate(self.steps):
             real = batch.reals[:n, i if self.draws.R > 1 else 0]  # (n, L, ...)
             fake, lat = batch.fake[:n], self.lat[:n]
             is_real, is_fake, gp = self.is_real[:n], self.is_fake[:n], self.gp[:n]
             both = torch.cat([real, fake], 1)  # (n, 2L, ...)
             rows = both.flatten(0, 1).index_select(0, self.order[: n * 2 * L]).view(both.shape)
+            tail = L if any_gp else 0
             if any_gp:  # the penalty's mixes ride along: one forward reads the weights once
                 e = batch.eps[:n, i].view(n, L, *[1] * (fake.ndim - 2))
                 mixed = e * real + (1 - e) * fake  # (n, L, ...)
                 rows = torch.cat([rows, mixed], 1)
-            taps: list[Any] = []
-            p = self.critic(rows, embed, head, taps)[:, : 2 * L]  # (n, 2L): reals, fakes
-            # WGAN or BCE per trial; means over each trial's own samples only
-            bce = self.bce[:n]
-            l_r = torch.where(is_real, torch.where(bce, F.softplus(-p), -p), 0).sum(1) / lat
-            l_f = torch.where(is_fake, torch.where(bce, F.softplus(p), p), 0).sum(1) / lat
-            pen = torch.zeros_like(l_r)
-            if any_gp:
-                g = self.input_grad(mixed, embed, head, taps)
-                sq = (g.flatten(2).norm(dim=2) - 1) ** 2  # (n, L)
-                pen = torch.where(gp > 0, torch.where(self.valid[:n], sq, 0).sum(1) / lat, 0)
-            loss = l_r + l_f + gp * pen  # (n,): the sum only adds independent trials
-            units = taps[:-2]  # the one-unit layers' outputs
-            out = torch.autograd.grad(loss.sum(), leaves + units, allow_unused=True)
-            self.stack.collect(out[: len(leaves)])
-            for grad, delta in zip(self.unit_biases, out[len(leaves) :], strict=True):
-                self.bias_grad(grad, delta.view(n, rows.shape[1], -1), groups)
+            B = rows.shape[1]
+            out, trace = batched.forward(rows.reshape(n, -1, rows.shape[-1]), layers)
+            with torch.enable_grad():  # WGAN or BCE per trial, over its own samples only
+                p = out.view(n, B)[:, : 2 * L].detach().requires_grad_(True)
+                bce = self.bce[:n]
+                l_r = torch.where(is_real, torch.where(bce, F.softplus(-p), -p), 0).sum(1) / lat
+                l_f = torch.where(is_fake, torch.where(bce, F.softplus(p), p), 0).sum(1) / lat
+                (seed,) = torch.autograd.grad((l_r + l_f).sum(), p)
+            seed = seed.unsqueeze(-1)  # (n, 2L, 1)
+            if any_gp:  # the mixes' rows: d D / d x
+                seed = torch.cat([seed, seed.new_ones(n, L, 1)], 1)
+            deltas, g = batched.backward(seed, layers, trace, tail)
+            pen, u = torch.zeros_like(l_r), None
+            if g is not None:
+                with torch.enable_grad():
+                    g = g.view(mixed.shape).detach().requires_grad_(True)
+                    sq = (g.flatten(2).norm(dim=2) - 1) ** 2  # (n, L)
+                    pen = torch.where(gp > 0, torch.where(self.valid[:n], sq, 0).sum(1) / lat, 0)
+                    (u,) = torch.autograd.grad((gp * pen).sum(), g)
+                u = u.reshape(n, -1, trace.inputs[0].shape[-1])
+            batched.weight_grads(layers, trace, deltas, B, tail, u)
+            for grad, k in zip(self.unit_biases, self.unit_layers, strict=True):
+                self.bias_grad(grad, deltas[k].view(n, B, -1), groups)
             self.opt.step(range(n))
             says_real = p.detach() > 0  # as sd.train counts: a NaN logit says "fake"
             correct[:n] += ((is_real & says_real) | (is_fake & ~says_real)).sum(1)
