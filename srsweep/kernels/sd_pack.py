@@ -184,31 +184,23 @@ class _Pack:
                 rows = torch.cat([rows, mixed], 1)
             B = rows.shape[1]
             out, trace = batched.forward(rows.reshape(n, -1, rows.shape[-1]), layers)
-            with torch.enable_grad():  # WGAN or BCE per trial, over its own samples only
-                p = out.view(n, B)[:, : 2 * L].detach().requires_grad_(True)
-                bce = self.bce[:n]
-                l_r = torch.where(is_real, torch.where(bce, F.softplus(-p), -p), 0).sum(1) / lat
-                l_f = torch.where(is_fake, torch.where(bce, F.softplus(p), p), 0).sum(1) / lat
-                (seed,) = torch.autograd.grad((l_r + l_f).sum(), p)
+            p = out.view(n, B)[:, : 2 * L]  # logits of the reals and fakes
+            l_r, l_f, seed = _losses(p, is_real, is_fake, self.bce[:n], lat)
             seed = seed.unsqueeze(-1)  # (n, 2L, 1)
             if any_gp:  # the mixes' rows: d D / d x
                 seed = torch.cat([seed, seed.new_ones(n, L, 1)], 1)
             deltas, g = batched.backward(seed, layers, trace, tail)
             pen, u = torch.zeros_like(l_r), None
             if g is not None:
-                with torch.enable_grad():
-                    g = g.view(mixed.shape).detach().requires_grad_(True)
-                    sq = (g.flatten(2).norm(dim=2) - 1) ** 2  # (n, L)
-                    pen = torch.where(gp > 0, torch.where(self.valid[:n], sq, 0).sum(1) / lat, 0)
-                    (u,) = torch.autograd.grad((gp * pen).sum(), g)
+                pen, u = _penalty(g.view(mixed.shape), gp, self.valid[:n], lat)
                 u = u.reshape(n, -1, trace.inputs[0].shape[-1])
             batched.weight_grads(layers, trace, deltas, B, tail, u)
             for grad, k in zip(self.unit_biases, self.unit_layers, strict=True):
                 self.bias_grad(grad, deltas[k].view(n, B, -1), groups)
             self.opt.step(range(n))
-            says_real = p.detach() > 0  # as sd.train counts: a NaN logit says "fake"
+            says_real = p > 0  # as sd.train counts: a NaN logit says "fake"
             correct[:n] += ((is_real & says_real) | (is_fake & ~says_real)).sum(1)
-            new = torch.stack([l_r, l_f, pen], 1).detach()
+            new = torch.stack([l_r, l_f, pen], 1)
             terms[:n] = new
             bad[:n] |= ~torch.isfinite(new)
         return torch.cat([correct[:, None].to(terms.dtype), terms, bad.to(terms.dtype)], 1)
@@ -228,6 +220,44 @@ class _Pack:
             "disc_state": self.stack.state_dict(row),
             "disc_opt_state": self.opt.state_dict(row, self.stack),
         }
+
+
+def _losses(
+    p: torch.Tensor,
+    is_real: torch.Tensor,
+    is_fake: torch.Tensor,
+    bce: torch.Tensor,
+    lat: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per trial ``loss_real``, ``loss_fake`` ``[n]`` of the logits ``p [n, 2L]`` (WGAN
+    or BCE, means over the trial's own samples, as ``critic_steps``), and their sum's
+    gradient with respect to ``p``, computed as autograd's backward of these expressions
+    computes it (``softplus_backward``; ``-1/lat``, ``1/lat``), without its engine: two
+    autograd calls a step cost more than a small critic's matmuls."""
+    l_r = torch.where(is_real, torch.where(bce, F.softplus(-p), -p), 0).sum(1) / lat
+    l_f = torch.where(is_fake, torch.where(bce, F.softplus(p), p), 0).sum(1) / lat
+    inv = (1 / lat)[:, None].expand_as(p)
+    softplus_grad = torch.ops.aten.softplus_backward
+    d_r = torch.where(bce, -softplus_grad(inv, -p, 1, 20), -inv)
+    d_f = torch.where(bce, softplus_grad(inv, p, 1, 20), inv)
+    seed = torch.where(is_real, d_r, 0) + torch.where(is_fake, d_f, 0)
+    return l_r, l_f, seed
+
+
+def _penalty(
+    g: torch.Tensor, gp: torch.Tensor, valid: torch.Tensor, lat: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The raw penalty ``[n]`` (mean of ``(||g|| - 1)^2`` over the trial's own mixes; 0
+    where ``gp`` is 0) of the input gradients ``g [n, L, ...]``, and the gradient of
+    ``gp * penalty`` with respect to ``g``, in autograd's order of operations (the
+    norm's backward is 0 where the norm is 0)."""
+    norm = g.flatten(2).norm(dim=2)  # (n, L)
+    sq = (norm - 1) ** 2
+    pen = torch.where(gp > 0, torch.where(valid, sq, 0).sum(1) / lat, 0)
+    w = torch.where(gp > 0, gp, 0) / lat  # d (gp * pen) / d sum
+    scale = torch.where(valid, w[:, None], 0) * (2 * (norm - 1))
+    scale = (scale / norm).masked_fill_(norm == 0, 0)
+    return pen, g * scale.view(*scale.shape, *[1] * (g.ndim - 2))
 
 
 def train_packed(cfgs: list[SDConfig], runs: list[Run]) -> list[BaseException | None]:
