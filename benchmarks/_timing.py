@@ -91,6 +91,18 @@ def torch_setup() -> str:
     return f"CPU, {os.cpu_count()} cores"
 
 
+def thread_counts() -> list[int]:
+    """Torch thread counts to time each way at: ``SRSWEEP_THREADS`` if set, the current
+    count on CUDA, else one thread and every core (a packed batch may use the cores a
+    single small trial cannot)."""
+    import torch
+
+    if "SRSWEEP_THREADS" in os.environ or torch.cuda.is_available():
+        return [torch.get_num_threads()]
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return sorted({1, cores or 1})
+
+
 def per_process_overhead(
     kernel: str,
     trials: list[dict[str, Any]],

@@ -8,7 +8,9 @@ to the same reduced epoch budget, and times the same trials three ways:
   (b) one after another in this process: ``sd.train`` per trial;
   (c) packed: trials grouped by ``pack_key``, ``train_packed`` per group.
 
-Prints trials/hour for each and the ratios. Targets (issue): on 2 CPU cores packed >= 5x
+On CPU, (b) and (c) are timed with one torch thread and with every core, and each is
+compared at its faster count (``SRSWEEP_THREADS`` fixes one count). Prints trials/hour
+for each and the ratios. Targets (issue): on 2 CPU cores packed >= 5x
 (a) and >= 2x (b); on a CUDA GPU >= 100x with >= 256 trials in flight, and per-trial
 memory low enough for >= 1000 critics of 8x512 on an 80 GB GPU.
 
@@ -18,6 +20,7 @@ memory low enough for >= 1000 critics of 8x512 on an 80 GB GPU.
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -168,13 +171,28 @@ def run(args: argparse.Namespace) -> None:
     trials = draw(args.trials, args.epochs)
     cfgs = [build(SDConfig, p, "bench") for p in trials]
     flops = sum(critic_flops(c) for c in cfgs)
+    counts = _timing.thread_counts()
     print(
-        f"sd packing benchmark on {device}, torch threads {torch.get_num_threads()}: "
-        f"{len(cfgs)} trials from {SPEC.name} (sweep seed {SWEEP_SEED}), "
-        f"{args.epochs} epochs each"
+        f"sd packing benchmark on {device}: {len(cfgs)} trials from {SPEC.name} (sweep seed "
+        f"{SWEEP_SEED}), {args.epochs} epochs each; torch threads " + " and ".join(map(str, counts))
     )
     in_process(cfgs[:1])  # warm up: data, library, allocator
-    t_c, t_b, sizes, mem = packed_and_alone(cfgs)
+    times: dict[int, tuple[float, float]] = {}
+    for threads in counts:
+        torch.set_num_threads(threads)
+        t_c, t_b, sizes, mem = packed_and_alone(cfgs)
+        times[threads] = (t_b, t_c)
+        if len(counts) > 1:
+            print(
+                f"  {threads} thread(s): (b) {t_b:.1f} s, (c) {t_c:.1f} s, packed / (b) = "
+                f"{t_b / t_c:.1f}x"
+            )
+    # each way at its faster thread count; (a)'s processes run as (b)
+    th_b = min(times, key=lambda k: times[k][0])
+    th_c = min(times, key=lambda k: times[k][1])
+    t_b, t_c = times[th_b][0], times[th_c][1]
+    torch.set_num_threads(th_b)
+    os.environ["SRSWEEP_THREADS"] = str(th_b)
     print(f"  packs: {len(sizes)}, sizes {sizes}")
     t_a_k, overhead = _timing.per_process_overhead(
         "sd", trials, lambda k: sum(in_process(cfgs[:k])), args.process_trials
@@ -187,8 +205,8 @@ def run(args: argparse.Namespace) -> None:
         t_c,
         target_a="100x" if cuda else "5x",
         target_b="-" if cuda else "2x",
-        note_b=f", {flops / t_b / 1e9:.1f} GFLOP/s",
-        note_c=f", {flops / t_c / 1e9:.1f} GFLOP/s",
+        note_b=f", {flops / t_b / 1e9:.1f} GFLOP/s, {th_b} thread(s)",
+        note_c=f", {flops / t_c / 1e9:.1f} GFLOP/s, {th_c} thread(s)",
     )
     if cuda:
         print(f"  peak CUDA memory per trial in these packs: {mem / 2**20:.1f} MiB")

@@ -3,6 +3,8 @@ from __future__ import annotations
 import os
 import signal
 
+import pytest
+
 from srsweep import store
 from srsweep.agent import run_agent
 from srsweep.agent import run_single
@@ -170,3 +172,31 @@ def test_model_path_is_absolute_so_other_directories_find_it(tmp_path, monkeypat
     assert Path(run.model_path).is_absolute()
     monkeypatch.chdir(tmp_path.parent)
     assert store.load(run.model_path)["hyperparams"]["target"] == 1.0
+
+
+def test_threads_one_per_lone_trial_every_core_per_cpu_pack(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import torch
+
+    from srsweep import agent
+
+    before = torch.get_num_threads()
+    monkeypatch.delenv("SRSWEEP_THREADS", raising=False)
+    monkeypatch.setattr(agent, "_cores", lambda: 3)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    try:
+        agent._limit_threads(packed=False)
+        assert torch.get_num_threads() == 1
+        agent._limit_threads(packed=True)
+        assert torch.get_num_threads() == 3
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # a GPU does the work
+        agent._limit_threads(packed=True)
+        assert torch.get_num_threads() == 1
+        monkeypatch.setenv("SRSWEEP_THREADS", "2")  # the user's count wins either way
+        agent._limit_threads(packed=True)
+        assert torch.get_num_threads() == 2
+        agent._limit_threads(packed=False)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

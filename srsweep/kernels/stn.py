@@ -187,7 +187,7 @@ def train(cfg: STNConfig, run: Run) -> None:
     Raises:
         KernelFailed: a loss or metric became NaN/inf, or CUDA was requested but absent.
     """
-    # Threads: the agent runs trials with one intra-op thread (SRSWEEP_THREADS); with
+    # Threads: the agent runs a lone trial with one intra-op thread (SRSWEEP_THREADS); with
     # two on a busy 2-core box a (4, 100) @ (100, 4) product took ~8 ms instead of 8 us.
     _hypertrain(cfg, run, resolve_device(cfg.device))
 
