@@ -13,6 +13,9 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from typing import Generic
+from typing import NamedTuple
+from typing import TypeVar
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -101,6 +104,47 @@ def thread_counts() -> list[int]:
         return [torch.get_num_threads()]
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return sorted({1, cores or 1})
+
+
+X = TypeVar("X")
+
+
+class Best(NamedTuple, Generic[X]):
+    """(b) and (c) each at its faster thread count; ``extra`` from (c)'s run."""
+
+    t_b: float
+    threads_b: int
+    t_c: float
+    threads_c: int
+    extra: X
+
+
+def at_best_threads(measure: Callable[[], tuple[float, float, X]]) -> Best[X]:
+    """``measure()`` -> ``(t_b, t_c, extra)`` at each of ``thread_counts()``, a line per
+    count when there are several; then torch (and ``SRSWEEP_THREADS``, for (a)'s
+    processes) set to (b)'s faster count, as (a) is measured as (b) plus start-up."""
+    import torch
+
+    counts = thread_counts()
+    runs = {}
+    for threads in counts:
+        torch.set_num_threads(threads)
+        runs[threads] = measure()
+        if len(counts) > 1:
+            t_b, t_c, _ = runs[threads]
+            print(
+                f"  {threads} thread(s): (b) {t_b:.1f} s, (c) {t_c:.1f} s, "
+                f"packed / (b) = {t_b / t_c:.1f}x"
+            )
+    th_b = min(runs, key=lambda k: runs[k][0])
+    th_c = min(runs, key=lambda k: runs[k][1])
+    torch.set_num_threads(th_b)
+    os.environ["SRSWEEP_THREADS"] = str(th_b)
+    return Best(runs[th_b][0], th_b, runs[th_c][1], th_c, runs[th_c][2])
+
+
+def threads_note(counts: list[int]) -> str:
+    return "torch threads " + " and ".join(map(str, counts))
 
 
 def per_process_overhead(

@@ -20,7 +20,6 @@ memory low enough for >= 1000 critics of 8x512 on an 80 GB GPU.
 from __future__ import annotations
 
 import argparse
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -171,28 +170,18 @@ def run(args: argparse.Namespace) -> None:
     trials = draw(args.trials, args.epochs)
     cfgs = [build(SDConfig, p, "bench") for p in trials]
     flops = sum(critic_flops(c) for c in cfgs)
-    counts = _timing.thread_counts()
     print(
         f"sd packing benchmark on {device}: {len(cfgs)} trials from {SPEC.name} (sweep seed "
-        f"{SWEEP_SEED}), {args.epochs} epochs each; torch threads " + " and ".join(map(str, counts))
+        f"{SWEEP_SEED}), {args.epochs} epochs each; {_timing.threads_note(_timing.thread_counts())}"
     )
     in_process(cfgs[:1])  # warm up: data, library, allocator
-    times: dict[int, tuple[float, float]] = {}
-    for threads in counts:
-        torch.set_num_threads(threads)
+
+    def measure() -> tuple[float, float, tuple[list[int], float]]:
         t_c, t_b, sizes, mem = packed_and_alone(cfgs)
-        times[threads] = (t_b, t_c)
-        if len(counts) > 1:
-            print(
-                f"  {threads} thread(s): (b) {t_b:.1f} s, (c) {t_c:.1f} s, packed / (b) = "
-                f"{t_b / t_c:.1f}x"
-            )
-    # each way at its faster thread count; (a)'s processes run as (b)
-    th_b = min(times, key=lambda k: times[k][0])
-    th_c = min(times, key=lambda k: times[k][1])
-    t_b, t_c = times[th_b][0], times[th_c][1]
-    torch.set_num_threads(th_b)
-    os.environ["SRSWEEP_THREADS"] = str(th_b)
+        return t_b, t_c, (sizes, mem)
+
+    best = _timing.at_best_threads(measure)
+    t_b, t_c, (sizes, mem) = best.t_b, best.t_c, best.extra
     print(f"  packs: {len(sizes)}, sizes {sizes}")
     t_a_k, overhead = _timing.per_process_overhead(
         "sd", trials, lambda k: sum(in_process(cfgs[:k])), args.process_trials
@@ -205,8 +194,8 @@ def run(args: argparse.Namespace) -> None:
         t_c,
         target_a="100x" if cuda else "5x",
         target_b="-" if cuda else "2x",
-        note_b=f", {flops / t_b / 1e9:.1f} GFLOP/s, {th_b} thread(s)",
-        note_c=f", {flops / t_c / 1e9:.1f} GFLOP/s, {th_c} thread(s)",
+        note_b=f", {flops / t_b / 1e9:.1f} GFLOP/s, {best.threads_b} thread(s)",
+        note_c=f", {flops / t_c / 1e9:.1f} GFLOP/s, {best.threads_c} thread(s)",
     )
     if cuda:
         print(f"  peak CUDA memory per trial in these packs: {mem / 2**20:.1f} MiB")
