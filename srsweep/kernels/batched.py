@@ -57,7 +57,7 @@ class Trace(NamedTuple):
     """What ``backward`` and ``weight_grads`` need from ``forward``."""
 
     inputs: list[torch.Tensor]  # each layer's input [T, rows, in]
-    masks: list[torch.Tensor | None]  # each layer's ReLU mask (z > 0), None without ReLU
+    masks: list[torch.Tensor | None]  # where each layer's ReLU gives 0 (z <= 0); None: no ReLU
 
 
 class Stack:
@@ -105,7 +105,7 @@ class Stack:
     def state_dict(self, t: int) -> dict[str, torch.Tensor]:
         """Trial ``t``'s parameters as ``template.state_dict()`` would hold them (CPU)."""
         return {
-            name: self.relayout(name, p[t]).cpu().contiguous().clone()
+            name: self.relayout(name, p[t]).cpu().clone(memory_format=torch.contiguous_format)
             for name, p in self.params.items()
         }
 
@@ -152,11 +152,11 @@ def forward(x: torch.Tensor, layers: Sequence[Layer]) -> tuple[torch.Tensor, Tra
         h = _fit(h, layer.w.shape[1])
         trace.inputs.append(h)
         h = torch.baddbmm(layer.b.unsqueeze(1), h, layer.w)
-        mask = None
+        off = None
         if layer.relu:
-            mask = h > 0
-            h = torch.relu(h)
-        trace.masks.append(mask)
+            off = h <= 0  # as autograd's ReLU backward tests it (a NaN passes its gradient)
+            h = h.relu_()
+        trace.masks.append(off)
     return h, trace
 
 
@@ -177,9 +177,9 @@ def backward(
     e = seed
     for k in range(K - 1, 0, -1):
         e = _fit(torch.bmm(e, layers[k].w.transpose(1, 2)), layers[k - 1].w.shape[2])
-        mask = trace.masks[k - 1]
-        if mask is not None:  # ReLU's backward, as autograd's: exact zeros where z <= 0
-            e = torch.where(mask, e, 0)
+        off = trace.masks[k - 1]
+        if off is not None:  # ReLU's backward, as autograd's: exact zeros where z <= 0
+            e = e.masked_fill_(off, 0)
         deltas[k - 1] = e
     if not tail:
         return deltas, None
@@ -216,9 +216,9 @@ def weight_grads(
         torch.sum(d[:, : lead * (d.shape[1] // samples)], 1, out=layer.db)
         if u is not None and k + 1 < len(layers):
             u = torch.bmm(u, layer.w)
-            mask = trace.masks[k]
-            if mask is not None:
-                u = torch.where(mask[:, -u.shape[1] :], u, 0)
+            off = trace.masks[k]
+            if off is not None:
+                u = u.masked_fill_(off[:, -u.shape[1] :], 0)
             u = _fit(u, layers[k + 1].w.shape[1])
 
 
@@ -336,7 +336,7 @@ class StackedAdam:
 
         def row(name: str, x: torch.Tensor) -> torch.Tensor:
             x = stack.relayout(name, x[t]) if stack is not None else x[t]
-            return x.detach().cpu().contiguous().clone()
+            return x.detach().cpu().clone(memory_format=torch.contiguous_format)
 
         state = {
             k: {
