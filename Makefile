@@ -36,7 +36,7 @@ bench: install
 
 lint: install
 	$(BIN)/ruff check srsweep tests
-	$(BIN)/mypy srsweep
+	$(BIN)/mypy srsweep benchmarks
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -166,8 +166,7 @@ def print_rates(
     n: int,
     t_a_k: list[float],
     overhead: float,
-    t_b: float,
-    t_c: float,
+    best: Best[Any],
     *,
     target_a: str,
     target_b: str = "",
@@ -175,7 +174,11 @@ def print_rates(
     note_c: str = "",
 ) -> None:
     """Trials/hour for (a) one per process (extrapolated as (b) plus ``overhead`` per
-    trial), (b) one after another in-process and (c) packed, and the ratios."""
+    trial), (b) one after another in-process and (c) packed, each at its thread count in
+    ``best``, and the ratios."""
+    t_b, t_c = best.t_b, best.t_c
+    note_b += f", {best.threads_b} thread(s)"
+    note_c += f", {best.threads_c} thread(s)"
     t_a = t_b + overhead * n
     k = len(t_a_k)
 

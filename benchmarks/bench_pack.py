@@ -190,12 +190,11 @@ def run(args: argparse.Namespace) -> None:
         len(cfgs),
         t_a_k,
         overhead,
-        t_b,
-        t_c,
+        best,
         target_a="100x" if cuda else "5x",
         target_b="-" if cuda else "2x",
-        note_b=f", {flops / t_b / 1e9:.1f} GFLOP/s, {best.threads_b} thread(s)",
-        note_c=f", {flops / t_c / 1e9:.1f} GFLOP/s, {best.threads_c} thread(s)",
+        note_b=f", {flops / t_b / 1e9:.1f} GFLOP/s",
+        note_c=f", {flops / t_c / 1e9:.1f} GFLOP/s",
     )
     if cuda:
         print(f"  peak CUDA memory per trial in these packs: {mem / 2**20:.1f} MiB")

@@ -128,23 +128,14 @@ def run(args: argparse.Namespace) -> None:
         return t_b, t_c, per_pack
 
     best = _timing.at_best_threads(measure)
-    t_b, t_c, per_pack = best.t_b, best.t_c, best.extra
+    per_pack = best.extra
     print(f"  packs: {len(per_pack)}; per pack, packed vs one after another:")
     for name, (c, b) in per_pack.items():
         print(f"    {name:>14}: {c:6.2f} s vs {b:6.2f} s  ({b / c:5.1f}x)")
     t_a_k, overhead = _timing.per_process_overhead(
         "lazy", trials, lambda k: sum(in_process(cfgs[:k])), args.process_trials
     )
-    _timing.print_rates(
-        len(cfgs),
-        t_a_k,
-        overhead,
-        t_b,
-        t_c,
-        target_a="20x",
-        note_b=f", {best.threads_b} thread(s)",
-        note_c=f", {best.threads_c} thread(s)",
-    )
+    _timing.print_rates(len(cfgs), t_a_k, overhead, best, target_a="20x")
 
 
 if __name__ == "__main__":

@@ -22,9 +22,14 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 from typing import Any
+from typing import cast
 
 import _timing
+
+if TYPE_CHECKING:
+    from srsweep.kernels._base import Run
 
 ROOT = Path(__file__).resolve().parent.parent
 SPEC = ROOT / "sweeps" / "stn_hyper_lr.yaml"
@@ -79,7 +84,7 @@ def packed_and_alone(cfgs: list[Any], pack: int) -> tuple[float, float, list[int
     for group in chunks:
         runs = [RecordingRun() for _ in group]
         t0 = time.perf_counter()
-        outcome = train_packed(group, runs)
+        outcome = train_packed(group, cast("list[Run]", runs))  # RecordingRun is a Run
         t_c += time.perf_counter() - t0
         failed = [str(e) for e in outcome if e is not None]
         if failed:
@@ -126,21 +131,12 @@ def run(args: argparse.Namespace) -> None:
         return t_b, t_c, (sizes, worst)
 
     best = _timing.at_best_threads(measure)
-    t_b, t_c, (sizes, worst) = best.t_b, best.t_c, best.extra
+    sizes, worst = best.extra
     print(f"  packs: {len(sizes)}, sizes {sizes}")
     t_a_k, overhead = _timing.per_process_overhead(
         "stn", trials, lambda k: sum(in_process(cfgs[:k])[0]), args.process_trials
     )
-    _timing.print_rates(
-        len(cfgs),
-        t_a_k,
-        overhead,
-        t_b,
-        t_c,
-        target_a="20x",
-        note_b=f", {best.threads_b} thread(s)",
-        note_c=f", {best.threads_c} thread(s)",
-    )
+    _timing.print_rates(len(cfgs), t_a_k, overhead, best, target_a="20x")
     print(f"  largest |final dist, packed - alone| over the trials: {worst:.1e}")
 
 
