@@ -163,9 +163,9 @@ class _Pack:
         A step is written out instead of recorded by autograd: one forward over each
         trial's reals, fakes and (gp) penalty mixes, one backward chain that gives the
         loss's deltas and the penalty's input gradient together, the penalty's double
-        backward, one matmul per weight gradient. Autograd only differentiates the
-        losses with respect to the logits and the penalty with respect to the input
-        gradient, as ``critic_steps`` defines them.
+        backward, one matmul per weight gradient. The losses' gradients with respect to
+        the logits and the penalty's with respect to the input gradient are autograd's
+        formulas for ``critic_steps``'s expressions (``_losses``, ``_penalty``).
         """
         T, L, dev = len(self.cfgs), self.draws.L, self.x.device
         correct = torch.zeros(T, dtype=torch.long, device=dev)
