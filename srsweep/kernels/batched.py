@@ -13,9 +13,11 @@ than recorded by autograd. A WGAN-GP critic step differentiates the loss and the
 gradient penalty, itself a gradient: autograd's double backward built and walked a graph
 of ~20 nodes per layer (custom Functions, ~30 us of Python each) and read or wrote every
 weight-sized tensor 7 times. Written out, one chain of products carries the loss's
-deltas and the penalty's input gradient together, and each weight gradient is a single
-matmul over the loss's and the penalty's rows: 4 passes, no graph. On 2 CPU cores this
-took the seed study's packed trials from 1.0x to ~1.5x the same trials run one by one.
+deltas and the penalty's input gradient together, and each weight gradient is the loss's
+matmul plus the penalty's, added in place as autograd adds them (one matmul over all rows
+was no faster, and its rounding let WGAN runs drift from their solo twins sooner): 5
+passes, no graph. On 2 CPU cores this took the seed study's packed trials from 1.0x to
+~1.5x the same trials run one by one.
 
 Why Adam is not tensor algebra over ``[T, ...]``: with per-trial lr/betas/weight decay
 as ``[T, 1]`` tensors it takes ~14 elementwise passes over every parameter, measured 5-10x
@@ -201,19 +203,20 @@ def weight_grads(
     and ``db = sum(delta)``. With ``u``, the gradient of a penalty with respect to the
     input gradient ``backward`` returned for the last ``tail`` samples, the penalty's
     share is added: its double backward runs forward through the layers (the ReLU masks
-    are constants: their second derivative is 0), and as its terms pair with the tail
-    rows of ``deltas``, each ``dW`` is one matmul over all rows, written once.
+    are constants: their second derivative is 0), pairing with the tail rows of
+    ``deltas``.
     """
     lead = samples - tail
     for k, layer in enumerate(layers):
         h, d = trace.inputs[k], deltas[k]
+        rows = lead * (d.shape[1] // samples)  # the loss's rows of d
         a = h[:, : lead * (h.shape[1] // samples)]
-        if u is not None:
-            a = torch.cat([a, u], 1)  # rows as in d: the loss's, then the penalty's
         # A transposed view, not a transposed copy: on torch 2.13's CPU bmm the view was
         # as fast or faster at these shapes, and the copy cost up to a third on top.
-        torch.bmm(a.transpose(1, 2), d, out=layer.dw)
-        torch.sum(d[:, : lead * (d.shape[1] // samples)], 1, out=layer.db)
+        torch.bmm(a.transpose(1, 2), d[:, :rows], out=layer.dw)
+        if u is not None:  # the penalty's share added as autograd adds it (a + b)
+            layer.dw.baddbmm_(u.transpose(1, 2), d[:, rows:])
+        torch.sum(d[:, :rows], 1, out=layer.db)
         if u is not None and k + 1 < len(layers):
             u = torch.bmm(u, layer.w)
             off = trace.masks[k]
