@@ -124,7 +124,9 @@ def agent(obj: _Obj, sweep_id: str, count: int | None, pack: int | None) -> None
     """Run trials of SWEEP_ID until it is exhausted or --count trials have run.
 
     Start several agents (one per core or GPU) on the same sweep: they never run the
-    same trial twice. Each packed trial is still its own run, saved and logged alone.
+    same trial twice. A pack trained on the CPU uses every core (SRSWEEP_THREADS sets
+    the count), so start one packed agent per CPU node. Each packed trial is still its
+    own run, saved and logged alone.
     SWEEP_ID may also be ENTITY/PROJECT/SWEEP_ID of a sweep on a W&B server: then W&B's
     own agent hands out the trials, each in its own process.
     """
