@@ -8,8 +8,9 @@ import torch
 
 @pytest.fixture(autouse=True)
 def _one_thread() -> Iterator[None]:
-    """Kernels run with one intra-op thread, as the agent runs them: these nets are tiny,
-    and a second thread only adds synchronisation on a shared 2-core machine."""
+    """Kernel tests run with one intra-op thread, as the agent runs a lone trial: these
+    nets are tiny, and a second thread only adds synchronisation on a shared 2-core
+    machine. Packed and solo runs are compared at this one count."""
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     yield

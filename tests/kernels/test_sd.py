@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -34,16 +33,6 @@ TINY: dict[str, Any] = {
     "arch": {"lat_size": 3},
     "disc": {"hid_num": 2, "hid_size": 16, "iters": 2},
 }
-
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    # Tiny nets: a second intra-op thread only adds synchronisation (and spins badly
-    # when the 2 cores are shared), so tests run single-threaded.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def cfg_of(**over: Any) -> SDConfig:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -47,14 +46,6 @@ TRIALS: list[dict[str, Any]] = [
 
 EXTS: list[dict[str, Any]] = [{}, {"ext": ["grad"], "ext_type": "stack"}, {"ext": ["input"]}]
 EXT_IDS = ["no-ext", "grad-stack", "input-embed"]
-
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def cfg_of(**over: Any) -> SDConfig:
