@@ -143,8 +143,9 @@ def at_best_threads(measure: Callable[[], tuple[float, float, X]]) -> Best[X]:
     return Best(runs[th_b][0], th_b, runs[th_c][1], th_c, runs[th_c][2])
 
 
-def threads_note(counts: list[int]) -> str:
-    return "torch threads " + " and ".join(map(str, counts))
+def threads_note() -> str:
+    """The thread counts ``at_best_threads`` will time, for a benchmark's header."""
+    return "torch threads " + " and ".join(map(str, thread_counts()))
 
 
 def per_process_overhead(

@@ -172,7 +172,7 @@ def run(args: argparse.Namespace) -> None:
     flops = sum(critic_flops(c) for c in cfgs)
     print(
         f"sd packing benchmark on {device}: {len(cfgs)} trials from {SPEC.name} (sweep seed "
-        f"{SWEEP_SEED}), {args.epochs} epochs each; {_timing.threads_note(_timing.thread_counts())}"
+        f"{SWEEP_SEED}), {args.epochs} epochs each; {_timing.threads_note()}"
     )
     in_process(cfgs[:1])  # warm up: data, library, allocator
 

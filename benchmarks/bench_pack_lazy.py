@@ -109,7 +109,6 @@ def main() -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-
     from srsweep.kernels._config import build
     from srsweep.kernels.lazy import LazyConfig
 
@@ -117,7 +116,7 @@ def run(args: argparse.Namespace) -> None:
     trials = draw(args.trials, args.steps)
     cfgs = [build(LazyConfig, p, "bench") for p in trials]
     print(
-        f"lazy packing benchmark on {device}, {_timing.threads_note(_timing.thread_counts())}: "
+        f"lazy packing benchmark on {device}, {_timing.threads_note()}: "
         f"{len(cfgs)} trials from {SPEC.name} (widths 5-100, sweep seed "
         f"{SWEEP_SEED}), {args.steps} steps each"
     )

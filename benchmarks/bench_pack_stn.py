@@ -113,7 +113,6 @@ def main() -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-
     from srsweep.kernels._config import build
     from srsweep.kernels.stn import STNConfig
 
@@ -121,7 +120,7 @@ def run(args: argparse.Namespace) -> None:
     trials = draw(args.trials, args.cycles)
     cfgs = [build(STNConfig, p, "bench") for p in trials]
     print(
-        f"stn packing benchmark on {device}, {_timing.threads_note(_timing.thread_counts())}: "
+        f"stn packing benchmark on {device}, {_timing.threads_note()}: "
         f"{len(cfgs)} trials from {SPEC.name}, {args.cycles} cycles each at most"
     )
     in_process(cfgs[:1])  # warm up: imports, allocator
