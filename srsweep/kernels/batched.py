@@ -93,7 +93,6 @@ class Stack:
     def leaves(self) -> list[torch.Tensor]:
         return list(self.params.values())
 
-    @torch.no_grad()
     def load(self, t: int, state: dict[str, torch.Tensor]) -> None:
         """Set trial ``t``'s parameters from a state dict of ``template``'s layout."""
         for name, p in self.params.items():
