@@ -122,7 +122,7 @@ def memory_probe(n: int) -> None:
     """CUDA only: peak memory per trial of the seed's largest critic (8 x 512, lat 10)."""
     import torch
 
-    from srsweep.kernels._config import build
+    from srsweep.config import build
     from srsweep.kernels.sd import SDConfig
     from srsweep.kernels.sd_pack import train_packed
     from srsweep.testing import RecordingRun
@@ -162,7 +162,7 @@ def main() -> None:
 def run(args: argparse.Namespace) -> None:
     import torch
 
-    from srsweep.kernels._config import build
+    from srsweep.config import build
     from srsweep.kernels.sd import SDConfig
 
     device = _timing.torch_setup()

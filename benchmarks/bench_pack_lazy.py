@@ -109,7 +109,7 @@ def main() -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    from srsweep.kernels._config import build
+    from srsweep.config import build
     from srsweep.kernels.lazy import LazyConfig
 
     device = _timing.torch_setup()

@@ -113,7 +113,7 @@ def main() -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    from srsweep.kernels._config import build
+    from srsweep.config import build
     from srsweep.kernels.stn import STNConfig
 
     device = _timing.torch_setup()

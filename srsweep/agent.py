@@ -33,7 +33,7 @@ from srsweep import scripts
 from srsweep.backends._base import RunRecord
 from srsweep.backends.local import LocalBackend
 from srsweep.errors import SrsweepError
-from srsweep.kernels import _config
+from srsweep import config as _config
 from srsweep.spec import SCRIPT
 from srsweep.spec import swept_keys
 from srsweep.tracking import TrialRun

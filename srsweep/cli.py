@@ -194,7 +194,7 @@ def run_cmd(obj: _Obj, kernel: str, args_json: str | None, sets: tuple[str, ...]
     passes); --config and then --set are applied on top of it.
     """
     from srsweep.agent import run_single
-    from srsweep.kernels._config import flatten
+    from srsweep.config import flatten
     from srsweep.spec import load_yaml
     from srsweep.spec import parse_sets
 
@@ -377,8 +377,8 @@ def _remote(obj: _Obj, sweep: str) -> str | None:
 def kernels_cmd(name: str | None) -> None:
     """List the kernels, or the config keys and defaults of kernel NAME."""
     from srsweep import kernels
-    from srsweep.kernels._config import describe_type
-    from srsweep.kernels._config import flat_fields
+    from srsweep.config import describe_type
+    from srsweep.config import flat_fields
 
     if name is None:
         for n in kernels.names():

@@ -23,7 +23,7 @@ import yaml
 from srsweep import kernels
 from srsweep.errors import NotFoundError
 from srsweep.errors import SpecError
-from srsweep.kernels import _config
+from srsweep import config as _config
 
 __all__ = [
     "SCRIPT",

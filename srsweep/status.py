@@ -7,7 +7,7 @@ from typing import Any
 
 from srsweep import kernels
 from srsweep.backends.local import LocalBackend
-from srsweep.kernels._config import flatten
+from srsweep.config import flatten
 
 __all__ = ["status_lines", "best_value"]
 

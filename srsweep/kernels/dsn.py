@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from srsweep.kernels.nets import mlp_apply
+from srsweep.kernels.common.nets import mlp_apply
 
 __all__ = ["Alpha", "DSN", "MLP", "SRNet", "Half"]
 

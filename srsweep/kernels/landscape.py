@@ -32,7 +32,7 @@ from torch.func import functional_call
 from srsweep import store
 from srsweep.errors import UsageError
 from srsweep.kernels import lazy
-from srsweep.kernels._config import build
+from srsweep.config import build
 
 __all__ = ["Problem", "compute", "compute_file", "grid_losses", "pca_directions", "problem"]
 

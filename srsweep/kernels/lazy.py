@@ -29,9 +29,9 @@ from torch import nn
 from srsweep.errors import KernelFailed
 from srsweep.kernels import lazy_pack
 from srsweep.kernels._base import Kernel
-from srsweep.kernels._config import param
-from srsweep.kernels.nets import flatten_parameters
-from srsweep.kernels.nets import resolve_device
+from srsweep.config import param
+from srsweep.kernels.common.nets import flatten_parameters
+from srsweep.kernels.common.nets import resolve_device
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from srsweep.kernels._base import check_pack
-from srsweep.kernels.nets import resolve_device
+from srsweep.kernels.common.nets import resolve_device
 
 if TYPE_CHECKING:
     from collections.abc import Callable

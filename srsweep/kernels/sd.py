@@ -25,18 +25,18 @@ from typing import Literal
 import torch
 
 from srsweep.errors import KernelFailed
-from srsweep.kernels import data
-from srsweep.kernels import funlib
+from srsweep.kernels.common import data
+from srsweep.kernels.common import funlib
 from srsweep.kernels import sd_pack
 from srsweep.kernels._base import Kernel
-from srsweep.kernels._config import param
-from srsweep.kernels.nets import SDNet
-from srsweep.kernels.nets import critic_input
-from srsweep.kernels.nets import critic_steps
-from srsweep.kernels.nets import mlp_apply
-from srsweep.kernels.nets import random_mlp
-from srsweep.kernels.nets import resolve_device
-from srsweep.kernels.optim import Adam
+from srsweep.config import param
+from srsweep.kernels.common.nets import SDNet
+from srsweep.kernels.common.nets import critic_input
+from srsweep.kernels.common.nets import critic_steps
+from srsweep.kernels.common.nets import mlp_apply
+from srsweep.kernels.common.nets import random_mlp
+from srsweep.kernels.common.nets import resolve_device
+from srsweep.kernels.common.optim import Adam
 
 if TYPE_CHECKING:
     from srsweep.kernels._base import Run

@@ -21,10 +21,10 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from srsweep.kernels.nets import critic_input
+from srsweep.kernels.common.nets import critic_input
 
 if TYPE_CHECKING:
-    from srsweep.kernels.funlib import FunctionLibrary
+    from srsweep.kernels.common.funlib import FunctionLibrary
     from srsweep.kernels.sd import SDConfig
 
 __all__ = ["EpochData", "PackDraws"]

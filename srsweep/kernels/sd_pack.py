@@ -31,16 +31,16 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from srsweep.kernels import batched
-from srsweep.kernels import data
+from srsweep.kernels.common import batched
+from srsweep.kernels.common import data
 from srsweep.kernels._base import check_pack
-from srsweep.kernels.nets import resolve_device
+from srsweep.kernels.common.nets import resolve_device
 from srsweep.kernels.sd_draws import EpochData
 from srsweep.kernels.sd_draws import PackDraws
 
 if TYPE_CHECKING:
     from srsweep.kernels._base import Run
-    from srsweep.kernels.funlib import FunctionLibrary
+    from srsweep.kernels.common.funlib import FunctionLibrary
     from srsweep.kernels.sd import SDConfig
 
 __all__ = ["pack_key", "train_packed"]

@@ -15,10 +15,10 @@ import numpy as np
 
 from srsweep import store
 from srsweep.errors import SrsweepError
-from srsweep.kernels import data
-from srsweep.kernels import funlib
-from srsweep.kernels._config import param
-from srsweep.kernels.nets import SDNet
+from srsweep.kernels.common import data
+from srsweep.kernels.common import funlib
+from srsweep.config import param
+from srsweep.kernels.common.nets import SDNet
 
 __all__ = [
     "HidKwargs",

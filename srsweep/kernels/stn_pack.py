@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 
 from srsweep.kernels._base import check_pack
-from srsweep.kernels.nets import resolve_device
+from srsweep.kernels.common.nets import resolve_device
 
 if TYPE_CHECKING:
     from srsweep.kernels._base import Run

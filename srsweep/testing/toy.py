@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from srsweep.errors import KernelFailed
 from srsweep.kernels._base import Kernel
 from srsweep.kernels._base import Run
-from srsweep.kernels._config import param
+from srsweep.config import param
 
 
 @dataclass

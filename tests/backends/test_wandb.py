@@ -15,7 +15,7 @@ from srsweep.agent import run_single
 from srsweep.backends import wandb as wb
 from srsweep.backends.local import LocalBackend
 from srsweep.cli import main
-from srsweep.kernels import _config
+from srsweep import config as _config
 from srsweep.kernels import get
 from srsweep.spec import validate
 

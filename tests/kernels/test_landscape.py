@@ -14,8 +14,8 @@ from srsweep.errors import CorruptFileError
 from srsweep.errors import UsageError
 from srsweep.kernels import landscape
 from srsweep.kernels import lazy
-from srsweep.kernels._config import build
-from srsweep.kernels._config import to_dict
+from srsweep.config import build
+from srsweep.config import to_dict
 from srsweep.testing.fakes import RecordingRun
 
 TINY = {"steps": 300, "history_every": 10, "log_every": 1, "width": 6}

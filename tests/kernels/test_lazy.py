@@ -8,7 +8,7 @@ from srsweep import kernels
 from srsweep.errors import KernelFailed
 from srsweep.errors import SpecError
 from srsweep.kernels import lazy
-from srsweep.kernels._config import build
+from srsweep.config import build
 from srsweep.testing.fakes import RecordingRun
 
 

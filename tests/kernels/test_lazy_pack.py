@@ -10,7 +10,7 @@ import torch
 
 from srsweep.errors import KernelFailed
 from srsweep.kernels import lazy
-from srsweep.kernels._config import build
+from srsweep.config import build
 from srsweep.kernels.lazy_pack import pack_key
 from srsweep.kernels.lazy_pack import train_packed
 from srsweep.testing import RecordingRun

@@ -10,14 +10,14 @@ from torch import nn
 import srsweep.kernels
 from srsweep.errors import KernelFailed
 from srsweep.errors import SpecError
-from srsweep.kernels import data
-from srsweep.kernels._config import build
-from srsweep.kernels.funlib import FunctionLibrary
-from srsweep.kernels.nets import critic_input
-from srsweep.kernels.nets import critic_steps
-from srsweep.kernels.nets import gradient_penalty
-from srsweep.kernels.nets import mlp_apply
-from srsweep.kernels.nets import random_mlp
+from srsweep.kernels.common import data
+from srsweep.config import build
+from srsweep.kernels.common.funlib import FunctionLibrary
+from srsweep.kernels.common.nets import critic_input
+from srsweep.kernels.common.nets import critic_steps
+from srsweep.kernels.common.nets import gradient_penalty
+from srsweep.kernels.common.nets import mlp_apply
+from srsweep.kernels.common.nets import random_mlp
 from srsweep.kernels.sd import KERNEL
 from srsweep.kernels.sd import SDConfig
 from srsweep.kernels.sd import make_batch

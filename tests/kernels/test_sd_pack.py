@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from srsweep.errors import KernelFailed
-from srsweep.kernels import data
-from srsweep.kernels._config import build
-from srsweep.kernels.batched import StackedAdam
-from srsweep.kernels.funlib import FunctionLibrary
+from srsweep.kernels.common import data
+from srsweep.config import build
+from srsweep.kernels.common.batched import StackedAdam
+from srsweep.kernels.common.funlib import FunctionLibrary
 from srsweep.kernels.sd import KERNEL
 from srsweep.kernels.sd import SDConfig
 from srsweep.kernels.sd import make_batch

@@ -15,8 +15,8 @@ from srsweep.errors import KernelFailed
 from srsweep.errors import SpecError
 from srsweep.kernels import srnet
 from srsweep.kernels import srnet_pack
-from srsweep.kernels._config import build
-from srsweep.kernels._config import to_dict
+from srsweep.config import build
+from srsweep.config import to_dict
 from srsweep.kernels.dsn import DSN
 from srsweep.kernels.dsn import SRNet
 from srsweep.kernels.sd import SDConfig

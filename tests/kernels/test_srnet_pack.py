@@ -10,7 +10,7 @@ import torch
 
 from srsweep.errors import KernelFailed
 from srsweep.kernels import srnet
-from srsweep.kernels._config import build
+from srsweep.config import build
 from srsweep.kernels.srnet_pack import pack_key
 from srsweep.kernels.srnet_pack import train_packed
 from srsweep.testing import RecordingRun

@@ -10,7 +10,7 @@ from srsweep import kernels
 from srsweep.errors import KernelFailed
 from srsweep.errors import SpecError
 from srsweep.kernels import stn
-from srsweep.kernels._config import build
+from srsweep.config import build
 from srsweep.testing.fakes import RecordingRun
 
 # Seed 7 started at x_range 2 learns in a few dozen cycles (dist 3.3 -> 0.25 by cycle

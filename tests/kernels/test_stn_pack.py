@@ -11,7 +11,7 @@ import torch
 
 from srsweep.errors import KernelFailed
 from srsweep.kernels import stn
-from srsweep.kernels._config import build
+from srsweep.config import build
 from srsweep.kernels.stn_pack import _Adam
 from srsweep.kernels.stn_pack import _Layout
 from srsweep.kernels.stn_pack import pack_key

@@ -8,7 +8,7 @@ import sys
 import torch
 from torch import nn
 
-from srsweep.kernels.optim import Adam
+from srsweep.kernels.common.optim import Adam
 
 
 def _train(make_opt, steps: int = 5):  # type: ignore[no-untyped-def]
@@ -49,7 +49,7 @@ def test_saved_state_loads_into_torch_adam() -> None:
 
 def test_does_not_import_dynamo() -> None:
     code = (
-        "import sys, torch; from srsweep.kernels.optim import Adam; "
+        "import sys, torch; from srsweep.kernels.common.optim import Adam; "
         "p = torch.zeros(2, requires_grad=True); o = Adam([p]); p.grad = torch.ones(2); "
         "o.step(); o.state_dict(); print('torch._dynamo' in sys.modules)"
     )

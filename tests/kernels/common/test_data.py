@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from srsweep.errors import NotFoundError
-from srsweep.kernels import data
+from srsweep.kernels.common import data
 
 
 def test_x10_first_row_matches_the_stored_file() -> None:

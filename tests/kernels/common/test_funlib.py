@@ -7,9 +7,9 @@ import torch
 
 from srsweep.errors import NotFoundError
 from srsweep.errors import SpecError
-from srsweep.kernels import data
-from srsweep.kernels.funlib import FunctionLibrary
-from srsweep.kernels.funlib import available
+from srsweep.kernels.common import data
+from srsweep.kernels.common.funlib import FunctionLibrary
+from srsweep.kernels.common.funlib import available
 
 
 def _x(var: str, cols: int, rows: int = 700) -> torch.Tensor:

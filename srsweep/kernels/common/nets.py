@@ -22,7 +22,7 @@ from torch import nn
 from srsweep.errors import KernelFailed
 
 if TYPE_CHECKING:
-    from srsweep.kernels.optim import Adam
+    from srsweep.kernels.common.optim import Adam
 
 __all__ = [
     "resolve_device",

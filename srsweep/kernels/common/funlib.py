@@ -45,8 +45,8 @@ _COEF = re.compile(r"[NU](\d+)")
 
 
 def available() -> list[str]:
-    """Names of the libraries shipped in ``srsweep/kernels/libs``."""
-    root = importlib.resources.files("srsweep.kernels") / "libs"
+    """Names of the libraries shipped in ``srsweep/kernels/common/libs``."""
+    root = importlib.resources.files("srsweep.kernels.common") / "libs"
     return sorted(p.name[:-4] for p in root.iterdir() if p.name.endswith(".lib"))
 
 
@@ -197,8 +197,8 @@ class FunctionLibrary:
                 raise NotFoundError(
                     f"unknown function library {name!r}; available: {', '.join(available())}"
                 )
-            res = importlib.resources.files("srsweep.kernels") / "libs" / f"{name}.lib"
-            text, source = res.read_text(), source or f"srsweep/kernels/libs/{name}.lib"
+            res = importlib.resources.files("srsweep.kernels.common") / "libs" / f"{name}.lib"
+            text, source = res.read_text(), source or f"srsweep/kernels/common/libs/{name}.lib"
         self.source = source or name
         self.lines: list[_Line] = [
             _Line(t, f"{self.source}, line {i}")

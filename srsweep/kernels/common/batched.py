@@ -40,7 +40,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from srsweep.kernels.optim import adam_param_group
+from srsweep.kernels.common.optim import adam_param_group
 
 __all__ = ["Layer", "Stack", "StackedAdam", "Trace", "backward", "forward", "weight_grads"]
 
