@@ -34,6 +34,7 @@ __all__ = [
     "parse_sets",
     "leaf_params",
     "swept_keys",
+    "objective",
 ]
 
 
@@ -114,6 +115,16 @@ class Spec:
 
     def swept_keys(self) -> list[str]:
         return swept_keys(self.raw)
+
+
+def objective(raw: dict[str, Any], kernel: kernels.Kernel | None) -> tuple[str, str]:
+    """The metric a sweep is judged by and its goal: the spec's ``metric``, else the
+    kernel's default; a script's sweep has no default metric ("") and W&B's default
+    goal, ``minimize``. Every caller (agent, status, report) asks here."""
+    metric = raw.get("metric") or {}
+    if kernel is None:
+        return str(metric.get("name", "")), str(metric.get("goal", "minimize"))
+    return str(metric.get("name", kernel.metric)), str(metric.get("goal", kernel.goal))
 
 
 def swept_keys(raw: dict[str, Any]) -> list[str]:
@@ -285,13 +296,8 @@ def validate(raw: Any, source: str) -> Spec:
         errors += _engine_violations(raw, kernel)
     if errors or (kernel is None and script is None):
         raise SpecError(source, errors)
-    metric = raw.get("metric") or {}
-    if kernel is None:  # W&B's default goal; a script has no default metric
-        return Spec(source, raw, None, metric.get("name", ""), metric.get("goal", "minimize"),
-                    script)  # fmt: skip
-    return Spec(
-        source, raw, kernel, metric.get("name", kernel.metric), metric.get("goal", kernel.goal)
-    )
+    name, goal = objective(raw, kernel)
+    return Spec(source, raw, kernel, name, goal, script)
 
 
 def _is_script(program: str, source: str) -> bool:

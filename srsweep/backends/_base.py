@@ -50,6 +50,13 @@ class RunRecord:
     retry_of: str | None = None  # the attempt this one re-runs
 
 
+def current(runs: list[RunRecord]) -> list[RunRecord]:
+    """The runs that count: an attempt that was re-run (``retry_of`` of a later one) is
+    superseded by it. The engine, the report and ``status`` all count these."""
+    retried = {r.retry_of for r in runs if r.retry_of}
+    return [r for r in runs if r.id not in retried]
+
+
 class Backend(Protocol):
     """Where sweeps are registered and trials claimed.
 

@@ -1,17 +1,32 @@
-"""The two contracts a kernel lives by: the ``Run`` it is handed and the ``Kernel`` record.
+"""The contracts a kernel lives by: the ``Run`` it is handed and the ``Kernel`` record.
 
 A kernel is a plain function ``train(cfg, run)``: ``cfg`` is an instance of the kernel's
 config dataclass (validated before training starts), ``run`` is the only channel to the
-outside world. Kernels never touch files, the ledger or wandb directly.
+outside world. Kernels never touch the ledger or wandb; a config key that names another
+run (srnet's ``disc.from_run``) is resolved to a model file before training starts, by
+the kernel's ``resolve`` with a ``Lookup`` the caller passes in.
+
+This module imports no torch: a kernel's record and config are read by ``create``,
+``kernels`` and ``status``, which never train. The training paths are ``Entry`` points,
+imported on their first call.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from collections.abc import Hashable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from typing import Any
 from typing import Protocol
+
+if TYPE_CHECKING:
+    import numpy.typing as npt
+    import torch
+    from torch import nn
+
+__all__ = ["Run", "RunRef", "Lookup", "Kernel", "Entry", "Problem", "check_pack"]
 
 
 class Run(Protocol):
@@ -36,6 +51,37 @@ class Run(Protocol):
         logged metric history are added by the run itself."""
 
 
+class RunRef(Protocol):
+    """What a kernel may learn of another run (a ledger's ``RunRecord`` is one)."""
+
+    id: str
+    kernel: str
+    state: str
+    config: dict[str, Any]
+    model_path: str | None
+
+
+# run id -> that run; raises ``NotFoundError`` for an unknown id
+Lookup = Callable[[str], RunRef]
+
+
+class Entry:
+    """A function named by module and attribute, imported on its first call, so that a
+    kernel's record costs no torch import until the kernel trains."""
+
+    def __init__(self, module: str, name: str) -> None:
+        self.module, self.name = module, name
+        self._fn: Callable[..., Any] | None = None
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if self._fn is None:
+            self._fn = getattr(importlib.import_module(self.module), self.name)
+        return self._fn(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"Entry({self.module}:{self.name})"
+
+
 @dataclass(frozen=True)
 class Kernel:
     """A registered kernel: its name, config dataclass, training function and the
@@ -53,9 +99,44 @@ class Kernel:
     # (finished or stopped on its run's request) or the exception that failed it alone
     # (e.g. ``KernelFailed`` for a non-finite loss, with the solo kernel's message). It
     # raises only for the whole pack: ``check_pack``'s ValueError, or ``KernelFailed``
-    # when CUDA is asked for and absent.
+    # when CUDA is asked for and absent. ``pack_key`` must not import torch.
     pack_key: Callable[[Any], Hashable] | None = None
     train_packed: Callable[[list[Any], list[Run]], list[BaseException | None]] | None = None
+    # References to other runs (optional): ``resolve(cfg, lookup)`` returns ``cfg`` with
+    # each run id it names replaced by that run's model file path, or raises
+    # ``SpecError`` naming the key. ``lookup`` is None where no ledger is at hand (then
+    # only paths are accepted). Called by ``create`` on probe trials and by the agent
+    # before a trial trains; it reads no model file and imports no torch.
+    resolve: Callable[[Any, Lookup | None], Any] | None = None
+    # Loss landscape (optional): ``landscape(payload)`` rebuilds a saved run's network,
+    # trajectory and losses (a ``Problem``) from its model
+    # file's contents; kernels that save no trajectory leave it None.
+    landscape: Callable[[dict[str, Any]], Problem] | None = None
+
+
+@dataclass
+class Problem:
+    """A saved run's network and losses, rebuilt from its model file (float64, CPU), as
+    a kernel's ``landscape`` returns it to ``srsweep.analysis.landscape``.
+
+    Attributes:
+        model: The network; ``functional_call`` swaps its parameters.
+        shapes: ``(name, shape)`` of each parameter, in the order of the flat vectors.
+        trajectory: The initial then the saved weight vectors, (T, P).
+        steps: SGD updates done at each trajectory row, (T,): 0 for the initial weights.
+        final: Final weights, (P,).
+        losses: Split name ("train", "test") -> loss of a batch of flat vectors
+            (G, P) -> (G,).
+        logged_loss: The loss the kernel logged at every step.
+    """
+
+    model: nn.Module
+    shapes: list[tuple[str, tuple[int, ...]]]
+    trajectory: torch.Tensor
+    steps: npt.NDArray[Any]
+    final: torch.Tensor
+    losses: dict[str, Callable[[torch.Tensor], torch.Tensor]]
+    logged_loss: npt.NDArray[Any]
 
 
 def check_pack(cfgs: list[Any], runs: list[Run], key: Callable[[Any], Hashable]) -> None:
