@@ -20,10 +20,11 @@ from typing import Any
 
 import yaml
 
+from srsweep import config as _config
 from srsweep import kernels
 from srsweep.errors import NotFoundError
 from srsweep.errors import SpecError
-from srsweep import config as _config
+from srsweep.kernels import Lookup
 
 __all__ = [
     "SCRIPT",
@@ -136,10 +137,10 @@ def swept_keys(raw: dict[str, Any]) -> list[str]:
     ]
 
 
-def load_spec(path: str | Path) -> Spec:
+def load_spec(path: str | Path, lookup: Lookup | None = None) -> Spec:
     """Read ``path`` and validate it (see ``validate``)."""
     raw = load_yaml(path)
-    return validate(raw, str(path))
+    return validate(raw, str(path), lookup=lookup)
 
 
 def leaf_params(params: dict[str, Any], prefix: str = "") -> dict[str, dict[str, Any]]:
@@ -236,7 +237,9 @@ def _expand(key: str, value: Any, kernel: kernels.Kernel) -> list[tuple[str, Any
 _PROBE_TRIALS = 16  # trials drawn at create time to check whole configs
 
 
-def _engine_violations(raw: dict[str, Any], kernel: kernels.Kernel | None) -> list[str]:
+def _engine_violations(
+    raw: dict[str, Any], kernel: kernels.Kernel | None, lookup: Lookup | None
+) -> list[str]:
     """The engine can search the spec, and (for a kernel) the first trials it would hand
     out build valid configs: cross-field rules and references to other runs (srnet's
     ``disc.from_run``) fail here, at create time, not in every trial."""
@@ -251,14 +254,22 @@ def _engine_violations(raw: dict[str, Any], kernel: kernels.Kernel | None) -> li
         return out
     for params in trials:
         try:
-            _config.build(kernel.config, params, "trial")
+            cfg = _config.build(kernel.config, params, "trial")
+            if kernel.resolve is not None:
+                kernel.resolve(cfg, lookup)
         except SpecError as e:
             out += [f"a trial of this sweep would be refused: {v}" for v in e.violations]
     return list(dict.fromkeys(out))  # each message once, in order
 
 
-def validate(raw: Any, source: str) -> Spec:
+def validate(raw: Any, source: str, lookup: Lookup | None = None) -> Spec:
     """Check a loaded spec completely.
+
+    Args:
+        raw: the loaded spec.
+        source: where it came from, for messages.
+        lookup: finds runs that a config names (srnet's ``disc.from_run``) in the
+            ledger the sweep is registered in; None accepts only model file paths.
 
     Raises:
         SpecError: every violation found, each naming its key and what is allowed.
@@ -293,7 +304,7 @@ def validate(raw: Any, source: str) -> Spec:
         errors.append(f"does not fit the W&B sweep schema ({type(e).__name__}: {e})")
     errors += _param_violations(kernel, params)
     if not errors:
-        errors += _engine_violations(raw, kernel)
+        errors += _engine_violations(raw, kernel, lookup)
     if errors or (kernel is None and script is None):
         raise SpecError(source, errors)
     name, goal = objective(raw, kernel)

@@ -7,10 +7,14 @@ import importlib
 import os
 
 from srsweep.errors import NotFoundError
+from srsweep.kernels._base import Entry
+from srsweep.kernels._base import Examples
 from srsweep.kernels._base import Kernel
+from srsweep.kernels._base import Lookup
 from srsweep.kernels._base import Run
+from srsweep.kernels._base import RunRef
 
-__all__ = ["Kernel", "Run", "get", "names"]
+__all__ = ["Entry", "Examples", "Kernel", "Lookup", "Run", "RunRef", "get", "names"]
 
 # name -> module defining ``KERNEL``
 _MODULES = {

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     import torch
     from torch import nn
 
-__all__ = ["Run", "RunRef", "Lookup", "Kernel", "Entry", "Problem", "check_pack"]
+__all__ = ["Run", "RunRef", "Lookup", "Kernel", "Entry", "Examples", "Problem", "check_pack"]
 
 
 class Run(Protocol):
@@ -83,6 +83,22 @@ class Entry:
 
 
 @dataclass(frozen=True)
+class Examples:
+    """Configs the kernel contract suite (``srsweep.testing``) trains, as overrides of
+    the kernel's defaults. Every registered kernel declares them, so a new kernel is
+    tested by the suite as soon as it is registered."""
+
+    smoke: dict[str, Any]  # a run of about a second on one CPU thread
+    nonfinite: dict[str, Any]  # a run whose loss turns NaN/inf: it must fail, saying so
+    # packing kernels: overrides of trials that share smoke's pack key but differ in
+    # what a pack lets differ (seed, learning rates, penalties); at least two
+    vary: tuple[dict[str, Any], ...] = ()
+    other_key: dict[str, Any] | None = None  # a trial with another pack key than smoke
+    rtol: float = 1e-5  # packed vs solo, per logged value
+    atol: float = 1e-7
+
+
+@dataclass(frozen=True)
 class Kernel:
     """A registered kernel: its name, config dataclass, training function and the
     metric its sweeps are judged by when a spec names none."""
@@ -112,6 +128,7 @@ class Kernel:
     # trajectory and losses (a ``Problem``) from its model
     # file's contents; kernels that save no trajectory leave it None.
     landscape: Callable[[dict[str, Any]], Problem] | None = None
+    examples: Examples | None = None  # for the contract suite; required of every kernel
 
 
 @dataclass

@@ -30,9 +30,9 @@ from torch import nn
 from torch.func import functional_call
 
 from srsweep import store
+from srsweep.config import build
 from srsweep.errors import UsageError
 from srsweep.kernels import lazy
-from srsweep.config import build
 
 __all__ = ["Problem", "compute", "compute_file", "grid_losses", "pca_directions", "problem"]
 

@@ -26,10 +26,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from srsweep.config import param
 from srsweep.errors import KernelFailed
 from srsweep.kernels import lazy_pack
 from srsweep.kernels._base import Kernel
-from srsweep.config import param
 from srsweep.kernels.common.nets import flatten_parameters
 from srsweep.kernels.common.nets import resolve_device
 

@@ -24,12 +24,12 @@ from typing import Literal
 
 import torch
 
+from srsweep.config import param
 from srsweep.errors import KernelFailed
-from srsweep.kernels.common import data
-from srsweep.kernels.common import funlib
 from srsweep.kernels import sd_pack
 from srsweep.kernels._base import Kernel
-from srsweep.config import param
+from srsweep.kernels.common import data
+from srsweep.kernels.common import funlib
 from srsweep.kernels.common.nets import SDNet
 from srsweep.kernels.common.nets import critic_input
 from srsweep.kernels.common.nets import critic_steps

@@ -31,9 +31,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from srsweep.kernels._base import check_pack
 from srsweep.kernels.common import batched
 from srsweep.kernels.common import data
-from srsweep.kernels._base import check_pack
 from srsweep.kernels.common.nets import resolve_device
 from srsweep.kernels.sd_draws import EpochData
 from srsweep.kernels.sd_draws import PackDraws

@@ -34,16 +34,16 @@ import torch.nn.functional as F
 
 from srsweep.errors import KernelFailed
 from srsweep.errors import SrsweepError
-from srsweep.kernels.common import data
-from srsweep.kernels.common import funlib
 from srsweep.kernels import srnet_pack
 from srsweep.kernels._base import Kernel
-from srsweep.kernels.dsn import SRNet
+from srsweep.kernels.common import data
+from srsweep.kernels.common import funlib
 from srsweep.kernels.common.nets import SDNet
 from srsweep.kernels.common.nets import critic_input
 from srsweep.kernels.common.nets import critic_steps
 from srsweep.kernels.common.nets import resolve_device
 from srsweep.kernels.common.optim import Adam
+from srsweep.kernels.dsn import SRNet
 from srsweep.kernels.srnet_config import ArchConfig
 from srsweep.kernels.srnet_config import DiscConfig
 from srsweep.kernels.srnet_config import HidKwargs

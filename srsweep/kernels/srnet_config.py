@@ -14,10 +14,10 @@ from typing import Literal
 import numpy as np
 
 from srsweep import store
+from srsweep.config import param
 from srsweep.errors import SrsweepError
 from srsweep.kernels.common import data
 from srsweep.kernels.common import funlib
-from srsweep.config import param
 from srsweep.kernels.common.nets import SDNet
 
 __all__ = [

@@ -36,16 +36,16 @@ from torch.func import functional_call
 from torch.func import stack_module_state
 from torch.func import vmap
 
-from srsweep.kernels.common import funlib
 from srsweep.kernels._base import check_pack
+from srsweep.kernels.common import funlib
 from srsweep.kernels.common.batched import StackedAdam
 from srsweep.kernels.common.nets import critic_input
 from srsweep.kernels.common.nets import resolve_device
 
 if TYPE_CHECKING:
     from srsweep.kernels._base import Run
-    from srsweep.kernels.dsn import SRNet
     from srsweep.kernels.common.optim import Adam
+    from srsweep.kernels.dsn import SRNet
     from srsweep.kernels.srnet import SRNetConfig
 
 __all__ = ["pack_key", "train_packed", "packable"]
