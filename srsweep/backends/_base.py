@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from dataclasses import field
 from typing import Any
 from typing import Protocol
+from typing import runtime_checkable
 
 # queued -> running -> finished | stopped | failed | preempted | crashed (agent lost)
 TERMINAL = ("finished", "stopped", "failed", "preempted", "crashed")
@@ -58,20 +59,56 @@ def current(runs: list[RunRecord]) -> list[RunRecord]:
 
 
 class Backend(Protocol):
-    """Where sweeps are registered and trials claimed.
+    """Where sweeps are registered, trials claimed and their metrics kept.
 
     Implementations are safe to use from several processes at once: ``claim`` hands a
-    given trial to exactly one caller. One instance is used from one thread.
+    given trial to exactly one caller. One instance is used from one thread; a thread
+    of its own (the heartbeat) takes ``reopen()``. Unknown ids raise ``NotFoundError``.
     """
 
-    def create_sweep(self, spec: Any) -> str:
+    lease_timeout: float  # seconds without a heartbeat before a running trial is lost
+
+    @property
+    def location(self) -> str:
+        """Where the ledger is, for messages (a path or a URL, no secrets)."""
+
+    def reopen(self) -> Backend:
+        """A new handle on the same ledger, for use from another thread."""
+
+    def close(self) -> None:
+        """Release connections; the instance may be used again (it reconnects)."""
+
+    # -- sweeps
+    def create_sweep(self, spec: Any, remote: str | None = None) -> str:
         """Register a validated ``Spec``; return the new sweep id."""
 
+    def sweeps(self) -> list[SweepRecord]:
+        """Every sweep, oldest first, with run counts by state."""
+
+    def sweep(self, sweep_id: str) -> SweepRecord:
+        """One sweep, with run counts by state."""
+
+    def set_sweep_state(self, sweep_id: str, state: str) -> None:
+        """``active`` (trials are handed out) or ``stopped``."""
+
+    # -- trials
     def claim(self, sweep_id: str, agent: str) -> RunRecord | None:
-        """Atomically take the sweep's next trial (state ``running``); None when done."""
+        """Atomically take the sweep's next trial (a queued re-run first, else the
+        engine's next suggestion), now ``running`` for ``agent``; None when the sweep is
+        exhausted or stopped. Running trials whose heartbeat is older than
+        ``lease_timeout`` are marked ``crashed`` and queued again first."""
+
+    def start_run(self, kernel: str, config: dict[str, Any], agent: str) -> RunRecord:
+        """Register a standalone run (no sweep), already running."""
+
+    def heartbeat(self, run_ids: list[str]) -> None:
+        """Mark the agent of these runs alive now."""
 
     def log(self, run_id: str, rows: list[dict[str, Any]]) -> None:
         """Append history rows (each with ``_step``)."""
+
+    def set_config(self, run_id: str, config: dict[str, Any]) -> None:
+        """Store the run's full resolved config."""
 
     def finish(
         self,
@@ -83,7 +120,26 @@ class Backend(Protocol):
         error: str | None = None,
         model_path: str | None = None,
     ) -> None:
-        """Record the end of a run."""
+        """Record the end of a run (``state`` one of ``TERMINAL``)."""
+
+    def requeue(self, run_id: str) -> str | None:
+        """Queue a new attempt of ``run_id``'s trial; its id, or None if already queued."""
+
+    def retry(self, sweep_id: str, states: tuple[str, ...]) -> list[str]:
+        """Queue a new attempt of every run in ``states`` not yet re-run; their ids."""
+
+    # -- reading
+    def run(self, run_id: str) -> RunRecord:
+        """One run, with its history."""
 
     def runs(self, sweep_id: str | None, *, history: bool = True) -> list[RunRecord]:
         """The sweep's runs, oldest first (``None``: standalone runs)."""
+
+
+@runtime_checkable
+class ServerAgents(Protocol):
+    """A backend whose server hands trials to agents of its own (a W&B server): there
+    ``claim`` is not offered and agents run through ``run_server_agent``."""
+
+    def run_server_agent(self, sweep_id: str, count: int | None) -> int:
+        """Run the server's agent on ``sweep_id`` for up to ``count`` trials; its exit code."""

@@ -95,6 +95,13 @@ class LocalBackend:
             lease_timeout = float(os.environ.get("SRSWEEP_LEASE_TIMEOUT", "120"))
         self.lease_timeout = lease_timeout
 
+    @property
+    def location(self) -> str:
+        return str(self.path)
+
+    def reopen(self) -> LocalBackend:
+        return LocalBackend(self.root, lease_timeout=self.lease_timeout)
+
     # -- connection -------------------------------------------------------------------
     def _db(self, create: bool = False) -> sqlite3.Connection | None:
         if self._conn is None:
