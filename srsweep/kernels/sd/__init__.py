@@ -26,7 +26,7 @@ import torch
 
 from srsweep.config import param
 from srsweep.errors import KernelFailed
-from srsweep.kernels import sd_pack
+from srsweep.kernels.sd import packed as sd_pack
 from srsweep.kernels._base import Kernel
 from srsweep.kernels.common import data
 from srsweep.kernels.common import funlib

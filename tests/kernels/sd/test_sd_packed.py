@@ -18,9 +18,9 @@ from srsweep.kernels.sd import SDConfig
 from srsweep.kernels.sd import make_batch
 from srsweep.kernels.sd import make_critic
 from srsweep.kernels.sd import train
-from srsweep.kernels.sd_draws import PackDraws
-from srsweep.kernels.sd_pack import pack_key
-from srsweep.kernels.sd_pack import train_packed
+from srsweep.kernels.sd.draws import PackDraws
+from srsweep.kernels.sd.packed import pack_key
+from srsweep.kernels.sd.packed import train_packed
 from srsweep.testing import RecordingRun
 
 TINY: dict[str, Any] = {

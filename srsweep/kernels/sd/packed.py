@@ -35,8 +35,8 @@ from srsweep.kernels._base import check_pack
 from srsweep.kernels.common import batched
 from srsweep.kernels.common import data
 from srsweep.kernels.common.nets import resolve_device
-from srsweep.kernels.sd_draws import EpochData
-from srsweep.kernels.sd_draws import PackDraws
+from srsweep.kernels.sd.draws import EpochData
+from srsweep.kernels.sd.draws import PackDraws
 
 if TYPE_CHECKING:
     from srsweep.kernels._base import Run
