@@ -74,7 +74,7 @@ def critic_flops(cfg: Any) -> float:
 
 def in_process(cfgs: list[Any]) -> list[float]:
     """Seconds per trial with ``sd.train``, one after another (b)."""
-    from srsweep.kernels.sd import train
+    from srsweep.kernels.sd.solo import train
     from srsweep.testing import RecordingRun
 
     out = []
@@ -91,8 +91,8 @@ def packed_and_alone(cfgs: list[Any]) -> tuple[float, float, list[int], float]:
     machine's speed hit both alike; the pack sizes; the peak CUDA memory per trial."""
     import torch
 
-    from srsweep.kernels.sd_pack import pack_key
-    from srsweep.kernels.sd_pack import train_packed
+    from srsweep.kernels.sd.config import pack_key
+    from srsweep.kernels.sd.packed import train_packed
     from srsweep.testing import RecordingRun
 
     groups: dict[Any, list[Any]] = {}
@@ -124,7 +124,7 @@ def memory_probe(n: int) -> None:
 
     from srsweep.config import build
     from srsweep.kernels.sd import SDConfig
-    from srsweep.kernels.sd_pack import train_packed
+    from srsweep.kernels.sd.packed import train_packed
     from srsweep.testing import RecordingRun
 
     over = {

@@ -3,9 +3,14 @@
 A library file (``libs/<name>.lib``) holds one function per line as ``;``-separated
 fields: the value expression, then one derivative field per input column. Inputs are
 written as ``<VAR>[:,<col>]``; ``N<k>`` ~ N(0,1) and ``U<k>`` ~ U[0,1) are coefficients
-drawn afresh for every sample. Fields are parsed with ``ast`` and compiled to torch
+drawn afresh for every sample. Fields are parsed with ``ast`` and compiled to tensor
 operations from a short allow-list, never ``eval``-ed. Format and sampling rules:
 ``../shared/reference/symrep.md`` section 1, tables in ``functions.md``.
+
+Loading a library imports no torch: config checks (``sd``'s and ``srnet``'s
+``violations()``, run by ``srsweep create``) read its metadata (``len``, ``in_var``,
+``n_columns``, ``n_derivs``) and must stay torch-free. torch is imported when a library
+is first evaluated or sampled.
 """
 
 from __future__ import annotations
@@ -17,12 +22,14 @@ import operator
 import re
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 from typing import Any
-
-import torch
 
 from srsweep.errors import NotFoundError
 from srsweep.errors import SpecError
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["FunctionLibrary", "available"]
 
@@ -36,11 +43,8 @@ _BINOPS: dict[type, Callable[[Any, Any], Any]] = {
     ast.Div: operator.truediv,
     ast.Pow: operator.pow,
 }
-_FUNS: dict[str, tuple[Callable[[float], float], Callable[[torch.Tensor], torch.Tensor]]] = {
-    "sin": (math.sin, torch.sin),
-    "cos": (math.cos, torch.cos),
-    "exp": (math.exp, torch.exp),
-}
+# on folded constants; on tensors the same-named method runs (``t.sin()`` is ``torch.sin(t)``)
+_FUNS: dict[str, Callable[[float], float]] = {"sin": math.sin, "cos": math.cos, "exp": math.exp}
 _COEF = re.compile(r"[NU](\d+)")
 
 
@@ -130,14 +134,15 @@ class _Compiler:
             raise self.fail(
                 f"only one-argument sin/cos/exp calls are allowed, got {ast.unparse(node)!r}"
             )
-        on_float, on_tensor = _FUNS[name]
+        assert name is not None
         arg = self.compile(node.args[0])
         if isinstance(arg, float):
             try:
-                return on_float(arg)
+                return _FUNS[name](arg)
             except ArithmeticError as e:
                 raise self.fail(f"cannot evaluate {ast.unparse(node)!r}: {e}") from None
-        return lambda env: on_tensor(arg(env))
+        # a non-constant field always evaluates to a tensor (x or a coefficient is in it)
+        return lambda env: getattr(arg(env), name)()
 
 
 class _Line:
@@ -164,6 +169,8 @@ class _Line:
 
         ``coefs`` is ``[S, 2 * n_coefs]``, laid out N0, U0, N1, U1, ...
         """
+        import torch  # here, not at the top: loading a library stays torch-free
+
         s, n = coefs.shape[0], x.shape[0]
         env: Env = {"x": x}
         for c in range(self.n_coefs):
@@ -252,6 +259,8 @@ class FunctionLibrary:
             ValueError: ``x`` has too few columns, or ``fun_num`` exceeds the number of
                 lines without ``shuffle``.
         """
+        import torch  # here, not at the top: loading a library stays torch-free
+
         if x.ndim != 2 or x.shape[1] < self.n_columns:
             raise ValueError(
                 f"{self.name} needs inputs [N, >={self.n_columns}], got {list(x.shape)}"

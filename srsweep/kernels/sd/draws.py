@@ -1,5 +1,6 @@
-"""Per-epoch critic data for a pack of ``sd`` trials: each trial's own random draws, in
-``sd.make_batch``'s order on its own CPU generator, computed for all trials at once.
+"""Per-epoch critic data for a pack of ``sd`` trials (seed 003): each trial's own random
+draws, in ``model.make_batch``'s order on its own CPU generator, computed for all trials
+at once.
 
 A trial alone spends ~0.45 ms per epoch in ``make_batch`` (``random_mlp`` alone is
 ~80 us): fine once, but T times per epoch it would bound a pack. Here each trial only
@@ -7,8 +8,8 @@ makes its raw draws (one ``torch.rand`` for the generator weights, the library's
 coefficient draws, the penalty's mixing weights), and the generator MLPs, their
 Jacobians and the library functions are then evaluated for every trial in a few batched
 calls. The draws and their arithmetic mirror ``nets.random_mlp``,
-``FunctionLibrary.sample`` and ``nets.critic_steps``; ``tests/kernels/test_sd_pack.py``
-pins them to those helpers.
+``FunctionLibrary.sample`` and ``nets.critic_steps``;
+``tests/kernels/sd/test_sd_packed.py`` pins them to those helpers.
 
 Trials differ in ``lat_size`` (L is the pack's largest) and ``disc.iters``; padded
 samples are exactly zero and flagged in ``valid``.
@@ -25,7 +26,7 @@ from srsweep.kernels.common.nets import critic_input
 
 if TYPE_CHECKING:
     from srsweep.kernels.common.funlib import FunctionLibrary
-    from srsweep.kernels.sd import SDConfig
+    from srsweep.kernels.sd.config import SDConfig
 
 __all__ = ["EpochData", "PackDraws"]
 
@@ -36,7 +37,7 @@ class EpochData:
 
     ``reals [T, R, L, ...]`` (R = the largest ``iters`` with ``iter_sample``, else 1),
     ``fake [T, L, ...]`` and the penalty's ``eps [T, I, L]`` (I = the largest ``iters``;
-    zero where a trial draws none), with ``...`` as in ``sd.make_batch``.
+    zero where a trial draws none), with ``...`` as in ``model.make_batch``.
     """
 
     reals: torch.Tensor
@@ -49,7 +50,7 @@ class PackDraws:
 
     Args:
         cfgs: the trials' configs; they share a ``pack_key``.
-        gens: one CPU generator per trial, seeded as ``sd.train`` seeds it.
+        gens: one CPU generator per trial, seeded as ``solo.train`` seeds it.
         lib: the pack's function library.
         x: the N training inputs ``[N, in]`` on the training device.
     """
@@ -132,7 +133,7 @@ class PackDraws:
 
     def next(self) -> EpochData:
         """Draw and compute one epoch for every trial, advancing each generator exactly as
-        one epoch of ``sd.train`` does: ``make_batch``'s draws (generator weights, then
+        one epoch of ``solo.train`` does: ``make_batch``'s draws (generator weights, then
         library lines and coefficients), then one ``eps`` per critic step if gp > 0."""
         T, L = len(self.cfgs), self.L
         u = torch.zeros(T, self.width + 1, pin_memory=self.pin)  # last column: padding's 0

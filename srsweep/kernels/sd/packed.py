@@ -1,12 +1,13 @@
-"""Packed ``sd`` trials: several critics with the same layer shapes trained as one batched
-model, each trial still logged, stopped, failed and saved as its own run.
+"""Packed ``sd`` trials (seed 003): several critics with the same layer shapes trained as
+one batched model, each trial still logged, stopped, failed and saved as its own run.
 
 The contract is random-stream equivalence: every trial draws from its own CPU generator,
-seeded as ``sd.train`` seeds it, exactly what it would draw alone (critic init, generator
+seeded as ``solo.train`` seeds it, exactly what it would draw alone (critic init, generator
 weights, library samples, penalty mixes only when its ``disc.gp`` > 0), so its history
-equals the same trial trained by ``sd.train`` within float tolerance. Per trial may
+equals the same trial trained by ``solo.train`` within float tolerance. Per trial may
 differ: seed, ``disc.lr``/``wd``/``betas``/``gp``/``loss``/``iters``, ``arch.lat_size``
-and ``avg_hor``; everything that shapes the critic or the schedule is in ``pack_key``.
+and ``avg_hor``; everything that shapes the critic or the schedule is in
+``config.pack_key``.
 
 - ``lat_size``: samples are padded to the pack's largest; padded samples are masked out of
   losses, accuracy and penalty (``torch.where``, so they add exact zeros to gradients).
@@ -16,7 +17,7 @@ and ``avg_hor``; everything that shapes the critic or the schedule is in ``pack_
 - Hidden sizes are not padded: zero-padded units would stay zero, but on CPU a padded
   64-wide critic in a 512-wide pack costs 64x its FLOPs, and ``pack_key`` keeps the shapes
   so the agent can group trials by it. Packs shrink (re-stack) when trials leave.
-- A trial whose loss turns NaN/inf fails alone, at the log step where ``sd.train`` would
+- A trial whose loss turns NaN/inf fails alone, at the log step where ``solo.train`` would
   raise, with its message; until then its NaNs stay in its own rows (every reduction is
   per trial). ``runtime`` limits the whole pack.
 """
@@ -24,7 +25,6 @@ and ``avg_hor``; everything that shapes the critic or the schedule is in ``pack_
 from __future__ import annotations
 
 import time
-from collections.abc import Hashable
 from typing import TYPE_CHECKING
 from typing import Any
 
@@ -33,41 +33,21 @@ import torch.nn.functional as F
 
 from srsweep.kernels._base import check_pack
 from srsweep.kernels.common import batched
-from srsweep.kernels.common import data
 from srsweep.kernels.common.nets import resolve_device
-from srsweep.kernels.sd_draws import EpochData
-from srsweep.kernels.sd_draws import PackDraws
+from srsweep.kernels.sd.config import library
+from srsweep.kernels.sd.config import pack_key
+from srsweep.kernels.sd.draws import EpochData
+from srsweep.kernels.sd.draws import PackDraws
+from srsweep.kernels.sd.model import log_epochs
+from srsweep.kernels.sd.model import make_critic
+from srsweep.kernels.sd.model import train_inputs
 
 if TYPE_CHECKING:
     from srsweep.kernels._base import Run
     from srsweep.kernels.common.funlib import FunctionLibrary
-    from srsweep.kernels.sd import SDConfig
+    from srsweep.kernels.sd.config import SDConfig
 
-__all__ = ["pack_key", "train_packed"]
-
-
-def pack_key(cfg: SDConfig) -> tuple[Hashable, ...]:
-    """Trials with equal keys can train in one pack: same critic layer shapes, data,
-    generator architecture, device and schedule."""
-    d, a = cfg.disc, cfg.arch
-    nums = d.hid_num if isinstance(d.hid_num, tuple) else (d.hid_num, d.hid_num)
-    sizes = d.hid_size if isinstance(d.hid_size, tuple) else (d.hid_size, d.hid_size)
-    ext = cfg.ext_channels
-    embed = cfg.ext_type == "embed" and ext > 0  # SDNet embeds only with extras
-    critic = (nums, sizes) if embed else (nums[1], sizes[1])
-    # with no extras, "embed" and "stack" build the same critic from the same inputs
-    extras = (cfg.ext, cfg.ext_type) if ext else ()
-    draws = (cfg.in_var, cfg.fun_lib, cfg.shuffle, cfg.iter_sample)
-    schedule = (cfg.epochs, cfg.log_freq, cfg.runtime)
-    return (
-        "sd",
-        critic,
-        extras,
-        draws,
-        (a.in_size, a.hid_num[0], a.hid_size),
-        cfg.device,
-        schedule,
-    )
+__all__ = ["train_packed"]
 
 
 class _Pack:
@@ -79,10 +59,8 @@ class _Pack:
     """
 
     def __init__(self, cfgs: list[SDConfig], lib: FunctionLibrary, x: torch.Tensor) -> None:
-        from srsweep.kernels import sd
-
         with torch.device("meta"):
-            self.template = sd.make_critic(cfgs[0], len(x))  # names and shapes only
+            self.template = make_critic(cfgs[0], len(x))  # names and shapes only
         self.ids = sorted(range(len(cfgs)), key=lambda t: -cfgs[t].disc.iters)
         self.cfgs = [cfgs[t] for t in self.ids]
         self.lib, self.x = lib, x
@@ -90,7 +68,7 @@ class _Pack:
         inits: dict[int, dict[str, torch.Tensor]] = {}  # one init per seed: studies share seeds
         for row, c in enumerate(self.cfgs):
             if c.seed not in inits:
-                inits[c.seed] = sd.make_critic(c, len(x)).state_dict()
+                inits[c.seed] = make_critic(c, len(x)).state_dict()
             self.stack.load(row, inits[c.seed])
         self.opt = batched.StackedAdam(
             self.stack.leaves(),
@@ -109,7 +87,7 @@ class _Pack:
         L = self.draws.L
         self.lat = torch.tensor([c.arch.lat_size for c in cfgs], dtype=self.x.dtype, device=dev)
         self.valid = torch.arange(L, device=dev) < self.lat[:, None]  # (T, L)
-        # Critic rows in sd.train's order: a trial's reals, its fakes, then its padding.
+        # Critic rows in solo.train's order: a trial's reals, its fakes, then its padding.
         # Row sums (bias gradients, large-K matmuls in embed mode) then see its samples
         # where a solo run has them, and padding only appends exact zeros.
         order = []
@@ -198,7 +176,7 @@ class _Pack:
             for grad, k in zip(self.unit_biases, self.unit_layers, strict=True):
                 self.bias_grad(grad, deltas[k].view(n, B, -1), groups)
             self.opt.step(range(n))
-            says_real = p > 0  # as sd.train counts: a NaN logit says "fake"
+            says_real = p > 0  # as solo.train counts: a NaN logit says "fake"
             correct[:n] += ((is_real & says_real) | (is_fake & ~says_real)).sum(1)
             new = torch.stack([l_r, l_f, pen], 1)
             terms[:n] = new
@@ -215,7 +193,7 @@ class _Pack:
         self._rows()
 
     def state(self, row: int) -> dict[str, Any]:
-        """Row's critic and optimiser state, as ``sd.train`` saves them (CPU copies)."""
+        """Row's critic and optimiser state, as ``solo.train`` saves them (CPU copies)."""
         return {
             "disc_state": self.stack.state_dict(row),
             "disc_opt_state": self.opt.state_dict(row, self.stack),
@@ -263,24 +241,18 @@ def _penalty(
 def train_packed(cfgs: list[SDConfig], runs: list[Run]) -> list[BaseException | None]:
     """Train ``cfgs`` as one batched model, each trial logging and saving to its ``run``.
 
-    Each trial's logged metrics (same keys and steps as ``sd.train``) and saved state
+    Each trial's logged metrics (same keys and steps as ``solo.train``) and saved state
     equal the trial trained alone, within float tolerance. A trial's ``run.should_stop()``
     is asked at its log steps; a stopped trial is saved there and leaves the pack.
 
     Returns and raises as ``check_pack`` and ``Kernel.train_packed`` (``_base.py``) say.
     """
-    from srsweep.kernels import sd
-
     check_pack(cfgs, runs, pack_key)
     if not cfgs:
         return []
     c0 = cfgs[0]
-    device = resolve_device(c0.device)
-    rows = data.masks(c0.in_var)["train"]
-    x = torch.as_tensor(
-        data.inputs(c0.in_var)[rows, : c0.arch.in_size], dtype=torch.float32, device=device
-    )  # (N, in), as sd.train
-    pack = _Pack(list(cfgs), sd._library(c0.fun_lib), x)
+    x = train_inputs(c0, resolve_device(c0.device))  # (N, in), as solo.train
+    pack = _Pack(list(cfgs), library(c0.fun_lib), x)
     outcome: list[BaseException | None] = [None] * len(cfgs)
     tot_accs: list[list[float]] = [[] for _ in cfgs]
     times: list[float] = []
@@ -327,13 +299,11 @@ def _log(
     times: list[float],
     last: bool,
 ) -> bool:
-    """Check and log one trial's epochs since its last log, as ``sd.train`` does; True
+    """Check and log one trial's epochs since its last log, as ``solo.train`` does; True
     while it goes on training.
 
     Raises:
         KernelFailed: a loss term was non-finite in one of these epochs.
     """
-    from srsweep.kernels import sd
-
-    sd.log_epochs(cfg, run, records, first, tot_accs, times[first + len(records) - 1])
+    log_epochs(cfg, run, records, first, tot_accs, times[first + len(records) - 1])
     return not (last or run.should_stop())

@@ -1,3 +1,5 @@
+"""The ``sd`` kernel trained alone (``sd.solo.train``) and the pieces it is made of."""
+
 from __future__ import annotations
 
 import math
@@ -7,22 +9,19 @@ import pytest
 import torch
 from torch import nn
 
-import srsweep.kernels
-from srsweep.errors import KernelFailed
-from srsweep.errors import SpecError
-from srsweep.kernels.common import data
 from srsweep.config import build
+from srsweep.errors import KernelFailed
+from srsweep.kernels.common import data
 from srsweep.kernels.common.funlib import FunctionLibrary
 from srsweep.kernels.common.nets import critic_input
 from srsweep.kernels.common.nets import critic_steps
 from srsweep.kernels.common.nets import gradient_penalty
 from srsweep.kernels.common.nets import mlp_apply
 from srsweep.kernels.common.nets import random_mlp
-from srsweep.kernels.sd import KERNEL
 from srsweep.kernels.sd import SDConfig
-from srsweep.kernels.sd import make_batch
-from srsweep.kernels.sd import make_critic
-from srsweep.kernels.sd import train
+from srsweep.kernels.sd.model import make_batch
+from srsweep.kernels.sd.model import make_critic
+from srsweep.kernels.sd.solo import train
 from srsweep.testing import RecordingRun
 
 # Small and quick: a 2x16 critic, 3 latents, WGAN with the default gp.
@@ -52,94 +51,6 @@ def run_of(cfg: SDConfig, run: RecordingRun | None = None) -> RecordingRun:
 def x_train(cols: int = 1) -> torch.Tensor:
     rows = data.masks("X10")["train"]
     return torch.as_tensor(data.inputs("X10")[rows, :cols], dtype=torch.float32)
-
-
-# --- config -----------------------------------------------------------------------
-
-
-def test_defaults_are_study_153_base() -> None:
-    cfg = SDConfig()
-    assert (cfg.arch.lat_size, cfg.arch.hid_num, cfg.arch.hid_size) == (5, (2, 0), 32)
-    d = cfg.disc
-    assert (d.hid_num, d.hid_size, d.lr, d.wd, d.iters, d.gp, d.loss) == (
-        6,
-        128,
-        1e-4,
-        1e-7,
-        5,
-        1e-5,
-        "wgan",
-    )
-    assert (cfg.epochs, cfg.log_freq, cfg.avg_hor, cfg.in_var, cfg.fun_lib) == (
-        100_000,
-        25,
-        500,
-        "X10",
-        "F10_v1",
-    )
-    assert SDConfig().violations() == []
-
-
-def test_kernel_is_registered() -> None:
-    assert srsweep.kernels.get("sd") is KERNEL
-    assert (KERNEL.metric, KERNEL.goal, KERNEL.curve) == ("avg_acc", "maximize", "acc")
-
-
-def test_a_155_ext2_config_builds() -> None:
-    cfg = build(
-        SDConfig,
-        {
-            "ext": ["grad"],
-            "ext_type": "embed",
-            "ext_size": 1,
-            "disc": {"hid_num": [2, 4], "hid_size": [64, 512]},
-        },
-        "test",
-    )
-    assert cfg.disc.hid_num == (2, 4) and cfg.ext == ("grad",) and cfg.ext_channels == 1
-
-
-@pytest.mark.parametrize(
-    ("over", "key"),
-    [
-        ({"disc": {"lrr": 1e-3}}, "disc.lrr: unknown key"),
-        ({"disc": {"iters": "five"}}, "disc.iters: must be int"),
-        ({"disc": {"lr": 0}}, "disc.lr: must be > 0"),
-        ({"disc": {"lr": -1e-3}}, "disc.lr: must be > 0"),
-        ({"ext": ["foo"]}, "ext: must be a list of one of 'input', 'grad'"),
-        ({"ext": ["grad"], "ext_size": 2}, "ext_size: must equal len(ext) * arch.in_size = 1"),
-        ({"ext": ["grad", "grad"]}, "ext: entries must be distinct"),
-        ({"disc": {"betas": [0.9, 1.0]}}, "disc.betas: each must be < 1"),
-        ({"arch": {"lat_size": 0}}, "arch.lat_size: must be >= 1"),
-        ({"fun_lib": "F07_v2"}, "fun_lib: F07_v2 is written for X07"),
-        ({"fun_lib": "F99"}, "fun_lib: must be one of F07_v2"),
-        ({"in_var": "X99"}, "in_var: must be one of"),
-        ({"arch": {"in_size": 3}}, "arch.in_size: X10 has 2 column(s), but got 3"),
-        ({"arch": {"in_size": 2}, "ext": ["grad"]}, "ext: 'grad' needs one derivative"),
-        ({"shuffle": False}, "arch.lat_size: without shuffle at most the 1 line(s)"),
-    ],
-    ids=[
-        "unknown",
-        "type",
-        "lr0",
-        "lr-neg",
-        "ext-foo",
-        "ext_size",
-        "ext-dup",
-        "betas",
-        "lat0",
-        "lib-var",
-        "lib-name",
-        "in_var",
-        "in_size",
-        "grad-derivs",
-        "no-shuffle",
-    ],
-)
-def test_bad_configs_name_the_dotted_key(over: dict[str, Any], key: str) -> None:
-    with pytest.raises(SpecError) as err:
-        build(SDConfig, over, "test")
-    assert f"test: {key}" in str(err.value)
 
 
 # --- critic inputs ------------------------------------------------------------------

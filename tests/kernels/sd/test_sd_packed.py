@@ -1,4 +1,5 @@
-"""Packed ``sd`` trials against the same trials trained alone by ``sd.train``."""
+"""Packed ``sd`` trials (``sd.packed``) against the same trials trained alone by
+``sd.solo.train``."""
 
 from __future__ import annotations
 
@@ -8,19 +9,18 @@ from typing import Any
 import pytest
 import torch
 
+from srsweep.config import build
 from srsweep.errors import KernelFailed
 from srsweep.kernels.common import data
-from srsweep.config import build
 from srsweep.kernels.common.batched import StackedAdam
 from srsweep.kernels.common.funlib import FunctionLibrary
-from srsweep.kernels.sd import KERNEL
 from srsweep.kernels.sd import SDConfig
-from srsweep.kernels.sd import make_batch
-from srsweep.kernels.sd import make_critic
-from srsweep.kernels.sd import train
-from srsweep.kernels.sd_draws import PackDraws
-from srsweep.kernels.sd_pack import pack_key
-from srsweep.kernels.sd_pack import train_packed
+from srsweep.kernels.sd.config import pack_key
+from srsweep.kernels.sd.draws import PackDraws
+from srsweep.kernels.sd.model import make_batch
+from srsweep.kernels.sd.model import make_critic
+from srsweep.kernels.sd.packed import train_packed
+from srsweep.kernels.sd.solo import train
 from srsweep.testing import RecordingRun
 
 TINY: dict[str, Any] = {
@@ -69,7 +69,7 @@ def solo(cfg: SDConfig, run: RecordingRun | None = None) -> RecordingRun:
 
 def packed(cfgs: list[SDConfig], runs: list[RecordingRun] | None = None) -> list[RecordingRun]:
     runs = runs or [RecordingRun() for _ in cfgs]
-    assert train_packed(cfgs, runs) == [None] * len(cfgs)
+    assert train_packed(cfgs, [*runs]) == [None] * len(cfgs)
     return runs
 
 
@@ -96,64 +96,6 @@ def assert_same_run(alone: RecordingRun, pack: RecordingRun, rel: float = 1e-4) 
             assert got.shape == want.shape and got.dtype == want.dtype
             scale = want.abs().max().item()  # moments: tolerance relative to the tensor
             torch.testing.assert_close(got, want, rtol=1e-2, atol=1e-2 * scale + 1e-12)
-
-
-# --- pack keys ------------------------------------------------------------------------
-
-
-def test_kernel_declares_packing() -> None:
-    assert KERNEL.pack_key is pack_key and KERNEL.train_packed is train_packed
-
-
-@pytest.mark.parametrize(
-    "over",
-    [
-        {"seed": 5},
-        {"disc": {"lr": 1e-2, "wd": 0.0, "betas": [0.5, 0.9]}},
-        {"disc": {"gp": 0.0, "loss": "bce"}},
-        {"arch": {"lat_size": 10}, "disc": {"iters": 7}},
-        {"avg_hor": 3},
-        {"ext_type": "stack"},  # without extras the critic is the same
-        {"disc": {"hid_num": [9, 2], "hid_size": [3, 16]}},  # the embedding is off
-    ],
-    ids=["seed", "optimiser", "loss", "lat-iters", "avg_hor", "ext_type", "embed-sizes"],
-)
-def test_pack_key_ignores_what_a_pack_lets_differ(over: dict[str, Any]) -> None:
-    assert pack_key(cfg_of(**over)) == pack_key(cfg_of())
-
-
-@pytest.mark.parametrize(
-    "over",
-    [
-        {"disc": {"hid_size": 32}},
-        {"disc": {"hid_num": 3}},
-        {"ext": ["grad"]},
-        {"epochs": 13},
-        {"log_freq": 4},
-        {"runtime": 5.0},
-        {"iter_sample": True},
-        {"arch": {"hid_size": 8}},
-        {"device": "cuda"},
-    ],
-    ids=[
-        "hid_size",
-        "hid_num",
-        "ext",
-        "epochs",
-        "log_freq",
-        "runtime",
-        "iter_sample",
-        "gen-size",
-        "device",
-    ],
-)
-def test_pack_key_separates_shapes_and_schedules(over: dict[str, Any]) -> None:
-    assert pack_key(cfg_of(**over)) != pack_key(cfg_of())
-
-
-def test_mixed_keys_are_refused() -> None:
-    with pytest.raises(ValueError, match="pack_key"):
-        train_packed([cfg_of(), cfg_of(epochs=3)], [RecordingRun(), RecordingRun()])
 
 
 # --- per-epoch draws --------------------------------------------------------------------
@@ -220,7 +162,7 @@ def test_exploding_trial_fails_alone() -> None:
     trials = [*TRIALS[:3], {**TRIALS[3], "disc": {**TRIALS[3]["disc"], "lr": 1e38}}]
     cfgs = [cfg_of(**t, epochs=24) for t in trials]
     runs = [RecordingRun() for _ in cfgs]
-    out = train_packed(cfgs, runs)
+    out = train_packed(cfgs, [*runs])
     assert out[:3] == [None] * 3 and isinstance(out[3], KernelFailed)
     with pytest.raises(KernelFailed) as alone:
         solo(cfgs[3], lone := RecordingRun())

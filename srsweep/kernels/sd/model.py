@@ -1,0 +1,147 @@
+"""What ``sd``'s solo and packed trainers share (seed 003): the training inputs, the
+critic, one epoch's critic data, and how an epoch's records are checked and logged.
+
+``solo.train`` uses these directly; ``packed`` builds its critics with ``make_critic``,
+logs with ``log_epochs`` and mirrors ``make_batch``'s draws in ``draws.PackDraws``, so
+both trainers log the same things from the same random streams.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+from typing import Any
+
+import torch
+
+from srsweep.errors import KernelFailed
+from srsweep.kernels.common import data
+from srsweep.kernels.common.nets import SDNet
+from srsweep.kernels.common.nets import critic_input
+from srsweep.kernels.common.nets import mlp_apply
+from srsweep.kernels.common.nets import random_mlp
+
+if TYPE_CHECKING:
+    from srsweep.kernels._base import Run
+    from srsweep.kernels.common.funlib import FunctionLibrary
+    from srsweep.kernels.sd.config import SDConfig
+
+__all__ = ["train_inputs", "make_critic", "make_batch", "to_cpu", "log_epochs"]
+
+
+def train_inputs(cfg: SDConfig, device: torch.device) -> torch.Tensor:
+    """The N training inputs ``[N, in_size]`` of ``cfg.in_var`` (its train mask's rows,
+    in mask order, unsorted) on ``device``."""
+    rows = data.masks(cfg.in_var)["train"]
+    return torch.as_tensor(
+        data.inputs(cfg.in_var)[rows, : cfg.arch.in_size], dtype=torch.float32, device=device
+    )
+
+
+def make_critic(cfg: SDConfig, n_points: int) -> SDNet:
+    """The critic for ``n_points`` inputs, initialised from ``cfg.seed`` (global RNG
+    untouched, built on CPU so every device starts from the same weights)."""
+    ext = cfg.ext_channels
+    embed = cfg.ext_type == "embed"
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed)
+        return SDNet(
+            n_points if embed else n_points * (1 + ext),
+            cfg.disc.hid_num,
+            cfg.disc.hid_size,
+            emb_size=1 + ext if embed else None,
+        )
+
+
+@torch.no_grad()
+def make_batch(
+    cfg: SDConfig, lib: FunctionLibrary, x: torch.Tensor, gen: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One epoch's critic data: a fresh untrained generator's latents and library draws.
+
+    Args:
+        cfg: the run's config.
+        lib: the function library.
+        x: the N training inputs ``[N, in_size]``.
+        gen: source of every random draw.
+
+    Returns:
+        ``(reals [R, lat, ...], fake [lat, ...])`` where R is ``disc.iters`` with
+        ``iter_sample`` and 1 otherwise, and ``...`` is ``N`` (no extras),
+        ``N, 1 + ext`` (embed) or ``N * (1 + ext)`` (stack).
+    """
+    a, lat = cfg.arch, cfg.arch.lat_size
+    params = random_mlp([a.in_size] + [a.hid_size] * a.hid_num[0] + [lat], gen, x.device)
+    acts, jac = mlp_apply(params, x, jacobian="grad" in cfg.ext)  # (N, lat), (N, lat, in)
+    n_real = cfg.disc.iters if cfg.iter_sample else 1
+    draws = lib.sample(lat, x, iter_num=n_real, shuffle=cfg.shuffle, generator=gen)
+    fake_ext, real_ext = [], []  # per point: (lat, N, c) and (R, lat, N, c)
+    for name in cfg.ext:
+        if name == "input":
+            fake_ext.append(x.expand(lat, -1, -1))
+            real_ext.append(x.expand(n_real, lat, -1, -1))
+        else:
+            assert jac is not None
+            fake_ext.append(jac.transpose(0, 1))
+            real_ext.append(draws[..., 1:])
+    fake = critic_input(acts.T, fake_ext, cfg.ext_type)
+    reals = critic_input(draws[..., 0], real_ext, cfg.ext_type)
+    return reals, fake
+
+
+def to_cpu(obj: Any) -> Any:
+    """``obj`` with every tensor in it (in dicts, lists, tuples) detached and on the CPU:
+    state dicts as a model file stores them."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu()
+    if isinstance(obj, dict):
+        return {k: to_cpu(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(to_cpu(v) for v in obj)
+    return obj
+
+
+_TERMS = ("loss_real", "loss_fake", "gp")
+
+
+def log_epochs(
+    cfg: SDConfig,
+    run: Run,
+    records: list[list[float]],
+    first: int,
+    tot_accs: list[float],
+    elapsed: float,
+) -> None:
+    """Check the epochs ``first, first + 1, ...`` read back from the device (per epoch:
+    correct predictions, the last critic step's loss_real, loss_fake and raw penalty, then
+    a non-finite flag per term), append their accuracies to ``tot_accs`` and log the last
+    one. Shared by ``solo.train`` and the packed trainer, so both log the same thing.
+
+    Raises:
+        KernelFailed: a loss term was NaN/inf in one of these epochs.
+    """
+    d = cfg.disc
+    per_epoch = d.iters * 2 * cfg.arch.lat_size  # predictions per epoch
+    for e, (n_ok, *rest) in enumerate(records, first):
+        broken = [name for name, flag in zip(_TERMS, rest[3:], strict=True) if flag]
+        if broken:
+            raise KernelFailed(
+                f"non-finite critic loss at epoch {e} ({', '.join(broken)} is NaN/inf; "
+                f"disc.lr={d.lr}, disc.loss={d.loss}, disc.gp={d.gp})"
+            )
+        tot_accs.append(n_ok / per_epoch)
+    epoch = first + len(records) - 1
+    l_real, l_fake, pen = records[-1][1:4]
+    window = tot_accs[-cfg.avg_hor :]
+    run.log(
+        {
+            "acc": tot_accs[-1],
+            "avg_acc": sum(window) / len(window),
+            "epoch": epoch,
+            "time": elapsed,
+            "loss": l_real + l_fake + d.gp * pen,
+            "loss_real": l_real,
+            "loss_fake": l_fake,
+            "gp": pen,
+        },
+        step=epoch,
+    )
