@@ -6,7 +6,7 @@ to the same reduced step budget, and times the same trials three ways:
 
   (a) one trial per process: ``python -m srsweep.cli run lazy ARGS_JSON`` per trial, one
       after another, as a plain agent or ``wandb agent`` runs them (W&B disabled);
-  (b) one after another in this process: ``lazy.train`` per trial;
+  (b) one after another in this process: ``lazy.solo.train`` per trial;
   (c) packed: trials grouped by ``pack_key`` (one pack per model and width), then
       ``train_packed`` per group.
 
@@ -51,8 +51,8 @@ def draw(n: int, steps: int) -> list[dict[str, Any]]:
 
 
 def in_process(cfgs: list[Any]) -> list[float]:
-    """Seconds per trial with ``lazy.train``, one after another (b)."""
-    from srsweep.kernels.lazy import train
+    """Seconds per trial with ``lazy.solo.train``, one after another (b)."""
+    from srsweep.kernels.lazy.solo import train
     from srsweep.testing import RecordingRun
 
     out = []
@@ -65,12 +65,12 @@ def in_process(cfgs: list[Any]) -> list[float]:
 
 def packed_and_alone(cfgs: list[Any]) -> tuple[float, float, dict[str, list[float]]]:
     """Seconds for all trials packed by ``pack_key`` (c) and one after another with
-    ``lazy.train`` (b), measured pack by pack, alternating, so that drifts of a shared
+    ``lazy.solo.train`` (b), measured pack by pack, alternating, so that drifts of a shared
     machine's speed hit both alike; and per pack (model, width, size): (c), (b)."""
     import torch
 
-    from srsweep.kernels.lazy_pack import pack_key
-    from srsweep.kernels.lazy_pack import train_packed
+    from srsweep.kernels.lazy.config import pack_key
+    from srsweep.kernels.lazy.packed import train_packed
     from srsweep.testing import RecordingRun
 
     groups: dict[Any, list[Any]] = {}
@@ -110,7 +110,7 @@ def main() -> None:
 
 def run(args: argparse.Namespace) -> None:
     from srsweep.config import build
-    from srsweep.kernels.lazy import LazyConfig
+    from srsweep.kernels.lazy.config import LazyConfig
 
     device = _timing.torch_setup()
     trials = draw(args.trials, args.steps)

@@ -8,7 +8,7 @@ times the same trials three ways:
   (a) one trial per process: ``python -m srsweep.cli run stn ARGS_JSON`` per trial, one
       after another, as a plain agent or ``wandb agent`` runs them (W&B disabled);
       measured on a few, extrapolated to all as (b) plus the measured process overhead;
-  (b) one after another in this process: ``stn.train`` per trial;
+  (b) one after another in this process: ``stn.solo.train`` per trial;
   (c) packed: trials grouped by ``pack_key`` (at most ``--pack`` per pack, as
       ``srsweep agent --pack N`` claims them), ``train_packed`` per group.
 
@@ -54,8 +54,8 @@ def draw(n: int, cycles: int) -> list[dict[str, Any]]:
 
 
 def in_process(cfgs: list[Any]) -> tuple[list[float], list[Any]]:
-    """Seconds per trial with ``stn.train``, one after another (b), and the runs."""
-    from srsweep.kernels.stn import train
+    """Seconds per trial with ``stn.solo.train``, one after another (b), and the runs."""
+    from srsweep.kernels.stn.solo import train
     from srsweep.testing import RecordingRun
 
     times, runs = [], []
@@ -69,11 +69,11 @@ def in_process(cfgs: list[Any]) -> tuple[list[float], list[Any]]:
 
 
 def packed_and_alone(cfgs: list[Any], pack: int) -> tuple[float, float, list[int], float]:
-    """Seconds for all trials packed (c) and one after another with ``stn.train`` (b),
+    """Seconds for all trials packed (c) and one after another with ``stn.solo.train`` (b),
     measured pack by pack, alternating, so that drifts of a shared machine's speed hit
     both alike; the pack sizes; the largest difference of a trial's final dist."""
-    from srsweep.kernels.stn_pack import pack_key
-    from srsweep.kernels.stn_pack import train_packed
+    from srsweep.kernels.stn.config import pack_key
+    from srsweep.kernels.stn.packed import train_packed
     from srsweep.testing import RecordingRun
 
     groups: dict[Any, list[Any]] = {}
@@ -114,7 +114,7 @@ def main() -> None:
 
 def run(args: argparse.Namespace) -> None:
     from srsweep.config import build
-    from srsweep.kernels.stn import STNConfig
+    from srsweep.kernels.stn.config import STNConfig
 
     device = _timing.torch_setup()
     trials = draw(args.trials, args.cycles)

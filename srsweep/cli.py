@@ -408,12 +408,14 @@ def landscape(obj: _Obj, run_ids: tuple[str, ...], grid: int, out: Path | None) 
     .joblib model file; the run must save a trajectory (lazy with history_every > 0).
     Writes landscape_RUN_ID.png and .npz (the numbers) per run.
     """
+    from srsweep import analysis  # torch: only when a landscape is computed
     from srsweep.report import write_landscape
 
     files = [_model_file(obj, ref) for ref in run_ids]  # every id checked before any work
     out_dir = out or obj.results / "landscape"
     for ref, path in zip(run_ids, files, strict=True):
-        paths, result = write_landscape(path, out_dir, grid=grid)
+        result, payload = analysis.landscape.compute_file(path, grid=grid)
+        paths = write_landscape(result, payload, out_dir, model_file=path)
         r1, r2 = (float(v) for v in result["explained_variance_ratio"])
         click.echo(f"{ref}: {paths[0]} (PCs explain {r1:.2%} + {r2:.2%} = {r1 + r2:.2%} of "
                    f"the trajectory's variance)")

@@ -1,8 +1,9 @@
 """Draw a run's loss landscape: contours in the trajectory's PCA plane with the path on
 top, the loss curves, and how far the checkpoints sit off the plane (seed 004).
 
-The numbers come from ``srsweep.kernels.landscape`` (where torch lives); it is imported
-only inside ``write_landscape``, so drawing a saved result needs no torch.
+This module only draws and writes: the numbers come from
+``srsweep.analysis.landscape.compute`` (where torch lives), which the caller runs, so
+drawing a result needs no torch and no training code.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from matplotlib.figure import Figure
 
 from srsweep import store
 from srsweep.report.frames import format_value
-from srsweep.report.plots import save
 
 __all__ = ["landscape_plot", "contour_levels", "write_landscape"]
 
@@ -60,7 +60,7 @@ def landscape_plot(
     off-plane residual.
 
     Args:
-        result: What ``srsweep.kernels.landscape.compute`` returns.
+        result: What ``srsweep.analysis.landscape.compute`` returns.
         title: Figure title.
         levels: Contour levels, e.g. the reference's ``np.arange(0.1, 10, 0.5)``;
             default log-spaced over the grid's range (``contour_levels``).
@@ -130,41 +130,41 @@ def _title(payload: Mapping[str, Any]) -> str:
 
 
 def write_landscape(
-    model_file: str | os.PathLike[str],
+    result: Mapping[str, Array],
+    payload: Mapping[str, Any],
     out_dir: str | os.PathLike[str],
     *,
-    grid: int = 41,
-    margin: float = 0.25,
-) -> tuple[list[Path], dict[str, Array]]:
-    """Compute one run's landscape and write ``landscape_<run>.png`` and ``.npz``.
+    model_file: str | os.PathLike[str] | None = None,
+) -> list[Path]:
+    """Write one run's landscape as ``landscape_<run>.png`` (the figure) and ``.npz``
+    (``result``'s arrays).
 
     Args:
-        model_file: The run's joblib model file.
+        result: What ``srsweep.analysis.landscape.compute`` returns.
+        payload: The run's loaded model file, for the title and the run id.
         out_dir: Folder for the files (created if missing); files are replaced
             atomically.
-        grid: Points per grid axis (odd).
-        margin: Grid reach past the path's farthest point, as a fraction of it.
+        model_file: The model file; its stem names the files of a run without an id.
 
     Returns:
-        ``([png, npz], result)``, result as ``srsweep.kernels.landscape.compute``.
-
-    Raises:
-        NotFoundError: no such model file.
-        CorruptFileError: the model file cannot be read.
-        UsageError: the run's kernel saves no trajectory, too few snapshots, bad grid.
+        ``[png, npz]``.
     """
-    from srsweep.kernels.landscape import compute_file  # torch: only when computing
-
-    result, payload = compute_file(Path(model_file), grid=grid, margin=margin)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    stem = f"landscape_{payload.get('run_id') or Path(model_file).stem}"
-    png = save(landscape_plot(result, title=_title(payload)), out / f"{stem}.png")
-    npz = out / f"{stem}.npz"
+    run = payload.get("run_id") or (Path(model_file).stem if model_file is not None else "run")
+    stem = f"landscape_{run}"
+    fig = landscape_plot(result, title=_title(payload))
+    png, npz = out / f"{stem}.png", out / f"{stem}.npz"
+
+    def write_png(tmp: str) -> None:
+        with open(tmp, "wb") as fh:
+            fig.savefig(fh, format="png", dpi=120)
 
     def write_npz(tmp: str) -> None:
         with open(tmp, "wb") as fh:  # a file object: np.savez would append ".npz" to a name
             np.savez(fh, **result)
 
+    store.atomic_write(png, write_png)
+    fig.clear()  # free the rendered buffer
     store.atomic_write(npz, write_npz)
-    return [png, npz], result
+    return [png, npz]

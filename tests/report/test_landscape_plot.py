@@ -11,7 +11,7 @@ from srsweep.report.landscape import contour_levels
 
 @pytest.fixture
 def result() -> dict:
-    """A landscape result shaped like ``kernels.landscape.compute``'s, without torch."""
+    """A landscape result shaped like ``analysis.landscape.compute``'s, without torch."""
     a, b = np.linspace(-2, 2, 21), np.linspace(-1, 1, 21)
     loss = 0.01 + np.add.outer(3 * b**2, a**2)  # (Nb, Na): bowl around θ*
     t = np.linspace(1, 0, 15)

@@ -1,69 +1,46 @@
-"""Packed ``stn`` trials: many self-tuning nets of one shape hypertrained as one stacked
-model, each trial still logged, stopped, failed and saved as its own run.
+"""Packed ``stn`` trials as stacked tensors: the stacked Keras Adam and the pack, whose
+forward and backward passes are written out by hand (seeds 000, 001).
 
-Every trial keeps its own CPU generator, seeded as ``stn.train`` seeds it, and draws from
-it exactly what it would draw alone (the init, the warm-up noise, then blocks of cycles),
-so its history equals the same trial trained by ``stn.train`` within float tolerance.
-Per trial may differ: seed, learning rates, Adam eps, entropy weight, init x_range and
-scale, t's interval, eval and validation ranges, threshold, ``max_cycles`` and
-``log_every``; what shapes the tensors or the step schedule is in ``pack_key``.
-
-A width-4 net's step is all launch and Python overhead, so the pack is written to issue
-as few ops as it can (``../shared/reference/kernels.md`` section 4), by hand, no autograd:
-
-- Layouts are feature-major, ``(n trials, features, samples)``. A ``HyperDense`` layer is
-  one ``bmm``: with gates folded into the weights, ``Weff = [W^T, b, kw·HW^T, kb·hb]``
-  (out, 2in+2), and ``u = [a, 1, a·h, h]`` (2in+2, samples), ``z = Weff @ u``. Per layer
-  the forward pass is three ops and the backward pass one or two ``bmm`` and two more.
-- The trials' parameters are rows of one flat ``theta``: the ``Weff`` blocks unscaled,
-  then the gates. ``Weff = P ⊙ (C + G @ E)``, with E a 0/1 matrix placing each gate.
-- The weights' ``KerasAdam`` runs on ``theta`` with per-trial lr and eps columns, in
-  ``stn.KerasAdam``'s arithmetic order; the trials of a pack take every step together.
-- One host sync per cycle (the stop rule needs every trial's dist). A trial that
-  converges, reaches its ``max_cycles``, is asked to stop or turns NaN/inf leaves, and the
-  pack is re-stacked without it; until then its NaNs stay in its own rows.
+A width-4 net's step is all launch and Python overhead, so the pack issues as few ops
+as it can (``../shared/reference/kernels.md`` section 4), with no autograd: per layer
+the forward pass is three ops and the backward pass one or two ``bmm`` and two more
+(layouts in ``srsweep.kernels.stn.layout``). The weights' Adam runs on ``theta`` with
+per-trial lr and eps columns, in ``KerasAdam``'s arithmetic order; the trials of a pack
+take every step together.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Hashable
 from typing import TYPE_CHECKING
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-from srsweep.kernels._base import check_pack
-from srsweep.kernels.common.nets import resolve_device
+from srsweep.kernels.stn.hypernet import BETAS
+from srsweep.kernels.stn.hypernet import BLOCK
+from srsweep.kernels.stn.hypernet import HyperNet
+from srsweep.kernels.stn.hypernet import draw
+from srsweep.kernels.stn.hypernet import entropy
+from srsweep.kernels.stn.hypernet import to_unc
+from srsweep.kernels.stn.layout import Inputs
+from srsweep.kernels.stn.layout import Layout
 
 if TYPE_CHECKING:
-    from srsweep.kernels._base import Run
-    from srsweep.kernels.stn import HyperNet
-    from srsweep.kernels.stn import STNConfig
+    from srsweep.kernels.stn.config import STNConfig
 
-__all__ = ["pack_key", "train_packed"]
+__all__ = ["Pack", "StackedAdam"]
 
 # relu's backward as autograd computes it: the gradient where the output is > 0, else 0
 _relu_grad = torch.ops.aten.threshold_backward.default
-_PARAMS = ("w", "hw", "kw", "b", "hb", "kb")  # a HyperDense's, in its state dict's order
 
 
-def pack_key(cfg: STNConfig) -> tuple[Hashable, ...]:
-    """Trials with equal keys can train in one pack: same net, batch and eval shapes,
-    same step schedule, precision and device."""
-    net = (cfg.L, cfg.M, cfg.gate)
-    schedule = (cfg.batch_size, cfg.eval_size, cfg.warmup_steps, cfg.train_steps, cfg.hyper_steps)
-    return ("stn", net, schedule, cfg.dtype, cfg.device)
-
-
-class _Adam:
-    """``stn.KerasAdam`` over stacked rows: ``lr`` and ``eps`` hold one value per trial,
+class StackedAdam:
+    """``KerasAdam`` over stacked rows: ``lr`` and ``eps`` hold one value per trial,
     shaped to broadcast over its row; the step count is shared."""
 
     def __init__(self, like: torch.Tensor, lr: torch.Tensor, eps: torch.Tensor) -> None:
-        from srsweep.kernels.stn import BETAS
-
         self.m, self.v, self.t = torch.zeros_like(like), torch.zeros_like(like), 0
         self.lr, self.eps, (self.b1, self.b2) = lr, eps, BETAS
 
@@ -80,89 +57,22 @@ class _Adam:
         self.lr, self.eps = lr, eps
 
 
-class _Layout:
-    """Where each ``HyperDense`` parameter lives in a trial's row of ``theta``.
-
-    Layer l's block ``P_l`` is (out, 2in+2) = ``[W^T, b, HW^T, hb]``; the gates follow
-    all blocks, ``kw_l, kb_l`` of g values each (g = 1 per layer, or out per unit).
-    """
-
-    def __init__(self, cfg: STNConfig) -> None:
-        W = cfg.M + 2
-        sizes = [(1, W, False)] + [(W, W, True)] * (cfg.L + 1) + [(W, 1, False)]
-        # per layer: in, out, relu, offset of P_l, offset of kw_l among the gates, g
-        self.layers: list[tuple[int, int, bool, int, int, int]] = []
-        at = g_at = 0
-        for i, o, relu in sizes:
-            g = o if cfg.gate == "unit" else 1
-            self.layers.append((i, o, relu, at, g_at, g))
-            at, g_at = at + o * (2 * i + 2), g_at + 2 * g
-        self.Q, self.size = at, at + g_at
-        # S = C + G @ E: 1 on the W and b columns, the gate on the HW and hb columns
-        self.C = torch.zeros(self.Q, dtype=torch.float64)
-        self.E = torch.zeros(g_at, self.Q, dtype=torch.float64)
-        for i, o, _, off, kw, g in self.layers:
-            cols = torch.arange(2 * i + 2)
-            for r in range(o):
-                row = off + r * (2 * i + 2) + cols
-                self.C[row[: i + 1]] = 1
-                self.E[kw + r % g, row[i + 1 : 2 * i + 1]] = 1
-                self.E[kw + g + r % g, row[2 * i + 1]] = 1
-
-    def row(self, net: HyperNet) -> torch.Tensor:
-        """One trial's ``theta`` row from a ``stn.HyperNet``."""
-        state, blocks, gates = net.state_dict(), [], []
-        for k in range(len(self.layers)):
-            w, hw, kw, b, hb, kb = (state[f"layers.{k}.{x}"] for x in _PARAMS)
-            blocks.append(torch.cat([w.T, b[:, None], hw.T, hb[:, None]], 1).flatten())
-            gates += [kw.flatten(), kb.flatten()]
-        return torch.cat(blocks + gates)
-
-    def state_dict(self, row: torch.Tensor) -> dict[str, torch.Tensor]:
-        """A ``theta`` row as ``stn.HyperNet.state_dict()`` holds it (CPU copies)."""
-        row, out = row.detach().cpu(), {}
-        for k, (i, o, _, off, kw, g) in enumerate(self.layers):
-            P = row[off : off + o * (2 * i + 2)].view(o, 2 * i + 2)
-            gate = row[self.Q + kw : self.Q + kw + 2 * g].view(2, 1, g)
-            w, hw, b, hb = P[:, :i].T, P[:, i + 1 : 2 * i + 1].T, P[:, i], P[:, 2 * i + 1]
-            for name, x in zip(_PARAMS, (w, hw, gate[0], b, hb, gate[1]), strict=True):
-                out[f"layers.{k}.{name}"] = x.contiguous().clone()
-        return out
-
-
-class _Inputs:
-    """Work buffers for one number of columns (samples): each layer's input
-    ``u = [a, 1, a·h, h]`` (n, 2in+2, cols), with views made once (slicing costs as much
-    as an op on these sizes)."""
-
-    def __init__(self, ins: list[int], n: int, cols: int, kw: dict[str, Any]) -> None:
-        self.u = [torch.empty(n, 2 * i + 2, cols, **kw) for i in ins]
-        for i, x in zip(ins, self.u, strict=True):
-            x[:, i] = 1
-        self.a = [x[:, :i] for i, x in zip(ins, self.u, strict=True)]
-        self.a1 = [x[:, : i + 1] for i, x in zip(ins, self.u, strict=True)]  # [a, 1]
-        self.ah = [x[:, i + 1 :] for i, x in zip(ins, self.u, strict=True)]  # [a·h, h]
-        self.uT = [x.transpose(1, 2) for x in self.u]
-
-
-class _Pack:
+class Pack:
     """The trials still training, as stacked tensors: parameters ``theta`` (n, size), the
     hyperparameters ``unc`` and ``s`` (n, 1, 1), three optimisers, the current block of
     noise, and per-trial constants and work buffers rebuilt whenever trials leave."""
 
     def __init__(self, cfgs: list[STNConfig], device: torch.device) -> None:
-        from srsweep.kernels import stn
-
         self.cfgs, c0 = list(cfgs), cfgs[0]
         self.kw: dict[str, Any] = {"dtype": getattr(torch, c0.dtype), "device": device}
-        self.lay = _Layout(c0)
+        self.lay = Layout(c0)
         self.relu_in = [False] + [r for _, _, r, *_ in self.lay.layers[:-1]]
         self.C, self.E = self.lay.C.to(**self.kw), self.lay.E.to(**self.kw)
         self.gens = [torch.Generator().manual_seed(c.seed) for c in cfgs]
-        nets = [stn.HyperNet(c.L, c.M, c.gate, g) for c, g in zip(cfgs, self.gens, strict=True)]
+        nets = [HyperNet(c.L, c.M, c.gate, g) for c, g in zip(cfgs, self.gens, strict=True)]
         self.theta = torch.stack([self.lay.row(net) for net in nets]).to(**self.kw)
         dt = self.kw["dtype"]
-        unc = [stn.to_unc(torch.tensor(c.init_x_range, dtype=dt), c.x_min, c.x_max) for c in cfgs]
+        unc = [to_unc(torch.tensor(c.init_x_range, dtype=dt), c.x_min, c.x_max) for c in cfgs]
         self.unc = torch.stack(unc).view(-1, 1, 1).to(device)
         s0 = [math.log(math.expm1(c.init_scale)) for c in cfgs]  # inverse softplus
         self.s = torch.tensor(s0, **self.kw).view(-1, 1, 1)
@@ -172,7 +82,7 @@ class _Pack:
             torch.zeros(2, 0, T, n, 1, B, **self.kw), torch.zeros(2, 0, H, n, 1, B, **self.kw)
         )
         self._constants()
-        self.opts = {k: _Adam(p, *self.hyper[k]) for k, p in self.params().items()}
+        self.opts = {k: StackedAdam(p, *self.hyper[k]) for k, p in self.params().items()}
         self._weights()
 
     def params(self) -> dict[str, torch.Tensor]:
@@ -194,7 +104,7 @@ class _Pack:
             "s": (col("scale_lr", 1, 1), col("adam_eps", 1, 1)),
         }
         ins = [i for i, *_ in lay.layers]
-        self.train, self.eval = _Inputs(ins, n, B, kw), _Inputs(ins, n, 2 * E, kw)
+        self.train, self.eval = Inputs(ins, n, B, kw), Inputs(ins, n, 2 * E, kw)
         grids = [torch.linspace(-c.eval_range, c.eval_range, E, **kw) for c in cfgs]
         self.x_eval = torch.stack(grids).view(n, 1, E)
         self.eval.a[0].copy_(self.x_eval.repeat(1, 1, 2))  # perturbed, then clean
@@ -227,10 +137,10 @@ class _Pack:
         self.sp = F.softplus(self.s)
 
     def to_range(self, unc: torch.Tensor) -> torch.Tensor:
-        """``stn.to_range`` with each trial's interval."""
+        """``to_range`` with each trial's interval."""
         return torch.addcmul(self.lo, self.span, torch.sigmoid(unc))
 
-    def forward(self, h: torch.Tensor, buf: _Inputs) -> torch.Tensor:
+    def forward(self, h: torch.Tensor, buf: Inputs) -> torch.Tensor:
         """The nets' outputs (n, 1, cols) at inputs already in ``buf.a[0]`` and
         hyperparameter values ``h`` (n, 1, cols or 1); ``buf`` keeps every layer's input."""
         z = self.zero
@@ -280,10 +190,8 @@ class _Pack:
         return r.pow(2).sum(-1)
 
     def hyper_step(self, eps: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """Two tapes as ``stn.train``: unc first, then s on the same ε and data with the
+        """Two tapes as the solo ``train``: unc first, then s on the same ε and data with the
         updated unc; the second tape's losses (n, 1)."""
-        from srsweep.kernels.stn import entropy
-
         self.train.a[0].copy_(x)
         y, B = x**2, x.shape[-1]
         h = torch.addcmul(self.unc, self.sp, eps)
@@ -302,28 +210,23 @@ class _Pack:
 
     def warm_up(self, steps: int) -> torch.Tensor:
         """``steps`` weight steps on each trial's warm-up draws; their losses (n, steps)."""
-        from srsweep.kernels.stn import _draw
-
         B = self.cfgs[0].batch_size
-        draws = [_draw(g, (steps, B, 1), 1.0).view(2, steps, 1, B) for g in self.gens]
+        draws = [draw(g, (steps, B, 1), 1.0).view(2, steps, 1, B) for g in self.gens]
         eps, noise = torch.stack(draws, 2).to(**self.kw)  # (steps, n, 1, B) each
         return torch.cat([self.weight_step(e, u) for e, u in zip(eps, noise, strict=True)], 1)
 
     def draw(self, cycle: int) -> None:
-        """Each trial's noise for the block of cycles from ``cycle``, as ``stn.train``
+        """Each trial's noise for the block of cycles from ``cycle``, as the solo ``train``
         draws it; trials that end sooner draw less (zeros pad their rows)."""
-        from srsweep.kernels.stn import _BLOCK
-        from srsweep.kernels.stn import _draw
-
         c0, n = self.cfgs[0], len(self.cfgs)
         T, H, B = c0.train_steps, c0.hyper_steps, c0.batch_size
-        sizes = [min(_BLOCK, c.max_cycles - cycle) for c in self.cfgs]
+        sizes = [min(BLOCK, c.max_cycles - cycle) for c in self.cfgs]
         w = torch.zeros(2, max(sizes), T, n, 1, B, dtype=torch.float64)
         v = torch.zeros(2, max(sizes), H, n, 1, B, dtype=torch.float64)
         for t, (k, c, gen) in enumerate(zip(sizes, self.cfgs, self.gens, strict=True)):
-            w[:, :k, :, t] = _draw(gen, (k, T, B, 1), 1.0).view(2, k, T, 1, B)
+            w[:, :k, :, t] = draw(gen, (k, T, B, 1), 1.0).view(2, k, T, 1, B)
             if H:
-                v[:, :k, :, t] = _draw(gen, (k, H, B, 1), c.val_range).view(2, k, H, 1, B)
+                v[:, :k, :, t] = draw(gen, (k, H, B, 1), c.val_range).view(2, k, H, 1, B)
         self._block(w.to(**self.kw), v.to(**self.kw))
 
     def _block(self, w: torch.Tensor, v: torch.Tensor) -> None:
@@ -335,7 +238,7 @@ class _Pack:
 
     def cycle(self, i: int) -> torch.Tensor:
         """Cycle ``i`` of the current block for every trial: weight steps, hyper steps,
-        then the eval; each trial's record (n, 6) in ``stn._NAMES``' order."""
+        then the eval; each trial's record (n, 6) in ``NAMES``' order."""
         wloss = hloss = self.zero
         for eps, noise in self.steps_w[i]:
             wloss = self.weight_step(eps, noise)
@@ -343,7 +246,7 @@ class _Pack:
         for eps, x in self.steps_h[i]:
             hloss = self.hyper_step(eps, x)
             eps_last = eps
-        # the port evaluates with the last perturbed h batch (see stn.train)
+        # the port evaluates with the last perturbed h batch (see solo.train)
         h, E = torch.addcmul(self.unc, self.sp, eps_last), self.x_eval.shape[-1]
         self.h_halves[0].copy_(h if h.shape[-1] == E else h.mean(-1, keepdim=True))
         self.h_halves[1].copy_(self.unc)
@@ -366,7 +269,7 @@ class _Pack:
         self._weights()
 
     def grid(self, row: int) -> dict[str, Any]:
-        """Row's x_eval, f_eval and f_eval_clean (E,) each, as ``stn.train`` saves them."""
+        """Row's x_eval, f_eval and f_eval_clean (E,) each, as the solo ``train`` saves them."""
         E = self.x_eval.shape[-1]
         f, x = self.f[row, 0].detach().cpu(), self.x_eval[row, 0].cpu()
         return {
@@ -376,102 +279,6 @@ class _Pack:
         }
 
     def state(self, row: int) -> dict[str, Any]:
-        """Row's net and hyperparameters, as ``stn.train`` saves them."""
+        """Row's net and hyperparameters, as the solo ``train`` saves them."""
         model = self.lay.state_dict(self.theta[row])
         return {"model": model, "unc": self.unc[row].item(), "s": self.s[row].item()}
-
-
-class _Trial:
-    """One trial's run, its per-cycle records and how it ended."""
-
-    def __init__(self, index: int, cfg: STNConfig, run: Run) -> None:
-        self.index, self.cfg, self.run = index, cfg, run
-        self.records: list[list[float]] = []
-        self.converged, self.reason = False, "max_cycles"
-
-    def record(self, vals: list[float], cycle: int) -> bool:
-        """Check, keep and (at ``stn.train``'s log steps) log one cycle's record; True
-        while the trial goes on.
-
-        Raises:
-            KernelFailed: a value in the record is NaN/inf.
-        """
-        from srsweep.kernels import stn
-
-        cfg = self.cfg
-        if not all(map(math.isfinite, vals)):
-            bad = [k for k, v in zip(stn._NAMES, vals, strict=True) if not math.isfinite(v)]
-            raise stn._failure(cfg, ", ".join(bad), f"at cycle {cycle}")
-        self.records.append(vals)
-        self.converged = vals[4] < cfg.dist_threshold
-        last = self.converged or cycle == cfg.max_cycles - 1
-        if cycle % cfg.log_every and not last:
-            return True
-        metrics = dict(zip(stn._NAMES, vals, strict=True))
-        self.run.log(stn._metrics(cfg, metrics, self.converged, cycle), step=cycle)
-        if self.converged:
-            self.reason = "converged"
-        elif self.run.should_stop():
-            self.reason = "stopped"
-        return self.reason == "max_cycles" and not last
-
-    def save(self, pack: _Pack, row: int) -> None:
-        from srsweep.kernels import stn
-
-        cols = [stn._NAMES.index(k) for k in stn._TRAJ]
-        traj = {k: [r[j] for r in self.records] for k, j in zip(stn._TRAJ, cols, strict=True)}
-        st = pack.state(row)
-        grid = pack.grid(row)
-        self.run.save(
-            stn._saved(st["model"], st["unc"], st["s"], traj, grid, self.converged, self.reason)
-        )
-
-
-def train_packed(cfgs: list[STNConfig], runs: list[Run]) -> list[BaseException | None]:
-    """Hypertrain ``cfgs`` as one stacked model, each trial logging and saving to its run.
-
-    Each trial logs the metrics ``stn.train`` logs at the same cycles, and saves the same
-    state, equal to the trial trained alone within float tolerance. A trial's
-    ``run.should_stop()`` is asked at its log steps; a trial that converges, ends its
-    cycles or is stopped is saved there and leaves the pack.
-
-    Returns and raises as ``check_pack`` and ``Kernel.train_packed`` (``_base.py``) say.
-    """
-    from srsweep.kernels import stn
-
-    check_pack(cfgs, runs, pack_key)
-    if not cfgs:
-        return []
-    pack = _Pack(list(cfgs), resolve_device(cfgs[0].device))
-    trials = [_Trial(t, c, r) for t, (c, r) in enumerate(zip(cfgs, runs, strict=True))]
-    outcome: list[BaseException | None] = [None] * len(cfgs)
-    if cfgs[0].warmup_steps:
-        warm = pack.warm_up(cfgs[0].warmup_steps).tolist()  # (n, steps)
-        for tr, losses in zip(trials, warm, strict=True):
-            if not all(map(math.isfinite, losses)):
-                outcome[tr.index] = stn._failure(tr.cfg, "training loss", "during warm-up")
-        stay = [row for row, tr in enumerate(trials) if outcome[tr.index] is None]
-        if len(stay) < len(trials):
-            trials = [trials[r] for r in stay]
-            if stay:
-                pack.keep(stay)
-    for cycle in range(max(c.max_cycles for c in cfgs)):
-        if not trials:
-            break
-        if cycle % stn._BLOCK == 0:
-            pack.draw(cycle)
-        records = pack.cycle(cycle % stn._BLOCK).tolist()  # one host sync per cycle
-        stay = []
-        for row, (tr, vals) in enumerate(zip(trials, records, strict=True)):
-            try:
-                if tr.record(vals, cycle):
-                    stay.append(row)
-                    continue
-                tr.save(pack, row)
-            except Exception as e:  # this trial failed (its values, or its run's I/O): it alone
-                outcome[tr.index] = e
-        if len(stay) < len(trials):
-            trials = [trials[r] for r in stay]
-            if stay:
-                pack.keep(stay)
-    return outcome

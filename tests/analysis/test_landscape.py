@@ -8,14 +8,17 @@ from click.testing import CliRunner
 from torch.nn.utils import vector_to_parameters
 
 from srsweep import store
+from srsweep.analysis import landscape
 from srsweep.backends.local import LocalBackend
 from srsweep.cli import main
-from srsweep.errors import CorruptFileError
-from srsweep.errors import UsageError
-from srsweep.kernels import landscape
-from srsweep.kernels import lazy
 from srsweep.config import build
 from srsweep.config import to_dict
+from srsweep.errors import CorruptFileError
+from srsweep.errors import SpecError
+from srsweep.errors import UsageError
+from srsweep.kernels.lazy.config import LazyConfig
+from srsweep.kernels.lazy.model import make_model
+from srsweep.kernels.lazy.solo import train
 from srsweep.testing.fakes import RecordingRun
 
 TINY = {"steps": 300, "history_every": 10, "log_every": 1, "width": 6}
@@ -23,9 +26,9 @@ GRID = 11
 
 
 def lazy_payload(**overrides: object) -> dict:
-    cfg = build(lazy.LazyConfig, {**TINY, **overrides}, "test")
+    cfg = build(LazyConfig, {**TINY, **overrides}, "test")
     run = RecordingRun()
-    lazy.train(cfg, run)
+    train(cfg, run)
     return {"hyperparams": to_dict(cfg), **run.saved, "kernel": "lazy", "run_id": "tiny"}
 
 
@@ -46,10 +49,10 @@ def result(payload: dict) -> dict:
 
 def direct_loss(payload: dict, theta: torch.Tensor | None = None) -> float:
     """The kernel's MSE of α·(f_θ − f_θ0) on the training set, by hand, in float64."""
-    cfg = build(lazy.LazyConfig, payload["hyperparams"], "test")
-    net0 = lazy.make_model(cfg).double()
+    cfg = build(LazyConfig, payload["hyperparams"], "test")
+    net0 = make_model(cfg).double()
     net0.load_state_dict(payload["init_state"])
-    net = lazy.make_model(cfg).double()
+    net = make_model(cfg).double()
     net.load_state_dict(payload["final_state"])
     if theta is not None:
         vector_to_parameters(theta, net.parameters())
@@ -126,17 +129,38 @@ def test_path_matches_the_training_run(payload: dict, result: dict) -> None:
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        (lambda p: p.update(kernel="stn"), "kernel 'stn' saves no weight trajectory"),
-        (lambda p: p.update(kernel="mystery"), "no landscape for kernel 'mystery'"),
-        (lambda p: p.update(history=p["history"][:1]), "history_every > 0"),
+        (
+            lambda p: p.update(kernel="stn"),
+            "x.joblib: kernel 'stn' saves no weight trajectory (only its final state), so it "
+            "has no landscape path; kernels that save one: lazy",
+        ),
+        (lambda p: p.update(kernel="sd"), "x.joblib: kernel 'sd' saves no weight trajectory"),
+        (
+            lambda p: p.update(kernel="mystery"),
+            "x.joblib: no landscape for kernel 'mystery'; kernels that save a weight "
+            "trajectory: lazy",
+        ),
+        (
+            lambda p: p.update(history=p["history"][:1]),
+            "x.joblib: the run saved 1 weight snapshots, the landscape needs at least 2; "
+            "re-run it with history_every > 0 (e.g. --set history_every=20)",
+        ),
     ],
-    ids=["stn", "unknown-kernel", "no-history"],
+    ids=["stn", "sd", "unknown-kernel", "no-history"],
 )
 def test_runs_without_a_trajectory_are_usage_errors(payload: dict, change, message: str) -> None:
     bad = dict(payload)
     change(bad)
-    with pytest.raises(UsageError, match=message):
+    with pytest.raises(UsageError) as err:
         landscape.compute(bad, source="x.joblib")
+    assert str(err.value).startswith(message)
+
+
+def test_bad_saved_hyperparameters_name_the_file(payload: dict) -> None:
+    bad = {**payload, "hyperparams": {**payload["hyperparams"], "alpha": -1.0}}
+    with pytest.raises(SpecError) as err:
+        landscape.compute(bad, source="x.joblib")
+    assert str(err.value) == "x.joblib: alpha: must be > 0, but got -1.0"
 
 
 def test_even_grid_is_rejected(payload: dict) -> None:

@@ -1,7 +1,7 @@
-"""Packed ``lazy`` trials: many α-scaled MLPs of one shape trained as one stacked model,
+"""``lazy``'s packed path: many α-scaled MLPs of one shape trained as one stacked model,
 each trial still logged, stopped, failed and saved as its own run (seed 002).
 
-Each trial's weights are one row of a ``[T, P]`` tensor in ``lazy.train``'s flat layout
+Each trial's weights are one row of a ``[T, P]`` tensor in the solo ``train``'s flat layout
 (l1.weight, l1.bias, ..., lout.bias); a layer is a strided view of it and runs as one
 ``baddbmm`` for all trials. Forward and backward are written out: for a ReLU MLP under an
 MSE that is a dozen batched matmuls a step, and with matrices this small a step costs its
@@ -12,16 +12,15 @@ lr0/α², is applied in place on those views as soon as its gradient is known.
 
 Per trial may differ: seed, α, lr0, target, noise, x range and the weight-history
 settings. A trial draws its init, data and batch order from its own seed exactly as
-``lazy.train`` does, and its frozen f_w0 is its own initial net; what shapes the stack or
+the solo ``train`` does, and its frozen f_w0 is its own initial net; what shapes the stack or
 the schedule (model, width, n, batch size, steps, log_every, precision, device) is in
 ``pack_key``. No reduction crosses trials: a trial whose loss turns NaN/inf keeps the NaNs
-in its own row and fails alone, at the log step where ``lazy.train`` raises and with its
+in its own row and fails alone, at the log step where the solo ``train`` raises and with its
 message. A trial that stops or fails leaves the pack, which is re-stacked without it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Hashable
 from dataclasses import dataclass
 from dataclasses import field
 from typing import TYPE_CHECKING
@@ -32,6 +31,14 @@ import torch
 
 from srsweep.kernels._base import check_pack
 from srsweep.kernels.common.nets import resolve_device
+from srsweep.kernels.lazy.config import pack_key
+from srsweep.kernels.lazy.model import GRID_SIZE
+from srsweep.kernels.lazy.model import batches
+from srsweep.kernels.lazy.model import check_losses
+from srsweep.kernels.lazy.model import history_stride
+from srsweep.kernels.lazy.model import make_data
+from srsweep.kernels.lazy.model import make_model
+from srsweep.kernels.lazy.model import resolve_dtype
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -39,21 +46,11 @@ if TYPE_CHECKING:
     import numpy.typing as npt
 
     from srsweep.kernels._base import Run
-    from srsweep.kernels.lazy import LazyConfig
+    from srsweep.kernels.lazy.config import LazyConfig
 
-__all__ = ["pack_key", "train_packed"]
+__all__ = ["train_packed"]
 
 Layers = list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]  # W, W^T [T, in, out], b
-
-
-def pack_key(cfg: LazyConfig) -> tuple[Hashable, ...]:
-    """Trials with equal keys can train in one pack: same net shape, data size, batch
-    size, step schedule, working precision and device."""
-    from srsweep.kernels.lazy import resolve_dtype
-
-    dtype = str(resolve_dtype(cfg)).removeprefix("torch.")
-    data = (cfg.n, cfg.batch_size or cfg.n)  # null and n are both full-batch GD
-    return ("lazy", cfg.model, cfg.width, data, (cfg.steps, cfg.log_every), dtype, cfg.device)
 
 
 def _layout(width: int, hidden: int) -> list[tuple[str, int, int, int]]:
@@ -83,10 +80,8 @@ class _Pack:
     and f_w0(x) per point) and per-trial constants. Row r is trial ``ids[r]``."""
 
     def __init__(self, cfgs: list[LazyConfig], device: torch.device) -> None:
-        from srsweep.kernels import lazy
-
         c0 = cfgs[0]
-        self.dtype, self.device = lazy.resolve_dtype(c0), device
+        self.dtype, self.device = resolve_dtype(c0), device
         self.layout = _layout(c0.width, 1 if c0.model == "shallow" else 5)
         self.batch = c0.batch_size or c0.n
         self.ids = list(range(len(cfgs)))
@@ -97,12 +92,12 @@ class _Pack:
         inits: dict[int, dict[str, torch.Tensor]] = {}  # studies repeat a seed across α
         for c in cfgs:
             if c.seed not in inits:
-                inits[c.seed] = {k: v.clone() for k, v in lazy.make_model(c).state_dict().items()}
+                inits[c.seed] = {k: v.clone() for k, v in make_model(c).state_dict().items()}
             self.init_states.append(inits[c.seed])
-            xs, ys, rng = lazy.make_data(c)  # the rng goes on to shuffle this trial's batches
+            xs, ys, rng = make_data(c)  # the rng goes on to shuffle this trial's batches
             self.xs.append(xs)
             self.ys.append(ys)
-            self.next_batch.append(lazy._batches(c.n, self.batch, rng))
+            self.next_batch.append(batches(c.n, self.batch, rng))
         flat = [torch.cat([v.reshape(-1) for v in s.values()]) for s in self.init_states]
         self.flat0 = torch.stack(flat).to(device=device, dtype=self.dtype)  # (T, P)
         self.weights = self.flat0.clone()
@@ -172,7 +167,7 @@ class _Pack:
         return loss
 
     def moves(self) -> torch.Tensor:
-        """``[3, T]`` movements relative to the initial weights, as ``lazy.train`` logs."""
+        """``[3, T]`` movements relative to the initial weights, as the solo ``train`` logs."""
         return self._norms(self.weights - self.flat0) / self.norm0
 
     def keep(self, rows: list[int]) -> None:
@@ -193,7 +188,7 @@ class _Pack:
         return (self.alpha.index_select(0, idx) * (now - then)).squeeze(2)
 
     def state(self, row: int) -> dict[str, torch.Tensor]:
-        """Row's weights in ``lazy.make_model(cfg).state_dict()``'s layout (CPU copies)."""
+        """Row's weights in ``make_model(cfg).state_dict()``'s layout (CPU copies)."""
         w = self.weights[row]
         out = {}
         for name, at, o, i in self.layout:
@@ -221,21 +216,19 @@ class _Trial:
 def train_packed(cfgs: list[LazyConfig], runs: list[Run]) -> list[BaseException | None]:
     """Train ``cfgs`` as one stacked model, each trial logging and saving to its ``run``.
 
-    Each trial logs ``lazy.train``'s metrics at its steps and saves its state keys, equal
+    Each trial logs the solo ``train``'s metrics at its steps and saves its state keys, equal
     to the trial trained alone within float tolerance. A trial's ``run.should_stop()`` is
     asked at its log steps; a stopped trial is saved there and leaves the pack.
 
     Returns and raises as ``check_pack`` and ``Kernel.train_packed`` (``_base.py``) say.
     """
-    from srsweep.kernels import lazy
-
     check_pack(cfgs, runs, pack_key)
     if not cfgs:
         return []
     c0 = cfgs[0]
     pack = _Pack(list(cfgs), resolve_device(c0.device))
     P = pack.weights.shape[1]
-    trials = [_Trial(c, r, lazy._history_stride(c, P)) for c, r in zip(cfgs, runs, strict=True)]
+    trials = [_Trial(c, r, history_stride(c, P)) for c, r in zip(cfgs, runs, strict=True)]
     every = sorted({tr.stride for tr in trials if tr.stride})  # the snapshot strides in use
     outcome: list[BaseException | None] = [None] * len(cfgs)
     pending: list[torch.Tensor] = []  # per-step losses [T] not yet read back
@@ -257,7 +250,7 @@ def train_packed(cfgs: list[LazyConfig], runs: list[Run]) -> list[BaseException 
             tr = trials[t]
             try:
                 new, (m_last, m_weight, m_all) = vals[row][:-3], vals[row][-3:]
-                lazy._check_losses(tr.cfg, new, step - len(new) + 1)
+                check_losses(tr.cfg, new, step - len(new) + 1)
                 tr.losses += new
                 metrics = {
                     "loss": new[-1],
@@ -289,9 +282,7 @@ def train_packed(cfgs: list[LazyConfig], runs: list[Run]) -> list[BaseException 
 
 
 def _states(pack: _Pack, rows: list[int], trials: list[_Trial]) -> list[tuple[int, dict[str, Any]]]:
-    """``(trial, state)`` of each of ``rows``, the state as ``lazy.train`` saves it."""
-    from srsweep.kernels.lazy import GRID_SIZE
-
+    """``(trial, state)`` of each of ``rows``, the state as the solo ``train`` saves it."""
     if not rows:
         return []
     ids = [pack.ids[r] for r in rows]

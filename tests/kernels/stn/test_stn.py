@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import importlib
 import math
 
 import numpy as np
@@ -7,10 +8,13 @@ import pytest
 import torch
 
 from srsweep import kernels
+from srsweep.config import build
 from srsweep.errors import KernelFailed
 from srsweep.errors import SpecError
 from srsweep.kernels import stn
-from srsweep.config import build
+from srsweep.kernels.stn import hypernet
+from srsweep.kernels.stn.config import STNConfig
+from srsweep.kernels.stn.solo import train
 from srsweep.testing.fakes import RecordingRun
 
 # Seed 7 started at x_range 2 learns in a few dozen cycles (dist 3.3 -> 0.25 by cycle
@@ -20,17 +24,21 @@ FAST = {"seed": 7, "init_x_range": 2.0}
 
 def run_stn(stop_after: int | None = None, **overrides: object) -> RecordingRun:
     run = RecordingRun(stop_after=stop_after)
-    stn.train(build(stn.STNConfig, overrides, "test"), run)
+    train(build(STNConfig, overrides, "test"), run)
     return run
 
 
 def test_registered() -> None:
     assert kernels.get("stn") is stn.KERNEL
     assert (stn.KERNEL.metric, stn.KERNEL.goal, stn.KERNEL.curve) == ("dist", "minimize", "x_range")
+    entry = stn.KERNEL.train
+    assert isinstance(entry, kernels.Entry)
+    assert getattr(importlib.import_module(entry.module), entry.name) is train
+    assert stn.KERNEL.landscape is None  # saves no weight trajectory
 
 
 def test_defaults_are_the_ports() -> None:
-    cfg = stn.STNConfig()
+    cfg = STNConfig()
     assert (cfg.seed, cfg.L, cfg.M, cfg.batch_size, cfg.max_cycles) == (42, 2, 2, 100, 2000)
     assert (cfg.x_min, cfg.x_max, cfg.init_x_range, cfg.init_scale) == (0.01, 10.0, 1.0, 0.5)
     assert (cfg.train_lr, cfg.hyper_lr, cfg.scale_lr, cfg.entropy_weight) == (
@@ -51,7 +59,7 @@ def test_defaults_are_the_ports() -> None:
 
 def test_bad_values_name_their_keys() -> None:
     with pytest.raises(SpecError) as err:
-        build(stn.STNConfig, {"hyper_lr": -1.0, "gate": "neuron", "hyper_step": 3}, "test")
+        build(STNConfig, {"hyper_lr": -1.0, "gate": "neuron", "hyper_step": 3}, "test")
     msg = str(err.value)
     assert "hyper_lr: must be > 0" in msg
     assert "gate: must be one of 'layer', 'unit'" in msg
@@ -65,28 +73,28 @@ def test_bad_values_name_their_keys() -> None:
 )
 def test_cross_field_rules(overrides: dict[str, float], key: str) -> None:
     with pytest.raises(SpecError, match=key):
-        build(stn.STNConfig, overrides, "test")
+        build(STNConfig, overrides, "test")
 
 
 def test_range_mapping_round_trips_and_stays_inside() -> None:
     t = torch.linspace(0.02, 9.99, 50, dtype=torch.float64)
-    back = stn.to_range(stn.to_unc(t, 0.01, 10.0), 0.01, 10.0)
+    back = hypernet.to_range(hypernet.to_unc(t, 0.01, 10.0), 0.01, 10.0)
     np.testing.assert_allclose(back.numpy(), t.numpy(), rtol=1e-12)
-    r = stn.to_range(torch.linspace(-40, 40, 81, dtype=torch.float64), 0.01, 10.0)
+    r = hypernet.to_range(torch.linspace(-40, 40, 81, dtype=torch.float64), 0.01, 10.0)
     assert r.min() >= 0.01 and r.max() <= 10.0
     assert bool((r.diff() >= 0).all())  # monotone
-    assert stn.to_unc(torch.tensor(5.005, dtype=torch.float64), 0.01, 10.0) == 0
+    assert hypernet.to_unc(torch.tensor(5.005, dtype=torch.float64), 0.01, 10.0) == 0
 
 
 def test_entropy_is_the_gaussians() -> None:
     s = torch.tensor(math.log(math.expm1(0.5)), dtype=torch.float64)  # softplus(s) = 0.5
-    assert stn.entropy(s).item() == pytest.approx(0.5 * math.log(2 * math.pi * math.e * 0.25))
+    assert hypernet.entropy(s).item() == pytest.approx(0.5 * math.log(2 * math.pi * math.e * 0.25))
 
 
 @pytest.mark.parametrize("gate", ["layer", "unit"])
 def test_hyper_dense_matches_the_formula(gate: str) -> None:
     gen = torch.Generator().manual_seed(0)
-    layer = stn.HyperDense(2, 3, True, gate, gen)
+    layer = hypernet.HyperDense(2, 3, True, gate, gen)
     x = torch.tensor([[1.0, -2.0], [0.5, 3.0]], dtype=torch.float64)
     h = torch.tensor([[0.7], [-1.3]], dtype=torch.float64)
     out = layer(x, h)
@@ -102,16 +110,9 @@ def test_hyper_dense_matches_the_formula(gate: str) -> None:
 
 
 def test_net_shape_follows_weinan() -> None:
-    net = stn.HyperNet(2, 2, "layer", torch.Generator())
+    net = hypernet.HyperNet(2, 2, "layer", torch.Generator())
     widths = [(lay.w.shape[0], lay.w.shape[1], lay.relu) for lay in net.layers]
     assert widths == [(1, 4, False)] + [(4, 4, True)] * 3 + [(4, 1, False)]
-
-
-def test_same_seed_same_history_other_seed_differs() -> None:
-    a, b, c = (run_stn(seed=s, max_cycles=6) for s in (42, 42, 43))
-    assert a.history == b.history
-    assert a.history != c.history
-    np.testing.assert_array_equal(a.saved["f_eval"], b.saved["f_eval"])
 
 
 def test_logs_every_cycle_and_saves_trajectories() -> None:

@@ -11,167 +11,89 @@ reference code, while the path coordinates are the uncentred ⟨d_i, pc⟩, so �
 Known caveat (loss-landscapes issue #1): checkpoints lie off the plane, so the contour
 under a projected checkpoint is not its loss. The result therefore also holds each
 checkpoint's off-plane residual ‖d_i − proj d_i‖, its true loss, and the loss at its
-projection. The nets are tiny, so the whole grid is one batched forward pass
-(``torch.func.functional_call`` under ``vmap`` over stacked parameter sets).
+projection. The nets are tiny, so the whole grid is one batched pass of the problem's
+loss over stacked parameter vectors.
+
+Nothing here knows a kernel: the kernel that trained a run rebuilds it as a
+``srsweep.kernels._base.Problem`` (network, trajectory, losses) through its record's
+``landscape``, found in the registry by the kernel name the model file holds.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import torch
-from torch import nn
-from torch.func import functional_call
 
+from srsweep import kernels
 from srsweep import store
-from srsweep.config import build
+from srsweep.errors import NotFoundError
+from srsweep.errors import SpecError
 from srsweep.errors import UsageError
-from srsweep.kernels import lazy
 
-__all__ = ["Problem", "compute", "compute_file", "grid_losses", "pca_directions", "problem"]
+if TYPE_CHECKING:
+    from srsweep.kernels._base import Problem
+
+__all__ = ["compute", "compute_file", "grid_losses", "pca_directions", "problem"]
 
 Array = npt.NDArray[Any]
-TEST_SEED_OFFSET = 10_007  # the held-out set's seed is the run's plus this
-N_TEST = 200  # held-out points: more than a run's n (10-15) so the curve is smooth
 _CHUNK_ELEMS = 2**24  # parameter values materialised per batched pass (128 MB in float64)
 
 
-@dataclass
-class Problem:
-    """A run's network and losses, rebuilt from its model file, in float64 on CPU.
-
-    Attributes:
-        model: The network; ``functional_call`` swaps its parameters.
-        shapes: ``(name, shape)`` of each parameter, in the order of the flat vectors.
-        trajectory: The initial then the saved weight vectors, (T, P).
-        steps: SGD updates done at each trajectory row, (T,): 0 for the initial weights.
-        final: Final weights θ*, (P,).
-        losses: Split name ("train", "test") -> loss of a batch of flat vectors
-            (G, P) -> (G,).
-        logged_loss: The loss the kernel logged at every step, i.e. after 0, 1, ...
-            updates (a minibatch loss when the run used minibatches).
-    """
-
-    model: nn.Module
-    shapes: list[tuple[str, tuple[int, ...]]]
-    trajectory: torch.Tensor
-    steps: Array
-    final: torch.Tensor
-    losses: dict[str, Callable[[torch.Tensor], torch.Tensor]]
-    logged_loss: Array
+def _with_landscape() -> list[str]:
+    """Names of the registered kernels that rebuild a landscape problem."""
+    names = []
+    for name in kernels.names():
+        try:
+            if kernels.get(name).landscape is not None:
+                names.append(name)
+        except NotFoundError:  # a user's kernel that does not load has no landscape either
+            continue
+    return names
 
 
-def _unflatten(shapes: list[tuple[str, tuple[int, ...]]], flat: torch.Tensor) -> dict[str, Any]:
-    """(G, P) -> {name: (G, *shape)}, views into ``flat``."""
-    out, at = {}, 0
-    for name, shape in shapes:
-        n = int(np.prod(shape))
-        out[name] = flat[:, at : at + n].reshape(flat.shape[0], *shape)
-        at += n
-    return out
-
-
-def batched_forward(
-    model: nn.Module, shapes: list[tuple[str, tuple[int, ...]]], thetas: torch.Tensor, x: Any
-) -> torch.Tensor:
-    """The model's output for each of G flat parameter vectors: (G, P) -> (G, *out)."""
-
-    def one(params: dict[str, torch.Tensor]) -> torch.Tensor:
-        out: torch.Tensor = functional_call(model, params, (x,))
-        return out
-
-    result: torch.Tensor = torch.vmap(one)(_unflatten(shapes, thetas))
-    return result
-
-
-def _lazy_problem(payload: dict[str, Any], source: str, n_test: int) -> Problem:
-    cfg: lazy.LazyConfig = build(lazy.LazyConfig, payload["hyperparams"], source)
-    hist = np.asarray(payload["history"])
-    if hist.ndim != 2 or len(hist) < 2:
-        raise UsageError(
-            f"{source}: the run saved {len(hist)} weight snapshots, the landscape needs at "
-            "least 2; re-run it with history_every > 0 (e.g. --set history_every=20)"
-        )
-    f64 = torch.float64
-    model = lazy.make_model(cfg).to(f64)
-    shapes = [(str(n), tuple(int(d) for d in s)) for n, s in payload["param_shapes"]]
-    # lazy's weight vector is its parameters in named_parameters order; so are the rows.
-    final = torch.cat([payload["final_state"][n].reshape(-1).to(f64) for n, _ in shapes])
-    init = torch.cat([payload["init_state"][n].reshape(-1).to(f64) for n, _ in shapes])
-    if final.numel() != hist.shape[1]:
-        raise UsageError(f"{source}: history rows have {hist.shape[1]} values, not {final.numel()}")
-    alpha = cfg.alpha
-
-    def mse(x_np: Array, y_np: Array) -> Callable[[torch.Tensor], torch.Tensor]:
-        x = torch.as_tensor(x_np, dtype=f64).view(-1, 1)  # (n, 1)
-        y = torch.as_tensor(y_np, dtype=f64).view(1, -1, 1)
-        with torch.no_grad():  # the frozen f_w0 of α·(f_w − f_w0)
-            base = batched_forward(model, shapes, init[None], x)  # (1, n, 1)
-
-        def loss(thetas: torch.Tensor) -> torch.Tensor:
-            out = batched_forward(model, shapes, thetas, x)  # (G, n, 1)
-            return (alpha * (out - base) - y).pow(2).mean(dim=(1, 2))  # the kernel's MSE
-
-        return loss
-
-    # A held-out set drawn exactly like the training set, from another seed.
-    test_cfg = dataclasses.replace(cfg, seed=cfg.seed + TEST_SEED_OFFSET, n=n_test)
-    x_test, y_test, _ = lazy.make_data(test_cfg)
-    # Row i is the weights after SGD step history_steps[i]; the initial weights (before
-    # any step) start the path, so it is indexed by the number of updates done.
-    updates = np.asarray(payload["history_steps"], dtype=np.int64) + 1
-    return Problem(
-        model=model,
-        shapes=shapes,
-        trajectory=torch.cat([init[None], torch.as_tensor(hist, dtype=f64)]),
-        steps=np.concatenate([[0], updates]),
-        final=final,
-        losses={"train": mse(payload["x"], payload["y"]), "test": mse(x_test, y_test)},
-        logged_loss=np.asarray(payload.get("losses", ()), dtype=np.float64),
-    )
-
-
-def _no_trajectory(kernel: str) -> Callable[[dict[str, Any], str, int], Problem]:
-    def fail(payload: dict[str, Any], source: str, n_test: int) -> Problem:
-        raise UsageError(
-            f"{source}: kernel {kernel!r} saves no weight trajectory (only its final state), "
-            f"so it has no landscape path; kernels that save one: {', '.join(_PROBLEMS)}"
-        )
-
-    return fail
-
-
-# kernel name -> rebuild of its network and losses from a model file
-_PROBLEMS: dict[str, Callable[[dict[str, Any], str, int], Problem]] = {"lazy": _lazy_problem}
-# kernels known to save only a final state get a message saying so
-_KNOWN_WITHOUT = {"stn": _no_trajectory("stn")}
-
-
-def problem(payload: dict[str, Any], source: str = "model file", n_test: int = N_TEST) -> Problem:
-    """Rebuild a run's network, trajectory and losses from its loaded model file.
+def problem(payload: dict[str, Any], source: str = "model file") -> Problem:
+    """Rebuild a run's network, trajectory and losses from its loaded model file, with
+    the ``landscape`` of the kernel that trained it.
 
     Args:
         payload: What ``srsweep.store.load`` returned.
         source: Names the file in error messages.
-        n_test: Size of the held-out set.
 
     Raises:
-        UsageError: the kernel saves no trajectory, or the run saved too few snapshots.
+        UsageError: the kernel is unknown or saves no trajectory, or the run saved too
+            few snapshots; the message starts with ``source``.
     """
-    kernel = str(payload.get("kernel") or "")
-    make = _PROBLEMS.get(kernel) or _KNOWN_WITHOUT.get(kernel)
-    if make is None:
+    name = str(payload.get("kernel") or "")
+    try:
+        rebuild = kernels.get(name).landscape
+    except NotFoundError:
+        rebuild = None
+        known = False
+    else:
+        known = True
+    if rebuild is None:
+        have = ", ".join(_with_landscape())
+        if known:
+            raise UsageError(
+                f"{source}: kernel {name!r} saves no weight trajectory (only its final "
+                f"state), so it has no landscape path; kernels that save one: {have}"
+            )
         raise UsageError(
-            f"{source}: no landscape for kernel {kernel!r}; kernels that save a weight "
-            f"trajectory: {', '.join(_PROBLEMS)}"
+            f"{source}: no landscape for kernel {name!r}; kernels that save a weight "
+            f"trajectory: {have}"
         )
-    return make(payload, source, n_test)
+    try:
+        return rebuild(payload)
+    except SpecError as e:  # the kernel's messages do not know the file: name it here
+        raise SpecError(source, e.violations) from None
+    except UsageError as e:
+        raise UsageError(f"{source}: {e}") from None
 
 
 def pca_directions(rows: Array, k: int = 2) -> tuple[Array, Array]:
@@ -249,7 +171,6 @@ def compute(
     *,
     grid: int = 41,
     margin: float = 0.25,
-    n_test: int = N_TEST,
     source: str = "model file",
 ) -> dict[str, Array]:
     """The landscape of one saved run.
@@ -258,7 +179,6 @@ def compute(
         payload: A loaded model file (``srsweep.store.load``).
         grid: Points per grid axis; odd, so that θ* is the centre node.
         margin: Grid axes reach this fraction past the path's farthest point.
-        n_test: Size of the held-out set.
         source: Names the file in error messages.
 
     Returns:
@@ -275,7 +195,7 @@ def compute(
     """
     if grid < 3 or grid % 2 == 0:
         raise UsageError(f"grid: must be an odd number >= 3 (θ* is the centre), but got {grid}")
-    prob = problem(payload, source, n_test)
+    prob = problem(payload, source)
     d = (prob.trajectory - prob.final).numpy()  # (T, P)
     pcs, ratio = pca_directions(d)
     coords = d @ pcs.T  # (T, 2), uncentred: θ* is (0, 0)
