@@ -1,4 +1,5 @@
-"""Packed ``srnet`` trials against the same trials trained alone by ``srnet.train``."""
+"""Packed ``srnet`` trials against the same trials trained alone by the solo ``train``
+(the cases every packing kernel has are in the kernel contract suite)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,13 @@ import numpy as np
 import pytest
 import torch
 
-from srsweep.errors import KernelFailed
-from srsweep.kernels import srnet
 from srsweep.config import build
-from srsweep.kernels.srnet_pack import pack_key
-from srsweep.kernels.srnet_pack import train_packed
+from srsweep.errors import KernelFailed
+from srsweep.kernels import Run
+from srsweep.kernels.srnet.config import SRNetConfig
+from srsweep.kernels.srnet.config import pack_key
+from srsweep.kernels.srnet.packed import train_packed
+from srsweep.kernels.srnet.solo import train
 from srsweep.testing import RecordingRun
 
 # The 184 layout on a small budget: DSN 2x8 first half, 2x8 critic, 2 critic steps.
@@ -48,11 +51,11 @@ SHAPES: list[dict[str, Any]] = [
 SHAPE_IDS = ["base", "ext-input-grad", "no-critic-trainable-mask", "mlp-wgan"]
 
 
-def cfg_of(**over: Any) -> srnet.SRNetConfig:
+def cfg_of(**over: Any) -> SRNetConfig:
     merged = {**TINY, **over}
     for section in ("arch", "disc"):
         merged[section] = {**TINY[section], **over.get(section, {})}
-    cfg: srnet.SRNetConfig = build(srnet.SRNetConfig, merged, "test")
+    cfg: SRNetConfig = build(SRNetConfig, merged, "test")
     return cfg
 
 
@@ -64,15 +67,15 @@ def merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def solo(cfg: srnet.SRNetConfig) -> RecordingRun:
+def solo(cfg: SRNetConfig) -> RecordingRun:
     run = RecordingRun()
-    srnet.train(cfg, run)
+    train(cfg, run)
     return run
 
 
-def packed(cfgs: list[srnet.SRNetConfig]) -> list[RecordingRun]:
+def packed(cfgs: list[SRNetConfig]) -> list[RecordingRun]:
     runs = [RecordingRun() for _ in cfgs]
-    assert train_packed(cfgs, runs) == [None] * len(cfgs)
+    assert train_packed(cfgs, list[Run](runs)) == [None] * len(cfgs)
     return runs
 
 
@@ -99,50 +102,10 @@ def assert_same_run(alone: RecordingRun, pack: RecordingRun, rel: float = 1e-4) 
     np.testing.assert_allclose(got["corr_mat"], want["corr_mat"], rtol=rel, atol=1e-5)
 
 
-def test_kernel_declares_packing() -> None:
-    assert srnet.KERNEL.pack_key is pack_key
-    assert srnet.KERNEL.train_packed is train_packed
-
-
-@pytest.mark.parametrize("over", TRIALS[1:])
-def test_pack_key_ignores_what_a_pack_lets_differ(over: dict[str, Any]) -> None:
-    base = {"l1": 0.5}  # l1 on in both, as TRIALS[1] and [3] have it
-    assert pack_key(cfg_of(**merge(base, over))) == pack_key(cfg_of(**base))
-
-
-@pytest.mark.parametrize(
-    "over",
-    [
-        {"arch": {"hid_size": 16}},
-        {"arch": {"hid_num": [3, 0]}},
-        {"arch": {"lat_size": 2, "hid_kwargs": {"alpha": None}}},
-        {"arch": {"hid_type": "MLP"}},
-        {"epochs": 61},
-        {"log_freq": 5},
-        {"disc": {"hid_size": 16}},
-        {"disc": {"iters": 3}},
-        {"disc": {"loss": "wgan"}},
-        {"sd": 0.0},
-        {"l1": 0.1},
-        {"ext": ["input"]},
-        {"runtime": 5.0},
-    ],
-)
-def test_pack_key_separates_shapes_and_schedules(over: dict[str, Any]) -> None:
-    assert pack_key(cfg_of(**over)) != pack_key(cfg_of())
-
-
 def test_gradient_penalty_keeps_trials_apart_and_runs_them_alone() -> None:
     a, b = cfg_of(epochs=6, disc={"gp": 1.0}), cfg_of(epochs=6, seed=1, disc={"gp": 1.0})
     assert pack_key(a) != pack_key(b)
     assert_same_run(solo(a), packed([a])[0], rel=1e-6)
-
-
-def test_mixed_keys_and_lengths_are_refused() -> None:
-    with pytest.raises(ValueError, match="pack_key"):
-        train_packed([cfg_of(), cfg_of(epochs=5)], [RecordingRun(), RecordingRun()])
-    with pytest.raises(ValueError, match="runs"):
-        train_packed([cfg_of()], [])
 
 
 @pytest.mark.parametrize("shape", SHAPES, ids=SHAPE_IDS)
@@ -154,31 +117,24 @@ def test_packed_trials_equal_their_solo_runs(shape: dict[str, Any]) -> None:
         assert_same_run(alone, pack)
 
 
-def test_exploding_trial_fails_alone() -> None:
-    cfgs = [cfg_of(seed=0), cfg_of(seed=1, lr=1e30), cfg_of(seed=2)]
+def test_survivors_of_a_shrunk_pack_end_as_they_do_alone() -> None:
+    # One trial explodes, one stops at its second log: the pack is re-stacked twice,
+    # and every trial still logs and saves (model, critic, optimisers) what it does alone.
+    cfgs = [cfg_of(seed=0), cfg_of(seed=1, lr=1e30), cfg_of(seed=2), cfg_of(seed=3)]
     with pytest.raises(KernelFailed) as alone_err:
         solo(cfgs[1])
-    runs = [RecordingRun() for _ in cfgs]
-    out = train_packed(cfgs, runs)
-    assert out[0] is None and out[2] is None
-    assert isinstance(out[1], KernelFailed)
-    assert str(out[1]) == str(alone_err.value)
+    runs = [RecordingRun(), RecordingRun(), RecordingRun(stop_after=2), RecordingRun()]
+    out = train_packed(cfgs, list[Run](runs))
+    assert out[0] is None and out[2] is None and out[3] is None
+    assert isinstance(out[1], KernelFailed) and str(out[1]) == str(alone_err.value)
     assert runs[1].saved is None
-    for c, r in zip((cfgs[0], cfgs[2]), (runs[0], runs[2]), strict=True):
-        assert_same_run(solo(c), r)
-
-
-def test_stopped_trial_leaves_and_the_rest_go_on() -> None:
-    cfgs = [cfg_of(seed=s) for s in range(3)]
-    runs = [RecordingRun(), RecordingRun(stop_after=2), RecordingRun()]
-    assert train_packed(cfgs, runs) == [None, None, None]
-    assert [h["_step"] for h in runs[1].history] == [0, 25]
-    alone = RecordingRun(stop_after=2)
-    srnet.train(cfgs[1], alone)
-    assert_same_run(alone, runs[1])
-    for c, r in zip((cfgs[0], cfgs[2]), (runs[0], runs[2]), strict=True):
-        assert [h["_step"] for h in r.history] == [0, 25, 50, 59]
-        assert_same_run(solo(c), r)
+    assert [h["_step"] for h in runs[2].history] == [0, 25]
+    stopped = RecordingRun(stop_after=2)
+    train(cfgs[2], stopped)
+    assert_same_run(stopped, runs[2])
+    for t in (0, 3):
+        assert [h["_step"] for h in runs[t].history] == [0, 25, 50, 59]
+        assert_same_run(solo(cfgs[t]), runs[t])
 
 
 @pytest.mark.gpu

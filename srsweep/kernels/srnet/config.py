@@ -1,33 +1,28 @@
-"""The ``srnet`` kernel's config: the SRNet and critic keys with the 184 study's base run
-as defaults, their cross-field rules, and ``disc.from_run`` (a saved ``sd`` run's critic,
-found and checked before anything trains). The training loop is in ``srnet.py``.
+"""The ``srnet`` kernel's config, torch-free: the SRNet and critic keys with the 184
+study's base run as defaults, their cross-field rules, and the pack key.
+
+``create``, ``kernels`` and ``status`` read this module, so it imports no torch. The
+``disc.from_run`` key (a saved ``sd`` run's critic) is checked by ``from_run.resolve``.
 """
 
 from __future__ import annotations
 
-import os
+from collections.abc import Hashable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 from typing import Literal
 
-import numpy as np
-
-from srsweep import store
 from srsweep.config import param
-from srsweep.errors import SrsweepError
 from srsweep.kernels.common import data
 from srsweep.kernels.common import funlib
-from srsweep.kernels.common.nets import SDNet
 
 __all__ = [
     "HidKwargs",
     "ArchConfig",
     "DiscConfig",
     "SRNetConfig",
-    "load_critic_run",
-    "resolve_run",
-    "fixed_critic",
+    "packable",
+    "pack_key",
 ]
 
 HidType = Literal["MLP", "DSN"]
@@ -135,8 +130,8 @@ class SRNetConfig:
         }
 
     def violations(self) -> list[str]:
-        """Cross-field rules, each message naming its dotted key; a ``disc.from_run`` is
-        resolved and its critic checked here, before anything trains."""
+        """Cross-field rules, each message naming its dotted key (``disc.from_run`` is
+        ``resolve``'s)."""
         if self.in_var not in data.VARIABLES:
             return [f"in_var: must be one of {', '.join(data.VARIABLES)}, but got {self.in_var!r}"]
         out: list[str] = []
@@ -168,8 +163,6 @@ class SRNetConfig:
             )
         elif self.cotrained and not out:
             out += self._library_violations()
-        if self.disc.from_run is not None and not out:
-            out += _critic_violations(self)
         return out
 
     def _arch_violations(self) -> list[str]:
@@ -233,100 +226,27 @@ def _alpha_pair(alpha: AlphaKey) -> tuple[AlphaOne, AlphaOne]:
     return alpha[0], alpha[1]  # type: ignore[return-value]
 
 
-# --- fixed critic: finding and checking an sd run -----------------------------------
+# --- packing ------------------------------------------------------------------------
 
 
-def resolve_run(ref: str) -> Path:
-    """The model file of ``ref``: a ``.joblib`` path (or any existing file) as it is, else
-    a run id looked up in the local ledger the ``srsweep`` command runs on (its
-    ``--results``, passed down as ``$SRSWEEP_LEDGER_DIR``; else ``$SRSWEEP_RESULTS``,
-    else ``results``).
-
-    Raises:
-        SrsweepError: no such run, the run is not an ``sd`` run, or it saved no file;
-            the message says what ``disc.from_run`` must name.
-    """
-    path = Path(ref)
-    if path.suffix == ".joblib" or path.is_file():
-        return path
-    from srsweep.backends.local import LocalBackend  # the ledger, only when a run id is given
-
-    env = os.environ
-    root = Path(env.get("SRSWEEP_LEDGER_DIR") or env.get("SRSWEEP_RESULTS") or "results")
-    backend = LocalBackend(root)
-    try:
-        record = backend.run(ref)
-    except SrsweepError:
-        raise SrsweepError(
-            f"no run {ref!r} in {backend.path}; give the id of a finished sd run "
-            "(`srsweep run sd ...`, same --results or SRSWEEP_RESULTS) or the path of "
-            "its .joblib model file"
-        ) from None
-    finally:
-        backend.close()
-    if record.kernel != "sd":
-        raise SrsweepError(f"run {ref} is a {record.kernel!r} run; it must be an 'sd' run")
-    if not record.model_path:
-        raise SrsweepError(f"run {ref} ({record.state}) saved no model file")
-    return Path(record.model_path)
+def packable(cfg: SRNetConfig) -> bool:
+    """Whether ``train_packed`` trains ``cfg`` batched (else it runs the solo ``train``)."""
+    return cfg.disc.from_run is None and not (cfg.cotrained and cfg.disc.gp > 0)
 
 
-def load_critic_run(ref: str) -> dict[str, Any]:
-    """The saved ``sd`` run ``ref`` (see ``resolve_run``), checked to be one."""
-    payload = store.load(resolve_run(ref))
-    kernel = payload.get("kernel", "sd" if "disc_state" in payload else None)
-    if kernel != "sd" or "disc_state" not in payload:
-        raise SrsweepError(f"{ref} is a {kernel!r} run's file; it must be an 'sd' run's")
-    return payload
-
-
-def fixed_critic(cfg: SRNetConfig, payload: dict[str, Any]) -> tuple[SDNet, tuple[str, ...], str]:
-    """Build the saved critic for this SRNet's N points; raise if its inputs do not fit."""
-    hp = payload["hyperparams"]
-    sd_var = hp.get("in_var", cfg.in_var)
-    if sd_var not in data.VARIABLES or not np.array_equal(
-        data.inputs(sd_var), data.inputs(cfg.in_var)
-    ):
-        # one critic input = one curve over fixed, ordered points: other points, other task
-        raise SrsweepError(
-            f"its critic scores curves over the {sd_var} training points, but this "
-            f"SRNet's latents are curves over the {cfg.in_var} ones; in_var must match"
-        )
-    ext, ext_type = tuple(hp.get("ext") or ()), str(hp.get("ext_type", "embed"))
-    n = len(data.masks(cfg.in_var)["train"])
-    c = len(ext) * cfg.n_in
-    shapes = {k: tuple(v.shape) for k, v in payload["disc_state"].items()}
-    want = n if ext_type == "embed" else n * (1 + c)
-    got = shapes.get("layers2.0.weight", (0, 0))[1]
-    emb_got = shapes.get("layers1.0.weight", (0, 1))[1]
-    emb_want = 1 + c if ext_type == "embed" and c > 0 else 1
-    if (got, emb_got) != (want, emb_want):
-        sd_in = (hp.get("arch") or {}).get("in_size")
-        raise SrsweepError(
-            f"its critic takes {got} input(s) with {emb_got} channel(s) per point (sd run: "
-            f"in_var {hp.get('in_var')}, arch.in_size {sd_in}, ext {list(ext)}, ext_type "
-            f"{ext_type}), but the latents of this SRNet give {want} with {emb_want} "
-            f"({n} {cfg.in_var} training rows, {cfg.n_in} input column(s))"
-        )
-    d = hp.get("disc") or {}
-
-    def tup(v: Any) -> Any:
-        return tuple(v) if isinstance(v, list) else v
-
-    critic = SDNet(want, tup(d.get("hid_num", 1)), tup(d.get("hid_size", 100)),
-                   emb_size=emb_want if emb_want > 1 else None)  # fmt: skip
-    try:
-        critic.load_state_dict(payload["disc_state"])
-    except RuntimeError as e:
-        raise SrsweepError(f"its critic state does not fit its config ({e})") from None
-    return critic, ext, ext_type
-
-
-def _critic_violations(cfg: SRNetConfig) -> list[str]:
-    ref = cfg.disc.from_run
-    assert ref is not None
-    try:
-        fixed_critic(cfg, load_critic_run(ref))
-    except SrsweepError as e:
-        return [f"disc.from_run: {ref!r}: {e}"]
-    return []
+def pack_key(cfg: SRNetConfig) -> tuple[Hashable, ...]:
+    """Trials with equal keys can train in one pack: same SRNet shape and masks, data,
+    schedule, device, regularisers in use and critic setup."""
+    if not packable(cfg):
+        return ("srnet", "solo", cfg)  # only identical configs share it
+    p = cfg.pairs()
+    arch = (cfg.n_in, cfg.arch.out_size, cfg.arch.lat_size, *(p[k] for k in sorted(p)))
+    data_ = (cfg.in_var, cfg.target_var, cfg.lat_var)
+    regs = (cfg.l1 > 0, cfg.a1 > 0 or cfg.a2 > 0, cfg.e1 > 0)
+    critic: tuple[Hashable, ...] = ()
+    if cfg.cotrained:
+        d = cfg.disc
+        critic = (cfg.fun_lib, cfg.shuffle, cfg.iter_sample, cfg.ext, cfg.ext_type,
+                  d.hid_num, d.hid_size, d.iters, d.loss)  # fmt: skip
+    sched = (cfg.epochs, cfg.log_freq, cfg.runtime)
+    return ("srnet", cfg.device, arch, data_, sched, regs, cfg.cotrained, critic)
