@@ -9,7 +9,8 @@ os.environ["WANDB_MODE"] = "disabled"
 os.environ.setdefault("WANDB_SILENT", "true")
 
 
-# the test-only ``toy`` kernel, next to the real ones (subprocesses inherit it)
+# the test-only ``toy`` kernel (a package, srsweep/testing/toy/), next to the real ones,
+# through the registry's SRSWEEP_KERNELS hook (subprocesses inherit it)
 os.environ["SRSWEEP_KERNELS"] = "toy=srsweep.testing.toy"
 
 

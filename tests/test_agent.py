@@ -90,7 +90,7 @@ def test_sigterm_preempts_the_running_trial(results):
     b, sid = _sweep(results, {"target": {"values": [1, 2]}, "steps": {"value": 50}})
     import srsweep.testing.toy as toy
 
-    real_train = toy.train
+    real_train = toy.KERNEL.train
 
     def train(cfg, run):
         os.kill(os.getpid(), signal.SIGTERM)  # arrives during the first trial
@@ -133,9 +133,9 @@ def test_agent_stops_when_trials_keep_failing(results):
 
 
 def test_pack_groups_by_pack_key_and_fails_alone(results):
-    import srsweep.testing.toy as toy
+    from srsweep.testing.toy.packed import PACKS
 
-    toy.PACKS.clear()
+    PACKS.clear()
     b, sid = _sweep(
         results,
         {
@@ -145,7 +145,7 @@ def test_pack_groups_by_pack_key_and_fails_alone(results):
         },
     )
     res = run_agent(b, sid, results=results, pack=8, echo=lambda s: None)
-    assert sorted(toy.PACKS) == [4, 4]  # 8 trials, two shapes (steps 3 and 4)
+    assert sorted(PACKS) == [4, 4]  # 8 trials, two shapes (steps 3 and 4)
     assert res.states == {"finished": 4, "failed": 4}
     for r in b.runs(sid):
         expected = r.params["steps"] if r.params["fail_at"] is None else 2
@@ -154,12 +154,12 @@ def test_pack_groups_by_pack_key_and_fails_alone(results):
 
 
 def test_pack_one_is_the_unpacked_path(results):
-    import srsweep.testing.toy as toy
+    from srsweep.testing.toy.packed import PACKS
 
-    toy.PACKS.clear()
+    PACKS.clear()
     b, sid = _sweep(results, {"target": {"values": [1.0, 2.0]}})
     assert run_agent(b, sid, results=results, pack=1, echo=lambda s: None).states == {"finished": 2}
-    assert toy.PACKS == []
+    assert PACKS == []
 
 
 def test_model_path_is_absolute_so_other_directories_find_it(tmp_path, monkeypatch):

@@ -1,12 +1,14 @@
-"""A tiny in-memory ``Run`` for kernel tests."""
+"""Tiny in-memory ``Run``s for kernel tests."""
 
 from __future__ import annotations
 
 from typing import Any
 
+__all__ = ["FailingSave", "RecordingRun"]
+
 
 class RecordingRun:
-    """Keeps what a kernel logs and saves; stops after ``stop_after`` log calls."""
+    """Keeps what a kernel logs and saves; asks to stop once it holds ``stop_after`` logs."""
 
     def __init__(self, stop_after: int | None = None) -> None:
         self.history: list[dict[str, float]] = []
@@ -24,3 +26,10 @@ class RecordingRun:
 
     def series(self, key: str) -> list[float]:
         return [h[key] for h in self.history if key in h]
+
+
+class FailingSave(RecordingRun):
+    """A ``RecordingRun`` whose ``save`` raises ``OSError`` (a full disk)."""
+
+    def save(self, state: dict[str, Any]) -> None:
+        raise OSError("disk full")
