@@ -27,13 +27,14 @@ from types import FrameType
 from typing import Any
 from typing import Protocol
 
+from srsweep import config as _config
 from srsweep import engine
 from srsweep import kernels
 from srsweep import scripts
 from srsweep.backends._base import RunRecord
 from srsweep.backends.local import LocalBackend
+from srsweep.errors import SpecError
 from srsweep.errors import SrsweepError
-from srsweep import config as _config
 from srsweep.spec import SCRIPT
 from srsweep.spec import swept_keys
 from srsweep.tracking import TrialRun
@@ -137,6 +138,18 @@ def agent_name() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
 
+def resolved(kernel: kernels.Kernel, cfg: Any, backend: LocalBackend, source: str) -> Any:
+    """``cfg`` with the runs it names (srnet's ``disc.from_run``) resolved to model files
+    through this ledger: kernels never open the ledger themselves. Errors name ``source``
+    (the sweep's run, ``--set``, ...), as config errors do."""
+    if kernel.resolve is None:
+        return cfg
+    try:
+        return kernel.resolve(cfg, backend.run)
+    except SpecError as e:
+        raise SpecError(source, e.violations) from None
+
+
 def _error_text(exc: BaseException) -> str:
     """A kernel's deliberate failure is its message; anything else keeps its traceback."""
     if isinstance(exc, SrsweepError):
@@ -166,7 +179,8 @@ class _Trial:
         self.sink: WandbSink | None = None
         self.error: str | None = None
         try:
-            self.cfg = _config.build(kernel.config, overrides, source)
+            built = _config.build(kernel.config, overrides, source)
+            self.cfg = resolved(kernel, built, backend, source)
             config = _config.to_dict(self.cfg)
             backend.set_config(record.id, config)
             # absolute: the ledger outlives the directory it was written from
@@ -476,7 +490,8 @@ def run_single(
 ) -> RunRecord:
     """One run outside any sweep (``srsweep run``); bad overrides fail before it starts."""
     kernel = kernels.get(kernel_name)
-    config = _config.to_dict(_config.build(kernel.config, overrides, source))
+    cfg = resolved(kernel, _config.build(kernel.config, overrides, source), backend, source)
+    config = _config.to_dict(cfg)
     record = backend.start_run(kernel.name, config, agent_name())
     echo(f"{record.name} ({record.id}) {kernel.name}")
     t0 = time.monotonic()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -61,9 +60,6 @@ def main(ctx: click.Context, results: Path) -> None:
       srsweep report SWEEP_ID              # plots + tables in results/SWEEP_ID/
       srsweep run sd --set disc.lr=1e-3    # one run, no sweep
     """
-    # kernels that name other runs (srnet's disc.from_run) and trial subprocesses look
-    # the ledger up here
-    os.environ["SRSWEEP_LEDGER_DIR"] = str(results.resolve())
     ctx.obj = _Obj(results)
 
 
@@ -89,7 +85,7 @@ def create(obj: _Obj, spec_path: Path, dry_run: bool, backend: str, project: str
     """
     from srsweep.spec import load_spec
 
-    spec = load_spec(spec_path)
+    spec = load_spec(spec_path, lookup=obj.backend.run)  # runs a config names: this ledger
     swept = ", ".join(spec.swept_keys()) or "nothing"
     what = f"kernel {spec.kernel.name}" if spec.kernel else f"script {spec.script}"
     if dry_run:

@@ -14,13 +14,6 @@ os.environ.setdefault("WANDB_SILENT", "true")
 os.environ["SRSWEEP_KERNELS"] = "toy=srsweep.testing.toy"
 
 
-@pytest.fixture(autouse=True)
-def _no_ledger_from_an_earlier_cli_call(monkeypatch: pytest.MonkeyPatch) -> None:
-    """``srsweep`` exports its --results as SRSWEEP_LEDGER_DIR; in-process CLI tests
-    must not leak it into the next test."""
-    monkeypatch.delenv("SRSWEEP_LEDGER_DIR", raising=False)
-
-
 @pytest.fixture
 def results(tmp_path: Path) -> Path:
     return tmp_path / "results"

@@ -11,11 +11,11 @@ from types import SimpleNamespace
 import pytest
 from click.testing import CliRunner
 
+from srsweep import config as _config
 from srsweep.agent import run_single
 from srsweep.backends import wandb as wb
 from srsweep.backends.local import LocalBackend
 from srsweep.cli import main
-from srsweep import config as _config
 from srsweep.kernels import get
 from srsweep.spec import validate
 
