@@ -20,7 +20,16 @@ from typing import Union
 
 from srsweep.errors import SpecError
 
-__all__ = ["param", "build", "check_value", "flat_fields", "to_dict", "describe_type"]
+__all__ = [
+    "param",
+    "build",
+    "check_value",
+    "flat_fields",
+    "flatten",
+    "layered",
+    "to_dict",
+    "describe_type",
+]
 
 
 def param(
@@ -205,6 +214,15 @@ def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
             out.update(flatten(v, f"{prefix}{k}."))
         else:
             out[f"{prefix}{k}"] = v
+    return out
+
+
+def layered(*overrides: dict[str, Any]) -> dict[str, Any]:
+    """Nested or dotted overrides merged key by key, later ones winning, as dotted keys:
+    ``{"disc": {"lr": 1}}`` then ``{"disc": {"gp": 0}}`` keeps both."""
+    out: dict[str, Any] = {}
+    for over in overrides:
+        out.update(flatten(over))
     return out
 
 

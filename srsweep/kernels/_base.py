@@ -85,13 +85,13 @@ class Entry:
 @dataclass(frozen=True)
 class Examples:
     """Configs the kernel contract suite (``srsweep.testing``) trains, as overrides of
-    the kernel's defaults. Every registered kernel declares them, so a new kernel is
-    tested by the suite as soon as it is registered."""
+    the kernel's defaults (``vary`` on top of ``smoke``). Every registered kernel
+    declares them, so a new kernel is tested by the suite as soon as it is registered."""
 
     smoke: dict[str, Any]  # a run of about a second on one CPU thread
     nonfinite: dict[str, Any]  # a run whose loss turns NaN/inf: it must fail, saying so
-    # packing kernels: overrides of trials that share smoke's pack key but differ in
-    # what a pack lets differ (seed, learning rates, penalties); at least two
+    # packing kernels: overrides of smoke, for trials that share its pack key but differ
+    # in what a pack lets differ (seed, learning rates, penalties); at least two
     vary: tuple[dict[str, Any], ...] = ()
     other_key: dict[str, Any] | None = None  # a trial with another pack key than smoke
     rtol: float = 1e-5  # packed vs solo, per logged value

@@ -16,6 +16,7 @@ import pytest
 
 from srsweep.config import build
 from srsweep.config import flatten
+from srsweep.config import layered
 from srsweep.errors import KernelFailed
 from srsweep.errors import SpecError
 from srsweep.kernels import Examples
@@ -85,7 +86,7 @@ class Trainer:
 
     def on_smoke(self, over: dict[str, Any]) -> dict[str, Any]:
         """``over`` on top of the smoke example, as dotted keys."""
-        return {**flatten(self.examples.smoke), **flatten(over)}
+        return layered(self.examples.smoke, over)
 
     def solo(
         self, over: dict[str, Any], stop_after: int | None = None

@@ -14,6 +14,7 @@ import pytest
 
 import srsweep.kernels
 from srsweep.config import build
+from srsweep.config import layered
 from srsweep.errors import SpecError
 from srsweep.kernels import Entry
 from srsweep.kernels.sd import KERNEL
@@ -32,11 +33,7 @@ TINY: dict[str, Any] = {
 
 
 def cfg_of(**over: Any) -> SDConfig:
-    merged = {**TINY, **over}
-    for section in ("arch", "disc"):
-        if merged.get(section) or TINY.get(section):
-            merged[section] = {**TINY.get(section, {}), **over.get(section, {})}
-    cfg: SDConfig = build(SDConfig, merged, "test")
+    cfg: SDConfig = build(SDConfig, layered(TINY, over), "test")
     return cfg
 
 

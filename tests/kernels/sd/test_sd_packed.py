@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from srsweep.config import build
+from srsweep.config import layered
 from srsweep.errors import KernelFailed
 from srsweep.kernels.common import data
 from srsweep.kernels.common.batched import StackedAdam
@@ -49,11 +50,7 @@ EXT_IDS = ["no-ext", "grad-stack", "input-embed"]
 
 
 def cfg_of(**over: Any) -> SDConfig:
-    merged = {**TINY, **over}
-    for section in ("arch", "disc"):
-        if merged.get(section) or TINY.get(section):
-            merged[section] = {**TINY.get(section, {}), **over.get(section, {})}
-    cfg: SDConfig = build(SDConfig, merged, "test")
+    cfg: SDConfig = build(SDConfig, layered(TINY, over), "test")
     return cfg
 
 

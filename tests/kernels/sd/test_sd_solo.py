@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from srsweep.config import build
+from srsweep.config import layered
 from srsweep.errors import KernelFailed
 from srsweep.kernels.common import data
 from srsweep.kernels.common.funlib import FunctionLibrary
@@ -35,10 +36,7 @@ TINY: dict[str, Any] = {
 
 
 def cfg_of(**over: Any) -> SDConfig:
-    merged = {**TINY, **over}
-    for section in ("arch", "disc"):
-        merged[section] = {**TINY[section], **over.get(section, {})}
-    cfg: SDConfig = build(SDConfig, merged, "test")
+    cfg: SDConfig = build(SDConfig, layered(TINY, over), "test")
     return cfg
 
 

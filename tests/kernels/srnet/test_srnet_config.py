@@ -16,6 +16,7 @@ from srsweep import store
 from srsweep.backends.local import LocalBackend
 from srsweep.cli import main
 from srsweep.config import build
+from srsweep.config import layered
 from srsweep.errors import SpecError
 from srsweep.kernels import Entry
 from srsweep.kernels.srnet import KERNEL
@@ -38,19 +39,9 @@ TINY: dict[str, Any] = {
 
 
 def cfg_of(**over: Any) -> SRNetConfig:
-    merged = {**TINY, **over}
-    for section in ("arch", "disc"):
-        merged[section] = {**TINY[section], **over.get(section, {})}
-    cfg: SRNetConfig = build(SRNetConfig, merged, "test")
+    cfg: SRNetConfig = build(SRNetConfig, layered(TINY, over), "test")
     return cfg
 
-
-def merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
-    out = {**a, **b}
-    for section in ("arch", "disc"):
-        if section in a and section in b:
-            out[section] = {**a[section], **b[section]}
-    return out
 
 
 # --- config -----------------------------------------------------------------------
@@ -133,7 +124,7 @@ VARY: list[dict[str, Any]] = [
 @pytest.mark.parametrize("over", VARY)
 def test_pack_key_ignores_what_a_pack_lets_differ(over: dict[str, Any]) -> None:
     base = {"l1": 0.5}  # l1 on in both, as VARY's trials have it
-    assert pack_key(cfg_of(**merge(base, over))) == pack_key(cfg_of(**base))
+    assert pack_key(cfg_of(**layered(base, over))) == pack_key(cfg_of(**base))
 
 
 @pytest.mark.parametrize(

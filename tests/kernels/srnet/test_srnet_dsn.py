@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from srsweep.config import build
+from srsweep.config import layered
 from srsweep.kernels.srnet.config import SRNetConfig
 from srsweep.kernels.srnet.dsn import DSN
 from srsweep.kernels.srnet.shared import build_model
@@ -17,9 +18,7 @@ TINY: dict[str, Any] = {"device": "cpu", "arch": {"hid_num": [2, 0], "hid_size":
 
 
 def cfg_of(**over: Any) -> SRNetConfig:
-    cfg: SRNetConfig = build(
-        SRNetConfig, {**TINY, **over, "arch": {**TINY["arch"], **over.get("arch", {})}}, "test"
-    )
+    cfg: SRNetConfig = build(SRNetConfig, layered(TINY, over), "test")
     return cfg
 
 

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from srsweep.config import build
+from srsweep.config import layered
 from srsweep.errors import KernelFailed
 from srsweep.kernels import Run
 from srsweep.kernels.srnet.config import SRNetConfig
@@ -52,19 +53,9 @@ SHAPE_IDS = ["base", "ext-input-grad", "no-critic-trainable-mask", "mlp-wgan"]
 
 
 def cfg_of(**over: Any) -> SRNetConfig:
-    merged = {**TINY, **over}
-    for section in ("arch", "disc"):
-        merged[section] = {**TINY[section], **over.get(section, {})}
-    cfg: SRNetConfig = build(SRNetConfig, merged, "test")
+    cfg: SRNetConfig = build(SRNetConfig, layered(TINY, over), "test")
     return cfg
 
-
-def merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
-    out = {**a, **b}
-    for section in ("arch", "disc"):
-        if section in a and section in b:
-            out[section] = {**a[section], **b[section]}
-    return out
 
 
 def solo(cfg: SRNetConfig) -> RecordingRun:
@@ -111,7 +102,7 @@ def test_gradient_penalty_keeps_trials_apart_and_runs_them_alone() -> None:
 @pytest.mark.parametrize("shape", SHAPES, ids=SHAPE_IDS)
 def test_packed_trials_equal_their_solo_runs(shape: dict[str, Any]) -> None:
     trials = TRIALS if shape is SHAPES[0] else TRIALS[:2]
-    cfgs = [cfg_of(**merge(shape, t)) for t in trials]
+    cfgs = [cfg_of(**layered(shape, t)) for t in trials]
     assert len({pack_key(c) for c in cfgs}) == 1
     for alone, pack in zip([solo(c) for c in cfgs], packed(cfgs), strict=True):
         assert_same_run(alone, pack)
@@ -140,6 +131,6 @@ def test_survivors_of_a_shrunk_pack_end_as_they_do_alone() -> None:
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_pack_matches_cuda_solo_runs() -> None:
-    cfgs = [cfg_of(**merge({"device": "cuda"}, t)) for t in TRIALS]
+    cfgs = [cfg_of(**layered({"device": "cuda"}, t)) for t in TRIALS]
     for alone, pack in zip([solo(c) for c in cfgs], packed(cfgs), strict=True):
         assert_same_run(alone, pack, rel=1e-3)

@@ -15,6 +15,7 @@ from srsweep import store
 from srsweep.backends.local import LocalBackend
 from srsweep.cli import main
 from srsweep.config import build
+from srsweep.config import layered
 from srsweep.errors import KernelFailed
 from srsweep.kernels.srnet import shared
 from srsweep.kernels.srnet.config import SRNetConfig
@@ -41,10 +42,7 @@ TINY: dict[str, Any] = {
 
 
 def cfg_of(**over: Any) -> SRNetConfig:
-    merged = {**TINY, **over}
-    for section in ("arch", "disc"):
-        merged[section] = {**TINY[section], **over.get(section, {})}
-    cfg: SRNetConfig = build(SRNetConfig, merged, "test")
+    cfg: SRNetConfig = build(SRNetConfig, layered(TINY, over), "test")
     return cfg
 
 
