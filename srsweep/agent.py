@@ -36,6 +36,7 @@ from srsweep.backends.local import LocalBackend
 from srsweep.errors import SpecError
 from srsweep.errors import SrsweepError
 from srsweep.spec import SCRIPT
+from srsweep.spec import objective
 from srsweep.spec import swept_keys
 from srsweep.tracking import TrialRun
 from srsweep.tracking import WandbSink
@@ -393,7 +394,7 @@ def run_agent(
     share a shape as one batched model (each is still its own run)."""
     sweep = backend.sweep(sweep_id)
     kernel = None if sweep.kernel == SCRIPT else kernels.get(sweep.kernel)
-    metric = (sweep.spec.get("metric") or {}).get("name", kernel.metric if kernel else "")
+    metric, _ = objective(sweep.spec, kernel)
     project = str(sweep.spec.get("project") or "srsweep")
     agent = agent_name()
     result = AgentResult()

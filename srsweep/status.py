@@ -27,16 +27,13 @@ def best_value(
 
 def status_lines(backend: LocalBackend, sweep_id: str) -> list[str]:
     from srsweep.spec import SCRIPT
+    from srsweep.spec import objective
     from srsweep.spec import swept_keys
 
     sweep = backend.sweep(sweep_id)
-    metric = sweep.spec.get("metric") or {}
     runs = backend.runs(sweep_id)
-    if sweep.kernel == SCRIPT:  # W&B's default goal; a script has no default metric
-        name, goal = metric.get("name", ""), metric.get("goal", "minimize")
-    else:
-        kernel = kernels.get(sweep.kernel)
-        name, goal = metric.get("name", kernel.metric), metric.get("goal", kernel.goal)
+    kernel = None if sweep.kernel == SCRIPT else kernels.get(sweep.kernel)
+    name, goal = objective(sweep.spec, kernel)
     keys = swept_keys(sweep.spec)
     counts = ", ".join(f"{n} {s}" for s, n in sorted(sweep.counts.items())) or "no runs yet"
     rows = []

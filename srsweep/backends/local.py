@@ -22,6 +22,7 @@ from typing import Any
 from srsweep import engine
 from srsweep.backends._base import RunRecord
 from srsweep.backends._base import SweepRecord
+from srsweep.backends._base import current
 from srsweep.errors import CorruptFileError
 from srsweep.errors import NotFoundError
 from srsweep.spec import SCRIPT
@@ -236,9 +237,7 @@ class LocalBackend:
                 )
                 return self.run(queued[0])
             runs = self._engine_runs(sweep_id, with_summary=sweep.spec["method"] == "bayes")
-            retried = {r.retry_of for r in runs if r.retry_of}
-            live = [r for r in runs if r.id not in retried]  # superseded attempts don't count
-            params = engine.suggest(sweep.spec, live, 1, seed=sweep.seed)
+            params = engine.suggest(sweep.spec, current(runs), 1, seed=sweep.seed)
             if not params:
                 return None
             return self._insert(sweep_id, sweep.kernel, params[0], {}, agent, len(runs))
