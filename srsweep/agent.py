@@ -35,6 +35,7 @@ from srsweep.backends._base import RunRecord
 from srsweep.backends.local import LocalBackend
 from srsweep.errors import SpecError
 from srsweep.errors import SrsweepError
+from srsweep.kernels import Entry
 from srsweep.spec import SCRIPT
 from srsweep.spec import objective
 from srsweep.spec import swept_keys
@@ -275,6 +276,9 @@ def execute(
         signals.current = [t.run for t in ready if t.run is not None]
     try:
         alone = len(ready) == 1 or kernel.train_packed is None
+        path = kernel.train if alone else kernel.train_packed
+        if isinstance(path, Entry):  # import its torch now, so that its threads can be set
+            path.load()
         _limit_threads(packed=not alone)
         if alone:
             for t in ready:

@@ -200,3 +200,30 @@ def test_threads_one_per_lone_trial_every_core_per_cpu_pack(
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+@pytest.mark.slow
+def test_a_fresh_agent_process_sets_threads_for_a_kernel_whose_torch_loads_lazily(
+    tmp_path,
+) -> None:
+    """Kernel records import no torch, so the agent imports the training path before it
+    sets the thread count: a lone trial in a fresh process trains on one thread."""
+    import subprocess
+    import sys
+
+    if (os.cpu_count() or 1) < 2:
+        pytest.skip("one core: torch's default is one thread, so the check cannot fail")
+    code = (
+        "import sys\n"
+        "from srsweep.agent import run_single\n"
+        "from srsweep.backends.local import LocalBackend\n"
+        f"b = LocalBackend({str(tmp_path)!r})\n"
+        "r = run_single(b, 'lazy', {'device': 'cpu', 'steps': 3, 'history_every': 0},"
+        f" results=__import__('pathlib').Path({str(tmp_path)!r}), source='t', echo=lambda s: None)\n"
+        "print(r.state, sys.modules['torch'].get_num_threads())\n"  # torch came lazily
+    )
+    env = {**os.environ, "WANDB_MODE": "disabled"}
+    env.pop("SRSWEEP_THREADS", None)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split()[-2:] == ["finished", "1"]

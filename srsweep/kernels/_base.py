@@ -73,10 +73,15 @@ class Entry:
         self.module, self.name = module, name
         self._fn: Callable[..., Any] | None = None
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+    def load(self) -> Callable[..., Any]:
+        """The function itself, importing its module now (the agent does so before it
+        sets torch's thread count, which needs torch imported)."""
         if self._fn is None:
             self._fn = getattr(importlib.import_module(self.module), self.name)
-        return self._fn(*args, **kwargs)
+        return self._fn
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.load()(*args, **kwargs)
 
     def __repr__(self) -> str:
         return f"Entry({self.module}:{self.name})"
