@@ -13,8 +13,21 @@ from srsweep.errors import SrsweepError
 from srsweep.errors import UsageError
 
 
+def _late_results(ctx: click.Context, _param: click.Parameter, value: Path | None) -> None:
+    if value is not None:  # given after the subcommand: it wins over the group's
+        ctx.find_object(_Obj).results = value
+
+
 class _Group(click.Group):
-    """Maps srsweep errors to ``Error: ...`` and an exit code, with no traceback."""
+    """Maps srsweep errors to ``Error: ...`` and an exit code, with no traceback; every
+    subcommand also accepts the global ``--results`` after its name."""
+
+    def add_command(self, cmd: click.Command, name: str | None = None) -> None:
+        cmd.params.append(click.Option(
+            ["--results"], type=click.Path(file_okay=False, path_type=Path), default=None,
+            expose_value=False, is_eager=True, callback=_late_results,
+            help="Folder of the ledger, model files and reports (as before the command)."))
+        super().add_command(cmd, name)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:

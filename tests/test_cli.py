@@ -197,3 +197,15 @@ def test_a_script_sweep_without_a_metric_asks_for_a_curve(cli, write_spec, tmp_p
     res = cli("report", sid)
     assert res.exit_code == 2
     assert "runs a script and its spec names no metric; pass --curve" in res.output
+
+
+def test_results_is_accepted_after_the_subcommand_and_wins(runner, write_spec, tmp_path):
+    here, there = tmp_path / "here", tmp_path / "there"
+    spec = str(write_spec(SPEC))
+    res = runner.invoke(main, ["--results", str(here), "create", spec, "--results", str(there)],
+                        catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    assert (there / "srsweep.db").exists() and not here.exists()
+    listed = runner.invoke(main, ["ls", "--results", str(there)], catch_exceptions=False)
+    assert res.output.strip().splitlines()[-1] in listed.output
+    assert "no sweeps yet" in runner.invoke(main, ["ls", "--results", str(here)]).output
