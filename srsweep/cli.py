@@ -284,10 +284,8 @@ def report(obj: _Obj, sweep_id: str, avg_hor: int | None, exclude: tuple[str, ..
            out: Path | None, band: bool, curve: str | None) -> None:
     """Write plots, tables and report.md for SWEEP_ID (local, or ENTITY/PROJECT/ID on a
     W&B server, read with the W&B API)."""
-    from srsweep import kernels
     from srsweep.backends._base import current
-    from srsweep.report import write_report
-    from srsweep.spec import objective
+    from srsweep.report import report_sweep
 
     remote = _remote(obj, sweep_id)
     if remote is not None:
@@ -299,22 +297,8 @@ def report(obj: _Obj, sweep_id: str, avg_hor: int | None, exclude: tuple[str, ..
         sweep = obj.backend.sweep(sweep_id)
         spec, runs = sweep.spec, current(obj.backend.runs(sweep_id))  # re-runs replace
         name, out_dir = f"{sweep.name} ({sweep_id})", out or obj.results / sweep_id
-    program = str(spec.get("program"))
-    kernel = kernels.get(program) if program in kernels.names() else None
-    metric, goal = objective(spec, kernel)
-    if kernel is not None:
-        paths = write_report(runs, out_dir, metric=metric, goal=goal, curve=curve or kernel.curve,
-                             avg_hor=avg_hor, exclude=list(exclude), band=band, title=name,
-                             kernel=kernel.name)
-    else:  # a script: its spec's metric, and every other metric it logged
-        curve = curve or metric
-        if not curve:
-            logged = sorted({k for r in runs for h in r.history for k in h} - {"_step"})
-            raise UsageError(f"report: sweep {sweep_id} runs a script and its spec names no "
-                             f"metric; pass --curve (logged: {', '.join(logged) or 'nothing'})")
-        paths = write_report(runs, out_dir, metric=metric or curve, goal=goal, curve=curve,
-                             avg_hor=avg_hor, exclude=list(exclude), band=band, title=name,
-                             more_curves=True)
+    paths = report_sweep(spec, runs, out_dir, sweep_id=sweep_id, title=name, curve=curve,
+                         avg_hor=avg_hor, exclude=exclude, band=band)
     click.echo(f"wrote {len(paths)} files to {out_dir}:")
     for p in paths:
         click.echo(f"  {p}")
