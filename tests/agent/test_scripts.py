@@ -23,7 +23,7 @@ from srsweep.backends import wandb as wb
 from srsweep.backends.local import LocalBackend
 from srsweep.spec import load_spec
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "sweeps" / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "sweeps" / "examples"
 
 PROBE = """\
 import json, os, signal, sys, time
