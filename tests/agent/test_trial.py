@@ -59,4 +59,3 @@ def test_a_fresh_agent_process_sets_threads_for_a_kernel_whose_torch_loads_lazil
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split()[-2:] == ["finished", "1"]
-
