@@ -23,13 +23,26 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO
+from typing import TYPE_CHECKING
 from typing import Any
 
+from srsweep.agent.signals import Heartbeat
 from srsweep.backends import wandb as wb
-from srsweep.backends._base import RunRecord
-from srsweep.backends.local import LocalBackend
 
-__all__ = ["ScriptTrial", "stderr_tail", "POLL", "CHECK_EVERY", "FLUSH_INTERVAL"]
+if TYPE_CHECKING:
+    from srsweep.agent.signals import Signals
+    from srsweep.agent.trial import Echo
+    from srsweep.backends._base import Backend
+    from srsweep.backends._base import RunRecord
+
+__all__ = [
+    "CHECK_EVERY",
+    "FLUSH_INTERVAL",
+    "POLL",
+    "ScriptTrial",
+    "execute_script",
+    "stderr_tail",
+]
 
 POLL = 0.25  # seconds between reads of the script's log and stderr
 # seconds between early-termination checks: kernels check every 2 s, but a script's
@@ -61,13 +74,13 @@ class ScriptTrial:
 
     def __init__(
         self,
-        backend: LocalBackend,
+        backend: Backend,
         record: RunRecord,
         spec: dict[str, Any],
         workdir: Path,
         *,
         results: Path,
-        echo: Callable[[str], None],
+        echo: Echo,
         stop_check: Callable[[], str | None] | None = None,
     ) -> None:
         self.backend, self.record, self.spec = backend, record, spec
@@ -231,6 +244,39 @@ class ScriptTrial:
         shown = [f"{k}={_fmt(v)}" for k, v in last.items() if k != "_step"][:4]
         took = time.monotonic() - self._t0
         return f"  {self.record.name} step {last['_step']} {' '.join(shown)} ({took:.0f}s)"
+
+
+def execute_script(
+    backend: Backend,
+    record: RunRecord,
+    spec: dict[str, Any],
+    workdir: Path,
+    *,
+    results: Path,
+    echo: Echo,
+    stop_check: Callable[[str], str | None] | None = None,
+    signals: Signals | None = None,
+) -> RunRecord:
+    """Run one claimed trial of a script sweep in its own process, with heartbeats, and
+    record its outcome in the ledger."""
+    trial = ScriptTrial(
+        backend,
+        record,
+        spec,
+        workdir,
+        results=results,
+        echo=echo,
+        stop_check=None if stop_check is None else lambda: stop_check(record.id),
+    )
+    beat = Heartbeat(backend, [record.id])
+    if signals is not None:
+        signals.current = [trial]
+    try:
+        return trial.run()
+    finally:
+        beat.stop()
+        if signals is not None:
+            signals.current = []
 
 
 def stderr_tail(text: str, n: int = TAIL_LINES) -> list[str]:

@@ -17,13 +17,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from srsweep import scripts
 from srsweep.agent import run_agent
+from srsweep.agent import scripts
 from srsweep.backends import wandb as wb
 from srsweep.backends.local import LocalBackend
 from srsweep.spec import load_spec
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "sweeps" / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "sweeps" / "examples"
 
 PROBE = """\
 import json, os, signal, sys, time
