@@ -159,10 +159,10 @@ def retry(obj: _Obj, sweep_id: str, failed: bool, preempted: bool) -> None:
 
     The old attempts keep their metrics; agents take queued trials first.
     """
-    states = (("failed",) if failed or not preempted else ()) + \
-        (("preempted", "crashed") if preempted or not failed else ())
     from srsweep.backends import open_backend
 
+    states = (("failed",) if failed or not preempted else ()) + \
+        (("preempted", "crashed") if preempted or not failed else ())
     backend, sid = open_backend(sweep_id, results=obj.results)
     queued = backend.retry(sid, states)
     backend.set_sweep_state(sid, "active")
