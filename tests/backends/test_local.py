@@ -1,5 +1,5 @@
 """What is particular to the SQLite ledger: files, WAL, processes and migrations. What
-every ledger backend does is the contract suite's (test_contract.py)."""
+every ledger backend does is the contract suite's (test_backend_contract.py)."""
 
 from __future__ import annotations
 
