@@ -281,7 +281,10 @@ class LocalBackend:
         db = self._conn
         if db.execute("SELECT 1 FROM runs WHERE retry_of=?", (run_id,)).fetchone():
             return None
-        old = self._run(db.execute("SELECT * FROM runs WHERE id=?", (run_id,)).fetchone())
+        row = db.execute("SELECT * FROM runs WHERE id=?", (run_id,)).fetchone()
+        if row is None:
+            raise self._no_run(run_id)
+        old = self._run(row)
         (seq,) = db.execute(
             "SELECT COALESCE(MAX(seq), -1) + 1 FROM runs WHERE sweep_id IS ?", (old.sweep_id,)
         ).fetchone()
@@ -322,7 +325,13 @@ class LocalBackend:
         """Mark the agent of these runs alive now."""
         now = time.time()
         with self._tx() as db:
-            db.executemany("UPDATE runs SET heartbeat_at=? WHERE id=?", [(now, r) for r in run_ids])
+            for run_id in run_ids:
+                self._touch(db, run_id, now)
+
+    def _touch(self, db: sqlite3.Connection, run_id: str, now: float) -> None:
+        """Mark ``run_id``'s agent alive at ``now``; NotFoundError when there is no such run."""
+        if db.execute("UPDATE runs SET heartbeat_at=? WHERE id=?", (now, run_id)).rowcount == 0:
+            raise self._no_run(run_id)
 
     def start_run(self, kernel: str, config: dict[str, Any], agent: str) -> RunRecord:
         """Register a standalone run (``srsweep run``), already running."""
@@ -377,7 +386,7 @@ class LocalBackend:
         if not rows:
             return
         with self._tx() as db:
-            db.execute("UPDATE runs SET heartbeat_at=? WHERE id=?", (time.time(), run_id))
+            self._touch(db, run_id, time.time())
             db.executemany(
                 "INSERT INTO history VALUES (?,?,?)",
                 [(run_id, int(r["_step"]), json.dumps(r)) for r in rows],
@@ -394,7 +403,7 @@ class LocalBackend:
         model_path: str | None = None,
     ) -> None:
         with self._tx() as db:
-            db.execute(
+            done = db.execute(
                 "UPDATE runs SET state=?, summary=?, error=?, model_path=?, finished_at=?,"
                 " config=COALESCE(?, config) WHERE id=?",
                 (
@@ -407,17 +416,24 @@ class LocalBackend:
                     run_id,
                 ),
             )
+            if done.rowcount == 0:
+                raise self._no_run(run_id)
 
     def set_config(self, run_id: str, config: dict[str, Any]) -> None:
         with self._tx() as db:
-            db.execute("UPDATE runs SET config=? WHERE id=?", (json.dumps(config), run_id))
+            set_ = db.execute("UPDATE runs SET config=? WHERE id=?", (json.dumps(config), run_id))
+            if set_.rowcount == 0:
+                raise self._no_run(run_id)
 
     def run(self, run_id: str) -> RunRecord:
         db = self._db()
         row = db.execute("SELECT * FROM runs WHERE id=?", (run_id,)).fetchone() if db else None
         if row is None:
-            raise NotFoundError(f"unknown run id {run_id!r} in {self.path}")
+            raise self._no_run(run_id)
         return self._with_history([self._run(row)])[0]
+
+    def _no_run(self, run_id: str) -> NotFoundError:
+        return NotFoundError(f"unknown run id {run_id!r} in {self.path}")
 
     def runs(self, sweep_id: str | None, *, history: bool = True) -> list[RunRecord]:
         db = self._db()
