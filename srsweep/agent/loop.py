@@ -13,6 +13,7 @@ import collections
 import os
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from dataclasses import field
 from pathlib import Path
@@ -22,6 +23,7 @@ from typing import Any
 from srsweep import config as _config
 from srsweep import engine
 from srsweep import kernels
+from srsweep.agent.function import execute_function
 from srsweep.agent.packing import groups
 from srsweep.agent.packing import pack_size
 from srsweep.agent.scripts import execute_script
@@ -68,13 +70,16 @@ def run_agent(
     results: Path,
     count: int | None = None,
     pack: int | None = None,
+    function: Callable[[], Any] | None = None,
     echo: Echo = print,
 ) -> AgentResult:
     """Claim and run trials of ``sweep_id`` until it is exhausted, stopped, or ``count``
     trials have run. With ``pack`` > 1, claim that many at a time and train those that
-    share a shape as one batched model (each is still its own run)."""
+    share a shape as one batched model (each is still its own run). With ``function``,
+    each trial is a call of it in this process instead of the sweep's program
+    (``wandb.agent(function=...)``)."""
     sweep = backend.sweep(sweep_id)
-    kernel = None if sweep.kernel == SCRIPT else kernels.get(sweep.kernel)
+    kernel = None if sweep.kernel == SCRIPT or function else kernels.get(sweep.kernel)
     metric, _ = objective(sweep.spec, kernel)
     project = str(sweep.spec.get("project") or "srsweep")
     agent = agent_name()
@@ -83,7 +88,7 @@ def run_agent(
     failures: list[float] = []
     swept = swept_keys(sweep.spec)
     if kernel is None and pack is not None and pack > 1:
-        echo("note: a script sweep runs its trials one by one, each in its own process")
+        echo("note: a script or function sweep runs its trials one by one")
     pack = 1 if kernel is None else pack_size(kernel, pack, echo)
 
     def check(run_id: str) -> str | None:
@@ -108,7 +113,12 @@ def run_agent(
                 result.runs.append(r.id)
                 n = f"{len(result.runs)}" + (f"/{count}" if count else "")
                 echo(f"[{n}] {r.name} ({r.id}) {params_line(r.params, swept)}")
-            if kernel is None:
+            if function is not None:
+                for r in claimed:
+                    execute_function(backend, r, sweep.spec, function, results=results,
+                                     echo=echo, stop_check=check if early else None,
+                                     signals=signals)
+            elif kernel is None:
                 for r in claimed:
                     execute_script(
                         backend,

@@ -190,8 +190,9 @@ class ScriptTrial:
         self._collect()
 
     # -- what it wrote ----------------------------------------------------------------
-    def _collect(self) -> None:
-        """Forward new stderr, and move new metrics from the script's run to the ledger."""
+    def _collect(self, backend: Backend | None = None) -> None:
+        """Forward new stderr, and move new metrics from the script's run to the ledger
+        (through ``backend``, when the caller's thread has a handle of its own)."""
         self._forward_stderr()
         if self._reader is None:
             path = wb.run_log(self.results, self.record.id)
@@ -202,7 +203,7 @@ class ScriptTrial:
         rows = [r for r in rows if len(r) > 1]
         if rows:
             self.history += rows
-            self.backend.log(self.record.id, rows)
+            (backend or self.backend).log(self.record.id, rows)
 
     def _forward_stderr(self) -> None:
         try:

@@ -41,6 +41,9 @@ class Signals:
 
     @contextmanager
     def installed(self) -> Iterator[Signals]:
+        if threading.current_thread() is not threading.main_thread():
+            yield self  # only the main thread receives signals (an agent in a thread)
+            return
         old = {s: signal.signal(s, self.handle) for s in (signal.SIGTERM, signal.SIGINT)}
         try:
             yield self

@@ -9,7 +9,9 @@ commands that never talk to W&B (``create``, ``status``, ``kernels``) stay fast.
 from __future__ import annotations
 
 from srsweep.backends.wandb.agent import agent_trial
+from srsweep.backends.wandb.agent import finish_active_run
 from srsweep.backends.wandb.agent import kill_delay
+from srsweep.backends.wandb.agent import reset_session
 from srsweep.backends.wandb.backend import COMMAND
 from srsweep.backends.wandb.backend import WandbBackend
 from srsweep.backends.wandb.backend import server_spec
@@ -29,11 +31,13 @@ __all__ = [
     "WandbBackend",
     "agent_trial",
     "base_url",
+    "finish_active_run",
     "kill_delay",
     "offline_dirs",
     "parse_path",
     "read_offline_run",
     "require_server",
+    "reset_session",
     "run_log",
     "server_spec",
     "sync",

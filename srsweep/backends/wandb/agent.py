@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-__all__ = ["agent_trial", "kill_delay"]
+__all__ = ["agent_trial", "finish_active_run", "kill_delay", "reset_session"]
 
 
 def agent_trial(
@@ -83,3 +83,20 @@ def kill_delay() -> float:
     from wandb.wandb_agent import Agent
 
     return float(wandb_env.get_agent_kill_delay(str(Agent.KILL_DELAY)) or Agent.KILL_DELAY)
+
+
+def reset_session() -> None:
+    """Forget wandb's settings, so the next ``wandb.init`` in this process reads the
+    environment (the next trial's run id and parameter file) again, as W&B's Python
+    agent does between the calls of a sweep's function."""
+    import wandb
+
+    wandb.teardown()
+
+
+def finish_active_run(exit_code: int) -> None:
+    """Finish the run a trial's function left open (W&B's agent does it for the user)."""
+    import wandb
+
+    if wandb.run is not None:
+        wandb.run.finish(exit_code=exit_code)
