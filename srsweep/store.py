@@ -37,7 +37,9 @@ class _Refused(Exception):
     """What a file holds that ``load`` does not unpickle (the message names it)."""
 
 
-_WRAPPER_FIELDS = {"subclass", "shape", "order", "dtype", "allow_mmap", "numpy_array_alignment_bytes"}
+_WRAPPER_FIELDS = {"subclass", "shape", "order", "dtype", "allow_mmap"} | {
+    "numpy_array_alignment_bytes"
+}
 
 
 class _ArrayWrapper(NumpyArrayWrapper):  # type: ignore[misc]
@@ -103,7 +105,7 @@ class _Pickler(NumpyPickler):  # type: ignore[misc]
     def save_global(self, obj: Any, name: str | None = None) -> None:
         # the (module, name) pickle itself writes for a class or function
         name = name or getattr(obj, "__qualname__", None) or obj.__name__
-        module = pickle.whichmodule(obj, name)
+        module = pickle.whichmodule(obj, name)  # type: ignore[attr-defined]  # not in typeshed
         if (module, name) not in ALLOWED:
             raise TypeError(
                 f"a model file cannot hold {module}.{name} (store.load reads only {_KINDS}); "
@@ -177,12 +179,15 @@ def load(path: str | Path) -> dict[str, Any]:
             f.seek(0)
             payload = _Unpickler(path, f).load()
     except _Refused as e:
-        old = str(e).startswith("torch")  # files from before kernels saved NumPy arrays
+        # a file from before kernels saved NumPy arrays holds torch tensors
+        old = (
+            "; it is from an older srsweep: train the run again"
+            if f"{e}".startswith("torch")
+            else ""
+        )
         raise UnsafeFileError(
             f"{path}: refused to load {e}: a srsweep model file holds only {_KINDS}, and "
-            "unpickling anything else can run code; nothing of it was used"
-            + ("; a file with torch tensors is from an older srsweep: train the run again"
-               if old else "")
+            f"unpickling anything else can run code; nothing of it was used{old}"
         ) from None
     except CorruptFileError:
         raise
