@@ -7,9 +7,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
 import torch
 
 __all__ = ["to_numpy", "to_tensors"]
@@ -27,6 +27,13 @@ def to_numpy(obj: Any) -> Any:
     return obj
 
 
-def to_tensors(state: Mapping[str, Any]) -> dict[str, torch.Tensor]:
-    """A saved state dict (name -> array) as tensors, for ``load_state_dict``."""
-    return {k: torch.as_tensor(v) for k, v in state.items()}
+def to_tensors(obj: Any) -> Any:
+    """``to_numpy`` undone: every NumPy array in ``obj`` a CPU tensor, so that a loaded
+    state dict (a module's or an optimiser's) goes into ``load_state_dict``."""
+    if isinstance(obj, np.ndarray):
+        return torch.from_numpy(obj)
+    if isinstance(obj, dict):
+        return {k: to_tensors(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(to_tensors(v) for v in obj)
+    return obj
