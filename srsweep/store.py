@@ -56,7 +56,7 @@ class _ArrayWrapper(NumpyArrayWrapper):  # type: ignore[misc]
         if self.subclass is not np.ndarray:
             raise _Refused(f"an array of type {self.subclass!r}")
         if not isinstance(self.dtype, np.dtype) or self.dtype.hasobject:
-            raise _Refused(f"a numpy.ndarray of dtype {self.dtype!r}")
+            raise _Refused(f"a numpy.ndarray of dtype {self.dtype}")
         return super().read(unpickler, *args)
 
 
