@@ -221,6 +221,14 @@ def test_cli_bad_ids_exit_2(cli, results, tmp_path) -> None:
     assert not (results / "landscape").exists()  # nothing written
 
 
+def test_cli_refuses_a_file_that_would_run_code(cli, results, code_file) -> None:
+    path, refused, marker = code_file
+    res = cli("landscape", str(path))
+    assert res.exit_code == 2
+    assert res.stderr.startswith(f"Error: {path}: refused to load {refused}: ")
+    assert not marker.exists() and not (results / "landscape").exists()
+
+
 def test_trajectory_ends_in_the_lowest_region_of_its_contour(result: dict) -> None:
     grid = np.asarray(result["grid_loss"])
     c = GRID // 2
