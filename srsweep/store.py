@@ -37,9 +37,10 @@ class _Refused(Exception):
     """What a file holds that ``load`` does not unpickle (the message names it)."""
 
 
-_WRAPPER_FIELDS = {"subclass", "shape", "order", "dtype", "allow_mmap"} | {
-    "numpy_array_alignment_bytes"
-}
+# what joblib's NumpyArrayWrapper.__init__ sets
+_WRAPPER_FIELDS = frozenset(
+    ("subclass", "shape", "order", "dtype", "allow_mmap", "numpy_array_alignment_bytes")
+)
 
 
 class _ArrayWrapper(NumpyArrayWrapper):  # type: ignore[misc]
@@ -180,11 +181,8 @@ def load(path: str | Path) -> dict[str, Any]:
             payload = _Unpickler(path, f).load()
     except _Refused as e:
         # a file from before kernels saved NumPy arrays holds torch tensors
-        old = (
-            "; it is from an older srsweep: train the run again"
-            if f"{e}".startswith("torch")
-            else ""
-        )
+        torch = str(e).startswith("torch")
+        old = "; it is from an older srsweep: train the run again" if torch else ""
         raise UnsafeFileError(
             f"{path}: refused to load {e}: a srsweep model file holds only {_KINDS}, and "
             f"unpickling anything else can run code; nothing of it was used{old}"
