@@ -141,20 +141,12 @@ def agent(obj: _Obj, sweep_id: str, count: int | None, pack: int | None) -> None
     SWEEP_ID may also be ENTITY/PROJECT/SWEEP_ID of a sweep on a W&B server: then W&B's
     own agent hands out the trials, each in its own process.
     """
-    from srsweep.agent import run_agent
-    from srsweep.backends import ServerAgents
-    from srsweep.backends import open_backend
-
-    backend, sid = open_backend(sweep_id, results=obj.results)
-    if isinstance(backend, ServerAgents):  # the server hands the trials to its own agents
-        code = backend.run_server_agent(sid, count)
-        if code != 0:
-            raise SrsweepError(f"wandb agent exited with code {code}")
-        return
+    from srsweep import api
     from srsweep.tracking import flush_wandb
 
-    result = run_agent(backend, sid, results=obj.results, count=count, pack=pack,
-                       echo=click.echo)
+    result = api.agent(sweep_id, count=count, pack=pack, results=obj.results, echo=click.echo)
+    if not result.runs and result.reason == api.SERVER_AGENT_DONE:
+        return
     flush_wandb(click.echo)
     states = ", ".join(f"{n} {s}" for s, n in sorted(result.states.items())) or "no trials"
     click.echo(f"agent done: {states} ({result.reason})")
@@ -294,43 +286,17 @@ def report(obj: _Obj, sweep_id: str, avg_hor: int | None, exclude: tuple[str, ..
            out: Path | None, band: bool, curve: str | None) -> None:
     """Write plots, tables and report.md for SWEEP_ID (local, or ENTITY/PROJECT/ID on a
     W&B server, read with the W&B API)."""
-    from srsweep.backends import open_backend
-    from srsweep.backends._base import current
-    from srsweep.report import report_sweep
+    from srsweep import api
 
-    backend, sid = open_backend(sweep_id, results=obj.results)
-    sweep = backend.sweep(sid)
-    spec, runs, remote = sweep.spec, current(backend.runs(sid)), sweep.remote  # re-runs replace
-    name, out_dir = f"{sweep.name} ({sid})", out or obj.results / sid.replace("/", "_")
-    paths = report_sweep(spec, runs, out_dir, sweep_id=sweep_id, title=name, curve=curve,
-                         avg_hor=avg_hor, exclude=exclude, band=band)
+    out_dir = out or obj.results / sweep_id.replace("/", "_")
+    lines: list[str] = []  # the W&B mirror's lines, printed after the files
+    paths = api.report(sweep_id, results=obj.results, out=out_dir, curve=curve,
+                       avg_hor=avg_hor, exclude=exclude, band=band, echo=lines.append)
     click.echo(f"wrote {len(paths)} files to {out_dir}:")
     for p in paths:
         click.echo(f"  {p}")
-    _log_report_figures(obj, paths, sweep_id, remote, spec, name)
-
-
-def _log_report_figures(obj: _Obj, paths: list[Path], sweep_id: str, remote: str | None,
-                        spec: dict[str, Any], title: str) -> None:
-    """The report's figures as images of a W&B run beside the sweep's runs."""
-    from srsweep.tracking import log_report
-    from srsweep.tracking import report_run_id
-
-    if remote is not None:
-        entity, project, sid = remote.split("/")
-    else:
-        entity, project, sid = None, str(spec.get("project") or "srsweep"), sweep_id
-    try:
-        mode = log_report(paths, sweep_id=sid, title=title, project=project,
-                          root=obj.results, entity=entity)  # fmt: skip
-    except Exception as e:  # the files are written; W&B is a mirror
-        click.echo(f"warning: report figures not logged to W&B ({type(e).__name__}: {e})")
-        return
-    if mode == "offline":
-        click.echo(f"logged the figures to offline W&B run {report_run_id(sid)}; "
-                   f"`srsweep sync {sweep_id}` uploads it")  # fmt: skip
-    elif mode is not None:
-        click.echo(f"logged the figures to W&B run {report_run_id(sid)}")
+    for line in lines:
+        click.echo(line)
 
 
 @main.command()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from dataclasses import field
 from typing import Any
@@ -141,5 +142,8 @@ class ServerAgents(Protocol):
     """A backend whose server hands trials to agents of its own (a W&B server): there
     ``claim`` is not offered and agents run through ``run_server_agent``."""
 
-    def run_server_agent(self, sweep_id: str, count: int | None) -> int:
-        """Run the server's agent on ``sweep_id`` for up to ``count`` trials; its exit code."""
+    def run_server_agent(
+        self, sweep_id: str, count: int | None, function: Callable[[], Any] | None = None
+    ) -> int:
+        """Run the server's agent on ``sweep_id`` for up to ``count`` trials (each a call
+        of ``function`` in this process, when given); its exit code."""

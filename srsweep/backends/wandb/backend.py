@@ -15,6 +15,7 @@ import copy
 import json
 import math
 import subprocess
+from collections.abc import Callable
 from collections.abc import Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -199,10 +200,18 @@ class WandbBackend:
         )
 
     # -- trials: the server's own agents run them ----------------------------------------
-    def run_server_agent(self, sweep_id: str, count: int | None) -> int:
-        """Run W&B's agent (``wandb agent``) on ``sweep_id``; each trial in its own process."""
+    def run_server_agent(
+        self, sweep_id: str, count: int | None, function: Callable[[], Any] | None = None
+    ) -> int:
+        """Run W&B's agent on ``sweep_id``: ``wandb agent``, each trial in its own
+        process, or with ``function`` W&B's Python agent calling it in this process."""
         _path(sweep_id)
         require_server()
+        if function is not None:
+            import wandb
+
+            wandb.agent(sweep_id, function=function, count=count)
+            return 0
         cmd = [wandb_exe(), "agent", sweep_id] + (["--count", str(count)] if count else [])
         return subprocess.call(cmd)
 
