@@ -19,7 +19,7 @@ from pathlib import Path
 def measure(trials: int, mode: str) -> tuple[float, float]:
     """Seconds per trial for ``trials`` toy trials with ``WANDB_MODE=mode``: in the agent
     loop, and including the deferred offline W&B writes drained at exit."""
-    from srsweep.agent import run_agent
+    from srsweep.agents import run_agent
     from srsweep.backends.local import LocalBackend
     from srsweep.spec import validate
     from srsweep.tracking import flush_wandb

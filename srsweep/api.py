@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Any
 
-from srsweep.agent import AgentResult
-from srsweep.agent import run_agent
+from srsweep.agents import AgentResult
+from srsweep.agents import run_agent
 from srsweep.backends import ServerAgents
 from srsweep.backends import current
 from srsweep.backends import open_backend
@@ -137,7 +137,7 @@ def agent(
 def runs(sweep_id: str, *, results: str | Path | None = None) -> pd.DataFrame:
     """One row per run of ``sweep_id`` (its latest attempt per trial): state, config
     columns (``config.KEY``) and summary metrics, as the report reads them."""
-    from srsweep.report import runs_frame  # pandas: only for the calls that read runs
+    from srsweep.reports import runs_frame  # pandas: only for the calls that read runs
 
     backend, sid = open_backend(sweep_id, results=_results(results))
     return runs_frame(current(backend.runs(sid)))
@@ -145,7 +145,7 @@ def runs(sweep_id: str, *, results: str | Path | None = None) -> pd.DataFrame:
 
 def history(sweep_id: str, *, results: str | Path | None = None) -> pd.DataFrame:
     """Every logged row of ``sweep_id``'s runs: ``run_id``, ``_step`` and the metrics."""
-    from srsweep.report import history_frame
+    from srsweep.reports import history_frame
 
     backend, sid = open_backend(sweep_id, results=_results(results))
     return history_frame(current(backend.runs(sid)))
@@ -167,7 +167,7 @@ def report(
     ``report.md`` among them. ``out`` defaults to ``RESULTS/SWEEP_ID``. With
     ``mirror``, its figures are also logged to a W&B run beside the sweep's runs
     (offline unless a server is configured; ``srsweep sync`` uploads it)."""
-    from srsweep.report import report_sweep
+    from srsweep.reports import report_sweep
 
     folder = _results(results)
     backend, sid = open_backend(sweep_id, results=folder)

@@ -202,7 +202,7 @@ def run_cmd(obj: _Obj, kernel: str, args_json: str | None, sets: tuple[str, ...]
     ARGS_JSON is an optional JSON object of config values (what W&B's ${args_json}
     passes); --config and then --set are applied on top of it.
     """
-    from srsweep.agent import run_single
+    from srsweep.agents import run_single
     from srsweep.config import flatten
     from srsweep.spec import load_yaml
     from srsweep.spec import parse_sets
@@ -364,7 +364,7 @@ def landscape(obj: _Obj, run_ids: tuple[str, ...], grid: int, out: Path | None) 
     Writes landscape_RUN_ID.png and .npz (the numbers) per run.
     """
     from srsweep import analysis  # torch: only when a landscape is computed
-    from srsweep.report import write_landscape
+    from srsweep.reports import write_landscape
 
     files = [_model_file(obj, ref) for ref in run_ids]  # every id checked before any work
     out_dir = out or obj.results / "landscape"

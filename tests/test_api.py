@@ -12,7 +12,7 @@ import pytest
 import wandb
 
 import srsweep
-from srsweep.agent.function import FunctionTrial
+from srsweep.agents.function import FunctionTrial
 from srsweep.backends import open_ledger
 from srsweep.errors import SpecError
 from srsweep.errors import SrsweepError
@@ -54,7 +54,7 @@ def test_a_dict_sweep_runs_a_function_and_reads_back(here):
     assert runs[0.01].summary["shape_sum"] == 2 and runs[0.01].summary["loss"] == 0.01
 
     frame = srsweep.runs(sid, results=results)
-    assert sorted(frame["config.lr"]) == [0.01, 0.1]
+    assert sorted(frame["lr"]) == [0.01, 0.1] and set(frame["state"]) == {"finished"}
     hist = srsweep.history(sid, results=results)
     assert len(hist) == 6 and set(hist["run_id"]) == {r.id for r in runs.values()}
     paths = srsweep.report(sid, results=results, mirror=False)

@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from srsweep import config as _config
-from srsweep.agent import run_single
+from srsweep.agents import run_single
 from srsweep.backends import ServerAgents
 from srsweep.backends import wandb as wb
 from srsweep.backends.local import LocalBackend
@@ -115,8 +115,8 @@ def test_api_runs_become_records():
     assert rec.kernel == "sd" and rec.created_at == 1714979289.0
     assert rec.config == {"disc": {"lr": 1e-3}} and rec.summary == {"acc": 0.7}
     assert rec.history == [{"_step": i, "acc": 0.5 + i / 10, "epoch": i * 25} for i in range(3)]
-    from srsweep.report import history_frame
-    from srsweep.report import runs_frame
+    from srsweep.reports import history_frame
+    from srsweep.reports import runs_frame
 
     assert list(history_frame([rec])["acc"]) == [0.5, 0.6, 0.7]
     assert runs_frame([rec])["disc.lr"].tolist() == [1e-3]

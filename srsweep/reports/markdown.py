@@ -13,7 +13,7 @@ from datetime import datetime
 
 import pandas as pd
 
-from srsweep.report.frames import format_value
+from srsweep.reports.frames import format_value
 
 __all__ = ["STATES", "report_markdown", "kernel_section", "curves_section"]
 

@@ -7,8 +7,8 @@ import os
 import signal
 import time
 
-from srsweep.agent import run_agent
-from srsweep.agent.signals import Heartbeat
+from srsweep.agents import run_agent
+from srsweep.agents.signals import Heartbeat
 from srsweep.backends.local import LocalBackend
 
 

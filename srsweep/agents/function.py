@@ -28,16 +28,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Any
 
-from srsweep.agent.scripts import CHECK_EVERY
-from srsweep.agent.scripts import FLUSH_INTERVAL
-from srsweep.agent.scripts import POLL
-from srsweep.agent.scripts import ScriptTrial
-from srsweep.agent.signals import Heartbeat
+from srsweep.agents.scripts import CHECK_EVERY
+from srsweep.agents.scripts import FLUSH_INTERVAL
+from srsweep.agents.scripts import POLL
+from srsweep.agents.scripts import ScriptTrial
+from srsweep.agents.signals import Heartbeat
 from srsweep.backends import wandb as wb
 
 if TYPE_CHECKING:
-    from srsweep.agent.signals import Signals
-    from srsweep.agent.trial import Echo
+    from srsweep.agents.signals import Signals
+    from srsweep.agents.trial import Echo
     from srsweep.backends._base import Backend
     from srsweep.backends._base import RunRecord
 

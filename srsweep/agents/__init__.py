@@ -8,10 +8,10 @@ sweep whose program is a script, each a process of its own.
 
 from __future__ import annotations
 
-from srsweep.agent.loop import AgentResult
-from srsweep.agent.loop import agent_name
-from srsweep.agent.loop import run_agent
-from srsweep.agent.loop import run_single
-from srsweep.agent.trial import execute
+from srsweep.agents.loop import AgentResult
+from srsweep.agents.loop import agent_name
+from srsweep.agents.loop import run_agent
+from srsweep.agents.loop import run_single
+from srsweep.agents.trial import execute
 
 __all__ = ["AgentResult", "agent_name", "execute", "run_agent", "run_single"]

@@ -4,8 +4,8 @@ import pandas as pd
 import pytest
 
 from srsweep.errors import UsageError
-from srsweep.report import report_sweep
-from srsweep.report import write_report
+from srsweep.reports import report_sweep
+from srsweep.reports import write_report
 
 FILES = [
     "runs.csv", "history.csv", "best.csv", "trends.csv", "comparison.png",

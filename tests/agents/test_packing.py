@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from srsweep.agent import packing
-from srsweep.agent import run_agent
+from srsweep.agents import packing
+from srsweep.agents import run_agent
 
 
 def test_pack_groups_by_pack_key_and_fails_alone(toy_sweep, results):

@@ -6,16 +6,16 @@ from typing import Any
 
 import pytest
 
-from srsweep.report import best_k
-from srsweep.report import characterise
-from srsweep.report import classify
-from srsweep.report import history_frame
-from srsweep.report import runs_frame
-from srsweep.report import smooth
-from srsweep.report import varying_keys
-from srsweep.report.markdown import curves_section
-from srsweep.report.markdown import kernel_section
-from srsweep.report.markdown import report_markdown
+from srsweep.reports import best_k
+from srsweep.reports import characterise
+from srsweep.reports import classify
+from srsweep.reports import history_frame
+from srsweep.reports import runs_frame
+from srsweep.reports import smooth
+from srsweep.reports import varying_keys
+from srsweep.reports.markdown import curves_section
+from srsweep.reports.markdown import kernel_section
+from srsweep.reports.markdown import report_markdown
 
 KEYS = ["disc.lr", "disc.hid_num"]
 

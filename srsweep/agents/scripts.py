@@ -26,12 +26,12 @@ from typing import IO
 from typing import TYPE_CHECKING
 from typing import Any
 
-from srsweep.agent.signals import Heartbeat
+from srsweep.agents.signals import Heartbeat
 from srsweep.backends import wandb as wb
 
 if TYPE_CHECKING:
-    from srsweep.agent.signals import Signals
-    from srsweep.agent.trial import Echo
+    from srsweep.agents.signals import Signals
+    from srsweep.agents.trial import Echo
     from srsweep.backends._base import Backend
     from srsweep.backends._base import RunRecord
 

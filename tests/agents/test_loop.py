@@ -4,8 +4,8 @@ that stops when trials keep failing, and one run outside any sweep."""
 from __future__ import annotations
 
 from srsweep import store
-from srsweep.agent import run_agent
-from srsweep.agent import run_single
+from srsweep.agents import run_agent
+from srsweep.agents import run_single
 from srsweep.backends.local import LocalBackend
 
 

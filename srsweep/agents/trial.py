@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING
 from typing import Any
 
 from srsweep import config as _config
-from srsweep.agent.packing import limit_threads
-from srsweep.agent.signals import Heartbeat
+from srsweep.agents.packing import limit_threads
+from srsweep.agents.signals import Heartbeat
 from srsweep.errors import SpecError
 from srsweep.errors import SrsweepError
 from srsweep.kernels import Entry
@@ -24,7 +24,7 @@ from srsweep.tracking import TrialRun
 from srsweep.tracking import WandbSink
 
 if TYPE_CHECKING:
-    from srsweep.agent.signals import Signals
+    from srsweep.agents.signals import Signals
     from srsweep.backends._base import Backend
     from srsweep.backends._base import RunRecord
     from srsweep.kernels import Kernel

@@ -20,16 +20,16 @@ import pandas as pd
 from srsweep import kernels
 from srsweep import store
 from srsweep.errors import UsageError
-from srsweep.report import frames
-from srsweep.report.kernel_plots import kernel_figures
-from srsweep.report.markdown import curves_section
-from srsweep.report.markdown import kernel_section
-from srsweep.report.markdown import report_markdown
-from srsweep.report.plots import comparison_plot
-from srsweep.report.plots import grouped_plot
-from srsweep.report.plots import save
-from srsweep.report.trends import characterise
-from srsweep.report.trends import classify
+from srsweep.reports import frames
+from srsweep.reports.kernel_plots import kernel_figures
+from srsweep.reports.markdown import curves_section
+from srsweep.reports.markdown import kernel_section
+from srsweep.reports.markdown import report_markdown
+from srsweep.reports.plots import comparison_plot
+from srsweep.reports.plots import grouped_plot
+from srsweep.reports.plots import save
+from srsweep.reports.trends import characterise
+from srsweep.reports.trends import classify
 from srsweep.spec import objective
 
 if TYPE_CHECKING:

@@ -20,7 +20,7 @@ from matplotlib import colormaps
 from matplotlib.figure import Figure
 
 from srsweep import store
-from srsweep.report.frames import format_value
+from srsweep.reports.frames import format_value
 
 __all__ = ["comparison_plot", "grouped_plot", "save"]
 

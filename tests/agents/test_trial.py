@@ -7,7 +7,7 @@ import os
 import pytest
 
 from srsweep import store
-from srsweep.agent import run_agent
+from srsweep.agents import run_agent
 
 
 def test_failures_are_recorded_and_agent_goes_on(toy_sweep, results):
@@ -47,7 +47,7 @@ def test_a_fresh_agent_process_sets_threads_for_a_kernel_whose_torch_loads_lazil
         pytest.skip("one core: torch's default is one thread, so the check cannot fail")
     code = (
         "import sys\n"
-        "from srsweep.agent import run_single\n"
+        "from srsweep.agents import run_single\n"
         "from srsweep.backends.local import LocalBackend\n"
         f"b = LocalBackend({str(tmp_path)!r})\n"
         "r = run_single(b, 'lazy', {'device': 'cpu', 'steps': 3, 'history_every': 0},"

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from srsweep.agent import run_agent
-from srsweep.agent import scripts
+from srsweep.agents import run_agent
+from srsweep.agents import scripts
 from srsweep.backends import wandb as wb
 from srsweep.backends.local import LocalBackend
 from srsweep.spec import load_spec

@@ -23,21 +23,21 @@ from typing import Any
 from srsweep import config as _config
 from srsweep import engine
 from srsweep import kernels
-from srsweep.agent.function import execute_function
-from srsweep.agent.packing import groups
-from srsweep.agent.packing import pack_size
-from srsweep.agent.scripts import execute_script
-from srsweep.agent.signals import Signals
-from srsweep.agent.trial import execute
-from srsweep.agent.trial import outcome_line
-from srsweep.agent.trial import params_line
-from srsweep.agent.trial import resolved
+from srsweep.agents.function import execute_function
+from srsweep.agents.packing import groups
+from srsweep.agents.packing import pack_size
+from srsweep.agents.scripts import execute_script
+from srsweep.agents.signals import Signals
+from srsweep.agents.trial import execute
+from srsweep.agents.trial import outcome_line
+from srsweep.agents.trial import params_line
+from srsweep.agents.trial import resolved
 from srsweep.spec import SCRIPT
 from srsweep.spec import objective
 from srsweep.spec import swept_keys
 
 if TYPE_CHECKING:
-    from srsweep.agent.trial import Echo
+    from srsweep.agents.trial import Echo
     from srsweep.backends._base import Backend
     from srsweep.backends._base import RunRecord
 
