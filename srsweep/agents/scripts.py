@@ -115,6 +115,7 @@ class ScriptTrial:
         except Exception as e:  # the agent's own failure (e.g. reading the ledger)
             self._end(proc)
             return self._finish("failed", "".join(traceback.format_exception(e)))
+        _signal_group(proc, signal.SIGKILL)  # workers the script left behind end with it
         self._collect()
         if self.stop_reason is not None and signalled:
             state = "preempted" if self.stop_reason.startswith("preempted") else "stopped"
@@ -174,10 +175,10 @@ class ScriptTrial:
                     self.stop_reason = self.stop_check()
             if self.stop_reason is not None:
                 if kill_at is None:
-                    proc.terminate()
+                    _signal_group(proc, signal.SIGTERM)
                     kill_at = now + delay
                 elif now >= kill_at:
-                    proc.kill()
+                    _signal_group(proc, signal.SIGKILL)
             if now - progressed >= PROGRESS_EVERY:
                 progressed = now
                 self.echo(self._progress_line())
@@ -185,7 +186,7 @@ class ScriptTrial:
         return code, kill_at is not None
 
     def _end(self, proc: subprocess.Popen[bytes]) -> None:
-        proc.kill()
+        _signal_group(proc, signal.SIGKILL)
         proc.wait()
         self._collect()
 
@@ -278,6 +279,15 @@ def execute_script(
         beat.stop()
         if signals is not None:
             signals.current = []
+
+
+def _signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:
+    """Signal the trial's whole process group (its children too: multiprocessing
+    workers, a launcher's subprocesses)."""
+    try:
+        os.killpg(proc.pid, sig)
+    except ProcessLookupError:  # the group is gone already
+        pass
 
 
 def stderr_tail(text: str, n: int = TAIL_LINES) -> list[str]:
