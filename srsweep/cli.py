@@ -182,7 +182,7 @@ def stop(obj: _Obj, sweep_id: str) -> None:
     from srsweep.backends import open_backend
 
     backend, sid = open_backend(sweep_id, results=obj.results)
-    backend.set_sweep_state(sid, "stopped")
+    backend.set_sweep_state(sid, "stopped", "by `srsweep stop`")
     click.echo(f"sweep {sweep_id} stopped: agents take no new trials "
                f"(`srsweep retry {sweep_id}` re-opens it)")
 

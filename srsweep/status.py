@@ -57,7 +57,7 @@ def status_lines(backend: Backend, sweep_id: str) -> list[str]:
     lines = [
         f"sweep {sweep.id} {sweep.name}: {sweep.spec.get('method')} sweep of "
         f"{sweep.spec.get('program') if sweep.kernel == SCRIPT else sweep.kernel}, "
-        f"{sweep.state}; {counts}"
+        f"{sweep.state}{f' ({sweep.reason})' if sweep.reason else ''}; {counts}"
     ]
     for row in [header, *rows]:
         lines.append("  ".join(str(x).ljust(w) for x, w in zip(row, widths, strict=True)).rstrip())

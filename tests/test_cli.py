@@ -42,14 +42,18 @@ def test_create_agent_status_ls(cli, write_spec, results):
     assert len(sid) == 8
     assert f"srsweep agent {sid}" in res.stderr
     res = cli("agent", sid)
-    assert res.exit_code == 0 and "agent done: 2 finished (sweep exhausted)" in res.output
+    done = "agent done: 2 finished (sweep finished: every grid point has run)"
+    assert res.exit_code == 0 and done in res.output
     status = cli("status", sid).output.splitlines()
-    assert status[0].startswith(f"sweep {sid} spec: grid sweep of toy, active; 2 finished")
+    assert status[0].startswith(
+        f"sweep {sid} spec: grid sweep of toy, finished (every grid point has run); 2 finished"
+    )
     assert status[1].split() == ["RUN", "NAME", "STATE", "BEST", "loss", "target"]
     assert [line.split()[2] for line in status[2:]] == ["finished", "finished"]
     assert [line.split()[-1] for line in status[2:]] == ["1", "2"]
     ls = cli("ls").output
-    assert sid in ls and "2 finished" in ls
+    (row,) = [line for line in ls.splitlines() if line.startswith(sid)]
+    assert row.split()[4] == "finished" and "2 finished" in row
 
 
 def test_dry_run_registers_nothing(cli, write_spec, results):

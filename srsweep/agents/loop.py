@@ -106,8 +106,9 @@ def run_agent(
             while len(claimed) < want and (r := backend.claim(sweep_id, agent)) is not None:
                 claimed.append(r)
             if not claimed:
-                state = backend.sweep(sweep_id).state
-                result.reason = "sweep stopped" if state != "active" else "sweep exhausted"
+                now = backend.sweep(sweep_id)
+                result.reason = {"active": "sweep exhausted", "stopped": "sweep stopped"}.get(
+                    now.state, f"sweep {now.state}: {now.reason}")
                 break
             for r in claimed:
                 result.runs.append(r.id)

@@ -22,11 +22,12 @@ class SweepRecord:
     kernel: str
     spec: dict[str, Any]
     source: str
-    state: str  # "active" | "stopped"
+    state: str  # "active" | "stopped" | "finished"
     seed: int
     created_at: float
     counts: dict[str, int] = field(default_factory=dict)  # runs by state
     remote: str | None = None  # ENTITY/PROJECT/SWEEP_ID when registered on a W&B server
+    reason: str | None = None  # why it is finished or stopped
 
 
 @dataclass
@@ -89,8 +90,8 @@ class Backend(Protocol):
     def sweep(self, sweep_id: str) -> SweepRecord:
         """One sweep, with run counts by state."""
 
-    def set_sweep_state(self, sweep_id: str, state: str) -> None:
-        """``active`` (trials are handed out) or ``stopped``."""
+    def set_sweep_state(self, sweep_id: str, state: str, reason: str | None = None) -> None:
+        """``active`` (trials are handed out), ``stopped`` or ``finished``, and why."""
 
     # -- trials
     def claim(self, sweep_id: str, agent: str) -> RunRecord | None:

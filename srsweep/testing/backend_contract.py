@@ -39,10 +39,11 @@ __all__ = ["BackendContract", "grid_spec"]
 LEASE = 1.0  # seconds: short enough to run out in a test, long enough to keep beating
 
 
-def grid_spec(n: int, method: str = "grid") -> Spec:
-    """A validated sweep of the toy kernel over ``target`` in ``0 .. n-1``."""
+def grid_spec(n: int, method: str = "grid", **more: Any) -> Spec:
+    """A validated sweep of the toy kernel over ``target`` in ``0 .. n-1`` (``more``:
+    further top-level keys, e.g. ``run_cap``, ``metric``)."""
     raw = {"program": "toy", "method": method, "parameters": {"target": {"values": list(range(n))}}}
-    return validate(raw, "contract.yaml")
+    return validate({**raw, **more}, "contract.yaml")
 
 
 def _targets(runs: list[RunRecord]) -> list[int]:
@@ -94,6 +95,52 @@ class BackendContract:
         assert backend.claim(sid, "a") is None
         backend.set_sweep_state(sid, "active")
         assert backend.claim(sid, "a") is not None
+
+    def test_a_used_up_grid_finishes_the_sweep_once_nothing_runs(self, backend: Backend) -> None:
+        sid = backend.create_sweep(grid_spec(2))
+        first, second = backend.claim(sid, "a"), backend.claim(sid, "a")
+        assert first is not None and second is not None
+        backend.finish(first.id, "finished")
+        assert backend.claim(sid, "a") is None
+        assert backend.sweep(sid).state == "active"  # a trial still runs: it may come back
+        backend.finish(second.id, "finished")
+        assert backend.claim(sid, "a") is None
+        s = backend.sweep(sid)
+        assert (s.state, s.reason) == ("finished", "every grid point has run")
+        backend.set_sweep_state(sid, "active")  # what `retry` does
+        assert backend.sweep(sid).reason is None
+
+    def test_a_used_up_run_cap_finishes_the_sweep(self, backend: Backend) -> None:
+        sid = backend.create_sweep(grid_spec(5, method="random", run_cap=2))
+        for _ in range(2):
+            r = backend.claim(sid, "a")
+            assert r is not None
+            backend.finish(r.id, "finished")
+        assert backend.claim(sid, "a") is None
+        s = backend.sweep(sid)
+        assert (s.state, s.reason) == ("finished", "run_cap of 2 reached")
+
+    @pytest.mark.parametrize(("goal", "values", "hit"), [("minimize", [0.5, 0.05], 1),
+                                                         ("maximize", [0.5, 0.95], 1),
+                                                         ("minimize", [0.5, 0.2], None)])
+    def test_metric_target_ends_the_sweep(self, backend: Backend, goal: str,
+                                          values: list[float], hit: int | None) -> None:
+        metric = {"name": "loss", "goal": goal, "target": 0.1 if goal == "minimize" else 0.9}
+        sid = backend.create_sweep(grid_spec(5, metric=metric))
+        ids = []
+        for v in values:
+            r = backend.claim(sid, "a")
+            assert r is not None
+            backend.finish(r.id, "finished", summary={"loss": v})
+            ids.append(r.id)
+        nxt = backend.claim(sid, "a")
+        s = backend.sweep(sid)
+        if hit is None:
+            assert nxt is not None and s.state == "active"
+            return
+        assert nxt is None and s.state == "finished"
+        assert s.reason == (f"metric.target {metric['target']:g} reached by run {ids[hit]} "
+                            f"({values[hit]:g})")
 
     # --- claims -----------------------------------------------------------------------
 

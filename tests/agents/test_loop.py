@@ -13,7 +13,7 @@ def test_agent_runs_grid_to_exhaustion_and_saves(toy_sweep, results):
     b, sid = toy_sweep(results, {"target": {"values": [1.0, 2.0, 3.0]}, "steps": {"value": 4}})
     lines = []
     res = run_agent(b, sid, results=results, echo=lines.append)
-    assert res.states == {"finished": 3} and res.reason == "sweep exhausted"
+    assert res.states == {"finished": 3} and res.reason == "sweep finished: every grid point has run"
     runs = b.runs(sid)
     assert [len(r.history) for r in runs] == [4, 4, 4]
     assert all(r.config["steps"] == 4 and r.config["opt"]["lr"] == 0.1 for r in runs)
@@ -82,3 +82,13 @@ def test_agent_stops_when_trials_keep_failing(toy_sweep, results):
     assert res.failed_fast and res.states == {"failed": 5}
     assert res.reason.startswith("5 trials failed in a row within 60s")
     assert "toy failure at step 0" in res.reason
+
+
+def test_an_agent_stops_once_a_run_reaches_the_metric_target(toy_sweep, results):
+    # target 0 is reached exactly (loss 0 from the start): W&B ends the sweep there
+    metric = {"name": "loss", "goal": "minimize", "target": 1e-9}
+    b, sid = toy_sweep(results, {"target": {"values": [0.0, 5.0, 6.0, 7.0]}}, metric=metric)
+    res = run_agent(b, sid, results=results, echo=lambda _: None)
+    (only,) = b.runs(sid)
+    assert res.states == {"finished": 1} and only.params["target"] == 0.0
+    assert res.reason == f"sweep finished: metric.target 1e-09 reached by run {only.id} (0)"

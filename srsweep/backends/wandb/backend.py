@@ -193,7 +193,7 @@ class WandbBackend:
             remote=sweep_id,
         )
 
-    def set_sweep_state(self, sweep_id: str, state: str) -> None:
+    def set_sweep_state(self, sweep_id: str, state: str, reason: str | None = None) -> None:
         self._refuse(
             f"W&B sweep {sweep_id}: stop or resume it on its server with "
             f"`wandb sweep --stop {sweep_id}` (or --pause, --resume)"
