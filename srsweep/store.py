@@ -15,8 +15,12 @@ import collections
 import contextlib
 import os
 import pickle
-import tempfile
+import re
+import secrets
+import socket
+import time
 import types
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 from typing import Any
@@ -30,7 +34,7 @@ from srsweep.errors import CorruptFileError
 from srsweep.errors import NotFoundError
 from srsweep.errors import UnsafeFileError
 
-__all__ = ["ALLOWED", "save", "load", "atomic_write"]
+__all__ = ["ALLOWED", "STALE_AFTER", "atomic_write", "load", "save", "sweep_stale_tmp"]
 
 
 class _Refused(Exception):
@@ -123,18 +127,91 @@ class _Pickler(NumpyPickler):  # type: ignore[misc]
         super().save(obj, *args)
 
 
-def atomic_write(path: Path, write: Any) -> None:
-    """Call ``write(tmp_path)`` then rename over ``path``: readers never see half a file."""
+def atomic_write(path: Path, write: Callable[[str], None]) -> None:
+    """Call ``write(tmp_path)`` then rename over ``path``: readers never see half a file.
+
+    The file gets the mode a plain ``open`` gives it (0666 less the umask). The first
+    write into a folder in this process removes what killed writers left there
+    (``sweep_stale_tmp``), so an interrupted write costs no disk for long.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    if path.parent not in _swept:
+        _swept.add(path.parent)
+        sweep_stale_tmp(path.parent)
+    tmp = _temp_file(path)
     try:
-        write(tmp)
+        write(str(tmp))
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+# A temporary file names its writer, ``.NAME.PID@HOST.TOKEN.tmp``, so that a later
+# process can tell whether the writer is gone; older srsweeps wrote ``.NAME.XXXXXXXX.tmp``
+# (``tempfile.mkstemp``).
+_TEMP = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)@(?P<host>[^@/]+)\.[0-9a-f]{8}\.tmp$")
+_OLD_TEMP = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")
+STALE_AFTER = 60.0  # seconds: a temporary file of a writer this process cannot check
+_swept: set[Path] = set()  # folders this process has swept already
+
+
+def _host() -> str:
+    return socket.gethostname().replace("@", "_").replace("/", "_")[:64] or "localhost"
+
+
+def _temp_file(path: Path) -> Path:
+    """A new, empty temporary file beside ``path``, made as ``open`` makes a file (its
+    mode follows the umask, where ``tempfile.mkstemp`` makes 0600)."""
+    while True:
+        tmp = path.with_name(f".{path.name}.{os.getpid()}@{_host()}.{secrets.token_hex(4)}.tmp")
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            return tmp
+        except FileExistsError:
+            continue
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def sweep_stale_tmp(folder: Path, *, age: float = STALE_AFTER) -> list[Path]:
+    """Remove the temporary files of ``atomic_write`` whose writer is gone: those of a
+    dead process of this host, and those older than ``age`` seconds whose writer cannot
+    be checked (another host's, on a shared file system, or an older srsweep's).
+
+    Returns:
+        The files removed.
+    """
+    now, host = time.time(), _host()
+    try:
+        names = [p for p in folder.iterdir() if p.name.startswith(".") and p.suffix == ".tmp"]
+    except OSError:  # no such folder, or not readable: nothing of ours to remove
+        return []
+    removed = []
+    for p in names:
+        m = _TEMP.match(p.name)
+        try:
+            if m is not None and m["host"] == host:
+                stale = not _alive(int(m["pid"]))
+            elif m is not None or _OLD_TEMP.match(p.name):
+                stale = now - p.stat().st_mtime > age
+            else:
+                continue  # not a file atomic_write made
+            if stale:
+                p.unlink()
+                removed.append(p)
+        except OSError:  # gone already (its writer renamed it), or not ours to remove
+            continue
+    return removed
 
 
 def save(path: str | Path, payload: dict[str, Any]) -> Path:

@@ -3,6 +3,9 @@ from __future__ import annotations
 import collections
 import os
 import re
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import joblib
@@ -187,3 +190,65 @@ def test_save_refuses_torch_tensors(tmp_path):
     ):
         store.save(tmp_path / "run.joblib", {"hyperparams": {}, "w": torch.zeros(2)})
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.fixture
+def umask():
+    """Sets the process's umask for one test (``umask(0o077)``), restoring it after."""
+    old = os.umask(0o022)
+    os.umask(old)
+    yield lambda mask: os.umask(mask)
+    os.umask(old)
+
+
+@pytest.mark.parametrize(("mask", "mode"), [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)],
+                         ids=["022", "077", "002"])
+def test_written_files_get_the_mode_the_umask_gives(tmp_path, umask, mask, mode):
+    umask(mask)
+    model = store.save(tmp_path / "m" / "run.joblib", {"hyperparams": {}})
+    text = tmp_path / "report.md"
+    store.atomic_write(text, lambda tmp: Path(tmp).write_text("# report"))
+    assert {oct(p.stat().st_mode & 0o777) for p in (model, text)} == {oct(mode)}
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", ""])
+    proc.wait()
+    return proc.pid
+
+
+def test_temporary_files_of_killed_writers_are_removed_and_live_ones_kept(tmp_path):
+    host = store._host()
+    old = time.time() - 2 * store.STALE_AFTER
+    names = {
+        "dead": f".run.joblib.{_dead_pid()}@{host}.0a1b2c3d.tmp",
+        "live": f".run.joblib.{os.getpid()}@{host}.0a1b2c3d.tmp",  # even if old
+        "other host, old": ".run.joblib.1@elsewhere.0a1b2c3d.tmp",
+        "other host, fresh": ".run.joblib.2@elsewhere.0a1b2c3d.tmp",
+        "mkstemp, old": ".fig.png.k2_9xq0a.tmp",
+        "not ours": ".notes.tmp",
+    }
+    for key, name in names.items():
+        (tmp_path / name).write_bytes(b"x" * 10)
+        if "fresh" not in key and key != "dead":
+            os.utime(tmp_path / name, (old, old))
+    removed = {p.name for p in store.sweep_stale_tmp(tmp_path)}
+    assert removed == {names[k] for k in ("dead", "other host, old", "mkstemp, old")}
+    left = {p.name for p in tmp_path.iterdir()}
+    assert left == {names[k] for k in ("live", "other host, fresh", "not ours")}
+
+
+def test_the_first_write_into_a_folder_removes_what_a_killed_write_left(tmp_path):
+    folder = tmp_path / "models"
+    folder.mkdir()
+    code = (
+        "import os, sys\nfrom pathlib import Path\nfrom srsweep import store\n"
+        "def write(tmp):\n    Path(tmp).write_bytes(b'x' * 1000)\n    os._exit(9)\n"
+        "store.atomic_write(Path(sys.argv[1]), write)\n"
+    )
+    killed = subprocess.run([sys.executable, "-c", code, str(folder / "a.joblib")])
+    assert killed.returncode == 9
+    (leftover,) = folder.iterdir()
+    assert leftover.name.startswith(".a.joblib.") and leftover.suffix == ".tmp"
+    store.save(folder / "b.joblib", {"hyperparams": {}})
+    assert [p.name for p in folder.iterdir()] == ["b.joblib"]
