@@ -140,6 +140,10 @@ def agent(obj: _Obj, sweep_id: str, count: int | None, pack: int | None) -> None
     own run, saved and logged alone.
     SWEEP_ID may also be ENTITY/PROJECT/SWEEP_ID of a sweep on a W&B server: then W&B's
     own agent hands out the trials, each in its own process.
+
+    SIGTERM or Ctrl-C stops the running trials (a second one at once); they are queued
+    again, and the agent exits with 143 or 130, so a job script can tell an interrupted
+    sweep from a finished one.
     """
     from srsweep import api
     from srsweep.tracking import flush_wandb
@@ -152,6 +156,8 @@ def agent(obj: _Obj, sweep_id: str, count: int | None, pack: int | None) -> None
     click.echo(f"agent done: {states} ({result.reason})")
     if result.failed_fast:
         raise SrsweepError(f"sweep {sweep_id}: {result.reason}")
+    if result.signal is not None:  # 130 / 143, as a shell reports a signalled command
+        click.get_current_context().exit(128 + result.signal)
 
 
 @main.command()

@@ -127,7 +127,7 @@ class _Pickler(NumpyPickler):  # type: ignore[misc]
         super().save(obj, *args)
 
 
-def atomic_write(path: Path, write: Callable[[str], None]) -> None:
+def atomic_write(path: Path, write: Callable[[str], object]) -> None:
     """Call ``write(tmp_path)`` then rename over ``path``: readers never see half a file.
 
     The file gets the mode a plain ``open`` gives it (0666 less the umask). The first

@@ -33,6 +33,7 @@ from srsweep.agents.scripts import FLUSH_INTERVAL
 from srsweep.agents.scripts import POLL
 from srsweep.agents.scripts import ScriptTrial
 from srsweep.agents.signals import Heartbeat
+from srsweep.agents.signals import training
 from srsweep.backends import wandb as wb
 
 if TYPE_CHECKING:
@@ -69,9 +70,10 @@ class FunctionTrial(ScriptTrial):
         results: Path,
         echo: Echo,
         stop_check: Callable[[], str | None] | None = None,
+        signals: Signals | None = None,
     ) -> None:
         super().__init__(backend, record, spec, Path.cwd(), results=results, echo=echo,
-                         stop_check=stop_check)
+                         stop_check=stop_check, signals=signals)
         self.function = function
         self._thread = threading.get_ident()
         self._lock = threading.Lock()
@@ -95,6 +97,7 @@ class FunctionTrial(ScriptTrial):
                                    name="srsweep-function-watch")
         error: str | None = None
         state = "finished"
+        foreign: KeyboardInterrupt | None = None  # one not raised by the agent's handler
         with self._environment():
             wb.reset_session()  # wandb reads the new trial's settings at its next init
             watcher.start()
@@ -102,7 +105,8 @@ class FunctionTrial(ScriptTrial):
                 try:
                     with self._lock:
                         self._calling = True
-                    self.function()
+                    with training(self.signals, [self]):
+                        self.function()
                 finally:
                     with self._lock:
                         self._calling = False
@@ -110,8 +114,10 @@ class FunctionTrial(ScriptTrial):
                 state = "preempted" if (self.stop_reason or "").startswith("preempted") \
                     else "stopped"
                 error = self.stop_reason
-            except KeyboardInterrupt:  # not through our handler: stop the whole agent
-                state, error = "preempted", "interrupted"
+            except KeyboardInterrupt as e:  # a second signal, or one the agent did not handle
+                state, error = "preempted", str(e) or "interrupted"
+                if self.signals is None or not self.signals.received:
+                    foreign = e
             except Exception as e:  # the function's own failure: its traceback
                 state, error = "failed", "".join(traceback.format_exception(e)).strip()
             finally:
@@ -120,8 +126,8 @@ class FunctionTrial(ScriptTrial):
                 watcher.join()
         self._collect_to_exit()
         record = self._finish(state, error)
-        if error == "interrupted":
-            raise KeyboardInterrupt
+        if foreign is not None:
+            raise foreign  # the caller's to handle, once the trial is recorded
         return record
 
     def _watch_call(self, done: threading.Event) -> None:
@@ -204,13 +210,10 @@ def execute_function(
         results=results,
         echo=echo,
         stop_check=None if stop_check is None else lambda: stop_check(record.id),
+        signals=signals,
     )
     beat = Heartbeat(backend, [record.id])
-    if signals is not None:
-        signals.current = [trial]
     try:
         return trial.run()
     finally:
         beat.stop()
-        if signals is not None:
-            signals.current = []

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import collections
 import os
+import signal
 import socket
 import time
 from collections.abc import Callable
@@ -31,6 +32,7 @@ from srsweep.agents.signals import Signals
 from srsweep.agents.trial import execute
 from srsweep.agents.trial import outcome_line
 from srsweep.agents.trial import params_line
+from srsweep.agents.trial import record_outcome
 from srsweep.agents.trial import resolved
 from srsweep.spec import SCRIPT
 from srsweep.spec import objective
@@ -56,6 +58,8 @@ class AgentResult:
     reason: str = ""
     runs: list[str] = field(default_factory=list)
     failed_fast: bool = False  # stopped because trials kept failing
+    # the signal that stopped it: a command exits with 128 + it, as a shell would report
+    signal: int | None = None
 
 
 def agent_name() -> str:
@@ -96,10 +100,29 @@ def run_agent(
         return "early-terminated by the sweep's early_terminate rule" if run_id in stop else None
 
     early = "early_terminate" in sweep.spec and "metric" in sweep.spec
+    stop_check = check if early else None
+
+    def _run_claimed(claimed: list[RunRecord]) -> None:
+        """Run the claimed trials, each recording its outcome in the ledger."""
+        if function is not None:
+            for r in claimed:
+                execute_function(backend, r, sweep.spec, function, results=results, echo=echo,
+                                 stop_check=stop_check, signals=signals)
+        elif kernel is None:
+            for r in claimed:
+                execute_script(backend, r, sweep.spec, Path(sweep.source).parent,
+                               results=results, echo=echo, stop_check=stop_check,
+                               signals=signals)
+        else:
+            for group in groups(kernel, claimed):
+                if len(group) > 1:
+                    echo(f"  packing {len(group)} trials: {' '.join(r.name for r in group)}")
+                execute(backend, group, kernel, results=results, project=project, echo=echo,
+                        source=f"sweep {sweep_id}", stop_check=stop_check, signals=signals)
+
     with signals.installed():
         while count is None or len(result.runs) < count:
             if signals.received:
-                result.reason = "stopped by signal"
                 break
             want = pack if count is None else min(pack, count - len(result.runs))
             claimed: list[RunRecord] = []
@@ -114,44 +137,18 @@ def run_agent(
                 result.runs.append(r.id)
                 n = f"{len(result.runs)}" + (f"/{count}" if count else "")
                 echo(f"[{n}] {r.name} ({r.id}) {params_line(r.params, swept)}")
-            if function is not None:
-                for r in claimed:
-                    execute_function(backend, r, sweep.spec, function, results=results,
-                                     echo=echo, stop_check=check if early else None,
-                                     signals=signals)
-            elif kernel is None:
-                for r in claimed:
-                    execute_script(
-                        backend,
-                        r,
-                        sweep.spec,
-                        Path(sweep.source).parent,
-                        results=results,
-                        echo=echo,
-                        stop_check=check if early else None,
-                        signals=signals,
-                    )
-            else:
-                for group in groups(kernel, claimed):
-                    if len(group) > 1:
-                        names = " ".join(r.name for r in group)
-                        echo(f"  packing {len(group)} trials: {names}")
-                    execute(
-                        backend,
-                        group,
-                        kernel,
-                        results=results,
-                        project=project,
-                        echo=echo,
-                        source=f"sweep {sweep_id}",
-                        stop_check=check if early else None,
-                        signals=signals,
-                    )
+            try:
+                _run_claimed(claimed)
+            except KeyboardInterrupt:  # not through the handler (e.g. raised in a function)
+                result.reason, result.signal = "interrupted", signal.SIGINT
             for record in claimed:
+                if record.state == "running":  # claimed, not started: give it back
+                    record_outcome(backend, record, "preempted", error="not started: the "
+                                   "agent was interrupted")
+                    record.state = "preempted"
                 result.states[record.state] += 1
                 echo(outcome_line(record, metric))
                 if record.state == "preempted":
-                    backend.requeue(record.id)
                     echo(f"  {record.name} queued again")
                 failures = (
                     failures[-FAIL_LIMIT + 1 :] + [time.monotonic()]
@@ -165,10 +162,14 @@ def run_agent(
                         f"{(record.error or '').strip().splitlines()[-1]})"
                     )
                     result.failed_fast = True
-            if result.failed_fast:
+            if result.failed_fast or result.signal is not None or signals.received:
                 break
         else:
             result.reason = f"count of {count} reached"
+    if signals.received and result.signal is None:  # came while a trial ran
+        result.signal = signals.first
+        if not result.failed_fast:
+            result.reason = "stopped by signal"
     return result
 
 

@@ -27,6 +27,8 @@ from typing import TYPE_CHECKING
 from typing import Any
 
 from srsweep.agents.signals import Heartbeat
+from srsweep.agents.signals import training
+from srsweep.agents.trial import record_outcome
 from srsweep.backends import wandb as wb
 
 if TYPE_CHECKING:
@@ -70,6 +72,7 @@ class ScriptTrial:
         results: the results folder; ``WANDB_DIR`` of the script.
         echo: where progress lines go.
         stop_check: returns a reason to stop the run now (early termination) or None.
+        signals: the agent's signal handling (a second signal kills the script at once).
     """
 
     def __init__(
@@ -82,8 +85,10 @@ class ScriptTrial:
         results: Path,
         echo: Echo,
         stop_check: Callable[[], str | None] | None = None,
+        signals: Signals | None = None,
     ) -> None:
         self.backend, self.record, self.spec = backend, record, spec
+        self.signals = signals
         self.workdir, self.results, self.echo = workdir, results.resolve(), echo
         self.stop_check = stop_check
         self.stop_reason: str | None = None
@@ -107,11 +112,14 @@ class ScriptTrial:
         except (OSError, ValueError) as e:  # no such program, not executable, bad command
             return self._finish("failed", f"cannot start the trial's command: {e}")
         try:
-            code, signalled = self._watch(proc)
-        except KeyboardInterrupt:  # a second signal: end the script now
+            with training(self.signals, [self]):
+                code, signalled = self._watch(proc)
+        except KeyboardInterrupt as e:  # a second signal: end the script now
             self._end(proc)
-            self._finish("preempted", "interrupted")
-            raise
+            record = self._finish("preempted", str(e) or "interrupted")
+            if self.signals is None or not self.signals.received:
+                raise  # not the agent's signal handling: the caller's to handle
+            return record
         except Exception as e:  # the agent's own failure (e.g. reading the ledger)
             self._end(proc)
             return self._finish("failed", "".join(traceback.format_exception(e)))
@@ -235,7 +243,8 @@ class ScriptTrial:
             summary.update(_scalars(self._reader.summary))
             config.update(self._reader.config)
         summary["runtime"] = round(time.monotonic() - self._t0, 3)
-        self.backend.finish(self.record.id, state, config=config, summary=summary, error=error)
+        record_outcome(self.backend, self.record, state, config=config, summary=summary,
+                       error=error)
         record = self.record
         record.state, record.error, record.summary, record.config = state, error, summary, config
         record.history = list(self.history)
@@ -269,16 +278,13 @@ def execute_script(
         results=results,
         echo=echo,
         stop_check=None if stop_check is None else lambda: stop_check(record.id),
+        signals=signals,
     )
     beat = Heartbeat(backend, [record.id])
-    if signals is not None:
-        signals.current = [trial]
     try:
         return trial.run()
     finally:
         beat.stop()
-        if signals is not None:
-            signals.current = []
 
 
 def _signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:

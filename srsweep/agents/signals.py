@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 
     from srsweep.backends._base import Backend
 
-__all__ = ["Heartbeat", "Signals"]
+__all__ = ["Heartbeat", "Signals", "training"]
 
 
 class _Stoppable(Protocol):
@@ -22,22 +22,48 @@ class _Stoppable(Protocol):
 
 
 class Signals:
-    """First SIGTERM/SIGINT: finish the step, save, mark the trial preempted, stop
-    claiming (a script gets SIGTERM, as from W&B's agent). Second: exit at once (the
-    ledger is consistent either way).
+    """How an agent stops on SIGTERM or SIGINT without losing the trial it runs.
 
-    ``current`` holds the runs in progress; whoever runs them sets and clears it."""
+    The first signal asks the trials in training to stop at their next step (each saves,
+    ends ``preempted`` and is queued again) and the agent to claim no more. A second
+    one ends the step at once: a ``KeyboardInterrupt`` raised in the training code,
+    which the trial catches to record itself ``preempted``; it is raised only inside
+    ``training``, never while an outcome or a queued attempt is being written, so every
+    sequence of signals leaves the trial recorded and queued. ``first`` is the first
+    signal's number: the agent exits with 128 + it, as a shell reports a signalled
+    process (130 for SIGINT, 143 for SIGTERM).
+    """
 
     def __init__(self) -> None:
-        self.current: list[_Stoppable] = []
+        self.current: list[_Stoppable] = []  # the runs in training (see ``training``)
         self.received = 0
+        self.first: int | None = None
 
     def handle(self, signum: int, frame: FrameType | None) -> None:
         self.received += 1
-        if self.received > 1:
-            raise KeyboardInterrupt
-        for run in self.current:
-            run.request_stop(f"preempted by {signal.Signals(signum).name}")
+        if self.first is None:
+            self.first = signum
+        training, name = self.current, signal.Signals(signum).name
+        if self.received == 1:
+            for run in training:
+                run.request_stop(f"preempted by {name}")
+        elif training:
+            self.current = []  # one interrupt per training: the handler's catch is not one
+            raise KeyboardInterrupt(f"interrupted by a second signal ({name})")
+
+    @contextmanager
+    def training(self, runs: list[_Stoppable]) -> Iterator[None]:
+        """Mark ``runs`` in training for the block: the only place a second signal
+        raises ``KeyboardInterrupt``; the caller catches it outside the block. Runs that
+        start after a signal are asked to stop at once."""
+        self.current = list(runs)
+        if self.first is not None:
+            for run in runs:
+                run.request_stop(f"preempted by {signal.Signals(self.first).name}")
+        try:
+            yield
+        finally:
+            self.current = []
 
     @contextmanager
     def installed(self) -> Iterator[Signals]:
@@ -50,6 +76,16 @@ class Signals:
         finally:
             for s, h in old.items():
                 signal.signal(s, h)
+
+
+@contextmanager
+def training(signals: Signals | None, runs: list[_Stoppable]) -> Iterator[None]:
+    """``signals.training(runs)``, or nothing when no signals are handled."""
+    if signals is None:
+        yield
+    else:
+        with signals.training(runs):
+            yield
 
 
 class Heartbeat:

@@ -17,6 +17,7 @@ from typing import Any
 from srsweep import config as _config
 from srsweep.agents.packing import limit_threads
 from srsweep.agents.signals import Heartbeat
+from srsweep.agents.signals import training
 from srsweep.errors import SpecError
 from srsweep.errors import SrsweepError
 from srsweep.kernels import Entry
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
     from srsweep.backends._base import RunRecord
     from srsweep.kernels import Kernel
 
-__all__ = ["Echo", "execute", "outcome_line", "params_line", "resolved"]
+__all__ = ["Echo", "execute", "outcome_line", "params_line", "record_outcome", "resolved"]
 
 Echo = Callable[[str], None]
 
@@ -44,6 +45,15 @@ def resolved(kernel: Kernel, cfg: Any, backend: Backend, source: str) -> Any:
         return kernel.resolve(cfg, backend.run)
     except SpecError as e:
         raise SpecError(source, e.violations) from None
+
+
+def record_outcome(backend: Backend, record: RunRecord, state: str, **fields: Any) -> None:
+    """Write a trial's end (``Backend.finish``'s ``fields``); a preempted trial of a sweep
+    is queued again first, so that no kill between the two writes loses its grid point (a
+    run still ``running`` when its agent dies is queued again when its lease expires)."""
+    if state == "preempted" and record.sweep_id is not None:
+        backend.requeue(record.id)
+    backend.finish(record.id, state, **fields)
 
 
 def _error_text(exc: BaseException) -> str:
@@ -108,15 +118,16 @@ class _Trial:
                     state = "preempted" if run.stop_reason.startswith("preempted") else "stopped"
                     error = run.stop_reason
             elif isinstance(exc, KeyboardInterrupt):
-                state, error = "preempted", "interrupted"
+                state, error = "preempted", str(exc) or "interrupted"
             else:
                 error = _error_text(exc)
         summary: dict[str, Any] = {}
         if run is not None:
             run.flush()
             summary = dict(run.summary, runtime=round(run.elapsed(), 3))
-        self.backend.finish(
-            record.id,
+        record_outcome(
+            self.backend,
+            record,
             state,
             summary=summary,
             error=error,
@@ -163,41 +174,49 @@ def execute(
     ]
     ready = [t for t in trials if t.run is not None and t.error is None]
     outcomes: dict[int, BaseException | None] = {}
+    interrupted: KeyboardInterrupt | None = None
     beat = Heartbeat(backend, [r.id for r in records])
-    if signals is not None:
-        signals.current = [t.run for t in ready if t.run is not None]
     try:
         alone = len(ready) == 1 or kernel.train_packed is None
         path = kernel.train if alone else kernel.train_packed
         if isinstance(path, Entry):  # import its torch now, so that its threads can be set
             path.load()
         limit_threads(packed=not alone)
-        if alone:
+        try:
+            with training(signals, [t.run for t in ready if t.run is not None]):
+                _train(kernel, ready, alone, outcomes)
+        except KeyboardInterrupt as e:  # a second signal: the trials still training end now
+            interrupted = e
             for t in ready:
-                assert t.run is not None
-                try:
-                    kernel.train(t.cfg, t.run)
-                    outcomes[id(t)] = None
-                except Exception as e:
-                    outcomes[id(t)] = e
-        elif ready:
-            assert kernel.train_packed is not None
-            try:
-                results_ = kernel.train_packed([t.cfg for t in ready], [t.run for t in ready])  # type: ignore[misc]
-                outcomes.update({id(t): o for t, o in zip(ready, results_, strict=True)})
-            except Exception as e:  # the pack itself broke: every trial in it failed
-                outcomes.update({id(t): e for t in ready})
-    except KeyboardInterrupt as e:
-        for t in ready:
-            outcomes.setdefault(id(t), e)
-        raise
+                outcomes.setdefault(id(t), e)
     finally:
         beat.stop()
-        if signals is not None:
-            signals.current = []
         for t in trials:
             t.finish(outcomes.get(id(t)))
+    if interrupted is not None and (signals is None or not signals.received):
+        raise interrupted  # not the agent's signal handling: the caller's to handle
     return records
+
+
+def _train(
+    kernel: Kernel, ready: list[_Trial], alone: bool, outcomes: dict[int, BaseException | None]
+) -> None:
+    """Train ``ready`` (one by one, or as one pack), each one's outcome into ``outcomes``."""
+    if alone:
+        for t in ready:
+            assert t.run is not None
+            try:
+                kernel.train(t.cfg, t.run)
+                outcomes[id(t)] = None
+            except Exception as e:
+                outcomes[id(t)] = e
+    elif ready:
+        assert kernel.train_packed is not None
+        try:
+            results = kernel.train_packed([t.cfg for t in ready], [t.run for t in ready])  # type: ignore[misc]
+            outcomes.update({id(t): o for t, o in zip(ready, results, strict=True)})
+        except Exception as e:  # the pack itself broke: every trial in it failed
+            outcomes.update({id(t): e for t in ready})
 
 
 def params_line(params: dict[str, Any], keys: list[str]) -> str:

@@ -180,7 +180,7 @@ def test_sigterm_to_the_agent_preempts_and_requeues_the_script(probe, results, m
     assert first.summary["runtime"] < 10  # the script's 60 s sleep was cut short
 
 
-def test_a_second_sigterm_kills_the_script_at_once(probe, results, monkeypatch):
+def test_a_second_sigterm_kills_the_script_at_once_and_queues_it_again(probe, results, monkeypatch):
     monkeypatch.setenv("PROBE_MODE", "stubborn")  # ignores SIGTERM; the kill delay is 30 s
     monkeypatch.delenv("WANDB_AGENT_KILL_DELAY", raising=False)
     b, sid, out = probe("method: grid\nparameters:\n  x: {values: [1, 2]}\n")
@@ -193,11 +193,15 @@ def test_a_second_sigterm_kills_the_script_at_once(probe, results, monkeypatch):
             threading.Event().wait(0.3)
 
     threading.Thread(target=preempt_twice, daemon=True).start()
-    with pytest.raises(KeyboardInterrupt):
-        _agent(b, sid, results)
-    (first,) = b.runs(sid)
-    assert first.state == "preempted" and first.error == "interrupted"
+    res, _ = _agent(b, sid, results)
+    assert (res.reason, res.signal, res.states) == ("stopped by signal", signal.SIGTERM,
+                                                    {"preempted": 1})
+    first, again = b.runs(sid)
+    assert first.state == "preempted"
+    assert first.error == "interrupted by a second signal (SIGTERM)"
     assert first.summary["runtime"] < 5
+    # the grid point is not lost: its next attempt is queued
+    assert (again.state, again.retry_of, again.params) == ("queued", first.id, first.params)
 
 
 def test_bayes_treats_a_script_without_metrics_by_its_impute_rule(probe, results):
