@@ -7,6 +7,8 @@ folder with the environment and parameter files of W&B's agent
 set ``WANDB_MODE``; this module reads that run's log while it grows, so the ledger,
 ``early_terminate`` and ``bayes`` see the metrics as they come. A run to stop is ended
 as W&B's agent ends it: SIGTERM, then SIGKILL after ``WANDB_AGENT_KILL_DELAY`` (30 s).
+The trial's process group is killed when the agent dies, even by SIGKILL: each trial
+runs under a small supervisor process (``supervise``) that the kernel tells of it.
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ PROGRESS_EVERY = 10.0  # seconds between progress lines
 # same setting lets `wandb leet` follow a running run). The user's own value wins.
 FLUSH_INTERVAL = "1"
 TAIL_LINES = 20  # lines of stderr kept in a failed run's error
+SUPERVISOR = Path(__file__).with_name("supervise.py")  # run by path: see its docstring
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
@@ -160,9 +163,12 @@ class ScriptTrial:
         # As W&B's agent: a process group of its own (a Ctrl-C at the terminal reaches
         # the agent, which decides how to stop the run) and a closed stdin (a script
         # reading it gets EOF instead of blocking). stderr goes to a file the agent
-        # forwards, so a failed run keeps its tail.
+        # forwards, so a failed run keeps its tail. Unlike W&B's agent, the group dies
+        # with the agent, however the agent dies (``supervise``).
+        supervised = [sys.executable, "-I", "-S", str(SUPERVISOR), str(os.getpid()), *argv]
         proc = subprocess.Popen(
-            argv, cwd=self.workdir, env=env, stdin=subprocess.PIPE, stderr=err, process_group=0
+            supervised, cwd=self.workdir, env=env, stdin=subprocess.PIPE, stderr=err,
+            process_group=0,
         )
         assert proc.stdin is not None
         proc.stdin.close()

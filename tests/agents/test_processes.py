@@ -1,17 +1,21 @@
-"""Agents as real processes: many at once on one grid, and one killed mid-trial."""
+"""Agents as real processes: many at once on one grid, one killed mid-trial, and one
+killed while its script trial runs."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
 from srsweep.backends.local import LocalBackend
+from srsweep.spec import load_spec
 from srsweep.spec import validate
 
 pytestmark = pytest.mark.slow
@@ -88,3 +92,54 @@ def test_agent_killed_mid_trial_loses_nothing(results):
     assert len(retry[0].history) == 100
     finished = sorted(r.params["target"] for r in runs.values() if r.state == "finished")
     assert finished == [1.0, 2.0, 3.0]
+
+
+SLEEPER = """\
+import json, os, subprocess, sys, time
+kid = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"])
+out = os.environ["PROBE_OUT"]
+with open(os.path.join(out, "pids.tmp"), "w") as fh:
+    json.dump({"script": os.getpid(), "kid": kid.pid, "group": os.getpgrp()}, fh)
+os.rename(os.path.join(out, "pids.tmp"), os.path.join(out, "pids.json"))
+time.sleep(300)
+"""
+
+
+def _group(pgid: int) -> list[int]:
+    """Live (not zombie) processes of process group ``pgid``."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # ended while we looked
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            found.append(int(stat.parent.name))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+def test_a_script_trial_and_its_children_die_with_an_agent_killed_by_sigkill(tmp_path, results):
+    (tmp_path / "sleeper.py").write_text(SLEEPER)
+    (tmp_path / "spec.yaml").write_text(
+        "program: sleeper.py\nmethod: grid\nparameters:\n  x: {values: [1]}\n"
+    )
+    b = LocalBackend(results)
+    sid = b.create_sweep(load_spec(tmp_path / "spec.yaml"))
+    victim = _agent(results, sid, ("PROBE_OUT", str(tmp_path)))
+    pids = tmp_path / "pids.json"
+    deadline = time.monotonic() + 60
+    while not pids.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    trial = json.loads(pids.read_text())
+    assert {trial["script"], trial["kid"]} <= set(_group(trial["group"]))
+    victim.send_signal(signal.SIGKILL)
+    victim.wait(10)
+    victim.stdout.close()
+    deadline = time.monotonic() + 5
+    while _group(trial["group"]) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    left = _group(trial["group"])
+    for pid in left:  # leave nothing behind, whatever the outcome
+        os.kill(pid, signal.SIGKILL)
+    assert not left, "processes of the trial outlived its agent"

@@ -302,3 +302,12 @@ def test_a_trials_child_processes_end_with_it(probe, results, monkeypatch, mode,
     while any(_alive(k) for k in kids) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not [k for k in kids if _alive(k)], "a worker of the trial outlived it"
+
+
+def test_a_command_that_cannot_start_fails_the_trial_saying_so(probe, results):
+    b, sid, _ = probe("command: [./no-such-launcher, '${program}']\nmethod: grid\n"
+                      "parameters:\n  x: {value: 1}\n")
+    res, _ = _agent(b, sid, results)
+    (run,) = b.runs(sid)
+    assert run.state == "failed" and "cannot start the trial's command" in run.error
+    assert "no-such-launcher" in run.error
