@@ -47,7 +47,8 @@ def status_lines(backend: Backend, sweep_id: str) -> list[str]:
             [
                 r.id,
                 r.name,
-                r.state,
+                r.state + (f" (NaN/inf: {r.summary['nonfinite']})" if "nonfinite" in r.summary
+                           else ""),
                 f"{best:.4g}" if best is not None else "-",
                 *(_short(flat.get(k)) for k in keys),
             ]

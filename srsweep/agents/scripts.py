@@ -45,6 +45,7 @@ __all__ = [
     "POLL",
     "ScriptTrial",
     "execute_script",
+    "nonfinite",
     "stderr_tail",
 ]
 
@@ -248,6 +249,8 @@ class ScriptTrial:
         if self._reader is not None:
             summary.update(_scalars(self._reader.summary))
             config.update(self._reader.config)
+        if bad := nonfinite(self.history, summary):
+            summary["nonfinite"] = ",".join(bad)
         summary["runtime"] = round(time.monotonic() - self._t0, 3)
         record_outcome(self.backend, self.record, state, config=config, summary=summary,
                        error=error)
@@ -308,6 +311,20 @@ def stderr_tail(text: str, n: int = TAIL_LINES) -> list[str]:
     lines = [_ANSI.sub("", line).rstrip() for line in text.splitlines()]
     kept = [ln for ln in lines if ln and not (ln.startswith("wandb:") and "ERROR" not in ln)]
     return list(collections.deque(kept, maxlen=n))
+
+
+def nonfinite(history: list[dict[str, Any]], summary: dict[str, Any]) -> list[str]:
+    """The metrics logged as NaN or +-inf in any row of ``history`` or in ``summary``.
+
+    A run keeps the state its script gave it (W&B's rule: a script that logs NaN and
+    exits 0 has finished); its summary's ``nonfinite`` names these metrics (comma
+    separated), so the engine can count the run as the worst of the sweep for them."""
+    return sorted({
+        k
+        for row in (*history, summary)
+        for k, v in row.items()
+        if isinstance(v, float) and not math.isfinite(v)
+    })
 
 
 def _scalars(values: dict[str, Any]) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from srsweep.agents import scripts
 from srsweep.backends import wandb as wb
 from srsweep.backends.local import LocalBackend
 from srsweep.spec import load_spec
+from srsweep.status import status_lines
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "sweeps" / "examples"
 
@@ -311,3 +312,38 @@ def test_a_command_that_cannot_start_fails_the_trial_saying_so(probe, results):
     (run,) = b.runs(sid)
     assert run.state == "failed" and "cannot start the trial's command" in run.error
     assert "no-such-launcher" in run.error
+
+
+NAN_SCRIPT = """\
+import math, wandb
+run = wandb.init()
+for v in [1.0, math.nan, math.inf, 0.5]:
+    wandb.log({"loss": v, "acc": 0.5})
+run.finish()
+"""
+
+
+@pytest.mark.slow
+def test_nan_or_inf_logged_by_a_script_is_flagged_and_the_run_keeps_its_state(
+    tmp_path, results, monkeypatch, fast
+):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    (tmp_path / "nan.py").write_text(NAN_SCRIPT)
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("program: nan.py\nmethod: grid\nmetric: {name: loss, goal: minimize}\n"
+                    "parameters:\n  x: {value: 1}\n")
+    b = LocalBackend(results)
+    sid = b.create_sweep(load_spec(spec))
+    _agent(b, sid, results)
+    (run,) = b.runs(sid)
+    assert run.state == "finished"  # as on W&B: the script exited 0
+    assert run.summary["nonfinite"] == "loss" and run.summary["loss"] == 0.5
+    assert [h["loss"] for h in run.history][:2] == [1.0, pytest.approx(float("nan"), nan_ok=True)]
+    (line,) = [ln for ln in status_lines(b, sid) if ln.startswith(run.id)]
+    assert "finished (NaN/inf: loss)" in line
+
+
+def test_nonfinite_names_each_metric_logged_as_nan_or_inf():
+    history = [{"_step": 0, "a": 1.0, "b": float("inf")}, {"_step": 1, "a": float("nan")}]
+    assert scripts.nonfinite(history, {"c": -float("inf"), "d": "nan"}) == ["a", "b", "c"]
+    assert scripts.nonfinite([{"_step": 0, "a": 1}], {"a": 1.0}) == []
