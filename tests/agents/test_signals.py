@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from srsweep.agents import run_agent
+from srsweep.agents import run_single
 from srsweep.agents.signals import Heartbeat
 from srsweep.backends.local import LocalBackend
 
@@ -130,3 +131,26 @@ def test_a_signalled_agent_exits_as_a_shell_expects_with_its_trial_queued(
     run, again = b.runs(sid)
     assert run.state == "preempted" and again.state == "queued" and again.retry_of == run.id
 
+
+
+class _Beats(LocalBackend):
+    """The real ledger, counting the heartbeats of every handle reopened from it."""
+
+    def __init__(self, root: Path, beats: list[str], **kw: float) -> None:
+        super().__init__(root, **kw)
+        self.beats = beats
+
+    def reopen(self) -> _Beats:
+        return _Beats(self.root, self.beats, lease_timeout=self.lease_timeout)
+
+    def heartbeat(self, run_ids: list[str]) -> None:
+        self.beats.extend(run_ids)
+        super().heartbeat(run_ids)
+
+
+def test_a_standalone_run_holds_its_lease_by_heartbeats(results):
+    b = _Beats(results, [], lease_timeout=0.4)  # a beat every 0.1 s
+    rec = run_single(b, "toy", {"steps": 4, "sleep": 0.25}, results=results, source="--set",
+                     echo=lambda s: None)
+    assert rec.state == "finished"
+    assert b.beats.count(rec.id) >= 5 and set(b.beats) == {rec.id}
