@@ -19,13 +19,25 @@ from typing import TYPE_CHECKING
 from typing import Any
 
 from srsweep import store
+from srsweep.errors import SrsweepError
 
 if TYPE_CHECKING:
     from srsweep.backends._base import Backend
     from srsweep.backends._base import RunRecord
     from srsweep.kernels import Run
 
-__all__ = ["TrialRun", "WandbSink", "wandb_mode", "flush_wandb", "log_report", "report_run_id"]
+__all__ = [
+    "CHECKPOINT_EVERY",
+    "TrialRun",
+    "WandbSink",
+    "flush_wandb",
+    "log_report",
+    "report_run_id",
+    "wandb_mode",
+]
+
+# seconds between a kernel's checkpoints: what a killed agent's trial can lose
+CHECKPOINT_EVERY = 30.0
 
 
 def wandb_mode() -> str:
@@ -220,6 +232,8 @@ class TrialRun:
         stop_check: called at most every ``check_every`` seconds; returns a reason to
             stop (e.g. "early-terminated by hyperband") or None.
         progress: called at most every ``progress_every`` seconds with a status line.
+        resume_from: the model file of this trial's interrupted previous attempt, which
+            ``resume_state`` offers the kernel.
     """
 
     def __init__(
@@ -232,6 +246,7 @@ class TrialRun:
         wandb_sink: WandbSink | None = None,
         stop_check: Callable[[], str | None] | None = None,
         progress: Callable[[str], None] | None = None,
+        resume_from: Path | None = None,
         check_every: float = 2.0,
         progress_every: float = 5.0,
         flush_every: float = 2.0,
@@ -244,23 +259,20 @@ class TrialRun:
         self.summary: dict[str, Any] = {}
         self.stop_reason: str | None = None
         self.saved = False
+        self.resumed_from_step: int | None = None  # the first step trained, when resumed
+        self._resume_from = resume_from
         self._wandb = wandb_sink
         self._stop_check = stop_check
         self._progress = progress
         self._every = (check_every, progress_every, flush_every)
         now = time.monotonic()
         self._t0 = now
-        self._last = [now, now, now]  # check, progress, flush
+        self._last = [now, now, now, now]  # check, progress, flush, checkpoint
         self._pending: list[dict[str, Any]] = []
 
     # -- the Run protocol ------------------------------------------------------------
     def log(self, metrics: dict[str, float], step: int) -> None:
-        row = {"_step": int(step), **{k: _scalar(v) for k, v in metrics.items()}}
-        self.history.append(row)
-        self._pending.append(row)
-        self.summary.update({k: v for k, v in row.items() if k != "_step"})
-        if self._wandb is not None:
-            self._wandb.log({k: v for k, v in row.items() if k != "_step"}, step=int(step))
+        self._record({"_step": int(step), **{k: _scalar(v) for k, v in metrics.items()}})
         now = time.monotonic()
         if now - self._last[2] >= self._every[2]:
             self.flush()
@@ -278,7 +290,7 @@ class TrialRun:
             self.stop_reason = self._stop_check()
         return self.stop_reason is not None
 
-    def save(self, state: dict[str, Any]) -> None:
+    def save(self, state: dict[str, Any], step: int | None = None) -> None:
         payload = {
             "hyperparams": self.config,
             **state,
@@ -288,8 +300,49 @@ class TrialRun:
             "sweep_id": self.record.sweep_id,
             "kernel": self.record.kernel,
         }
+        if step is not None:
+            payload["resume_step"] = int(step)
         store.save(self.model_path, payload)
         self.saved = True
+
+    def checkpoint(self, state: Callable[[], dict[str, Any]], step: int) -> None:
+        now = time.monotonic()
+        if now - self._last[3] >= CHECKPOINT_EVERY:
+            self.save(state(), step)
+            self._last[3] = time.monotonic()  # the write's own time does not count
+
+    def resume_state(self) -> dict[str, Any] | None:
+        path, self._resume_from = self._resume_from, None  # offered once
+        if path is None:
+            return None
+        try:
+            payload = store.load(path)
+        except SrsweepError as e:  # damaged or unreadable: the trial starts afresh
+            self._say(f"  {self.record.name}: not resuming from {path} ({e})")
+            return None
+        step = payload.get("resume_step")
+        same = payload.get("hyperparams") == self.config and payload.get("kernel") == \
+            self.record.kernel
+        if not isinstance(step, int) or not same:
+            return None
+        for row in payload.get("metrics", []):
+            if row.get("_step", step + 1) <= step:  # what the state includes, logged again
+                self._record(dict(row))
+        self.resumed_from_step = step + 1
+        self._say(f"  {self.record.name} resumes at step {step + 1} from {path.name}")
+        return payload
+
+    def _record(self, row: dict[str, Any]) -> None:
+        """``row`` into the history, the summary, the ledger's next flush and wandb."""
+        self.history.append(row)
+        self._pending.append(row)
+        self.summary.update({k: v for k, v in row.items() if k != "_step"})
+        if self._wandb is not None:
+            self._wandb.log({k: v for k, v in row.items() if k != "_step"}, step=row["_step"])
+
+    def _say(self, line: str) -> None:
+        if self._progress is not None:
+            self._progress(line)
 
     # -- agent side ------------------------------------------------------------------
     def request_stop(self, reason: str) -> None:

@@ -251,6 +251,8 @@ class ScriptTrial:
             config.update(self._reader.config)
         if bad := nonfinite(self.history, summary):
             summary["nonfinite"] = ",".join(bad)
+        if self.record.retry_of is not None:  # a script cannot resume: it started afresh
+            summary["resumed_from_step"] = 0
         summary["runtime"] = round(time.monotonic() - self._t0, 3)
         record_outcome(self.backend, self.record, state, config=config, summary=summary,
                        error=error)

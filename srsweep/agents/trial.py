@@ -3,7 +3,10 @@ in a pack), and its outcome in the ledger.
 
 A trial's outcome is always written, whatever happens inside the kernel: ``finished``,
 ``stopped`` (early termination or a stop request), ``failed`` (with the reason, or the
-traceback of an unexpected error) or ``preempted`` (interrupted by a signal).
+traceback of an unexpected error) or ``preempted`` (interrupted by a signal; queued
+again). A re-run of an interrupted trial resumes from its last checkpoint when the
+kernel takes one (``Run.resume_state``); its summary's ``resumed_from_step`` says where
+it started (0: from scratch).
 """
 
 from __future__ import annotations
@@ -30,9 +33,18 @@ if TYPE_CHECKING:
     from srsweep.backends._base import RunRecord
     from srsweep.kernels import Kernel
 
-__all__ = ["Echo", "execute", "outcome_line", "params_line", "record_outcome", "resolved"]
+__all__ = [
+    "Echo",
+    "execute",
+    "last_saved",
+    "outcome_line",
+    "params_line",
+    "record_outcome",
+    "resolved",
+]
 
 Echo = Callable[[str], None]
+MAX_RESUME_HOPS = 10  # earlier attempts looked at for a state to resume from
 
 
 def resolved(kernel: Kernel, cfg: Any, backend: Backend, source: str) -> Any:
@@ -45,6 +57,23 @@ def resolved(kernel: Kernel, cfg: Any, backend: Backend, source: str) -> Any:
         return kernel.resolve(cfg, backend.run)
     except SpecError as e:
         raise SpecError(source, e.violations) from None
+
+
+def last_saved(backend: Backend, record: RunRecord, models: Path) -> Path | None:
+    """The model file an interrupted trial's new attempt may resume from: that of the
+    latest earlier attempt that was preempted or crashed (or lost while ``running``) and
+    left one; None for a first attempt or a re-run of a failed one (it starts afresh)."""
+    prev, hops = record.retry_of, 0
+    while prev is not None and hops < MAX_RESUME_HOPS:
+        hops += 1
+        run = backend.run(prev)
+        if run.state not in ("preempted", "crashed", "running"):
+            return None
+        path = Path(run.model_path) if run.model_path else models / f"{run.id}.joblib"
+        if path.is_file():
+            return path
+        prev = run.retry_of  # it died before its first checkpoint: look further back
+    return None
 
 
 def record_outcome(backend: Backend, record: RunRecord, state: str, **fields: Any) -> None:
@@ -103,6 +132,7 @@ class _Trial:
                 wandb_sink=self.sink,
                 stop_check=stop_check,
                 progress=echo,
+                resume_from=last_saved(backend, record, models),
             )
         except Exception as e:  # a bad config fails this trial only
             self.error = _error_text(e)
@@ -125,6 +155,8 @@ class _Trial:
         if run is not None:
             run.flush()
             summary = dict(run.summary, runtime=round(run.elapsed(), 3))
+            if record.retry_of is not None:  # a re-run says where it started: 0 is afresh
+                summary["resumed_from_step"] = run.resumed_from_step or 0
         record_outcome(
             self.backend,
             record,

@@ -34,7 +34,9 @@ class Run(Protocol):
 
     One ``Run`` belongs to one trial and is used from one thread. ``log`` may buffer;
     everything logged is durable once the kernel returns. ``save`` may be called more
-    than once (the last call wins) and writes atomically.
+    than once (the last call wins) and writes atomically. A kernel that saves with a
+    step (``checkpoint``) and asks for ``resume_state`` first resumes an interrupted
+    trial where it was; any other restarts it.
     """
 
     def log(self, metrics: dict[str, float], step: int) -> None:
@@ -46,10 +48,25 @@ class Run(Protocol):
         Cheap to call every step: implementations rate-limit the real check.
         """
 
-    def save(self, state: dict[str, Any]) -> None:
+    def save(self, state: dict[str, Any], step: int | None = None) -> None:
         """Persist model state (state dicts, histories) as builtins and NumPy arrays, the
         only types ``srsweep.store.load`` unpickles (tensors: ``common.saved.to_numpy``).
-        Hyperparameters and the logged metric history are added by the run itself."""
+        Hyperparameters and the logged metric history are added by the run itself.
+
+        With ``step``, the state is one to resume from: it holds everything needed to
+        train on after ``step`` (random generators' states included), and what was
+        logged up to then; an interrupted trial's next attempt gets it from
+        ``resume_state``."""
+
+    def checkpoint(self, state: Callable[[], dict[str, Any]], step: int) -> None:
+        """``save(state(), step)`` when a checkpoint is due: the run calls ``state`` at
+        most every so many seconds, so calling this at every log step is cheap."""
+
+    def resume_state(self) -> dict[str, Any] | None:
+        """What this trial's interrupted previous attempt last saved with a step (the
+        dict given to ``save``, plus ``resume_step``), or None: train from the start. A
+        kernel that gets a state resumes from it: the run then holds the earlier
+        attempt's logged rows up to ``resume_step`` and says it resumed."""
 
 
 class RunRef(Protocol):

@@ -38,7 +38,7 @@ def adam_param_group(
 class Adam:
     """Adam with L2 weight decay (added to the gradient) and bias correction, one fused
     kernel per step, over ``params``; duck-types the parts of ``torch.optim.Adam`` the
-    kernels use (``zero_grad``, ``step``, ``state_dict``)."""
+    kernels use (``zero_grad``, ``step``, ``state_dict``, ``load_state_dict``)."""
 
     def __init__(
         self,
@@ -99,3 +99,11 @@ class Adam:
         }
         group = adam_param_group(len(self.params), self.lr, self.betas, self.weight_decay, self.eps)
         return {"state": state, "param_groups": [group]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Take up a ``state_dict()``'s step counts and moments (tensors on any device),
+        to train on where it left off; the hyperparameters stay this optimiser's."""
+        for k, s in state["state"].items():
+            self.steps[k].copy_(s["step"])
+            self.exp_avg[k].copy_(s["exp_avg"])
+            self.exp_avg_sq[k].copy_(s["exp_avg_sq"])

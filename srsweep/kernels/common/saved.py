@@ -17,9 +17,11 @@ __all__ = ["to_numpy", "to_tensors"]
 
 def to_numpy(obj: Any) -> Any:
     """``obj`` with every tensor in it (in dicts, lists, tuples) detached, copied to the
-    CPU and made a NumPy array; a 0-d tensor (an optimiser's ``step``) a 0-d array."""
+    CPU and made a NumPy array; a 0-d tensor (an optimiser's ``step``) a 0-d array. Always
+    a copy (``.cpu()`` of a CPU tensor is the tensor itself), so a state taken in
+    mid-training does not change as training goes on."""
     if isinstance(obj, torch.Tensor):
-        return obj.detach().cpu().numpy()
+        return obj.detach().to("cpu", copy=True).numpy()
     if isinstance(obj, dict):
         return {k: to_numpy(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):

@@ -3,12 +3,15 @@ critic, one epoch's critic data, and how an epoch's records are checked and logg
 
 ``solo.train`` uses these directly; ``packed`` builds its critics with ``make_critic``,
 logs with ``log_epochs`` and mirrors ``make_batch``'s draws in ``draws.PackDraws``, so
-both trainers log the same things from the same random streams.
+both trainers log the same things from the same random streams. Both save a trial as
+``saved_state`` does, so a trial interrupted in a pack can resume alone
+(``resume_from``).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
+from typing import Any
 
 import torch
 
@@ -18,13 +21,23 @@ from srsweep.kernels.common.nets import SDNet
 from srsweep.kernels.common.nets import critic_input
 from srsweep.kernels.common.nets import mlp_apply
 from srsweep.kernels.common.nets import random_mlp
+from srsweep.kernels.common.saved import to_numpy
+from srsweep.kernels.common.saved import to_tensors
 
 if TYPE_CHECKING:
     from srsweep.kernels._base import Run
     from srsweep.kernels.common.funlib import FunctionLibrary
+    from srsweep.kernels.common.optim import Adam
     from srsweep.kernels.sd.config import SDConfig
 
-__all__ = ["train_inputs", "make_critic", "make_batch", "log_epochs"]
+__all__ = [
+    "log_epochs",
+    "make_batch",
+    "make_critic",
+    "resume_from",
+    "saved_state",
+    "train_inputs",
+]
 
 
 def train_inputs(cfg: SDConfig, device: torch.device) -> torch.Tensor:
@@ -132,3 +145,45 @@ def log_epochs(
         },
         step=epoch,
     )
+
+
+def saved_state(
+    cfg: SDConfig,
+    disc_state: dict[str, torch.Tensor],
+    opt_state: dict[str, Any],
+    gen: torch.Generator,
+    tot_accs: list[float],
+    times: list[float],
+) -> dict[str, Any]:
+    """What an ``sd`` model file holds of a trial (solo or packed): the critic and its
+    optimiser, the accuracies and times so far, and the generator's state to resume."""
+    state: dict[str, Any] = to_numpy(
+        {
+            "disc_state": disc_state,
+            "disc_opt_state": opt_state,
+            "gen_state": gen.get_state(),
+            "tot_accs": list(tot_accs),
+            "times": list(times),
+            "fun_lib": cfg.fun_lib,
+            "in_var": cfg.in_var,
+        }
+    )
+    return state
+
+
+def resume_from(
+    state: dict[str, Any],
+    critic: torch.nn.Module,
+    opt: Adam,
+    gen: torch.Generator,
+    tot_accs: list[float],
+    times: list[float],
+) -> int:
+    """Load a ``saved_state`` into a fresh trial's critic, optimiser, generator and lists;
+    returns the last epoch it had done."""
+    critic.load_state_dict(to_tensors(state["disc_state"]))
+    opt.load_state_dict(to_tensors(state["disc_opt_state"]))
+    gen.set_state(torch.from_numpy(state["gen_state"]))
+    tot_accs[:] = [float(a) for a in state["tot_accs"]]
+    times[:] = [float(t) for t in state["times"]]
+    return int(state["resume_step"])

@@ -20,10 +20,13 @@ and ``avg_hor``; everything that shapes the critic or the schedule is in
 - A trial whose loss turns NaN/inf fails alone, at the log step where ``solo.train`` would
   raise, with its message; until then its NaNs stay in its own rows (every reduction is
   per trial). ``runtime`` limits the whole pack.
+- Each trial is saved, and checkpointed at log steps, as ``solo.train`` saves it, so an
+  interrupted one resumes alone. A pack does not resume: its trials start afresh.
 """
 
 from __future__ import annotations
 
+import functools
 import time
 from typing import TYPE_CHECKING
 from typing import Any
@@ -34,13 +37,13 @@ import torch.nn.functional as F
 from srsweep.kernels._base import check_pack
 from srsweep.kernels.common import batched
 from srsweep.kernels.common.nets import resolve_device
-from srsweep.kernels.common.saved import to_numpy
 from srsweep.kernels.sd.config import library
 from srsweep.kernels.sd.config import pack_key
 from srsweep.kernels.sd.draws import EpochData
 from srsweep.kernels.sd.draws import PackDraws
 from srsweep.kernels.sd.model import log_epochs
 from srsweep.kernels.sd.model import make_critic
+from srsweep.kernels.sd.model import saved_state
 from srsweep.kernels.sd.model import train_inputs
 
 if TYPE_CHECKING:
@@ -269,21 +272,13 @@ def train_packed(cfgs: list[SDConfig], runs: list[Run]) -> list[BaseException | 
         pending.clear()
         first, stay = epoch - len(records) + 1, []
         for row, (t, cfg) in enumerate(zip(pack.ids, pack.cfgs, strict=True)):
+            state = functools.partial(_state, pack, row, tot_accs[t], times)
             try:
                 if _log(cfg, runs[t], [r[row] for r in records], first, tot_accs[t], times, last):
                     stay.append(row)
+                    runs[t].checkpoint(state, epoch)
                     continue
-                runs[t].save(
-                    to_numpy(
-                        {
-                            **pack.state(row),
-                            "tot_accs": tot_accs[t],
-                            "times": times[: len(tot_accs[t])],
-                            "fun_lib": cfg.fun_lib,
-                            "in_var": cfg.in_var,
-                        }
-                    )
-                )
+                runs[t].save(state(), epoch)
             except Exception as e:  # this trial failed (its loss, or its run's I/O): it alone
                 outcome[t] = e
         if not stay:
@@ -291,6 +286,13 @@ def train_packed(cfgs: list[SDConfig], runs: list[Run]) -> list[BaseException | 
         if len(stay) < len(pack.ids):
             pack.keep(stay)
     return outcome
+
+
+def _state(pack: _Pack, row: int, tot_accs: list[float], times: list[float]) -> dict[str, Any]:
+    """A row's trial as ``solo.train`` saves it (``model.saved_state``), to resume alone."""
+    s = pack.state(row)
+    return saved_state(pack.cfgs[row], s["disc_state"], s["disc_opt_state"], pack.gens[row],
+                       tot_accs, times[: len(tot_accs)])
 
 
 def _log(

@@ -10,17 +10,19 @@ from __future__ import annotations
 
 import time
 from typing import TYPE_CHECKING
+from typing import Any
 
 import torch
 
 from srsweep.kernels.common.nets import critic_steps
 from srsweep.kernels.common.nets import resolve_device
 from srsweep.kernels.common.optim import Adam
-from srsweep.kernels.common.saved import to_numpy
 from srsweep.kernels.sd.config import library
 from srsweep.kernels.sd.model import log_epochs
 from srsweep.kernels.sd.model import make_batch
 from srsweep.kernels.sd.model import make_critic
+from srsweep.kernels.sd.model import resume_from
+from srsweep.kernels.sd.model import saved_state
 from srsweep.kernels.sd.model import train_inputs
 
 if TYPE_CHECKING:
@@ -31,7 +33,10 @@ __all__ = ["train"]
 
 
 def train(cfg: SDConfig, run: Run) -> None:
-    """Train the critic for ``cfg.epochs`` epochs (or until stopped) and save it.
+    """Train the critic for ``cfg.epochs`` epochs (or until stopped) and save it, with a
+    checkpoint to resume from at log steps (``Run.checkpoint``). An interrupted trial's
+    next attempt resumes from its last checkpoint and trains exactly as the trial would
+    have gone on (same critic, optimiser and random streams).
 
     Raises:
         KernelFailed: a critic loss term became NaN/inf, or CUDA was requested but absent.
@@ -49,9 +54,17 @@ def train(cfg: SDConfig, run: Run) -> None:
     gen = torch.Generator().manual_seed(cfg.seed)
     tot_accs: list[float] = []
     times: list[float] = []
+    done = -1  # the last epoch done before this attempt
+    if (resume := run.resume_state()) is not None:
+        done = resume_from(resume, critic, opt, gen, tot_accs, times)
     pending: list[torch.Tensor] = []  # per-epoch records still on the device
-    t0 = time.perf_counter()
-    for epoch in range(cfg.epochs):
+    t0 = time.perf_counter() - (times[-1] if times else 0.0)
+
+    def state() -> dict[str, Any]:
+        return saved_state(cfg, critic.state_dict(), opt.state_dict(), gen, tot_accs, times)
+
+    epoch = done  # the last epoch done: what is saved, once the loop ends
+    for epoch in range(done + 1, cfg.epochs):
         reals, fake = make_batch(cfg, lib, x, gen)
         correct, terms, bad = critic_steps(
             critic, opt, reals, fake, iters=d.iters, loss=d.loss, gp=d.gp, generator=gen
@@ -67,15 +80,6 @@ def train(cfg: SDConfig, run: Run) -> None:
         log_epochs(cfg, run, records, epoch - len(records) + 1, tot_accs, times[-1])
         if last or run.should_stop():
             break
-    run.save(
-        to_numpy(
-            {
-                "disc_state": critic.state_dict(),
-                "disc_opt_state": opt.state_dict(),
-                "tot_accs": tot_accs,
-                "times": times,
-                "fun_lib": cfg.fun_lib,
-                "in_var": cfg.in_var,
-            }
-        )
-    )
+        run.checkpoint(state, epoch)
+    run.save(state(), epoch)
+

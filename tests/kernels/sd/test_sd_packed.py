@@ -256,3 +256,16 @@ def test_cuda_pack_matches_cuda_solo_runs() -> None:
         assert pack.series("acc") == alone.series("acc")
         for a, b in zip(alone.series("loss"), pack.series("loss"), strict=True):
             assert math.isclose(a, b, rel_tol=1e-3, abs_tol=1e-4)
+
+
+def test_a_trial_stopped_in_a_pack_resumes_alone_as_if_never_stopped() -> None:
+    cfgs = [cfg_of(**t, epochs=20, log_freq=4) for t in TRIALS[:2]]
+    runs = [RecordingRun(), RecordingRun(stop_after=2)]
+    packed(cfgs, runs)
+    assert runs[1].resumable is not None and runs[1].resumable["resume_step"] == 4
+    rest = solo(cfgs[1], RecordingRun(resume=runs[1].resumable))
+    whole = solo(cfgs[1])
+    assert [h["_step"] for h in rest.history] == [8, 12, 16, 19]
+    cut = RecordingRun()
+    cut.history, cut.saved = whole.history[2:], whole.saved  # the part the resumed run logs
+    assert_same_run(cut, rest)

@@ -368,3 +368,43 @@ def test_cuda_run_matches_cpu_run() -> None:
     assert cpu.series("acc") == gpu.series("acc")
     for a, b in zip(cpu.series("loss"), gpu.series("loss"), strict=True):
         assert a == pytest.approx(b, rel=1e-3, abs=1e-4)
+
+
+class InterruptedAt(RecordingRun):
+    """A run whose ``n``-th log is cut short, as by a second signal in mid-step."""
+
+    def __init__(self, n: int) -> None:
+        super().__init__()
+        self.n = n
+
+    def log(self, metrics: dict[str, float], step: int) -> None:
+        if len(self.history) + 1 == self.n:
+            raise KeyboardInterrupt
+        super().log(metrics, step)
+
+
+def _same_but_time(a: list[dict[str, float]], b: list[dict[str, float]]) -> None:
+    assert [{k: v for k, v in h.items() if k != "time"} for h in a] == [
+        {k: v for k, v in h.items() if k != "time"} for h in b
+    ]
+
+
+@pytest.mark.parametrize("how", ["stopped", "interrupted"])
+def test_an_interrupted_trial_resumes_exactly_where_it_was(how: str) -> None:
+    cfg = cfg_of(epochs=30, log_freq=4)
+    whole = run_of(cfg)
+    if how == "stopped":  # asked to stop after its third log: the final save has a step
+        first = run_of(cfg, RecordingRun(stop_after=3))
+    else:  # cut short in its fourth log: the checkpoint after the third is what is left
+        first = InterruptedAt(4)
+        with pytest.raises(KeyboardInterrupt):
+            train(cfg, first)
+    assert first.resumable is not None and first.resumable["resume_step"] == 8
+    rest = run_of(cfg, RecordingRun(resume=first.resumable))
+    assert [h["_step"] for h in rest.history] == [12, 16, 20, 24, 28, 29]
+    _same_but_time(whole.history[3:], rest.history)  # bit for bit: same streams
+    assert whole.saved is not None and rest.saved is not None
+    assert rest.saved["tot_accs"] == whole.saved["tot_accs"]
+    assert len(rest.saved["times"]) == 30 and rest.saved["times"] == sorted(rest.saved["times"])
+    for name, w in whole.saved["disc_state"].items():
+        assert np.array_equal(rest.saved["disc_state"][name], w), name
