@@ -48,7 +48,7 @@ class Signals:
             for run in training:
                 run.request_stop(f"preempted by {name}")
         elif training:
-            self.current = []  # one interrupt per training: the handler's catch is not one
+            self.current = []  # once: a third signal must not cut short the recording
             raise KeyboardInterrupt(f"interrupted by a second signal ({name})")
 
     @contextmanager
