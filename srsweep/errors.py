@@ -44,3 +44,8 @@ class UnsafeFileError(CorruptFileError):
 
 class KernelFailed(SrsweepError):
     """A kernel stopped a run on purpose, e.g. on a NaN loss; the message says why."""
+
+
+class LeaseLostError(SrsweepError):
+    """The ledger gave a trial to another agent (its lease ran out): the old holder's
+    writes about it are refused, so nothing is recorded over the new attempt."""
