@@ -356,6 +356,37 @@ def sync(obj: _Obj, sweep_id: str | None, timeout: float) -> None:
     click.echo(f"uploaded {n} offline run(s) to {base_url()}")
 
 
+@main.group("ledger")
+def ledger_cmd() -> None:
+    """Move a study between ledgers (a laptop's SQLite file, a cluster's PostgreSQL)."""
+
+
+@ledger_cmd.command("copy")
+@click.argument("src")
+@click.argument("dst")
+@click.option("--sweep", "sweeps", multiple=True, metavar="SWEEP_ID",
+              help="Copy only this sweep (repeatable). Default: every sweep and run.")
+def ledger_copy(src: str, dst: str, sweeps: tuple[str, ...]) -> None:
+    """Copy sweeps, runs and histories from ledger SRC to ledger DST.
+
+    SRC and DST are a results folder or .db file, sqlite:///PATH, or
+    postgresql://USER@HOST:PORT/DB. Copying again is safe: what DST holds already is
+    kept, and runs that changed in SRC since are brought up to date. Model files stay
+    where they are (copy results/*/models yourself if DST's agents need them).
+    """
+    from srsweep.backends import open_ledger
+
+    source, target = open_ledger(src, src), open_ledger(dst, dst)
+    try:
+        n = source.copy_to(target, list(sweeps) or None)
+    finally:
+        source.close()
+        target.close()
+    click.echo(f"copied {n['sweeps']} new sweep(s), {n['runs']} new run(s), updated "
+               f"{n['updated']} run(s), {n['rows']} history row(s): {source.location} -> "
+               f"{target.location}")
+
+
 @main.command("kernels")
 @click.argument("name", required=False)
 def kernels_cmd(name: str | None) -> None:

@@ -452,6 +452,67 @@ class SqlLedger:
             self._row(db, run_id)
             self._x(db, "UPDATE runs SET config=? WHERE id=?", (json.dumps(config), run_id))
 
+    # -- moving a study ---------------------------------------------------------------
+    def copy_to(self, dst: SqlLedger, sweep_ids: list[str] | None = None) -> dict[str, int]:
+        """Copy sweeps, their runs and histories (all, or ``sweep_ids``; standalone runs
+        with all) into ``dst``, idempotently: what ``dst`` has already is left as it is
+        unless the run changed here since (its state, summary, history), then replaced.
+
+        Returns:
+            Counts: ``sweeps`` and ``runs`` added, ``updated`` runs, ``rows`` of history.
+        """
+        db = self._db()
+        counts = {"sweeps": 0, "runs": 0, "updated": 0, "rows": 0}
+        if db is None:
+            return counts
+        if sweep_ids is None:
+            sweeps = self._x(db, f"SELECT {SWEEP_COLUMNS} FROM sweeps ORDER BY created_at")
+            runs = self._x(db, f"SELECT {RUN_COLUMNS} FROM runs ORDER BY sweep_id, seq")
+        else:
+            for sid in sweep_ids:
+                self.sweep(sid)  # NotFoundError before anything is written
+            marks = ",".join("?" * len(sweep_ids))
+            sweeps = self._x(db, f"SELECT {SWEEP_COLUMNS} FROM sweeps WHERE id IN ({marks})",
+                             sweep_ids)
+            runs = self._x(db, f"SELECT {RUN_COLUMNS} FROM runs WHERE sweep_id IN ({marks}) "
+                               "ORDER BY sweep_id, seq", sweep_ids)  # fmt: skip
+        sweep_rows, run_rows = sweeps.fetchall(), runs.fetchall()
+        with dst._tx() as out:
+            for row in sweep_rows:
+                if dst._x(out, "SELECT 1 FROM sweeps WHERE id=?", (row[0],)).fetchone():
+                    dst._x(out, "UPDATE sweeps SET state=?, reason=?, remote=? WHERE id=?",
+                           (row[5], row[9], row[8], row[0]))  # fmt: skip
+                else:
+                    dst._x(out, f"INSERT INTO sweeps ({SWEEP_COLUMNS}) VALUES "
+                                f"({','.join('?' * len(row))})", row)  # fmt: skip
+                    counts["sweeps"] += 1
+            for row in run_rows:
+                have = dst._x(out, f"SELECT {RUN_COLUMNS} FROM runs WHERE id=?",
+                              (row[0],)).fetchone()  # fmt: skip
+                if have is not None and tuple(have) == tuple(row):
+                    continue
+                if have is None:
+                    dst._x(out, f"INSERT INTO runs ({RUN_COLUMNS}) VALUES "
+                                f"({','.join('?' * len(row))})", row)  # fmt: skip
+                    counts["runs"] += 1
+                else:
+                    names = [c.strip() for c in RUN_COLUMNS.split(",")]
+                    sets = ", ".join(f"{c}=?" for c in names[1:])
+                    dst._x(out, f"UPDATE runs SET {sets} WHERE id=?", (*row[1:], row[0]))
+                    dst._x(out, "DELETE FROM history WHERE run_id=?", (row[0],))
+                    counts["updated"] += 1
+                history = self._x(
+                    db,
+                    f"SELECT run_id, step, data FROM history WHERE run_id=? "
+                    f"ORDER BY step, {self.history_order}",
+                    (row[0],),
+                ).fetchall()
+                out.cursor().executemany(
+                    dst._q("INSERT INTO history (run_id, step, data) VALUES (?,?,?)"), history
+                )
+                counts["rows"] += len(history)
+        return counts
+
     # -- reading ------------------------------------------------------------------------
     def _row(self, db: Any, run_id: str) -> RunRecord:
         row = self._x(db, f"SELECT {RUN_COLUMNS} FROM runs WHERE id=?", (run_id,)).fetchone()

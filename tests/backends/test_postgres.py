@@ -67,3 +67,35 @@ def test_an_unreachable_server_is_named_without_its_password(tmp_path):
 def test_a_ledger_url_of_another_kind_is_refused():
     res = CliRunner().invoke(main, ["ls", "--ledger", "mysql://x/y"])
     assert res.exit_code == 2 and "expected a path, sqlite:///PATH or postgresql://" in res.output
+
+
+def test_ledger_copy_moves_a_study_to_postgres_and_back_idempotently(
+    postgres_url, write_spec, tmp_path
+):
+    laptop = tmp_path / "laptop"
+    runner = CliRunner()
+
+    def cli(*args: str) -> str:
+        res = runner.invoke(main, list(args), catch_exceptions=False)
+        assert res.exit_code == 0, res.output
+        return res.output
+
+    sid = cli("--results", str(laptop), "create", str(write_spec(SPEC))).strip().splitlines()[-1]
+    cli("--results", str(laptop), "agent", sid, "--count", "4")
+    out = cli("ledger", "copy", str(laptop), postgres_url)
+    assert "copied 1 new sweep(s), 4 new run(s), updated 0 run(s), 80 history row(s)" in out
+    again = cli("ledger", "copy", str(laptop), postgres_url)
+    assert "copied 0 new sweep(s), 0 new run(s), updated 0 run(s), 0 history row(s)" in again
+    # the cluster runs the rest on PostgreSQL, and the study comes back to the laptop
+    cli("--ledger", postgres_url, "--results", str(tmp_path / "cluster"), "agent", sid)
+    back = cli("ledger", "copy", postgres_url, str(laptop / "srsweep.db"))
+    assert "0 new sweep(s), 5 new run(s)" in back
+    here, there = open_ledger(laptop), PostgresBackend(postgres_url)
+    try:
+        mine = [(r.id, r.state, r.params, r.summary, r.history) for r in here.runs(sid)]
+        theirs = [(r.id, r.state, r.params, r.summary, r.history) for r in there.runs(sid)]
+        assert mine == theirs and len(mine) == 9
+        assert here.sweep(sid).state == "finished"
+    finally:
+        here.close()
+        there.close()
