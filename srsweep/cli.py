@@ -356,6 +356,23 @@ def sync(obj: _Obj, sweep_id: str | None, timeout: float) -> None:
     click.echo(f"uploaded {n} offline run(s) to {base_url()}")
 
 
+@main.command()
+@click.option("--to", "to", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Where to write the copy. Default: RESULTS/backups/srsweep-TIME.db.")
+@pass_obj
+def backup(obj: _Obj, to: Path | None) -> None:
+    """Write a consistent copy of the SQLite ledger, also while agents run."""
+    from srsweep.backends import LocalBackend
+
+    book = obj.ledger
+    if not isinstance(book, LocalBackend):
+        raise UsageError(f"backup: {book.location} is a server's ledger; back it up with its "
+                         "own tools (pg_dump), or `srsweep ledger copy` it to a file")
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    click.echo(f"backed up {book.path} to "
+               f"{book.backup(to or obj.results / 'backups' / f'srsweep-{stamp}.db')}")
+
+
 @main.group("ledger")
 def ledger_cmd() -> None:
     """Move a study between ledgers (a laptop's SQLite file, a cluster's PostgreSQL)."""

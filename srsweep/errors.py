@@ -49,3 +49,10 @@ class KernelFailed(SrsweepError):
 class LeaseLostError(SrsweepError):
     """The ledger gave a trial to another agent (its lease ran out): the old holder's
     writes about it are refused, so nothing is recorded over the new attempt."""
+
+
+class LedgerLostError(SrsweepError):
+    """The ledger an agent opened was deleted, replaced, truncated or corrupted while it
+    ran: the agent stops at once rather than report runs the ledger does not hold."""
+
+    exit_code = 3

@@ -7,13 +7,19 @@ write lock and never receive the same grid point. The ledger's logic is ``SqlLed
 
 from __future__ import annotations
 
+import os
+from contextlib import closing
 import sqlite3
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
+from typing import Any
 
 from srsweep.backends.sql import SqlLedger
 from srsweep.backends.sql import new_id
 from srsweep.errors import CorruptFileError
+from srsweep.errors import LedgerLostError
+from srsweep.errors import NotFoundError
 
 if TYPE_CHECKING:
     from srsweep.backends._base import Backend
@@ -86,6 +92,8 @@ class LocalBackend(SqlLedger):
         super().__init__(lease_timeout, max_retries)
         self.root = Path(root)
         self.path = self.root / filename
+        self._identity: tuple[int, int] | None = None  # (device, inode) of the open file
+        self._last_write = "nothing yet"
 
     @property
     def location(self) -> str:
@@ -116,6 +124,70 @@ class LocalBackend(SqlLedger):
 
     def _begin(self, db: sqlite3.Connection) -> None:
         db.execute("BEGIN IMMEDIATE")  # the write lock: claims serialise on it
+
+    # -- a watched ledger: an agent notices the file going away under it ----------------
+    def _db(self, create: bool = False) -> sqlite3.Connection | None:
+        conn: sqlite3.Connection | None = super()._db(create)
+        if conn is not None:
+            self._watch()
+        return conn
+
+    def _watch(self) -> None:
+        try:
+            st = self.path.stat()
+        except FileNotFoundError:
+            self._gone("was deleted")
+        identity = (st.st_dev, st.st_ino)
+        if self._identity is None:
+            self._identity = identity
+        elif identity != self._identity:
+            self._gone("was replaced by another file")
+        elif st.st_size < 100:  # shorter than SQLite's header: truncated
+            self._gone(f"was truncated to {st.st_size} bytes")
+
+    def _gone(self, what: str) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
+        raise LedgerLostError(
+            f"the ledger {self.path} {what} while this process used it; stopping (last "
+            f"written here: {self._last_write}). Restore it from a backup (`srsweep backup`) "
+            "or start a new one; runs after that point are not in any ledger"
+        )
+
+    def _x(self, db: Any, sql: str, args: tuple[Any, ...] | list[Any] = ()) -> Any:
+        try:
+            cur = super()._x(db, sql, args)
+        except sqlite3.OperationalError as e:
+            if "disk is full" in str(e) or "disk I/O" in str(e):
+                raise LedgerLostError(f"the ledger {self.path} cannot be written: {e}") from None
+            raise
+        except sqlite3.DatabaseError as e:  # garbage where the ledger was
+            self._gone(f"is corrupt ({e}; integrity check: {self._integrity()})")
+        if sql.lstrip().startswith(("INSERT", "UPDATE", "DELETE")):
+            self._last_write = f"{sql.split()[0].lower()} at {time.strftime('%H:%M:%S')}"
+        return cur
+
+    def _integrity(self) -> str:
+        try:
+            with closing(sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)) as check:
+                return str(check.execute("PRAGMA quick_check").fetchone()[0])
+        except sqlite3.DatabaseError as e:
+            return str(e)
+
+    def backup(self, to: str | Path) -> Path:
+        """A consistent copy of the ledger at ``to`` (SQLite's online backup: agents may
+        go on writing meanwhile)."""
+        src = self._db()
+        if src is None:
+            raise NotFoundError(f"no ledger at {self.path} to back up")
+        target = Path(to)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        with closing(sqlite3.connect(tmp)) as out:
+            src.backup(out)
+        os.replace(tmp, target)
+        return target
 
 
 if TYPE_CHECKING:
