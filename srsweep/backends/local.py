@@ -8,9 +8,9 @@ write lock and never receive the same grid point. The ledger's logic is ``SqlLed
 from __future__ import annotations
 
 import os
-from contextlib import closing
 import sqlite3
 import time
+from contextlib import closing
 from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Any
