@@ -18,6 +18,7 @@ from typing import Any
 from srsweep.backends.sql import SqlLedger
 from srsweep.backends.sql import new_id
 from srsweep.errors import CorruptFileError
+from srsweep.errors import EnvironmentFault
 from srsweep.errors import LedgerLostError
 from srsweep.errors import NotFoundError
 
@@ -70,6 +71,11 @@ def _migrate(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE INDEX IF NOT EXISTS runs_by_retry ON runs(retry_of)")
 
 
+def _writable(path: Path) -> bool:
+    """Whether this process may write the ledger and its folder (WAL files live there)."""
+    return os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
+
+
 class LocalBackend(SqlLedger):
     """The SQLite ledger at ``root/srsweep.db``; read-only use creates nothing.
 
@@ -109,6 +115,8 @@ class LocalBackend(SqlLedger):
             if not create:
                 return None
             self.root.mkdir(parents=True, exist_ok=True)
+        if not create and not _writable(self.path):
+            return self._connect_read_only()
         try:
             conn = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
             conn.execute("PRAGMA journal_mode=WAL")
@@ -116,11 +124,39 @@ class LocalBackend(SqlLedger):
             conn.executescript(_SCHEMA)
             _migrate(conn)
         except sqlite3.DatabaseError as e:
+            raise self._unreadable(e) from None
+        return conn
+
+    def _connect_read_only(self) -> sqlite3.Connection:
+        """A ledger on a read-only file system (or a file this user may not write):
+        read as it is, without creating or migrating anything."""
+        try:
+            try:
+                conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=60.0,
+                                       isolation_level=None)
+                conn.execute("SELECT 1 FROM sweeps LIMIT 1")
+            except sqlite3.OperationalError:  # WAL needs a writable folder for its index
+                conn = sqlite3.connect(f"file:{self.path}?immutable=1", uri=True,
+                                       isolation_level=None)
+            have = {row[1] for row in conn.execute("PRAGMA table_info(runs)")}
+        except sqlite3.DatabaseError as e:
+            raise self._unreadable(e) from None
+        have |= {row[1] for row in conn.execute("PRAGMA table_info(sweeps)")}
+        if any(n not in have for cols in _ADDED_COLUMNS.values() for n, _ in cols):
+            conn.close()
             raise CorruptFileError(
+                f"{self.path}: written by an older srsweep and read-only here, so it cannot "
+                "be brought up to date; open it once where it can be written, or copy it"
+            )
+        return conn
+
+    def _unreadable(self, e: sqlite3.DatabaseError) -> CorruptFileError:
+        if "not a database" in str(e) or "malformed" in str(e):
+            return CorruptFileError(
                 f"{self.path}: not a readable srsweep ledger ({e}); "
                 "move it aside to start a new one"
-            ) from None
-        return conn
+            )
+        return CorruptFileError(f"{self.path}: cannot open the ledger ({e})")
 
     def _begin(self, db: sqlite3.Connection) -> None:
         db.execute("BEGIN IMMEDIATE")  # the write lock: claims serialise on it
@@ -159,8 +195,11 @@ class LocalBackend(SqlLedger):
         try:
             cur = super()._x(db, sql, args)
         except sqlite3.OperationalError as e:
-            if "disk is full" in str(e) or "disk I/O" in str(e):
-                raise LedgerLostError(f"the ledger {self.path} cannot be written: {e}") from None
+            if any(w in str(e) for w in ("disk is full", "disk I/O", "readonly database")):
+                hint = " (a read-only file system or file?)" if "readonly" in str(e) else ""
+                raise EnvironmentFault(
+                    f"the ledger {self.path} cannot be written: {e}{hint}"
+                ) from None
             raise
         except sqlite3.DatabaseError as e:  # garbage where the ledger was
             self._gone(f"is corrupt ({e}; integrity check: {self._integrity()})")

@@ -95,3 +95,27 @@ def test_an_agent_whose_ledger_is_deleted_exits_3_and_claims_no_success(tmp_path
     assert "was deleted while this process used it" in agent.stderr
     assert "finished" not in agent.stdout.split("agent done")[-1]
     assert "Traceback" not in agent.stderr
+
+
+def test_read_only_commands_read_a_ledger_they_cannot_write(busy, results):
+    import subprocess
+
+    b, sid, r = busy
+    b.finish(r.id, "finished", summary={"loss": 0.25})
+    b.close()
+    files = [results / "srsweep.db", results]  # the file, and the folder its WAL needs
+    locked = subprocess.run(["chattr", "+i", *map(str, files)], capture_output=True)
+    if locked.returncode != 0:  # not root, or a file system without the attribute
+        pytest.skip(f"cannot make the ledger read-only here: {locked.stderr.decode().strip()}")
+    try:
+        assert not os.access(results / "srsweep.db", os.W_OK)
+        runner = CliRunner(env={"SRSWEEP_KERNELS": "toy=srsweep.testing.toy"})
+        for args in (["ls"], ["status", sid]):
+            res = runner.invoke(main, ["--results", str(results), *args])
+            assert res.exit_code == 0, res.output
+            assert sid in res.output and "move it aside" not in res.output
+        assert "0.25" in runner.invoke(main, ["--results", str(results), "status", sid]).output
+        res = runner.invoke(main, ["--results", str(results), "retry", sid])
+        assert res.exit_code == 3 and "read-only file system" in res.output, res.output
+    finally:
+        subprocess.run(["chattr", "-i", *map(str, files)], check=True)
