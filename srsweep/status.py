@@ -12,20 +12,16 @@ from srsweep.config import flatten
 if TYPE_CHECKING:
     from srsweep.backends import Backend
 
-__all__ = ["status_lines", "best_value"]
+__all__ = ["final_value", "status_lines"]
 
 
-def best_value(
-    history: list[dict[str, Any]], summary: dict[str, Any], metric: str, goal: str
-) -> float | None:
-    """Best finite value of ``metric`` over the history and summary, by ``goal``."""
-    values = [h[metric] for h in history if metric in h] + (
-        [summary[metric]] if metric in summary else []
-    )
-    finite = [float(v) for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
-    if not finite:
-        return None
-    return max(finite) if goal == "maximize" else min(finite)
+def final_value(summary: dict[str, Any], metric: str) -> float | None:
+    """A run's final value of ``metric`` (its summary, as the report ranks runs), when
+    finite."""
+    value = summary.get(metric)
+    if isinstance(value, (int, float)) and math.isfinite(value):
+        return float(value)
+    return None
 
 
 def status_lines(backend: Backend, sweep_id: str) -> list[str]:
@@ -34,14 +30,14 @@ def status_lines(backend: Backend, sweep_id: str) -> list[str]:
     from srsweep.spec import swept_keys
 
     sweep = backend.sweep(sweep_id)
-    runs = backend.runs(sweep_id)
+    runs = backend.runs(sweep_id, history=False)  # summaries only: fast at any size
     kernel = None if sweep.kernel == SCRIPT else kernels.get(sweep.kernel)
-    name, goal = objective(sweep.spec, kernel)
+    name, _ = objective(sweep.spec, kernel)
     keys = swept_keys(sweep.spec)
     counts = ", ".join(f"{n} {s}" for s, n in sorted(sweep.counts.items())) or "no runs yet"
     rows = []
     for r in runs:
-        best = best_value(r.history, r.summary, name, goal)
+        best = final_value(r.summary, name)
         flat = flatten(r.params)
         rows.append(
             [
@@ -52,7 +48,7 @@ def status_lines(backend: Backend, sweep_id: str) -> list[str]:
                 *(_short(flat.get(k)) for k in keys),
             ]
         )
-    header = ["RUN", "NAME", "STATE", f"BEST {name}" if name else "BEST", *keys]
+    header = ["RUN", "NAME", "STATE", f"FINAL {name}" if name else "FINAL", *keys]
     widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=True)]
     lines = [
         f"sweep {sweep.id} {sweep.name}: {sweep.spec.get('method')} sweep of "

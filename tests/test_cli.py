@@ -48,7 +48,7 @@ def test_create_agent_status_ls(cli, write_spec, results):
     assert status[0].startswith(
         f"sweep {sid} spec: grid sweep of toy, finished (every grid point has run); 2 finished"
     )
-    assert status[1].split() == ["RUN", "NAME", "STATE", "BEST", "loss", "target"]
+    assert status[1].split() == ["RUN", "NAME", "STATE", "FINAL", "loss", "target"]
     assert [line.split()[2] for line in status[2:]] == ["finished", "finished"]
     assert [line.split()[-1] for line in status[2:]] == ["1", "2"]
     ls = cli("ls").output
@@ -183,7 +183,7 @@ def test_a_script_sweep_creates_reports_and_shows_status(cli, write_spec, tmp_pa
         b.finish(run.id, "finished", summary={"val_loss": rows[-1]["val_loss"]})
     status = cli("status", sid).output.splitlines()
     assert status[0].startswith(f"sweep {sid} spec: grid sweep of train.py, active")
-    assert status[1].split() == ["RUN", "NAME", "STATE", "BEST", "val_loss", "lr"]
+    assert status[1].split() == ["RUN", "NAME", "STATE", "FINAL", "val_loss", "lr"]
     assert status[2].split()[1:4] == ["script-001", "finished", "0.08333"]
     res = cli("report", sid, "--avg-hor", "3")
     assert res.exit_code == 0, res.output
