@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,19 @@ class _Group(click.Group):
         except SrsweepError as e:
             click.echo(f"Error: {e}", err=True)
             ctx.exit(e.exit_code)
+        except OSError as e:  # --results that cannot be a folder: /proc/x, under a file
+            results = ctx.obj.results if isinstance(ctx.obj, _Obj) else None
+            if results is None or e.filename is None or not _within(e.filename, results):
+                raise
+            click.echo(f"Error: --results {results}: cannot write there ({e.strerror})", err=True)
+            ctx.exit(UsageError.exit_code)
+
+
+def _within(filename: Any, folder: Path) -> bool:
+    """Whether ``filename`` (an OSError's) is ``folder``, lies under it, or is a folder
+    made on the way to it."""
+    path, folder = Path(os.fsdecode(filename)).absolute(), folder.absolute()
+    return path == folder or folder in path.parents or path in folder.parents
 
 
 class _Obj:
@@ -191,19 +204,14 @@ def run_cmd(obj: _Obj, kernel: str, args_json: str | None, sets: tuple[str, ...]
     """
     from srsweep.agent import run_single
     from srsweep.config import flatten
+    from srsweep.spec import load_json_object
     from srsweep.spec import load_yaml
     from srsweep.spec import parse_sets
 
     overrides: dict[str, Any] = {}
     source = f"srsweep run {kernel}"
     if args_json:
-        try:
-            parsed = json.loads(args_json)
-        except json.JSONDecodeError as e:
-            raise UsageError(f"ARGS_JSON: not valid JSON ({e})") from None
-        if not isinstance(parsed, dict):
-            raise UsageError("ARGS_JSON: must be a JSON object of config values")
-        overrides.update(flatten(parsed))
+        overrides.update(flatten(load_json_object(args_json, "ARGS_JSON")))
     if config_file is not None:
         loaded = load_yaml(config_file)
         if not isinstance(loaded, dict):

@@ -17,6 +17,10 @@ from typing import Protocol
 
 import numpy as np
 
+from srsweep.errors import EngineError
+from srsweep.limits import MAX_GRID
+from srsweep.limits import grid_points
+
 __all__ = ["EngineRun", "suggest", "to_stop", "plain", "import_sweeps"]
 
 
@@ -139,10 +143,18 @@ def suggest(
         seed: seeds random/bayes draws, so a ledger replays the same suggestions.
 
     Raises:
-        ValueError: the spec cannot be searched (e.g. a continuous parameter in a grid).
+        EngineError: the spec cannot be searched (e.g. a continuous parameter in a grid,
+            a grid of more than ``limits.MAX_GRID`` points, a malformed distribution).
     """
     sweeps = import_sweeps()
     _install_hash_cache()
+    if spec.get("method") == "grid" and isinstance(spec.get("parameters"), dict):
+        points, counts = grid_points(spec["parameters"])
+        if points > MAX_GRID:  # sweeps would build the list of every point
+            raise EngineError(
+                f"parameters: a grid of {points:g} points ({' x '.join(counts)}) is over "
+                f"the limit of {MAX_GRID}"
+            )
     run_cap = spec.get("run_cap")
     if run_cap is not None:
         n = max(0, min(n, int(run_cap) - len(runs)))
@@ -153,8 +165,8 @@ def suggest(
         for _ in range(n):
             try:
                 suggestion = sweeps.next_run(spec, history, validate=False)
-            except ValueError as e:  # drop sweeps' internal names of nested parameters
-                raise ValueError(re.sub(r"\.wbnest\[[0-9a-f]+\]", "", str(e))) from None
+            except Exception as e:  # jsonschema, ValueError, KeyError... of a bad spec
+                raise _refused(e) from None
             if suggestion is None:
                 break
             params = plain({k: v["value"] for k, v in suggestion.config.items()})
@@ -164,13 +176,27 @@ def suggest(
     return out
 
 
+def _refused(e: Exception) -> EngineError:
+    """sweeps' own exception as an ``EngineError``, without sweeps' internal names of
+    nested parameters (``disc.wbnest[1a2b].lr`` is ``disc.lr``)."""
+    message = re.sub(r"\.wbnest\[[0-9a-f]+\]", "", str(e)) or type(e).__name__
+    return EngineError(f"the search engine (sweeps) cannot use this spec: {message}")
+
+
 def to_stop(spec: dict[str, Any], runs: Sequence[EngineRun]) -> list[str]:
-    """Ids of running runs that the spec's ``early_terminate`` rule stops now."""
+    """Ids of running runs that the spec's ``early_terminate`` rule stops now.
+
+    Raises:
+        EngineError: sweeps cannot apply the rule to this spec.
+    """
     sweeps = import_sweeps()
 
     if "early_terminate" not in spec or "metric" not in spec:
         return []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        stopped = sweeps.stop_runs(spec, _sweep_runs(runs, with_history=True), validate=False)
+        try:
+            stopped = sweeps.stop_runs(spec, _sweep_runs(runs, with_history=True), validate=False)
+        except Exception as e:
+            raise _refused(e) from None
     return [str(r.name) for r in stopped]

@@ -12,6 +12,7 @@ its parameters are not checked against any config.
 from __future__ import annotations
 
 import copy
+import json
 import re
 import shutil
 from dataclasses import dataclass
@@ -22,6 +23,8 @@ import yaml
 
 from srsweep import config as _config
 from srsweep import kernels
+from srsweep import limits
+from srsweep.errors import EngineError
 from srsweep.errors import NotFoundError
 from srsweep.errors import SpecError
 from srsweep.kernels import Lookup
@@ -31,6 +34,7 @@ __all__ = [
     "Spec",
     "load_spec",
     "load_yaml",
+    "load_json_object",
     "validate",
     "parse_sets",
     "leaf_params",
@@ -39,8 +43,9 @@ __all__ = [
 ]
 
 
-class _Loader(yaml.SafeLoader):  # type: ignore[misc]
-    """``safe_load`` plus YAML 1.2 floats: PyYAML reads ``1e-5`` as a *string*."""
+class _Loader(limits.BoundedComposer, yaml.SafeLoader):  # type: ignore[misc]
+    """``safe_load`` plus YAML 1.2 floats (PyYAML reads ``1e-5`` as a *string*), and
+    the nesting and alias limits (``limits.BoundedComposer``)."""
 
 
 _Loader.add_implicit_resolver(
@@ -77,22 +82,65 @@ _LOG_VALUE_DISTS = {"log_uniform_values", "q_log_uniform_values", "inv_log_unifo
 
 
 def load_yaml(path: str | Path, text: str | None = None) -> Any:
-    """Parse YAML safely; syntax errors name the file, line and column."""
+    """Parse YAML safely within ``limits`` (size, nesting, aliases); every error names
+    the file, and the line and column or the key.
+
+    Raises:
+        NotFoundError: no such file.
+        SpecError: unreadable, over a limit, or not YAML.
+    """
     path = Path(path)
     if text is None:
         if not path.is_file():
             raise NotFoundError(f"{path}: no such file")
         try:
-            text = path.read_text(encoding="utf-8")
+            with path.open("rb") as f:
+                data = f.read(limits.MAX_BYTES + 1)  # a file can grow while it is read
+            text = data.decode("utf-8") if len(data) <= limits.MAX_BYTES else None
         except (OSError, UnicodeDecodeError) as e:
             raise SpecError(str(path), [f"cannot read: {e}"]) from None
+    if text is None or len(text.encode("utf-8")) > limits.MAX_BYTES:
+        raise SpecError(str(path), [f"the file is over {limits.MAX_BYTES} bytes (the limit)"])
     try:
-        return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+        return _parse(text)
+    except limits.LimitExceeded as e:
+        raise SpecError(str(path), [str(e)]) from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         problem = getattr(e, "problem", None) or str(e)
         raise SpecError(str(path), [f"{where}YAML syntax error: {problem}"]) from None
+
+
+def _parse(text: str) -> Any:
+    """YAML text -> value; an integer of over 4300 digits (Python refuses to convert it)
+    is a YAML error like any other unusable scalar."""
+    try:
+        return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+    except ValueError as e:
+        raise yaml.YAMLError(str(e)) from None
+
+
+def load_json_object(text: str, source: str) -> dict[str, Any]:
+    """A JSON object of config values (W&B's ``${args_json}``), within ``limits``.
+
+    Raises:
+        SpecError: not JSON, not an object, or over a limit; named by ``source``.
+    """
+    if len(text.encode("utf-8")) > limits.MAX_BYTES:
+        raise SpecError(source, [f"over {limits.MAX_BYTES} bytes (the limit)"])
+    try:
+        value = json.loads(text)
+    except RecursionError:
+        raise SpecError(source, [limits.TOO_DEEP]) from None
+    except ValueError as e:  # JSONDecodeError, or an integer of too many digits
+        raise SpecError(source, [f"not valid JSON ({e})"]) from None
+    if not isinstance(value, dict):
+        raise SpecError(source, ["must be a JSON object of config values"])
+    problems = limits.tree_violations(value)
+    if problems:
+        raise SpecError(source, problems)
+    return value
 
 
 @dataclass(frozen=True)
@@ -198,14 +246,16 @@ def _param_violations(kernel: kernels.Kernel | None, params: Any) -> list[str]:
             out.append(f"{where}: give value, values, or min/max (optionally a distribution)")
             continue
         lo, hi = leaf.get("min"), leaf.get("max")
+        bounds = []
         if (
             leaf.get("distribution") in _LOG_VALUE_DISTS
             and isinstance(lo, (int, float))
             and lo <= 0
         ):
-            out.append(f"{where}.min: must be > 0 for {leaf['distribution']}, but got {lo!r}")
+            bounds.append(f"{where}.min: must be > 0 for {leaf['distribution']}, but got {lo!r}")
         if isinstance(lo, (int, float)) and isinstance(hi, (int, float)) and not lo < hi:
-            out.append(f"{where}: min < max must hold, but got (min={lo}, max={hi})")
+            bounds.append(f"{where}: min < max must hold, but got (min={lo}, max={hi})")
+        out += bounds or _distribution_violations(where, leaf)
         if kernel is None:  # a script's parameters are its own business
             continue
         candidates = [("value", leaf["value"])] if "value" in leaf else []
@@ -225,6 +275,54 @@ def _param_violations(kernel: kernels.Kernel | None, params: Any) -> list[str]:
                 if err:
                     out.append(f"{where}.{label}: {err}")
     return out
+
+
+def _implied(leaf: dict[str, Any]) -> str:
+    """The distribution sweeps assumes for a parameter that names none."""
+    if "value" in leaf:
+        return "constant"
+    if "values" in leaf:
+        return "categorical_w_probabilities" if "probabilities" in leaf else "categorical"
+    ints = all(isinstance(leaf.get(b), int) for b in ("min", "max"))
+    return "int_uniform" if ints else "uniform"
+
+
+def _distribution_violations(where: str, leaf: dict[str, Any]) -> list[str]:
+    """Why no distribution of sweeps' schema accepts ``leaf`` (sweeps itself says only
+    "invalid hyperparameter configuration"): the errors against the schema of the
+    distribution it names or implies, e.g. ``q: 0 is less than or equal to the minimum
+    of 0 (for q_uniform)``; nothing when it is accepted."""
+    from srsweep.engine import import_sweeps
+
+    sweeps = import_sweeps()
+    schema = sweeps.config.schema
+    try:
+        if schema.fill_parameter(where, leaf) is not None:
+            return []
+    except ValueError:  # min >= max, which the caller reports
+        return []
+    dist = leaf.get("distribution", _implied(leaf))
+    defs = schema.dereferenced_sweep_config_jsonschema["definitions"]
+    forms = [
+        form
+        for name, d in defs.items()
+        if name.startswith("param_") and name != "param_dict"
+        for form in d.get("anyOf", [d])
+    ]
+    fits = [f for f in forms if dist in f["properties"]["distribution"]["enum"]]
+    if not fits:
+        known = sorted({d for f in forms for d in f["properties"]["distribution"]["enum"]})
+        return [f"{where}.distribution: must be one of {', '.join(known)}, but got {dist!r}"]
+    validator = sweeps.config.cfg.validator
+    per_form = [list(validator.evolve(schema=f).iter_errors(leaf)) for f in fits]
+    # the form with fewest errors, of those the fewest missing keys (uniform has three)
+    errors = min(per_form, key=lambda es: (len(es), sum(e.validator == "required" for e in es)))
+    typed = {tuple(e.path) for e in errors if e.validator == "type"}
+    return [
+        f"{where}{''.join(f'.{p}' for p in e.path)}: {e.message} (for {dist})"
+        for e in errors
+        if not (e.validator == "format" and tuple(e.path) in typed)  # the type error's twin
+    ]
 
 
 def _expand(key: str, value: Any, kernel: kernels.Kernel) -> list[tuple[str, Any]]:
@@ -247,7 +345,7 @@ def _engine_violations(
 
     try:
         trials = engine.suggest(raw, [], 1 if kernel is None else _PROBE_TRIALS, seed=0)
-    except ValueError as e:
+    except EngineError as e:
         return [str(e)]
     out: list[str] = []
     if kernel is None:
@@ -276,6 +374,9 @@ def validate(raw: Any, source: str, lookup: Lookup | None = None) -> Spec:
     """
     if not isinstance(raw, dict):
         raise SpecError(source, [f"the spec must be a mapping of keys, got {type(raw).__name__}"])
+    too_big = limits.tree_violations(raw)  # before any walk that could expand or recurse
+    if too_big:
+        raise SpecError(source, too_big)
     raw = copy.deepcopy(raw)
     errors: list[str] = []
     program = raw.get("program")
@@ -303,6 +404,14 @@ def validate(raw: Any, source: str, lookup: Lookup | None = None) -> Spec:
     except Exception as e:  # sweeps' extra checks assume a schema-shaped dict
         errors.append(f"does not fit the W&B sweep schema ({type(e).__name__}: {e})")
     errors += _param_violations(kernel, params)
+    if raw.get("method") == "grid":
+        points, counts = limits.grid_points(params)
+        if points > limits.MAX_GRID:
+            errors.append(
+                f"parameters: a grid of {points:g} points ({' x '.join(counts)}) is over "
+                f"the limit of {limits.MAX_GRID}; sweep fewer values, or use method: "
+                "random with a run_cap"
+            )
     if not errors:
         errors += _engine_violations(raw, kernel, lookup)
     if errors or (kernel is None and script is None):
@@ -319,16 +428,26 @@ def _is_script(program: str, source: str) -> bool:
 def parse_sets(items: list[str] | tuple[str, ...]) -> dict[str, Any]:
     """``["disc.lr=1e-3", "ext=[grad]"]`` -> ``{"disc.lr": 0.001, "ext": ["grad"]}``.
 
-    Values are parsed as YAML (numbers, booleans, lists, null); anything else is a string.
+    Values are parsed as YAML (numbers, booleans, lists, null) within ``limits``;
+    anything else is a string.
+
+    Raises:
+        SpecError: an item is not KEY=VALUE, or its value is over a limit.
     """
     out: dict[str, Any] = {}
     for item in items:
         key, sep, text = item.partition("=")
-        if not sep or not key.strip():
+        key = key.strip()
+        if not sep or not key:
             raise SpecError("--set", [f"{item!r}: expected KEY=VALUE, e.g. disc.lr=1e-3"])
+        if len(text.encode("utf-8")) > limits.MAX_BYTES:
+            raise SpecError("--set", [f"{key}: over {limits.MAX_BYTES} bytes (the limit)"])
         try:
-            value = yaml.load(text, Loader=_Loader)  # noqa: S506
+            value = _parse(text)
+        except limits.LimitExceeded as e:
+            where = f"{key}{e.key if e.key.startswith('[') else '.' + e.key}" if e.key else key
+            raise SpecError("--set", [f"{where}: {e.rule}"]) from None
         except yaml.YAMLError:
             value = text
-        out[key.strip()] = value
+        out[key] = value
     return out

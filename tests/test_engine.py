@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from srsweep.backends._base import RunRecord
+from srsweep.errors import EngineError
 from srsweep.engine import plain
 from srsweep.engine import suggest
 from srsweep.engine import to_stop
@@ -102,7 +103,7 @@ def test_hyperband_stops_the_bad_run():
 
 
 def test_grid_rejects_continuous():
-    with pytest.raises(ValueError, match="disallowed type with grid"):
+    with pytest.raises(EngineError, match="disallowed type with grid"):
         suggest({"method": "grid", "parameters": {"x": {"min": 0.0, "max": 1.0}}}, [], 1, seed=0)
 
 
