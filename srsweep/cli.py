@@ -380,6 +380,7 @@ def _remote(obj: _Obj, sweep: str) -> str | None:
 def kernels_cmd(name: str | None) -> None:
     """List the kernels, or the config keys and defaults of kernel NAME."""
     from srsweep import kernels
+    from srsweep.config import describe_range
     from srsweep.config import describe_type
     from srsweep.config import flat_fields
 
@@ -392,7 +393,9 @@ def kernels_cmd(name: str | None) -> None:
     click.echo(f"{name}: {k.summary}")
     for key, f in flat_fields(k.config).items():
         helptext = f"  # {f.meta['help']}" if f.meta.get("help") else ""
-        click.echo(f"  {key} = {f.default!r}  ({describe_type(f.type)}){helptext}")
+        bounds = describe_range(key, f.meta)
+        kind = f"{describe_type(f.type)}, {bounds}" if bounds else describe_type(f.type)
+        click.echo(f"  {key} = {f.default!r}  ({kind}){helptext}")
 
 
 @main.command()
