@@ -224,6 +224,8 @@ def _schema_violations(raw: dict[str, Any]) -> list[str]:
 
 
 def _param_violations(kernel: kernels.Kernel | None, params: Any) -> list[str]:
+    from srsweep import engine  # numpy and sweeps: only once a spec is checked
+
     if not isinstance(params, dict) or not params:
         return ["parameters: must be a mapping with at least one parameter"]
     out: list[str] = []
@@ -255,7 +257,7 @@ def _param_violations(kernel: kernels.Kernel | None, params: Any) -> list[str]:
             bounds.append(f"{where}.min: must be > 0 for {leaf['distribution']}, but got {lo!r}")
         if isinstance(lo, (int, float)) and isinstance(hi, (int, float)) and not lo < hi:
             bounds.append(f"{where}: min < max must hold, but got (min={lo}, max={hi})")
-        out += bounds or _distribution_violations(where, leaf)
+        out += bounds or engine.leaf_violations(where, leaf)
         if kernel is None:  # a script's parameters are its own business
             continue
         candidates = [("value", leaf["value"])] if "value" in leaf else []
@@ -275,54 +277,6 @@ def _param_violations(kernel: kernels.Kernel | None, params: Any) -> list[str]:
                 if err:
                     out.append(f"{where}.{label}: {err}")
     return out
-
-
-def _implied(leaf: dict[str, Any]) -> str:
-    """The distribution sweeps assumes for a parameter that names none."""
-    if "value" in leaf:
-        return "constant"
-    if "values" in leaf:
-        return "categorical_w_probabilities" if "probabilities" in leaf else "categorical"
-    ints = all(isinstance(leaf.get(b), int) for b in ("min", "max"))
-    return "int_uniform" if ints else "uniform"
-
-
-def _distribution_violations(where: str, leaf: dict[str, Any]) -> list[str]:
-    """Why no distribution of sweeps' schema accepts ``leaf`` (sweeps itself says only
-    "invalid hyperparameter configuration"): the errors against the schema of the
-    distribution it names or implies, e.g. ``q: 0 is less than or equal to the minimum
-    of 0 (for q_uniform)``; nothing when it is accepted."""
-    from srsweep.engine import import_sweeps
-
-    sweeps = import_sweeps()
-    schema = sweeps.config.schema
-    try:
-        if schema.fill_parameter(where, leaf) is not None:
-            return []
-    except ValueError:  # min >= max, which the caller reports
-        return []
-    dist = leaf.get("distribution", _implied(leaf))
-    defs = schema.dereferenced_sweep_config_jsonschema["definitions"]
-    forms = [
-        form
-        for name, d in defs.items()
-        if name.startswith("param_") and name != "param_dict"
-        for form in d.get("anyOf", [d])
-    ]
-    fits = [f for f in forms if dist in f["properties"]["distribution"]["enum"]]
-    if not fits:
-        known = sorted({d for f in forms for d in f["properties"]["distribution"]["enum"]})
-        return [f"{where}.distribution: must be one of {', '.join(known)}, but got {dist!r}"]
-    validator = sweeps.config.cfg.validator
-    per_form = [list(validator.evolve(schema=f).iter_errors(leaf)) for f in fits]
-    # the form with fewest errors, of those the fewest missing keys (uniform has three)
-    errors = min(per_form, key=lambda es: (len(es), sum(e.validator == "required" for e in es)))
-    typed = {tuple(e.path) for e in errors if e.validator == "type"}
-    return [
-        f"{where}{''.join(f'.{p}' for p in e.path)}: {e.message} (for {dist})"
-        for e in errors
-        if not (e.validator == "format" and tuple(e.path) in typed)  # the type error's twin
-    ]
 
 
 def _expand(key: str, value: Any, kernel: kernels.Kernel) -> list[tuple[str, Any]]:

@@ -137,7 +137,8 @@ def test_failed_run_exits_1(cli):
 
 def test_kernels_lists_config(cli):
     out = cli("kernels", "toy").output
-    assert "opt.lr = 0.1  (float)" in out
+    assert "opt.lr = 0.1  (float, 0 < opt.lr <= 10)" in out
+    assert "steps = 5  (int, 1 <= steps <= 1000000)" in out
     assert "fail_at = None  (int or null)" in out
 
 
