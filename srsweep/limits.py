@@ -31,7 +31,8 @@ __all__ = [
 MAX_BYTES = 1_000_000  # a spec file or override text; the seed studies' are about 1 KB
 MAX_DEPTH = 32  # nested mappings and lists; a spec with sections needs about 8
 MAX_ALIASED = 10_000  # nodes YAML aliases may add (each alias adds its anchor's subtree)
-MAX_NODES = 1_000_000  # values in one spec or override, counted as if written out
+MAX_NODES = 20_000  # values in one spec or override, counted as if written out; PyYAML
+# composes about 20k values a second, so even a refusal at this limit takes about one
 MAX_GRID = 1_000_000  # points of a grid search, the product of each parameter's count
 
 TOO_DEEP = f"nested deeper than {MAX_DEPTH} levels (the limit)"
@@ -58,8 +59,9 @@ def _label(parent: Any, index: Any) -> str | None:
 
 class BoundedComposer:
     """Mix into a PyYAML loader (before it) to refuse, while composing, a document
-    nested deeper than ``MAX_DEPTH``, an alias to a node that contains it, and aliases
-    that add more than ``MAX_ALIASED`` nodes. Nothing is constructed before that."""
+    nested deeper than ``MAX_DEPTH``, of more than ``MAX_NODES`` values, with an alias
+    to a node that contains it, or with aliases that add more than ``MAX_ALIASED``
+    values. Nothing is constructed before that."""
 
     def compose_document(self) -> Any:
         self._path: list[str] = []  # keys and [indices] down to the node being composed
@@ -67,6 +69,7 @@ class BoundedComposer:
         self._open: set[str] = set()  # anchors of collections still being composed
         self._size: dict[int, tuple[int, int]] = {}  # id(node) -> (nodes, height)
         self._aliased = 0
+        self._count = 0  # nodes composed, aliases not counted
         return super().compose_document()  # type: ignore[misc]
 
     def _refuse(self, rule: str) -> LimitExceeded:
@@ -81,6 +84,10 @@ class BoundedComposer:
         finally:
             if label is not None:
                 self._path.pop()
+
+    def _check_count(self) -> None:
+        if self._count + self._aliased > MAX_NODES:
+            raise self._refuse(f"over {MAX_NODES} values (the limit)")
 
     def _compose(self, parent: Any, index: Any) -> Any:
         event = self.peek_event()  # type: ignore[attr-defined]
@@ -97,8 +104,11 @@ class BoundedComposer:
                 )
             if self._depth + height > MAX_DEPTH:
                 raise self._refuse(TOO_DEEP)
+            self._check_count()
             return node
         collection = isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent))
+        self._count += 1
+        self._check_count()
         if not collection:
             node = super().compose_node(parent, index)  # type: ignore[misc]
             self._size[id(node)] = (1, 0)

@@ -54,9 +54,7 @@ class HidKwargs:
 class ArchConfig:
     """The SRNet: input -> layers1 -> lat_size latents -> layers2 -> output."""
 
-    in_size: int | None = param(
-        None, ge=1, le=64, help="input columns used; null = all of in_var"
-    )
+    in_size: int | None = param(None, ge=1, le=64, help="input columns used; null = all of in_var")
     out_size: int = param(1, ge=1, le=64, help="output size (the target's columns)")
     lat_size: int = param(3, ge=1, le=1024, help="latent features (G07 has 3)")
     # 184 swept (2|3|4, 0) x 32/64/128: its DSNs needed hid_num >= 3 and the width was

@@ -25,9 +25,7 @@ class STNConfig:
     # 2^(-2L) is below float64's resolution long before L = 32
     L: int = param(2, ge=0, le=32, help="L + 1 hidden ReLU layers; sup error bound 2^(-2L)")
     M: int = param(2, ge=1, le=bounds.MAX_WIDTH, help="hidden width is M + d + 1 with d = 1")
-    batch_size: int = param(
-        100, ge=1, le=1_000_000, help="samples per weight and per hyper step"
-    )
+    batch_size: int = param(100, ge=1, le=1_000_000, help="samples per weight and per hyper step")
     init_x_range: float = param(1.0, gt=0, help="initial half-width t of the training range")
     x_min: float = param(0.01, gt=0, help="lower end of t's interval")
     x_max: float = param(10.0, gt=0, help="upper end of t's interval")
@@ -38,19 +36,13 @@ class STNConfig:
     hyper_lr: float = param(
         0.003, gt=0, le=bounds.MAX_LR, help="Adam lr of the unconstrained x_range"
     )
-    scale_lr: float = param(
-        0.003, gt=0, le=bounds.MAX_LR, help="Adam lr of the perturbation scale"
-    )
-    entropy_weight: float = param(
-        0.001, ge=0, le=1e6, help="weight of the Gaussian entropy bonus"
-    )
+    scale_lr: float = param(0.003, gt=0, le=bounds.MAX_LR, help="Adam lr of the perturbation scale")
+    entropy_weight: float = param(0.001, ge=0, le=1e6, help="weight of the Gaussian entropy bonus")
     warmup_steps: int = param(
         5, ge=0, le=bounds.MAX_EPOCHS, help="weight steps before the first cycle (steps)"
     )
     train_steps: int = param(2, ge=1, le=1_000_000, help="weight steps per cycle")
-    hyper_steps: int = param(
-        2, ge=0, le=1_000_000, help="hyper steps per cycle; 0 = fixed x_range"
-    )
+    hyper_steps: int = param(2, ge=0, le=1_000_000, help="hyper steps per cycle; 0 = fixed x_range")
     eval_range: float = param(2.0, gt=0, help="dist is measured on [-eval_range, eval_range]")
     eval_size: int = param(100, ge=2, le=1_000_000, help="grid points of the dist measurement")
     val_range: float = param(2.0, gt=0, help="hyper-step inputs are U(-val_range, val_range)")
