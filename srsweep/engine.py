@@ -7,6 +7,7 @@ network or clock, so the same spec behaves the same locally and on a W&B server.
 from __future__ import annotations
 
 import contextlib
+import functools
 import random
 import re
 import warnings
@@ -186,6 +187,20 @@ def _implied(leaf: dict[str, Any]) -> str:
     return "int_uniform" if ints else "uniform"
 
 
+@functools.cache
+def _forms() -> list[dict[str, Any]]:
+    """The JSON schema of each form a parameter may take in sweeps (``param_uniform``
+    has three), each with the ``distribution`` names it accepts."""
+    schema = import_sweeps().config.schema
+    defs = schema.dereferenced_sweep_config_jsonschema["definitions"]
+    return [
+        form
+        for name, d in defs.items()
+        if name.startswith("param_") and name != "param_dict"
+        for form in d.get("anyOf", [d])
+    ]
+
+
 def leaf_violations(where: str, leaf: dict[str, Any]) -> list[str]:
     """Why no distribution of sweeps' schema accepts the parameter ``leaf`` (sweeps
     itself says only "invalid hyperparameter configuration"): its errors against the
@@ -193,26 +208,19 @@ def leaf_violations(where: str, leaf: dict[str, Any]) -> list[str]:
     ``x.q: 0 is less than or equal to the minimum of 0 (for q_uniform)``; [] when one
     accepts it, or when only min < max fails (the caller says so)."""
     sweeps = import_sweeps()
-    schema = sweeps.config.schema
-    try:
-        if schema.fill_parameter(where, leaf) is not None:
-            return []
-    except ValueError:  # min >= max
-        return []
     dist = leaf.get("distribution", _implied(leaf))
-    defs = schema.dereferenced_sweep_config_jsonschema["definitions"]
-    forms = [
-        form
-        for name, d in defs.items()
-        if name.startswith("param_") and name != "param_dict"
-        for form in d.get("anyOf", [d])
-    ]
+    forms = _forms()
     fits = [f for f in forms if dist in f["properties"]["distribution"]["enum"]]
     if not fits:
         known = sorted({d for f in forms for d in f["properties"]["distribution"]["enum"]})
         return [f"{where}.distribution: must be one of {', '.join(known)}, but got {dist!r}"]
     validator = sweeps.config.cfg.validator
     per_form = [list(validator.evolve(schema=f).iter_errors(leaf)) for f in fits]
+    try:  # one distribution's forms are quick to check; sweeps' own check tries them all
+        if not all(per_form) or sweeps.config.schema.fill_parameter(where, leaf) is not None:
+            return []
+    except ValueError:  # min >= max, which the caller reports
+        return []
     # the form with fewest errors, of those the fewest missing keys (uniform has three)
     errors = min(per_form, key=lambda es: (len(es), sum(e.validator == "required" for e in es)))
     typed = {tuple(e.path) for e in errors if e.validator == "type"}

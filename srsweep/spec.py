@@ -206,14 +206,13 @@ def _schema_violations(raw: dict[str, Any]) -> list[str]:
     from srsweep.engine import import_sweeps
 
     sweeps = import_sweeps()
-    validator = sweeps.config.cfg.validator
-
-    located: dict[str, str] = {}
-    for err in validator.iter_errors(raw):
+    messages = sweeps.schema_violations_from_proposed_config(raw)
+    located: dict[str, str] = {}  # where each message's error is (validated again: rare)
+    for err in sweeps.config.cfg.validator.iter_errors(raw) if messages else ():
         path = ".".join(str(p) for p in err.absolute_path)
         located.setdefault(err.message, path)
     out = []
-    for msg in sweeps.schema_violations_from_proposed_config(raw):
+    for msg in messages:
         path = located.get(msg, "")
         if path.startswith("parameters") and "valid under any" in msg:
             continue  # the parameter checks below say precisely what is wrong
