@@ -19,8 +19,7 @@ from typing import Protocol
 import numpy as np
 
 from srsweep.errors import EngineError
-from srsweep.limits import MAX_GRID
-from srsweep.limits import grid_points
+from srsweep.limits import grid_violation
 
 __all__ = ["EngineRun", "suggest", "to_stop", "plain", "import_sweeps", "leaf_violations"]
 
@@ -149,13 +148,9 @@ def suggest(
     """
     sweeps = import_sweeps()
     _install_hash_cache()
-    if spec.get("method") == "grid" and isinstance(spec.get("parameters"), dict):
-        points, counts = grid_points(spec["parameters"])
-        if points > MAX_GRID:  # sweeps would build the list of every point
-            raise EngineError(
-                f"parameters: a grid of {points:g} points ({' x '.join(counts)}) is over "
-                f"the limit of {MAX_GRID}"
-            )
+    too_big = grid_violation(spec)
+    if too_big:  # sweeps would build the list of every point
+        raise EngineError(too_big)
     run_cap = spec.get("run_cap")
     if run_cap is not None:
         n = max(0, min(n, int(run_cap) - len(runs)))

@@ -10,6 +10,7 @@ happens and the limit, so no later step (schema check, deepcopy, engine) ever se
 from __future__ import annotations
 
 import math
+import typing
 from collections.abc import Mapping
 from typing import Any
 
@@ -24,7 +25,7 @@ __all__ = [
     "TOO_DEEP",
     "BoundedComposer",
     "LimitExceeded",
-    "grid_points",
+    "grid_violation",
     "tree_violations",
 ]
 
@@ -167,31 +168,55 @@ def _count(leaf: Any) -> float:
         return 1
     if isinstance(leaf.get("values"), list):
         return max(1, len(leaf["values"]))
-    lo, hi, q = leaf.get("min"), leaf.get("max"), leaf.get("q", 1.0)
-    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (lo, hi, q)):
-        return 1
+    given = (leaf.get("min"), leaf.get("max"), leaf.get("q", 1.0))
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in given):
+        return 1  # not a range: the schema checks say what is wrong
+    lo, hi, q = (typing.cast(float, v) for v in given)
+    if any(isinstance(v, float) and not math.isfinite(v) for v in (lo, hi, q)):
+        return math.inf
     dist = leaf.get("distribution")
     if dist == "int_uniform" or (dist is None and isinstance(lo, int) and isinstance(hi, int)):
         return max(1, int(hi) - int(lo) + 1)  # range(min, max + 1)
     if dist == "q_uniform" and q > 0:
-        n = (hi - lo) / q  # np.arange(min, max, q)
-        return n if math.isinf(n) else max(1, math.ceil(n))
+        try:
+            return max(1, math.ceil((hi - lo) / q))  # np.arange(min, max, q)
+        except OverflowError:  # the quotient is beyond any float
+            return math.inf
     return 1
 
 
-def grid_points(params: dict[str, Any], prefix: str = "") -> tuple[float, list[str]]:
+def grid_violation(spec: dict[str, Any]) -> str | None:
+    """What is wrong with a grid spec of over ``MAX_GRID`` points (counted, never
+    expanded), or None."""
+    params = spec.get("parameters")
+    if spec.get("method") != "grid" or not isinstance(params, dict):
+        return None
+    points, counts = _grid_points(params)
+    if points <= MAX_GRID:
+        return None
+    return (
+        f"parameters: a grid of {_g(points)} points ({' x '.join(counts)}) is over the "
+        f"limit of {MAX_GRID}"
+    )
+
+
+def _g(n: float) -> str:
+    return f"{n:g}" if n < 1e300 else "over 1e300"  # a 400-digit int has no float
+
+
+def _grid_points(params: dict[str, Any], prefix: str = "") -> tuple[float, list[str]]:
     """The number of points of a grid over W&B ``parameters`` (nested sections
-    included), never expanded, and the counts that make it (``["a: 3", "b.c: 10"]``)."""
+    included) and the counts that make it (``["a: 3", "b.c: 10"]``)."""
     total: float = 1
     parts: list[str] = []
     for name, leaf in params.items():
         key = f"{prefix}{name}"
         if isinstance(leaf, dict) and isinstance(leaf.get("parameters"), dict):
-            n, more = grid_points(leaf["parameters"], f"{key}.")
+            n, more = _grid_points(leaf["parameters"], f"{key}.")
             parts += more
         else:
             n = _count(leaf)
             if n != 1:
-                parts.append(f"{key}: {n:g}")
+                parts.append(f"{key}: {_g(n)}")
         total *= n
     return total, parts

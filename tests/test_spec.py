@@ -396,8 +396,12 @@ def test_dict_specs_have_the_same_limits(guard, raw, expected):
             "q: 1.0e-7}\n",
             "a grid of 1e+07 points (opt.lr: 1e+07)",
         ),
+        (
+            "  steps: {min: 1, max: 1" + "0" * 400 + "}\n",
+            "a grid of over 1e300 points (steps: over 1e300) is over the limit of 1000000",
+        ),
     ],
-    ids=["values", "int-range", "q-uniform"],
+    ids=["values", "int-range", "q-uniform", "no-float"],
 )
 def test_grids_over_the_point_limit_are_refused_uncounted(write_spec, guard, params, expected):
     path = write_spec("program: toy\nmethod: grid\nparameters:\n" + params)
