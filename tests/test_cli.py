@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -89,6 +90,32 @@ def test_bad_input_exits_2_without_traceback(cli, results, args, message):
     assert message in res.output
     assert "Traceback" not in res.output
     assert not (results / "srsweep.db").exists()
+
+
+@pytest.mark.parametrize(
+    "where, message",
+    [
+        ("/proc/srsweep-results", "cannot write there (No such file or directory)"),
+        ("a-file/results", "cannot write there (Not a directory)"),
+        ("a-file", "Directory 'a-file' is a file"),
+    ],
+    ids=["proc", "under-a-file", "a-file"],
+)
+@pytest.mark.parametrize(
+    "command", [["create", "spec.yaml"], ["run", "toy"]], ids=["create", "run"]
+)
+def test_results_that_cannot_be_written_exit_2(
+    runner, write_spec, tmp_path, monkeypatch, where, message, command
+):
+    if where.startswith("/proc") and not Path("/proc/self").exists():
+        pytest.skip("no /proc here")
+    monkeypatch.chdir(tmp_path)
+    write_spec(SPEC)
+    (tmp_path / "a-file").write_text("")
+    res = runner.invoke(main, ["--results", where, *command], catch_exceptions=False)
+    assert res.exit_code == 2, res.output
+    assert message in res.stderr
+    assert "--results" in res.stderr and "Traceback" not in res.output
 
 
 def test_bad_spec_leaves_ledger_untouched(cli, write_spec, results):
