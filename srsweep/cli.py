@@ -24,7 +24,7 @@ class _Group(click.Group):
             ctx.exit(e.exit_code)
         except OSError as e:  # --results that cannot be a folder: /proc/x, under a file
             results = ctx.obj.results if isinstance(ctx.obj, _Obj) else None
-            if results is None or e.filename is None or not _within(e.filename, results):
+            if results is None or not _within(e.filename, results):
                 raise
             click.echo(f"Error: --results {results}: cannot write there ({e.strerror})", err=True)
             ctx.exit(UsageError.exit_code)
@@ -33,6 +33,8 @@ class _Group(click.Group):
 def _within(filename: Any, folder: Path) -> bool:
     """Whether ``filename`` (an OSError's) is ``folder``, lies under it, or is a folder
     made on the way to it."""
+    if not isinstance(filename, (str, bytes, os.PathLike)):
+        return False  # None, or a file descriptor
     path, folder = Path(os.fsdecode(filename)).absolute(), folder.absolute()
     return path == folder or folder in path.parents or path in folder.parents
 
