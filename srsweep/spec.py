@@ -45,7 +45,7 @@ __all__ = [
 
 class _Loader(limits.BoundedComposer, yaml.SafeLoader):  # type: ignore[misc]
     """``safe_load`` plus YAML 1.2 floats (PyYAML reads ``1e-5`` as a *string*), and
-    the nesting and alias limits (``limits.BoundedComposer``)."""
+    the nesting, value-count and alias limits (``limits.BoundedComposer``)."""
 
 
 _Loader.add_implicit_resolver(
