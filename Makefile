@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 SPEC   ?= sweeps/smoke.yaml
+SHELL  := /bin/bash
 
 .PHONY: install demo test quick bench lint clean
 
@@ -10,8 +11,10 @@ install: $(VENV)/.installed
 
 # pip resolves torch==2.13.0 to the CPU wheel here (setup.cfg pins why)
 $(VENV)/.installed: setup.cfg pyproject.toml
+	@echo "make install: creating $(VENV) and installing srsweep with its dependencies (torch CPU, wandb, sweeps; ~2 min on a fresh machine)"
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	set -o pipefail; $(BIN)/pip install --disable-pip-version-check -e '.[dev]' \
+	  | grep -E --line-buffered '^(Collecting|Installing|Successfully)'
 	@touch $@
 
 # create -> agent -> report on the embedded local backend (no account, no network)
@@ -35,7 +38,8 @@ bench: install
 	$(BIN)/python benchmarks/bench_pack_stn.py
 
 lint: install
-	$(BIN)/ruff check srsweep tests
+	$(BIN)/ruff check srsweep tests benchmarks
+	$(BIN)/ruff format --check srsweep tests benchmarks
 	$(BIN)/mypy srsweep benchmarks
 
 clean:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 from typing import Any
 
 import click
@@ -12,9 +13,26 @@ import click
 from srsweep.errors import SrsweepError
 from srsweep.errors import UsageError
 
+if TYPE_CHECKING:
+    from srsweep.backends import LocalBackend
+
+
+def _late_results(ctx: click.Context, _param: click.Parameter, value: Path | None) -> None:
+    obj = ctx.find_object(_Obj)
+    if value is not None and obj is not None:  # given after the subcommand: it wins
+        obj.results = value
+
 
 class _Group(click.Group):
-    """Maps srsweep errors to ``Error: ...`` and an exit code, with no traceback."""
+    """Maps srsweep errors to ``Error: ...`` and an exit code, with no traceback; every
+    subcommand also accepts the global ``--results`` after its name."""
+
+    def add_command(self, cmd: click.Command, name: str | None = None) -> None:
+        cmd.params.append(click.Option(
+            ["--results"], type=click.Path(file_okay=False, path_type=Path), default=None,
+            expose_value=False, is_eager=True, callback=_late_results,
+            help="Folder of the ledger, model files and reports (as before the command)."))
+        super().add_command(cmd, name)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -42,15 +60,16 @@ def _within(filename: Any, folder: Path) -> bool:
 class _Obj:
     def __init__(self, results: Path) -> None:
         self.results = results
-        self._backend: Any = None
+        self._ledger: LocalBackend | None = None
 
     @property
-    def backend(self) -> Any:
-        if self._backend is None:
-            from srsweep.backends.local import LocalBackend
+    def ledger(self) -> LocalBackend:
+        """The ledger under --results (opened on first use: ``--help`` imports nothing)."""
+        if self._ledger is None:
+            from srsweep.backends import open_ledger
 
-            self._backend = LocalBackend(self.results)
-        return self._backend
+            self._ledger = open_ledger(self.results)
+        return self._ledger
 
 
 pass_obj = click.make_pass_decorator(_Obj)
@@ -98,29 +117,25 @@ def create(obj: _Obj, spec_path: Path, dry_run: bool, backend: str, project: str
     `srsweep run <kernel> ${args_json}`, so a plain `wandb agent` works on any node
     (a script's spec is registered as it is).
     """
+    from srsweep.backends import register_sweep
     from srsweep.spec import load_spec
 
-    spec = load_spec(spec_path, lookup=obj.backend.run)  # runs a config names: this ledger
+    spec = load_spec(spec_path, lookup=obj.ledger.run)  # runs a config names: this ledger
     swept = ", ".join(spec.swept_keys()) or "nothing"
     what = f"kernel {spec.kernel.name}" if spec.kernel else f"script {spec.script}"
     if dry_run:
         click.echo(f"{spec_path}: valid ({spec.method} sweep of {what}; sweeps {swept})")
         return
-    remote = None
-    if backend == "wandb":
-        from srsweep.backends import wandb as wb
-
-        remote = wb.register(spec, project=project, entity=entity)
-    sweep_id = obj.backend.create_sweep(spec, remote=remote)
-    click.echo(f"created sweep {sweep_id} ({spec.name}: {spec.method} over {swept}; {what})",
+    sweep = register_sweep(spec, obj.ledger, server=backend, project=project, entity=entity)
+    click.echo(f"created sweep {sweep.id} ({spec.name}: {spec.method} over {swept}; {what})",
                err=True)
-    if remote:
-        click.echo(f"on W&B as {remote}; run agents with: srsweep agent {remote} "
-                   f"(or wandb agent {remote})", err=True)
-        click.echo(remote)
+    if sweep.remote:
+        click.echo(f"on W&B as {sweep.remote}; run agents with: srsweep agent {sweep.remote} "
+                   f"(or wandb agent {sweep.remote})", err=True)
+        click.echo(sweep.remote)
         return
-    click.echo(f"run it with: srsweep agent {sweep_id}", err=True)
-    click.echo(sweep_id)
+    click.echo(f"run it with: srsweep agent {sweep.id}", err=True)
+    click.echo(sweep.id)
 
 
 @main.command()
@@ -141,20 +156,12 @@ def agent(obj: _Obj, sweep_id: str, count: int | None, pack: int | None) -> None
     SWEEP_ID may also be ENTITY/PROJECT/SWEEP_ID of a sweep on a W&B server: then W&B's
     own agent hands out the trials, each in its own process.
     """
-    from srsweep.agent import run_agent
-
-    remote = _remote(obj, sweep_id)
-    if remote is not None:
-        from srsweep.backends import wandb as wb
-
-        code = wb.agent(remote, count)
-        if code != 0:
-            raise SrsweepError(f"wandb agent exited with code {code}")
-        return
+    from srsweep import api
     from srsweep.tracking import flush_wandb
 
-    result = run_agent(obj.backend, sweep_id, results=obj.results, count=count, pack=pack,
-                       echo=click.echo)
+    result = api.agent(sweep_id, count=count, pack=pack, results=obj.results, echo=click.echo)
+    if not result.runs and result.reason == api.SERVER_AGENT_DONE:
+        return
     flush_wandb(click.echo)
     states = ", ".join(f"{n} {s}" for s, n in sorted(result.states.items())) or "no trials"
     click.echo(f"agent done: {states} ({result.reason})")
@@ -172,10 +179,13 @@ def retry(obj: _Obj, sweep_id: str, failed: bool, preempted: bool) -> None:
 
     The old attempts keep their metrics; agents take queued trials first.
     """
+    from srsweep.backends import open_backend
+
     states = (("failed",) if failed or not preempted else ()) + \
         (("preempted", "crashed") if preempted or not failed else ())
-    queued = obj.backend.retry(sweep_id, states)
-    obj.backend.set_sweep_state(sweep_id, "active")
+    backend, sid = open_backend(sweep_id, results=obj.results)
+    queued = backend.retry(sid, states)
+    backend.set_sweep_state(sid, "active")
     click.echo(f"queued {len(queued)} run(s) of sweep {sweep_id} again")
 
 
@@ -184,7 +194,10 @@ def retry(obj: _Obj, sweep_id: str, failed: bool, preempted: bool) -> None:
 @pass_obj
 def stop(obj: _Obj, sweep_id: str) -> None:
     """Stop handing out new trials of SWEEP_ID; running trials finish normally."""
-    obj.backend.set_sweep_state(sweep_id, "stopped")
+    from srsweep.backends import open_backend
+
+    backend, sid = open_backend(sweep_id, results=obj.results)
+    backend.set_sweep_state(sid, "stopped", "by `srsweep stop`")
     click.echo(f"sweep {sweep_id} stopped: agents take no new trials "
                f"(`srsweep retry {sweep_id}` re-opens it)")
 
@@ -204,7 +217,7 @@ def run_cmd(obj: _Obj, kernel: str, args_json: str | None, sets: tuple[str, ...]
     ARGS_JSON is an optional JSON object of config values (what W&B's ${args_json}
     passes); --config and then --set are applied on top of it.
     """
-    from srsweep.agent import run_single
+    from srsweep.agents import run_single
     from srsweep.config import flatten
     from srsweep.spec import load_json_object
     from srsweep.spec import load_yaml
@@ -225,7 +238,7 @@ def run_cmd(obj: _Obj, kernel: str, args_json: str | None, sets: tuple[str, ...]
         source = "--set"
     from srsweep.tracking import flush_wandb
 
-    record = run_single(obj.backend, kernel, overrides, results=obj.results, source=source,
+    record = run_single(obj.ledger, kernel, overrides, results=obj.results, source=source,
                         echo=click.echo)
     flush_wandb(click.echo)
     if record.state == "failed":
@@ -239,7 +252,7 @@ _LS_WIDTHS = (10, 24, 7, 7, 8, 32)
 @pass_obj
 def ls_cmd(obj: _Obj) -> None:
     """List the sweeps in the ledger."""
-    sweeps = obj.backend.sweeps()
+    sweeps = obj.ledger.sweeps()
     if not sweeps:
         click.echo(f"no sweeps yet in {obj.results}; create one with `srsweep create SPEC`")
         return
@@ -257,9 +270,11 @@ def ls_cmd(obj: _Obj) -> None:
 @pass_obj
 def status(obj: _Obj, sweep_id: str) -> None:
     """Show SWEEP_ID's runs: state, swept hyperparameters and best metric."""
+    from srsweep.backends import open_backend
     from srsweep.status import status_lines
 
-    for line in status_lines(obj.backend, sweep_id):
+    backend, sid = open_backend(sweep_id, results=obj.results)
+    for line in status_lines(backend, sid):
         click.echo(line)
 
 
@@ -281,64 +296,17 @@ def report(obj: _Obj, sweep_id: str, avg_hor: int | None, exclude: tuple[str, ..
            out: Path | None, band: bool, curve: str | None) -> None:
     """Write plots, tables and report.md for SWEEP_ID (local, or ENTITY/PROJECT/ID on a
     W&B server, read with the W&B API)."""
-    from srsweep import kernels
-    from srsweep.backends._base import current
-    from srsweep.report import write_report
-    from srsweep.spec import objective
+    from srsweep import api
 
-    remote = _remote(obj, sweep_id)
-    if remote is not None:
-        from srsweep.backends import wandb as wb
-
-        spec, runs = wb.sweep_spec(remote), wb.records(remote)
-        name, out_dir = remote, out or obj.results / remote.replace("/", "_")
-    else:
-        sweep = obj.backend.sweep(sweep_id)
-        spec, runs = sweep.spec, current(obj.backend.runs(sweep_id))  # re-runs replace
-        name, out_dir = f"{sweep.name} ({sweep_id})", out or obj.results / sweep_id
-    program = str(spec.get("program"))
-    kernel = kernels.get(program) if program in kernels.names() else None
-    metric, goal = objective(spec, kernel)
-    if kernel is not None:
-        paths = write_report(runs, out_dir, metric=metric, goal=goal, curve=curve or kernel.curve,
-                             avg_hor=avg_hor, exclude=list(exclude), band=band, title=name,
-                             kernel=kernel.name)
-    else:  # a script: its spec's metric, and every other metric it logged
-        curve = curve or metric
-        if not curve:
-            logged = sorted({k for r in runs for h in r.history for k in h} - {"_step"})
-            raise UsageError(f"report: sweep {sweep_id} runs a script and its spec names no "
-                             f"metric; pass --curve (logged: {', '.join(logged) or 'nothing'})")
-        paths = write_report(runs, out_dir, metric=metric or curve, goal=goal, curve=curve,
-                             avg_hor=avg_hor, exclude=list(exclude), band=band, title=name,
-                             more_curves=True)
+    out_dir = out or obj.results / sweep_id.replace("/", "_")
+    lines: list[str] = []  # the W&B mirror's lines, printed after the files
+    paths = api.report(sweep_id, results=obj.results, out=out_dir, curve=curve,
+                       avg_hor=avg_hor, exclude=exclude, band=band, echo=lines.append)
     click.echo(f"wrote {len(paths)} files to {out_dir}:")
     for p in paths:
         click.echo(f"  {p}")
-    _log_report_figures(obj, paths, sweep_id, remote, spec, name)
-
-
-def _log_report_figures(obj: _Obj, paths: list[Path], sweep_id: str, remote: str | None,
-                        spec: dict[str, Any], title: str) -> None:
-    """The report's figures as images of a W&B run beside the sweep's runs."""
-    from srsweep.tracking import log_report
-    from srsweep.tracking import report_run_id
-
-    if remote is not None:
-        entity, project, sid = remote.split("/")
-    else:
-        entity, project, sid = None, str(spec.get("project") or "srsweep"), sweep_id
-    try:
-        mode = log_report(paths, sweep_id=sid, title=title, project=project,
-                          root=obj.results, entity=entity)  # fmt: skip
-    except Exception as e:  # the files are written; W&B is a mirror
-        click.echo(f"warning: report figures not logged to W&B ({type(e).__name__}: {e})")
-        return
-    if mode == "offline":
-        click.echo(f"logged the figures to offline W&B run {report_run_id(sid)}; "
-                   f"`srsweep sync {sweep_id}` uploads it")  # fmt: skip
-    elif mode is not None:
-        click.echo(f"logged the figures to W&B run {report_run_id(sid)}")
+    for line in lines:
+        click.echo(line)
 
 
 @main.command()
@@ -348,33 +316,25 @@ def _log_report_figures(obj: _Obj, paths: list[Path], sweep_id: str, remote: str
 @pass_obj
 def sync(obj: _Obj, sweep_id: str | None, timeout: float) -> None:
     """Upload offline W&B runs (of SWEEP_ID, or all) to the W&B server."""
-    from srsweep.backends import wandb as wb
+    from srsweep.backends import open_backend
+    from srsweep.backends.wandb import base_url
+    from srsweep.backends.wandb import offline_dirs
+    from srsweep.backends.wandb import sync as upload
     from srsweep.tracking import report_run_id
 
     ids = None
     if sweep_id is not None:
-        obj.backend.sweep(sweep_id)
-        ids = [r.id for r in obj.backend.runs(sweep_id, history=False)]
-        ids.append(report_run_id(sweep_id))  # its report's figures, when it has one
-    dirs = wb.offline_dirs(obj.results, ids)
+        backend, sid = open_backend(sweep_id, results=obj.results)
+        backend.sweep(sid)
+        ids = [r.id for r in backend.runs(sid, history=False)]
+        # its report's figures, when it has one (named by the sweep's id on W&B)
+        ids.append(report_run_id(sid.rsplit("/", 1)[-1]))
+    dirs = offline_dirs(obj.results, ids)
     if not dirs:
         click.echo(f"no offline runs to upload under {obj.results / 'wandb'}")
         return
-    n = wb.sync(dirs, timeout)
-    click.echo(f"uploaded {n} offline run(s) to {wb.base_url()}")
-
-
-def _remote(obj: _Obj, sweep: str) -> str | None:
-    """The W&B path of ``sweep`` (given as ENTITY/PROJECT/ID or as a local id of a
-    sweep registered there); None for a local sweep."""
-    from srsweep.backends.wandb import parse_path
-
-    if parse_path(sweep) is not None:
-        return sweep
-    if "/" in sweep:
-        raise UsageError(f"{sweep!r}: expected a local sweep id or ENTITY/PROJECT/SWEEP_ID")
-    remote: str | None = obj.backend.sweep(sweep).remote
-    return remote
+    n = upload(dirs, timeout)
+    click.echo(f"uploaded {n} offline run(s) to {base_url()}")
 
 
 @main.command("kernels")
@@ -417,7 +377,7 @@ def landscape(obj: _Obj, run_ids: tuple[str, ...], grid: int, out: Path | None) 
     Writes landscape_RUN_ID.png and .npz (the numbers) per run.
     """
     from srsweep import analysis  # torch: only when a landscape is computed
-    from srsweep.report import write_landscape
+    from srsweep.reports import write_landscape
 
     files = [_model_file(obj, ref) for ref in run_ids]  # every id checked before any work
     out_dir = out or obj.results / "landscape"
@@ -434,7 +394,7 @@ def _model_file(obj: _Obj, ref: str) -> Path:
     path = Path(ref)
     if path.suffix == ".joblib" or path.is_file():
         return path
-    record = obj.backend.run(ref)
+    record = obj.ledger.run(ref)
     if not record.model_path:
         from srsweep.errors import NotFoundError
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import math
 import random
 import re
 import warnings
@@ -274,3 +275,20 @@ def to_stop(spec: dict[str, Any], runs: Sequence[EngineRun]) -> list[str]:
         except Exception as e:
             raise _refused(e, spec) from None
     return [str(r.name) for r in stopped]
+
+
+def reached_target(spec: dict[str, Any], runs: Sequence[EngineRun]) -> tuple[str, float] | None:
+    """The first finished run whose summary metric reaches the spec's ``metric.target``
+    (at least it when maximising, at most when minimising, W&B's default), with its
+    value; None when there is no target or no run reached it. W&B ends a sweep there."""
+    metric = spec.get("metric") or {}
+    target, name = metric.get("target"), metric.get("name")
+    if target is None or not name:
+        return None
+    maximize = metric.get("goal", "minimize") == "maximize"
+    for r in runs:
+        value = r.summary.get(name) if r.state == "finished" else None
+        if isinstance(value, (int, float)) and math.isfinite(value):
+            if (value >= target) if maximize else (value <= target):
+                return r.id, float(value)
+    return None

@@ -42,5 +42,9 @@ class CorruptFileError(UsageError):
     """A results file (model file, ledger) cannot be read back."""
 
 
+class UnsafeFileError(CorruptFileError):
+    """A model file holds a type that srsweep does not unpickle (it could run code)."""
+
+
 class KernelFailed(SrsweepError):
     """A kernel stopped a run on purpose, e.g. on a NaN loss; the message says why."""

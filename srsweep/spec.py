@@ -11,7 +11,6 @@ its parameters are not checked against any config.
 
 from __future__ import annotations
 
-import copy
 import json
 import re
 import shutil
@@ -317,7 +316,8 @@ def validate(raw: Any, source: str, lookup: Lookup | None = None) -> Spec:
     """Check a loaded spec completely.
 
     Args:
-        raw: the loaded spec.
+        raw: the loaded spec, or one given as a dict (its tuples are read as lists, as
+            W&B reads a spec: JSON).
         source: where it came from, for messages.
         lookup: finds runs that a config names (srnet's ``disc.from_run``) in the
             ledger the sweep is registered in; None accepts only model file paths.
@@ -330,7 +330,7 @@ def validate(raw: Any, source: str, lookup: Lookup | None = None) -> Spec:
     too_big = limits.tree_violations(raw)  # before any walk that could expand or recurse
     if too_big:
         raise SpecError(source, too_big)
-    raw = copy.deepcopy(raw)
+    raw = _json_like(raw)
     errors: list[str] = []
     program = raw.get("program")
     kernel, script = None, None
@@ -366,6 +366,15 @@ def validate(raw: Any, source: str, lookup: Lookup | None = None) -> Spec:
         raise SpecError(source, errors)
     name, goal = objective(raw, kernel)
     return Spec(source, raw, kernel, name, goal, script)
+
+
+def _json_like(value: Any) -> Any:
+    """A copy of a spec's mappings and lists, tuples turned into lists."""
+    if isinstance(value, dict):
+        return {k: _json_like(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_like(v) for v in value]
+    return value
 
 
 def _is_script(program: str, source: str) -> bool:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 from typing import Any
 
 from srsweep import kernels
-from srsweep.backends.local import LocalBackend
 from srsweep.config import flatten
+
+if TYPE_CHECKING:
+    from srsweep.backends import Backend
 
 __all__ = ["status_lines", "best_value"]
 
@@ -25,7 +28,7 @@ def best_value(
     return max(finite) if goal == "maximize" else min(finite)
 
 
-def status_lines(backend: LocalBackend, sweep_id: str) -> list[str]:
+def status_lines(backend: Backend, sweep_id: str) -> list[str]:
     from srsweep.spec import SCRIPT
     from srsweep.spec import objective
     from srsweep.spec import swept_keys
@@ -54,7 +57,7 @@ def status_lines(backend: LocalBackend, sweep_id: str) -> list[str]:
     lines = [
         f"sweep {sweep.id} {sweep.name}: {sweep.spec.get('method')} sweep of "
         f"{sweep.spec.get('program') if sweep.kernel == SCRIPT else sweep.kernel}, "
-        f"{sweep.state}; {counts}"
+        f"{sweep.state}{f' ({sweep.reason})' if sweep.reason else ''}; {counts}"
     ]
     for row in [header, *rows]:
         lines.append("  ".join(str(x).ljust(w) for x, w in zip(row, widths, strict=True)).rstrip())

@@ -1,23 +1,126 @@
-"""Model files: one joblib file per run, written atomically, read back with clear errors.
+"""Model files: one joblib file per run, written atomically, read back by a restricted
+unpickler that runs no code.
 
 A file holds ``hyperparams`` (the full config), ``metrics`` (the logged history),
-``summary`` and whatever state the kernel saved (state dicts, per-epoch histories).
+``summary`` and whatever state the kernel saved (state dicts and histories as NumPy
+arrays). Unpickling a file can call any function Python can import, so ``load`` resolves
+only the types such a file is made of (``ALLOWED``: builtins, ``OrderedDict``, NumPy
+arrays, dtypes and scalars) and refuses the file on any other; ``save`` refuses to write
+one, so that what it writes ``load`` reads back.
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import os
+import pickle
 import tempfile
+import types
 from pathlib import Path
+from typing import IO
 from typing import Any
 
-import joblib
+import numpy as np
+from joblib.numpy_pickle import NumpyArrayWrapper
+from joblib.numpy_pickle import NumpyPickler
+from joblib.numpy_pickle import NumpyUnpickler
 
 from srsweep.errors import CorruptFileError
 from srsweep.errors import NotFoundError
+from srsweep.errors import UnsafeFileError
 
-__all__ = ["save", "load", "atomic_write"]
+__all__ = ["ALLOWED", "save", "load", "atomic_write"]
+
+
+class _Refused(Exception):
+    """What a file holds that ``load`` does not unpickle (the message names it)."""
+
+
+# what joblib's NumpyArrayWrapper.__init__ sets
+_WRAPPER_FIELDS = frozenset(
+    ("subclass", "shape", "order", "dtype", "allow_mmap", "numpy_array_alignment_bytes")
+)
+
+
+class _ArrayWrapper(NumpyArrayWrapper):  # type: ignore[misc]
+    """joblib's stand-in for an array whose bytes follow it in the file, read only for a
+    plain ``ndarray`` of a non-object dtype: an object array's elements are a second
+    pickle, which joblib < 1.6 loads with an unrestricted ``pickle.load``."""
+
+    def __setstate__(self, state: Any) -> None:  # BUILD may set the wrapper's fields only
+        if not isinstance(state, dict) or not set(state) <= _WRAPPER_FIELDS:
+            raise _Refused(f"a NumpyArrayWrapper with the state {str(state)[:200]}")
+        self.__dict__.update(state)
+
+    def read(self, unpickler: Any, *args: Any) -> Any:
+        if self.subclass is not np.ndarray:
+            raise _Refused(f"an array of type {self.subclass!r}")
+        if not isinstance(self.dtype, np.dtype) or self.dtype.hasobject:
+            raise _Refused(f"a numpy.ndarray of dtype {self.dtype}")
+        return super().read(unpickler, *args)
+
+
+# what numpy pickles a scalar (np.float64(1.0)) with: numpy.core.multiarray.scalar in
+# numpy 1, numpy._core.multiarray.scalar in numpy 2; taken from numpy itself because
+# importing numpy.core warns in numpy 2
+_SCALAR = np.float64(0).__reduce__()[0]
+
+# (module, name) a model file may name -> what it stands for when loaded
+ALLOWED: dict[tuple[str, str], Any] = {
+    ("builtins", "bytearray"): bytearray,
+    ("builtins", "complex"): complex,
+    ("builtins", "frozenset"): frozenset,
+    ("builtins", "set"): set,
+    ("collections", "OrderedDict"): collections.OrderedDict,
+    ("joblib.numpy_pickle", "NumpyArrayWrapper"): _ArrayWrapper,
+    ("numpy", "dtype"): np.dtype,
+    ("numpy", "ndarray"): np.ndarray,  # the wrapper's ``subclass``
+    ("numpy.core.multiarray", "scalar"): _SCALAR,
+    ("numpy._core.multiarray", "scalar"): _SCALAR,
+}
+_KINDS = "builtins, OrderedDict and NumPy arrays, dtypes and scalars"  # ALLOWED in words
+
+
+class _Unpickler(NumpyUnpickler):  # type: ignore[misc]
+    """joblib's unpickler (arrays read from the bytes after their wrapper) with
+    ``find_class`` limited to ``ALLOWED``; every callable a pickle can call comes
+    through ``find_class`` (GLOBAL, STACK_GLOBAL, INST, OBJ and EXT opcodes)."""
+
+    def __init__(self, path: Path, f: IO[bytes]) -> None:
+        super().__init__(str(path), f, ensure_native_byte_order=True)
+
+    def find_class(self, module: str, name: str) -> Any:
+        try:
+            return ALLOWED[(module, name)]
+        except KeyError:
+            raise _Refused(f"{module}.{name}") from None
+
+    def persistent_load(self, pid: Any) -> Any:
+        raise _Refused(f"a persistent id ({pid!r})")
+
+
+class _Pickler(NumpyPickler):  # type: ignore[misc]
+    """joblib's pickler that writes only what ``_Unpickler`` reads back."""
+
+    def save_global(self, obj: Any, name: str | None = None) -> None:
+        # the (module, name) pickle itself writes for a class or function
+        name = name or getattr(obj, "__qualname__", None) or obj.__name__
+        module = pickle.whichmodule(obj, name)  # type: ignore[attr-defined]  # not in typeshed
+        if (module, name) not in ALLOWED:
+            raise TypeError(
+                f"a model file cannot hold {module}.{name} (store.load reads only {_KINDS}); "
+                "convert tensors with .numpy() before saving"
+            )
+        super().save_global(obj, name)
+
+    dispatch = NumpyPickler.dispatch.copy()
+    dispatch[types.FunctionType] = save_global  # pickle's table holds its own save_global
+
+    def save(self, obj: Any, *args: Any) -> None:
+        if isinstance(obj, np.ndarray) and obj.dtype.hasobject:
+            raise TypeError("a model file cannot hold a numpy array of dtype object")
+        super().save(obj, *args)
 
 
 def atomic_write(path: Path, write: Any) -> None:
@@ -35,25 +138,58 @@ def atomic_write(path: Path, write: Any) -> None:
 
 
 def save(path: str | Path, payload: dict[str, Any]) -> Path:
-    """Write ``payload`` to ``path`` with joblib, atomically."""
+    """Write ``payload`` to ``path`` as an uncompressed joblib file, atomically.
+
+    Raises:
+        TypeError: ``payload`` holds something ``load`` would refuse (a torch tensor,
+            any object but builtins, ``OrderedDict`` and NumPy arrays and scalars).
+    """
     path = Path(path)
-    atomic_write(path, lambda tmp: joblib.dump(payload, tmp))
+
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as f:
+            _Pickler(f).dump(payload)
+
+    atomic_write(path, write)
     return path
 
 
 def load(path: str | Path) -> dict[str, Any]:
-    """Read a model file.
+    """Read a model file without running code from it: only ``ALLOWED`` types are
+    unpickled.
 
     Raises:
         NotFoundError: no such file.
+        UnsafeFileError: the file names a type outside ``ALLOWED`` (a file srsweep did
+            not write, or one with torch tensors from before they were saved as NumPy
+            arrays); names the path and the type. Nothing of the file is used.
         CorruptFileError: truncated or not a srsweep model file; names the path.
     """
     path = Path(path)
     if not path.is_file():
         raise NotFoundError(f"{path}: no such model file")
     try:
-        payload = joblib.load(path)
-    except Exception as e:  # joblib/pickle raise many types for a damaged file
+        with path.open("rb") as f:
+            head = f.read(2)
+            # protocol 2+ pickles open with PROTO and the protocol number
+            if len(head) < 2 or head[0] != pickle.PROTO[0] or not 2 <= head[1] <= 5:
+                raise CorruptFileError(
+                    f"{path}: cannot read model file (no pickle header); "
+                    "it is not an uncompressed joblib file"
+                )
+            f.seek(0)
+            payload = _Unpickler(path, f).load()
+    except _Refused as e:
+        # a file from before kernels saved NumPy arrays holds torch tensors
+        torch = str(e).startswith("torch")
+        old = "; it is from an older srsweep: train the run again" if torch else ""
+        raise UnsafeFileError(
+            f"{path}: refused to load {e}: a srsweep model file holds only {_KINDS}, and "
+            f"unpickling anything else can run code; nothing of it was used{old}"
+        ) from None
+    except CorruptFileError:
+        raise
+    except Exception as e:  # pickle raises many types for a damaged file
         raise CorruptFileError(
             f"{path}: cannot read model file ({type(e).__name__}: {e}); "
             "it is truncated or not a joblib file"

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 import os
+import shlex
 from pathlib import Path
 
+import joblib
 import pytest
 
 os.environ["WANDB_MODE"] = "disabled"
@@ -27,3 +29,31 @@ def write_spec(tmp_path: Path):
         return p
 
     return write
+
+
+class _RunsCode:
+    """Unpickling it creates ``marker``: what loading a model file must never do."""
+
+    def __init__(self, how: str, marker: Path) -> None:
+        self.how, self.marker = how, marker
+
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        if self.how == "os.system":
+            return os.system, (f"touch {shlex.quote(str(self.marker))}",)
+        return exec, (f"open({str(self.marker)!r}, 'w').close()",)
+
+
+# how the file's object runs code -> the module.name srsweep must refuse
+RUNS_CODE = {"os.system": f"{os.system.__module__}.system", "builtins.exec": "builtins.exec"}
+
+
+@pytest.fixture(params=sorted(RUNS_CODE), ids=sorted(RUNS_CODE))
+def code_file(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[Path, str, Path]:
+    """(path, refused, marker): a joblib file shaped like an ``sd`` run's model file
+    whose unpickling would create ``marker``; ``refused`` is the ``module.name`` that
+    srsweep must name when it refuses the file."""
+    marker = tmp_path / "MARKER"
+    path = tmp_path / "critic.joblib"
+    payload = {"hyperparams": {}, "kernel": "sd", "disc_state": _RunsCode(request.param, marker)}
+    joblib.dump(payload, path)
+    return path, RUNS_CODE[request.param], marker

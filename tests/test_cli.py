@@ -43,14 +43,18 @@ def test_create_agent_status_ls(cli, write_spec, results):
     assert len(sid) == 8
     assert f"srsweep agent {sid}" in res.stderr
     res = cli("agent", sid)
-    assert res.exit_code == 0 and "agent done: 2 finished (sweep exhausted)" in res.output
+    done = "agent done: 2 finished (sweep finished: every grid point has run)"
+    assert res.exit_code == 0 and done in res.output
     status = cli("status", sid).output.splitlines()
-    assert status[0].startswith(f"sweep {sid} spec: grid sweep of toy, active; 2 finished")
+    assert status[0].startswith(
+        f"sweep {sid} spec: grid sweep of toy, finished (every grid point has run); 2 finished"
+    )
     assert status[1].split() == ["RUN", "NAME", "STATE", "BEST", "loss", "target"]
     assert [line.split()[2] for line in status[2:]] == ["finished", "finished"]
     assert [line.split()[-1] for line in status[2:]] == ["1", "2"]
     ls = cli("ls").output
-    assert sid in ls and "2 finished" in ls
+    (row,) = [line for line in ls.splitlines() if line.startswith(sid)]
+    assert row.split()[4] == "finished" and "2 finished" in row
 
 
 def test_dry_run_registers_nothing(cli, write_spec, results):
@@ -225,3 +229,15 @@ def test_a_script_sweep_without_a_metric_asks_for_a_curve(cli, write_spec, tmp_p
     res = cli("report", sid)
     assert res.exit_code == 2
     assert "runs a script and its spec names no metric; pass --curve" in res.output
+
+
+def test_results_is_accepted_after_the_subcommand_and_wins(runner, write_spec, tmp_path):
+    here, there = tmp_path / "here", tmp_path / "there"
+    spec = str(write_spec(SPEC))
+    res = runner.invoke(main, ["--results", str(here), "create", spec, "--results", str(there)],
+                        catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    assert (there / "srsweep.db").exists() and not here.exists()
+    listed = runner.invoke(main, ["ls", "--results", str(there)], catch_exceptions=False)
+    assert res.output.strip().splitlines()[-1] in listed.output
+    assert "no sweeps yet" in runner.invoke(main, ["ls", "--results", str(here)]).output

@@ -1,10 +1,18 @@
 from __future__ import annotations
 
+import collections
+import os
+import re
+from pathlib import Path
+
+import joblib
+import numpy as np
 import pytest
 
 from srsweep import store
 from srsweep.errors import CorruptFileError
 from srsweep.errors import NotFoundError
+from srsweep.errors import UnsafeFileError
 
 
 def test_roundtrip_and_no_temp_left(tmp_path):
@@ -37,10 +45,145 @@ def test_truncated_file_is_reported_by_path(tmp_path):
 
 
 def test_foreign_and_missing_files(tmp_path):
-    import joblib
-
     joblib.dump([1, 2], tmp_path / "x.joblib")
     with pytest.raises(CorruptFileError, match="not a srsweep model file"):
         store.load(tmp_path / "x.joblib")
     with pytest.raises(NotFoundError, match="no such model file"):
         store.load(tmp_path / "missing.joblib")
+
+
+# --- the restricted loader ------------------------------------------------------------
+
+CodeFile = tuple[Path, str, Path]
+
+
+def test_code_file_runs_code_under_plain_joblib(code_file: CodeFile) -> None:
+    """The fixture the refusals below are tested with does run code when unpickled
+    without restriction: what they refuse is a real attack."""
+    path, _, marker = code_file
+    joblib.load(path)
+    assert marker.exists()
+
+
+def test_file_that_would_run_code_is_refused_naming_the_type(code_file: CodeFile) -> None:
+    path, refused, marker = code_file
+    with pytest.raises(UnsafeFileError) as err:
+        store.load(path)
+    assert err.value.exit_code == 2
+    assert str(err.value).startswith(f"{path}: refused to load {refused}: ")
+    assert "nothing of it was used" in str(err.value)
+    assert not marker.exists()
+
+
+class _Touch:
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        return exec, (f"open({str(self.marker)!r}, 'w').close()",)
+
+
+@pytest.mark.parametrize(
+    ("value", "refused"),
+    [
+        (np.array([1, None], dtype=object), "a numpy.ndarray of dtype object"),
+        (np.ma.masked_array([1.0]), "numpy.ma.core._mareconstruct"),
+        (collections.Counter(a=1), "collections.Counter"),
+        (range(3), "builtins.range"),
+    ],
+    ids=["object-array", "array-subclass", "other-class", "other-builtin"],
+)
+def test_types_outside_the_allowed_ones_are_refused(tmp_path, value, refused):
+    path = tmp_path / "run.joblib"
+    joblib.dump({"hyperparams": {}, "x": value}, path)
+    with pytest.raises(
+        UnsafeFileError, match=f"^{re.escape(f'{path}: refused to load {refused}: ')}"
+    ):
+        store.load(path)
+
+
+def test_object_array_elements_are_not_unpickled(tmp_path):
+    # joblib < 1.6 reads an object array's elements with an unrestricted pickle.load
+    marker = tmp_path / "MARKER"
+    path = tmp_path / "run.joblib"
+    joblib.dump({"hyperparams": {}, "x": np.array([_Touch(marker), 1], dtype=object)}, path)
+    with pytest.raises(UnsafeFileError, match="refused to load a numpy.ndarray of dtype object"):
+        store.load(path)
+    assert not marker.exists()
+
+
+def test_file_with_torch_tensors_is_refused_as_from_an_older_srsweep(tmp_path):
+    # a pickled tensor's storage is read back by torch.load with full pickle
+    torch = pytest.importorskip("torch")
+    path = tmp_path / "old.joblib"
+    joblib.dump({"hyperparams": {}, "disc_state": {"w": torch.zeros(2)}}, path)
+    with pytest.raises(UnsafeFileError) as err:
+        store.load(path)
+    assert f"{path}: refused to load torch._utils._rebuild_tensor_v2: " in str(err.value)
+    assert str(err.value).endswith("it is from an older srsweep: train the run again")
+
+
+def test_file_without_a_pickle_header_is_not_read(tmp_path):
+    compressed = tmp_path / "z.joblib"
+    joblib.dump({"hyperparams": {}}, compressed, compress=3)
+    text = tmp_path / "t.joblib"
+    text.write_text("hyperparams: {}\n")
+    for path in (compressed, text, tmp_path / "empty.joblib"):
+        path.touch()
+        with pytest.raises(
+            CorruptFileError, match=re.escape(f"{path}: cannot read model file (no pickle header)")
+        ):
+            store.load(path)
+
+
+def test_allowed_types_round_trip(tmp_path):
+    payload = {
+        "hyperparams": {"lr": 1e-3, "betas": (0.9, 0.999), "ext": ["grad"], "none": None},
+        "state": collections.OrderedDict(w=np.arange(6, dtype=np.float32).reshape(2, 3)),
+        "fortran": np.asfortranarray(np.ones((2, 3))),
+        "step": np.array(3.0, dtype=np.float32),  # 0-d, as an optimiser's step
+        "ints": np.arange(4, dtype=np.int64),
+        "flags": np.array([True, False]),
+        "scalars": [np.float64(0.5), np.int64(2), np.bool_(True), np.float32(1.5)],
+        "nan": float("nan"),
+        "misc": [1 + 2j, {1, 2}, frozenset({3}), b"x", bytearray(b"y")],
+    }
+    got = store.load(store.save(tmp_path / "run.joblib", payload))
+    assert type(got["state"]) is collections.OrderedDict and got["state"]["w"].dtype == np.float32
+    np.testing.assert_array_equal(got["state"]["w"], payload["state"]["w"])
+    assert got["fortran"].flags.f_contiguous and got["step"].shape == ()
+    for key in ("fortran", "step", "ints", "flags"):
+        assert got[key].dtype == payload[key].dtype
+        np.testing.assert_array_equal(got[key], payload[key])
+    assert [type(v) for v in got["scalars"]] == [type(v) for v in payload["scalars"]]
+    assert got["scalars"] == payload["scalars"] and got["nan"] != got["nan"]
+    assert got["hyperparams"] == payload["hyperparams"] and got["misc"] == payload["misc"]
+
+
+@pytest.mark.parametrize(
+    ("value", "refused"),
+    [
+        (np.array([1, None], dtype=object), "a numpy array of dtype object"),
+        (np.ma.masked_array([1.0]), "numpy.ma.core._mareconstruct"),
+        (collections.Counter(a=1), "collections.Counter"),
+        (os.system, f"{os.system.__module__}.system"),
+        (_Touch, f"{_Touch.__module__}._Touch"),
+    ],
+    ids=["object-array", "array-subclass", "other-class", "builtin-function", "test-class"],
+)
+def test_save_refuses_what_load_would_refuse_and_keeps_the_old_file(tmp_path, value, refused):
+    path = tmp_path / "run.joblib"
+    store.save(path, {"hyperparams": {"v": 1}})
+    with pytest.raises(TypeError, match=f"a model file cannot hold {re.escape(refused)}"):
+        store.save(path, {"hyperparams": {"v": 2}, "x": value})
+    assert store.load(path)["hyperparams"] == {"v": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["run.joblib"]
+
+
+def test_save_refuses_torch_tensors(tmp_path):
+    torch = pytest.importorskip("torch")
+    with pytest.raises(
+        TypeError, match="cannot hold torch._utils._rebuild_tensor_v2 .*\\.numpy\\(\\)"
+    ):
+        store.save(tmp_path / "run.joblib", {"hyperparams": {}, "w": torch.zeros(2)})
+    assert list(tmp_path.iterdir()) == []

@@ -231,7 +231,8 @@ def compute_file(path: str | Path, **kwargs: Any) -> tuple[dict[str, Array], dic
 
     Raises:
         NotFoundError: no such file.
-        CorruptFileError: the file cannot be read; names the path.
+        CorruptFileError: the file cannot be read, or (``UnsafeFileError``) names types
+            ``store.load`` does not unpickle; names the path.
         UsageError: as ``compute``, naming the path.
     """
     payload = store.load(path)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from dataclasses import field
 from typing import Any
@@ -21,11 +22,12 @@ class SweepRecord:
     kernel: str
     spec: dict[str, Any]
     source: str
-    state: str  # "active" | "stopped"
+    state: str  # "active" | "stopped" | "finished"
     seed: int
     created_at: float
     counts: dict[str, int] = field(default_factory=dict)  # runs by state
     remote: str | None = None  # ENTITY/PROJECT/SWEEP_ID when registered on a W&B server
+    reason: str | None = None  # why it is finished or stopped
 
 
 @dataclass
@@ -88,8 +90,8 @@ class Backend(Protocol):
     def sweep(self, sweep_id: str) -> SweepRecord:
         """One sweep, with run counts by state."""
 
-    def set_sweep_state(self, sweep_id: str, state: str) -> None:
-        """``active`` (trials are handed out) or ``stopped``."""
+    def set_sweep_state(self, sweep_id: str, state: str, reason: str | None = None) -> None:
+        """``active`` (trials are handed out), ``stopped`` or ``finished``, and why."""
 
     # -- trials
     def claim(self, sweep_id: str, agent: str) -> RunRecord | None:
@@ -141,5 +143,8 @@ class ServerAgents(Protocol):
     """A backend whose server hands trials to agents of its own (a W&B server): there
     ``claim`` is not offered and agents run through ``run_server_agent``."""
 
-    def run_server_agent(self, sweep_id: str, count: int | None) -> int:
-        """Run the server's agent on ``sweep_id`` for up to ``count`` trials; its exit code."""
+    def run_server_agent(
+        self, sweep_id: str, count: int | None, function: Callable[[], Any] | None = None
+    ) -> int:
+        """Run the server's agent on ``sweep_id`` for up to ``count`` trials (each a call
+        of ``function`` in this process, when given); its exit code."""

@@ -37,7 +37,7 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS sweeps (
     id TEXT PRIMARY KEY, name TEXT NOT NULL, kernel TEXT NOT NULL, spec TEXT NOT NULL,
     source TEXT NOT NULL, state TEXT NOT NULL, seed INTEGER NOT NULL, created_at REAL NOT NULL,
-    remote TEXT);
+    remote TEXT, reason TEXT);
 CREATE TABLE IF NOT EXISTS runs (
     id TEXT PRIMARY KEY, sweep_id TEXT REFERENCES sweeps(id), seq INTEGER NOT NULL,
     name TEXT NOT NULL, kernel TEXT NOT NULL, state TEXT NOT NULL, params TEXT NOT NULL,
@@ -53,7 +53,7 @@ CREATE INDEX IF NOT EXISTS history_by_run ON history(run_id, step);
 
 # columns added after the first release, in table order: older ledgers get them on open
 _ADDED_COLUMNS = {
-    "sweeps": [("remote", "TEXT")],
+    "sweeps": [("remote", "TEXT"), ("reason", "TEXT")],
     "runs": [("heartbeat_at", "REAL"), ("attempt", "INTEGER NOT NULL DEFAULT 1"),
              ("retry_of", "TEXT")],
 }
@@ -149,7 +149,7 @@ class LocalBackend:
         source = spec.source if spec.script is None else str(Path(spec.source).resolve())
         with self._tx() as db:
             db.execute(
-                "INSERT INTO sweeps VALUES (?,?,?,?,?,?,?,?,?)",
+                "INSERT INTO sweeps VALUES (?,?,?,?,?,?,?,?,?,NULL)",
                 (
                     sweep_id,
                     spec.name,
@@ -197,15 +197,16 @@ class LocalBackend:
 
     @staticmethod
     def _sweep(row: tuple[Any, ...], counts: dict[str, int]) -> SweepRecord:
-        sid, name, kernel, spec, source, state, seed, created, remote = row
+        sid, name, kernel, spec, source, state, seed, created, remote, reason = row
         return SweepRecord(
-            sid, name, kernel, json.loads(spec), source, state, seed, created, counts, remote
+            sid, name, kernel, json.loads(spec), source, state, seed, created, counts, remote,
+            reason,
         )
 
-    def set_sweep_state(self, sweep_id: str, state: str) -> None:
+    def set_sweep_state(self, sweep_id: str, state: str, reason: str | None = None) -> None:
         self.sweep(sweep_id)
         with self._tx() as db:
-            db.execute("UPDATE sweeps SET state=? WHERE id=?", (state, sweep_id))
+            db.execute("UPDATE sweeps SET state=?, reason=? WHERE id=?", (state, reason, sweep_id))
 
     # -- runs -------------------------------------------------------------------------
     def claim(self, sweep_id: str, agent: str) -> RunRecord | None:
@@ -213,6 +214,14 @@ class LocalBackend:
         with self._tx() as db:
             sweep = self.sweep(sweep_id)  # re-read under the write lock
             if sweep.state != "active":
+                return None
+            target = (sweep.spec.get("metric") or {}).get("target") is not None
+            if target and (hit := engine.reached_target(
+                sweep.spec, current(self._engine_runs(sweep_id, with_summary=True))
+            )):
+                target_value = sweep.spec["metric"]["target"]
+                self._end(sweep, f"metric.target {target_value:g} reached by run {hit[0]} "
+                                 f"({hit[1]:.6g})")
                 return None
             now = time.time()
             dead = db.execute(
@@ -239,8 +248,21 @@ class LocalBackend:
             runs = self._engine_runs(sweep_id, with_summary=sweep.spec["method"] == "bayes")
             params = engine.suggest(sweep.spec, current(runs), 1, seed=sweep.seed)
             if not params:
+                if not any(r.state in ("running", "queued") for r in runs):
+                    cap = sweep.spec.get("run_cap")
+                    done = len(current(runs))
+                    self._end(sweep, f"run_cap of {cap} reached" if cap is not None and done
+                              >= cap else "every grid point has run")
                 return None
             return self._insert(sweep_id, sweep.kernel, params[0], {}, agent, len(runs))
+
+    def _end(self, sweep: SweepRecord, reason: str) -> None:
+        """Mark ``sweep`` finished (inside a claim's transaction): no trial starts again
+        until ``retry`` re-opens it."""
+        assert self._conn is not None
+        self._conn.execute(
+            "UPDATE sweeps SET state='finished', reason=? WHERE id=?", (reason, sweep.id)
+        )
 
     def _engine_runs(self, sweep_id: str, with_summary: bool) -> list[RunRecord]:
         """The little the engine needs of each run, cheaply: a claim on a large grid
@@ -281,7 +303,10 @@ class LocalBackend:
         db = self._conn
         if db.execute("SELECT 1 FROM runs WHERE retry_of=?", (run_id,)).fetchone():
             return None
-        old = self._run(db.execute("SELECT * FROM runs WHERE id=?", (run_id,)).fetchone())
+        row = db.execute("SELECT * FROM runs WHERE id=?", (run_id,)).fetchone()
+        if row is None:
+            raise self._no_run(run_id)
+        old = self._run(row)
         (seq,) = db.execute(
             "SELECT COALESCE(MAX(seq), -1) + 1 FROM runs WHERE sweep_id IS ?", (old.sweep_id,)
         ).fetchone()
@@ -322,7 +347,13 @@ class LocalBackend:
         """Mark the agent of these runs alive now."""
         now = time.time()
         with self._tx() as db:
-            db.executemany("UPDATE runs SET heartbeat_at=? WHERE id=?", [(now, r) for r in run_ids])
+            for run_id in run_ids:
+                self._touch(db, run_id, now)
+
+    def _touch(self, db: sqlite3.Connection, run_id: str, now: float) -> None:
+        """Mark ``run_id``'s agent alive at ``now``; NotFoundError when there is no such run."""
+        if db.execute("UPDATE runs SET heartbeat_at=? WHERE id=?", (now, run_id)).rowcount == 0:
+            raise self._no_run(run_id)
 
     def start_run(self, kernel: str, config: dict[str, Any], agent: str) -> RunRecord:
         """Register a standalone run (``srsweep run``), already running."""
@@ -377,7 +408,7 @@ class LocalBackend:
         if not rows:
             return
         with self._tx() as db:
-            db.execute("UPDATE runs SET heartbeat_at=? WHERE id=?", (time.time(), run_id))
+            self._touch(db, run_id, time.time())
             db.executemany(
                 "INSERT INTO history VALUES (?,?,?)",
                 [(run_id, int(r["_step"]), json.dumps(r)) for r in rows],
@@ -394,7 +425,7 @@ class LocalBackend:
         model_path: str | None = None,
     ) -> None:
         with self._tx() as db:
-            db.execute(
+            done = db.execute(
                 "UPDATE runs SET state=?, summary=?, error=?, model_path=?, finished_at=?,"
                 " config=COALESCE(?, config) WHERE id=?",
                 (
@@ -407,17 +438,24 @@ class LocalBackend:
                     run_id,
                 ),
             )
+            if done.rowcount == 0:
+                raise self._no_run(run_id)
 
     def set_config(self, run_id: str, config: dict[str, Any]) -> None:
         with self._tx() as db:
-            db.execute("UPDATE runs SET config=? WHERE id=?", (json.dumps(config), run_id))
+            set_ = db.execute("UPDATE runs SET config=? WHERE id=?", (json.dumps(config), run_id))
+            if set_.rowcount == 0:
+                raise self._no_run(run_id)
 
     def run(self, run_id: str) -> RunRecord:
         db = self._db()
         row = db.execute("SELECT * FROM runs WHERE id=?", (run_id,)).fetchone() if db else None
         if row is None:
-            raise NotFoundError(f"unknown run id {run_id!r} in {self.path}")
+            raise self._no_run(run_id)
         return self._with_history([self._run(row)])[0]
+
+    def _no_run(self, run_id: str) -> NotFoundError:
+        return NotFoundError(f"unknown run id {run_id!r} in {self.path}")
 
     def runs(self, sweep_id: str | None, *, history: bool = True) -> list[RunRecord]:
         db = self._db()

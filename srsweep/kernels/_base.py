@@ -47,8 +47,9 @@ class Run(Protocol):
         """
 
     def save(self, state: dict[str, Any]) -> None:
-        """Persist model state (state dicts, histories). Hyperparameters and the
-        logged metric history are added by the run itself."""
+        """Persist model state (state dicts, histories) as builtins and NumPy arrays, the
+        only types ``srsweep.store.load`` unpickles (tensors: ``common.saved.to_numpy``).
+        Hyperparameters and the logged metric history are added by the run itself."""
 
 
 class RunRef(Protocol):

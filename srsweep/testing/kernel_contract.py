@@ -22,10 +22,13 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
+from srsweep import store
 from srsweep.config import build
 from srsweep.config import flat_fields
 from srsweep.errors import KernelFailed
@@ -132,6 +135,13 @@ class KernelContract:
         """A finished smoke run has called ``run.save`` with a dict."""
         assert isinstance(trainer.finished(trainer.examples.smoke).saved, dict)
 
+    def test_saved_state_reads_back_from_a_model_file(
+        self, trainer: Trainer, tmp_path: Path
+    ) -> None:
+        """What a finished smoke run saves, ``store.save`` writes and ``store.load``'s
+        restricted unpickler reads back unchanged (builtins and NumPy arrays only)."""
+        _assert_round_trip(trainer.finished(trainer.examples.smoke), tmp_path / "solo.joblib")
+
     # --- packed training ----------------------------------------------------------------
 
     def _assert_as_alone(
@@ -148,6 +158,14 @@ class KernelContract:
         smoke, run = trainer.examples.smoke, RecordingRun()
         assert trainer.pack([smoke], [run]) == [None]
         self._assert_as_alone(trainer, smoke, run)
+
+    def test_packed_state_reads_back_from_a_model_file(
+        self, trainer: Trainer, tmp_path: Path
+    ) -> None:
+        """What a packed trial saves reads back from its model file as a solo run's does."""
+        run = RecordingRun()
+        assert trainer.pack([trainer.examples.smoke], [run]) == [None]
+        _assert_round_trip(run, tmp_path / "packed.joblib")
 
     def test_packed_trials_equal_their_solo_runs(self, trainer: Trainer) -> None:
         """A pack of smoke and each ``vary`` trial: each trial logs what it logs alone,
@@ -211,3 +229,28 @@ class KernelContract:
             train_packed([cfg], [])
         with pytest.raises(ValueError):
             train_packed([cfg], [RecordingRun(), RecordingRun()])
+
+
+def _assert_round_trip(run: RecordingRun, path: Path) -> None:
+    """``run.saved`` written to ``path`` as ``TrialRun.save`` writes it, and read back
+    equal: same types, dtypes, shapes and values, NaN matching NaN."""
+    assert isinstance(run.saved, dict)
+    loaded = store.load(store.save(path, {"hyperparams": {}, **run.saved}))
+    _assert_same(run.saved, {k: loaded[k] for k in run.saved}, "saved")
+
+
+def _assert_same(want: Any, got: Any, where: str) -> None:
+    assert type(got) is type(want), f"{where}: read back a {type(got)}, saved a {type(want)}"
+    if isinstance(want, dict):
+        assert list(got) == list(want), f"{where}: other keys read back"
+        for k, v in want.items():
+            _assert_same(v, got[k], f"{where}[{k!r}]")
+    elif isinstance(want, (list, tuple)):
+        assert len(got) == len(want), f"{where}: {len(got)} items read back, {len(want)} saved"
+        for i, (a, b) in enumerate(zip(want, got, strict=True)):
+            _assert_same(a, b, f"{where}[{i}]")
+    elif isinstance(want, np.ndarray):
+        assert (got.dtype, got.shape) == (want.dtype, want.shape), where
+        np.testing.assert_array_equal(got, want, err_msg=where)
+    else:
+        assert got == want or (got != got and want != want), f"{where}: {got!r} != {want!r}"

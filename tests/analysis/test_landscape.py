@@ -16,6 +16,7 @@ from srsweep.config import to_dict
 from srsweep.errors import CorruptFileError
 from srsweep.errors import SpecError
 from srsweep.errors import UsageError
+from srsweep.kernels.common.saved import to_tensors
 from srsweep.kernels.lazy.config import LazyConfig
 from srsweep.kernels.lazy.model import make_model
 from srsweep.kernels.lazy.solo import train
@@ -51,9 +52,9 @@ def direct_loss(payload: dict, theta: torch.Tensor | None = None) -> float:
     """The kernel's MSE of α·(f_θ − f_θ0) on the training set, by hand, in float64."""
     cfg = build(LazyConfig, payload["hyperparams"], "test")
     net0 = make_model(cfg).double()
-    net0.load_state_dict(payload["init_state"])
+    net0.load_state_dict(to_tensors(payload["init_state"]))
     net = make_model(cfg).double()
-    net.load_state_dict(payload["final_state"])
+    net.load_state_dict(to_tensors(payload["final_state"]))
     if theta is not None:
         vector_to_parameters(theta, net.parameters())
     x = torch.as_tensor(payload["x"], dtype=torch.float64).view(-1, 1)
@@ -101,7 +102,8 @@ def test_grid_centre_is_the_final_loss(payload: dict, result: dict) -> None:
 
 
 def test_batched_grid_matches_a_plain_loop(payload: dict, result: dict) -> None:
-    final = torch.cat([payload["final_state"][n].reshape(-1) for n, _ in payload["param_shapes"]])
+    state = to_tensors(payload["final_state"])
+    final = torch.cat([state[n].reshape(-1) for n, _ in payload["param_shapes"]])
     pcs = torch.as_tensor(result["pcs"])
     for i, j in [(0, 0), (2, 9), (10, 3), (7, 7)]:
         a, b = result["grid_a"][j], result["grid_b"][i]
@@ -219,6 +221,14 @@ def test_cli_bad_ids_exit_2(cli, results, tmp_path) -> None:
     res = cli("landscape", str(stn))
     assert res.exit_code == 2 and f"{stn}: kernel 'stn' saves no weight trajectory" in res.stderr
     assert not (results / "landscape").exists()  # nothing written
+
+
+def test_cli_refuses_a_file_that_would_run_code(cli, results, code_file) -> None:
+    path, refused, marker = code_file
+    res = cli("landscape", str(path))
+    assert res.exit_code == 2
+    assert res.stderr.startswith(f"Error: {path}: refused to load {refused}: ")
+    assert not marker.exists() and not (results / "landscape").exists()
 
 
 def test_trajectory_ends_in_the_lowest_region_of_its_contour(result: dict) -> None:

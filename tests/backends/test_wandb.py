@@ -1,5 +1,6 @@
 """The W&B side without a network: command generation, offline files, API conversion,
-the no-server error path, and that no secret is ever written."""
+what a W&B backend refuses, the no-server error path, and that no secret is ever
+written."""
 
 from __future__ import annotations
 
@@ -12,10 +13,12 @@ import pytest
 from click.testing import CliRunner
 
 from srsweep import config as _config
-from srsweep.agent import run_single
+from srsweep.agents import run_single
+from srsweep.backends import ServerAgents
 from srsweep.backends import wandb as wb
 from srsweep.backends.local import LocalBackend
 from srsweep.cli import main
+from srsweep.errors import UsageError
 from srsweep.kernels import get
 from srsweep.spec import validate
 
@@ -101,16 +104,19 @@ def test_api_runs_become_records():
     run = SimpleNamespace(
         id="abc",
         name="sd-1",
+        job_type="sd",
+        created_at="2024-05-06T07:08:09Z",
         state="killed",
         config={"disc": {"lr": 1e-3}, "_wandb": {"x": 1}},
         summary={"acc": 0.7, "_runtime": 3, "table": {"nested": 1}},
     )
     rec = wb.to_record(run, "ent/proj/swp", iter(rows))
     assert (rec.id, rec.name, rec.state, rec.sweep_id) == ("abc", "sd-1", "stopped", "ent/proj/swp")
+    assert rec.kernel == "sd" and rec.created_at == 1714979289.0
     assert rec.config == {"disc": {"lr": 1e-3}} and rec.summary == {"acc": 0.7}
     assert rec.history == [{"_step": i, "acc": 0.5 + i / 10, "epoch": i * 25} for i in range(3)]
-    from srsweep.report import history_frame
-    from srsweep.report import runs_frame
+    from srsweep.reports import history_frame
+    from srsweep.reports import runs_frame
 
     assert list(history_frame([rec])["acc"]) == [0.5, 0.6, 0.7]
     assert runs_frame([rec])["disc.lr"].tolist() == [1e-3]
@@ -201,3 +207,96 @@ def test_report_figures_become_images_of_a_report_run(tmp_path, monkeypatch):
     shutil.rmtree(run_dir)
     assert "W&B" not in cli("report", sid).output  # disabled: nothing logged, nothing said
     assert not wb.offline_dirs(results, [f"report_{sid}"])
+
+
+# -- what a W&B server does not do -----------------------------------------------------
+PATH = "ent/proj/swp1"
+REFUSED = {
+    "sweeps": (lambda b: b.sweeps(), "`srsweep ls` lists those of the local ledger"),
+    "set_sweep_state": (
+        lambda b: b.set_sweep_state(PATH, "stopped"),
+        f"stop or resume it on its server with `wandb sweep --stop {PATH}`",
+    ),
+    "claim": (
+        lambda b: b.claim(PATH, "a"),
+        f"its server hands the trials to its own agents; run `srsweep agent {PATH}`",
+    ),
+    "start_run": (
+        lambda b: b.start_run("toy", {}, "a"),
+        "a run outside a sweep is kept in the local ledger: `srsweep run toy`",
+    ),
+    "heartbeat": (lambda b: b.heartbeat(["ent/proj/r1"]), "writes its own run"),
+    "log": (lambda b: b.log("ent/proj/r1", [{"_step": 0}]), "writes its own run"),
+    "set_config": (lambda b: b.set_config("ent/proj/r1", {}), "writes its own run"),
+    "finish": (lambda b: b.finish("ent/proj/r1", "finished"), "writes its own run"),
+    "requeue": (lambda b: b.requeue("ent/proj/r1"), "where `srsweep retry` re-queues"),
+    "retry": (lambda b: b.retry(PATH, ("failed",)), f"`wandb sweep --resume {PATH}`"),
+    "runs(None)": (lambda b: b.runs(None), "runs outside a sweep are kept in the local ledger"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(REFUSED), ids=sorted(REFUSED))
+def test_a_wandb_backend_refuses_what_its_server_does_and_says_what_to_do(name, no_netrc):
+    call, says = REFUSED[name]
+    with pytest.raises(UsageError) as err:
+        call(wb.WandbBackend())
+    assert says in str(err.value)
+
+
+def test_a_wandb_backend_runs_the_servers_agents():
+    assert isinstance(wb.WandbBackend(), ServerAgents)
+    assert not isinstance(LocalBackend("results"), ServerAgents)
+    assert wb.WandbBackend().reopen().location == wb.base_url()
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda b: b.sweep("swp1"),
+        lambda b: b.runs("proj/swp1"),
+        lambda b: b.run_server_agent("swp1", None),
+    ],
+    ids=["sweep", "runs", "run_server_agent"],
+)
+def test_a_wandb_backend_takes_wandb_paths(call):
+    with pytest.raises(UsageError, match="expected ENTITY/PROJECT/SWEEP_ID"):
+        call(wb.WandbBackend())
+
+
+def test_reading_a_wandb_sweep_without_credentials_fails_fast(no_netrc):
+    t0 = time.monotonic()
+    for call in (
+        lambda b: b.sweep(PATH),
+        lambda b: b.runs(PATH),
+        lambda b: b.run("ent/proj/r1"),
+        lambda b: b.run_server_agent(PATH, 1),
+    ):
+        with pytest.raises(UsageError, match="no W&B credentials for https://api.wandb.ai"):
+            call(wb.WandbBackend())
+    assert time.monotonic() - t0 < 5
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["stop", PATH], f"Error: W&B sweep {PATH}: stop or resume it on its server"),
+        (["retry", PATH], f"Error: W&B sweep {PATH}: a W&B server does not queue trials"),
+        (["agent", PATH], "Error: no W&B credentials for https://api.wandb.ai"),
+        (["status", PATH], "Error: no W&B credentials for https://api.wandb.ai"),
+        (["report", PATH], "Error: no W&B credentials for https://api.wandb.ai"),
+    ],
+    ids=["stop", "retry", "agent", "status", "report"],
+)
+def test_commands_on_a_wandb_sweep_go_to_its_server(tmp_path, no_netrc, args, says):
+    res = CliRunner().invoke(main, ["--results", str(tmp_path / "results"), *args])
+    assert res.exit_code == 2 and says in res.output
+    assert "Traceback" not in res.output
+
+
+def test_a_local_sweep_registered_on_wandb_is_run_there(tmp_path, no_netrc):
+    results = tmp_path / "results"
+    sid = LocalBackend(results).create_sweep(validate(SPEC, "s.yaml"), remote=PATH)
+    for command in ("agent", "report", "status"):
+        res = CliRunner().invoke(main, ["--results", str(results), command, sid])
+        assert res.exit_code == 2, res.output
+        assert "Error: no W&B credentials for https://api.wandb.ai" in res.output

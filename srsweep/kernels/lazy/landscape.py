@@ -20,6 +20,7 @@ from torch.func import functional_call
 from srsweep.config import build
 from srsweep.errors import UsageError
 from srsweep.kernels._base import Problem
+from srsweep.kernels.common.saved import to_tensors
 from srsweep.kernels.lazy.config import LazyConfig
 from srsweep.kernels.lazy.model import make_data
 from srsweep.kernels.lazy.model import make_model
@@ -86,8 +87,9 @@ def problem(payload: dict[str, Any]) -> Problem:
     model = make_model(cfg).to(f64)
     shapes = [(str(n), tuple(int(d) for d in s)) for n, s in payload["param_shapes"]]
     # lazy's weight vector is its parameters in named_parameters order; so are the rows.
-    final = torch.cat([payload["final_state"][n].reshape(-1).to(f64) for n, _ in shapes])
-    init = torch.cat([payload["init_state"][n].reshape(-1).to(f64) for n, _ in shapes])
+    final_state, init_state = to_tensors(payload["final_state"]), to_tensors(payload["init_state"])
+    final = torch.cat([final_state[n].reshape(-1).to(f64) for n, _ in shapes])
+    init = torch.cat([init_state[n].reshape(-1).to(f64) for n, _ in shapes])
     if final.numel() != hist.shape[1]:
         raise UsageError(f"history rows have {hist.shape[1]} values, not {final.numel()}")
     alpha = cfg.alpha

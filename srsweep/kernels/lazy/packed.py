@@ -31,6 +31,7 @@ import torch
 
 from srsweep.kernels._base import check_pack
 from srsweep.kernels.common.nets import resolve_device
+from srsweep.kernels.common.saved import to_numpy
 from srsweep.kernels.lazy.config import pack_key
 from srsweep.kernels.lazy.model import GRID_SIZE
 from srsweep.kernels.lazy.model import batches
@@ -308,5 +309,5 @@ def _states(pack: _Pack, rows: list[int], trials: list[_Trial]) -> list[tuple[in
             "lr": tr.cfg.lr0 / tr.cfg.alpha**2,
             "dtype": str(pack.dtype).removeprefix("torch."),
         }
-        out.append((t, state))
+        out.append((t, to_numpy(state)))  # as a model file holds it: arrays, not tensors
     return out

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 
 from srsweep.kernels.common.nets import flatten_parameters
 from srsweep.kernels.common.nets import resolve_device
+from srsweep.kernels.common.saved import to_numpy
 from srsweep.kernels.lazy.model import GRID_SIZE
 from srsweep.kernels.lazy.model import batches
 from srsweep.kernels.lazy.model import check_losses
@@ -120,24 +121,26 @@ def _train(cfg: LazyConfig, run: Run, device: torch.device) -> None:
         pred = alpha * (net(grid) - base_grid)
     n_params = flat0.numel()
     run.save(
-        {
-            "init_state": init_state,
-            "final_state": {k: v.detach().cpu().clone() for k, v in net.state_dict().items()},
-            "param_shapes": [(name, tuple(p.shape)) for name, p in net.named_parameters()],
-            "history": (
-                torch.stack(history).cpu().numpy()
-                if history
-                else np.zeros((0, n_params), np.float32)
-            ),
-            "history_steps": np.array(history_steps, dtype=np.int64),
-            "weights0": flat0.float().cpu().numpy(),
-            "losses": np.array(losses, dtype=np.float32),
-            "x": x_np,
-            "y": y_np,
-            "grid": grid_np,
-            "pred": pred.squeeze(1).cpu().numpy(),
-            "alpha": alpha,
-            "lr": lr,
-            "dtype": str(dtype).removeprefix("torch."),
-        }
+        to_numpy(
+            {
+                "init_state": init_state,
+                "final_state": {k: v.detach().cpu().clone() for k, v in net.state_dict().items()},
+                "param_shapes": [(name, tuple(p.shape)) for name, p in net.named_parameters()],
+                "history": (
+                    torch.stack(history).cpu().numpy()
+                    if history
+                    else np.zeros((0, n_params), np.float32)
+                ),
+                "history_steps": np.array(history_steps, dtype=np.int64),
+                "weights0": flat0.float().cpu().numpy(),
+                "losses": np.array(losses, dtype=np.float32),
+                "x": x_np,
+                "y": y_np,
+                "grid": grid_np,
+                "pred": pred.squeeze(1).cpu().numpy(),
+                "alpha": alpha,
+                "lr": lr,
+                "dtype": str(dtype).removeprefix("torch."),
+            }
+        )
     )

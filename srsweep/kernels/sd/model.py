@@ -9,7 +9,6 @@ both trainers log the same things from the same random streams.
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
-from typing import Any
 
 import torch
 
@@ -25,7 +24,7 @@ if TYPE_CHECKING:
     from srsweep.kernels.common.funlib import FunctionLibrary
     from srsweep.kernels.sd.config import SDConfig
 
-__all__ = ["train_inputs", "make_critic", "make_batch", "to_cpu", "log_epochs"]
+__all__ = ["train_inputs", "make_critic", "make_batch", "log_epochs"]
 
 
 def train_inputs(cfg: SDConfig, device: torch.device) -> torch.Tensor:
@@ -86,18 +85,6 @@ def make_batch(
     fake = critic_input(acts.T, fake_ext, cfg.ext_type)
     reals = critic_input(draws[..., 0], real_ext, cfg.ext_type)
     return reals, fake
-
-
-def to_cpu(obj: Any) -> Any:
-    """``obj`` with every tensor in it (in dicts, lists, tuples) detached and on the CPU:
-    state dicts as a model file stores them."""
-    if isinstance(obj, torch.Tensor):
-        return obj.detach().cpu()
-    if isinstance(obj, dict):
-        return {k: to_cpu(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(to_cpu(v) for v in obj)
-    return obj
 
 
 _TERMS = ("loss_real", "loss_fake", "gp")

@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from srsweep.kernels._base import check_pack
 from srsweep.kernels.common import batched
 from srsweep.kernels.common.nets import resolve_device
+from srsweep.kernels.common.saved import to_numpy
 from srsweep.kernels.sd.config import library
 from srsweep.kernels.sd.config import pack_key
 from srsweep.kernels.sd.draws import EpochData
@@ -273,13 +274,15 @@ def train_packed(cfgs: list[SDConfig], runs: list[Run]) -> list[BaseException | 
                     stay.append(row)
                     continue
                 runs[t].save(
-                    {
-                        **pack.state(row),
-                        "tot_accs": tot_accs[t],
-                        "times": times[: len(tot_accs[t])],
-                        "fun_lib": cfg.fun_lib,
-                        "in_var": cfg.in_var,
-                    }
+                    to_numpy(
+                        {
+                            **pack.state(row),
+                            "tot_accs": tot_accs[t],
+                            "times": times[: len(tot_accs[t])],
+                            "fun_lib": cfg.fun_lib,
+                            "in_var": cfg.in_var,
+                        }
+                    )
                 )
             except Exception as e:  # this trial failed (its loss, or its run's I/O): it alone
                 outcome[t] = e

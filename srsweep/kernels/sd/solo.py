@@ -16,11 +16,11 @@ import torch
 from srsweep.kernels.common.nets import critic_steps
 from srsweep.kernels.common.nets import resolve_device
 from srsweep.kernels.common.optim import Adam
+from srsweep.kernels.common.saved import to_numpy
 from srsweep.kernels.sd.config import library
 from srsweep.kernels.sd.model import log_epochs
 from srsweep.kernels.sd.model import make_batch
 from srsweep.kernels.sd.model import make_critic
-from srsweep.kernels.sd.model import to_cpu
 from srsweep.kernels.sd.model import train_inputs
 
 if TYPE_CHECKING:
@@ -68,12 +68,14 @@ def train(cfg: SDConfig, run: Run) -> None:
         if last or run.should_stop():
             break
     run.save(
-        {
-            "disc_state": to_cpu(critic.state_dict()),
-            "disc_opt_state": to_cpu(opt.state_dict()),
-            "tot_accs": tot_accs,
-            "times": times,
-            "fun_lib": cfg.fun_lib,
-            "in_var": cfg.in_var,
-        }
+        to_numpy(
+            {
+                "disc_state": critic.state_dict(),
+                "disc_opt_state": opt.state_dict(),
+                "tot_accs": tot_accs,
+                "times": times,
+                "fun_lib": cfg.fun_lib,
+                "in_var": cfg.in_var,
+            }
+        )
     )

@@ -20,6 +20,7 @@ from srsweep.kernels.common import funlib
 from srsweep.kernels.common.nets import SDNet
 from srsweep.kernels.common.nets import critic_input
 from srsweep.kernels.common.optim import Adam
+from srsweep.kernels.common.saved import to_tensors
 from srsweep.kernels.srnet.config import SRNetConfig
 from srsweep.kernels.srnet.from_run import critic_misfit
 
@@ -86,7 +87,7 @@ def fixed_critic(cfg: SRNetConfig, payload: dict[str, Any]) -> tuple[SDNet, tupl
     critic = SDNet(want, tup(d.get("hid_num", 1)), tup(d.get("hid_size", 100)),
                    emb_size=emb if emb > 1 else None)  # fmt: skip
     try:
-        critic.load_state_dict(payload["disc_state"])
+        critic.load_state_dict(to_tensors(payload["disc_state"]))
     except RuntimeError as e:
         raise SrsweepError(f"its critic state does not fit its config ({e})") from None
     return critic, tuple(hp.get("ext") or ()), str(hp.get("ext_type", "embed"))

@@ -1,5 +1,6 @@
 """``disc.from_run``: the saved ``sd`` run a fixed critic comes from, resolved to its
-model file's path before training, torch-free and without opening a ledger.
+model file's path (and the file vetted by ``store.load``) before training, torch-free
+and without opening a ledger.
 
 ``resolve`` is the kernel's ``Kernel.resolve``: its caller hands it a ``Lookup`` into
 the ledger it runs on (``create`` for its probe trials, the agent before a trial
@@ -16,8 +17,10 @@ from typing import NoReturn
 
 import numpy as np
 
+from srsweep import store
 from srsweep.errors import NotFoundError
 from srsweep.errors import SpecError
+from srsweep.errors import SrsweepError
 from srsweep.kernels._base import Lookup
 from srsweep.kernels.common import data
 from srsweep.kernels.srnet.config import SRNetConfig
@@ -33,13 +36,16 @@ def resolve(cfg: SRNetConfig, lookup: Lookup | None) -> SRNetConfig:
 
     A value ending in ``.joblib``, or naming an existing file, is that file; anything
     else is a run id, found with ``lookup``. Where the run's config is in its record, its
-    critic is checked to fit this SRNet's latents already here (``critic_misfit``); the
-    file itself is read, and checked, when training starts.
+    critic is checked to fit this SRNet's latents already here (``critic_misfit``). The
+    file is read here only with ``store.load``'s restricted unpickler, so that one that
+    would run code (or cannot be read) is refused before anything trains; whether it
+    is an ``sd`` run's, with a critic that fits, is checked when training starts.
 
     Raises:
         SpecError: no such file or run, the run is not an ``sd`` run, it saved no model
-            file, its critic does not fit, or a run id is given without a ``lookup``;
-            the one violation names ``disc.from_run``.
+            file, the file is unreadable or holds types srsweep does not unpickle, its
+            critic does not fit, or a run id is given without a ``lookup``; the one
+            violation names ``disc.from_run``.
     """
     ref = cfg.disc.from_run
     if ref is None:
@@ -71,6 +77,10 @@ def resolve(cfg: SRNetConfig, lookup: Lookup | None) -> SRNetConfig:
             hp = record.config
     if not path.is_file():
         _refuse(ref, f"{path}: no such model file")
+    try:
+        store.load(path)
+    except SrsweepError as e:  # UnsafeFileError, CorruptFileError: they name the file
+        _refuse(ref, str(e))
     if hp and (why := critic_misfit(cfg, hp)):
         _refuse(ref, why)
     return replace(cfg, disc=replace(cfg.disc, from_run=str(path.absolute())))

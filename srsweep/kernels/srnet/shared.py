@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from srsweep.errors import KernelFailed
 from srsweep.kernels.common import data
 from srsweep.kernels.common.nets import critic_input
+from srsweep.kernels.common.saved import to_numpy
 from srsweep.kernels.srnet.config import SRNetConfig
 from srsweep.kernels.srnet.dsn import SRNet
 
@@ -135,15 +136,6 @@ def min_corr(corr: Any) -> float:
     return float(abs(corr).max(1).min())
 
 
-def _cpu(state: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in state.items():
-        out[k] = v.detach().cpu() if isinstance(v, torch.Tensor) else v
-        if isinstance(v, dict):
-            out[k] = _cpu(v)
-    return out
-
-
 def save(
     cfg: SRNetConfig,
     run: Run,
@@ -164,8 +156,8 @@ def save(
         pred_v, lat_v, _ = model(xv)
         total_val = F.mse_loss(pred_v, yv).item()
     state: dict[str, Any] = {
-        "model_state": _cpu(model.state_dict()),
-        "optimizer_state": _cpu(opt.state_dict()),
+        "model_state": model.state_dict(),
+        "optimizer_state": opt.state_dict(),
         "train_loss": train_loss,  # per epoch; the rest per log
         **logs,
         # [lat, n_true] Pearson r on the validation rows at the end
@@ -179,11 +171,11 @@ def save(
         "lat_var": cfg.lat_var,
     }
     if c is not None:
-        state["disc_state"] = _cpu(c.net.state_dict())
+        state["disc_state"] = c.net.state_dict()
         state["disc_fixed"] = c.opt is None
         if c.opt is not None:
-            state.update(disc_opt_state=_cpu(c.opt.state_dict()), fun_lib=cfg.fun_lib,
+            state.update(disc_opt_state=c.opt.state_dict(), fun_lib=cfg.fun_lib,
                          disc_shuffle=cfg.shuffle, disc_iter_sample=cfg.iter_sample)  # fmt: skip
         if c.saved_hyperparams is not None:  # the sd run's config, for a fixed critic
             state.update(disc_hyperparams=c.saved_hyperparams, disc_from_run=cfg.disc.from_run)
-    run.save(state)
+    run.save(to_numpy(state))  # as a model file holds it: arrays, not tensors

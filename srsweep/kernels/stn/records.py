@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from typing import Any
 
 from srsweep.errors import KernelFailed
+from srsweep.kernels.common.saved import to_numpy
 
 if TYPE_CHECKING:
     import torch
@@ -51,9 +52,9 @@ def saved(
     converged: bool,
     reason: str,
 ) -> dict[str, Any]:
-    """What a trial saves: its net's state dict, the unconstrained x_range and scale
-    parameter, the per-cycle ``traj`` (``TRAJ``), f on the eval ``grid`` (x_eval, f_eval,
-    f_eval_clean) and why it stopped."""
+    """What a trial saves (NumPy arrays, as a model file holds them): its net's state
+    dict, the unconstrained x_range and scale parameter, the per-cycle ``traj``
+    (``TRAJ``), f on the eval ``grid`` (x_eval, f_eval, f_eval_clean) and why it stopped."""
     hyper = {"unc_x_range": unc, "scale_param": s}
     stop = {"cycles": len(traj["dist"]), "converged": converged, "stop_reason": reason}
-    return {"model_state": model, **hyper, **traj, **grid, **stop}
+    return {"model_state": to_numpy(model), **hyper, **traj, **grid, **stop}

@@ -11,6 +11,7 @@ from srsweep.config import build
 from srsweep.errors import KernelFailed
 from srsweep.errors import SpecError
 from srsweep.kernels import lazy
+from srsweep.kernels.common.saved import to_tensors
 from srsweep.kernels.lazy import landscape
 from srsweep.kernels.lazy import model
 from srsweep.kernels.lazy.config import LazyConfig
@@ -125,20 +126,21 @@ def test_starts_at_zero_and_logs_the_movement() -> None:
     # α(f_w0 − f_w0) = 0: the first loss is the mean of y²
     assert run.history[0]["loss"] == pytest.approx(np.mean(saved["y"] ** 2), rel=1e-5)
     assert saved["losses"].shape == (25,) and saved["losses"][-1] == run.history[-1]["loss"]
-    b0, b1 = saved["init_state"]["lout.bias"], saved["final_state"]["lout.bias"]
+    init, final = to_tensors(saved["init_state"]), to_tensors(saved["final_state"])
+    b0, b1 = init["lout.bias"], final["lout.bias"]
     want = ((b1 - b0).norm() / b0.norm()).item()
     assert run.history[-1]["rel_move_last"] == pytest.approx(want, rel=1e-4)
-    w0, w1 = saved["init_state"]["lout.weight"], saved["final_state"]["lout.weight"]
+    w0, w1 = init["lout.weight"], final["lout.weight"]
     assert run.history[-1]["rel_move_last_weight"] == pytest.approx(
         ((w1 - w0).norm() / w0.norm()).item(), rel=1e-4
     )
     hist = saved["history"]
     assert hist.dtype == np.float32 and hist.shape == (4, 313)
     assert saved["history_steps"].tolist() == [0, 10, 20, 24]
-    flat = np.concatenate([v.numpy().ravel() for v in saved["final_state"].values()])
+    flat = np.concatenate([v.ravel() for v in saved["final_state"].values()])
     np.testing.assert_array_equal(hist[-1], flat)
     np.testing.assert_array_equal(
-        saved["weights0"], np.concatenate([v.numpy().ravel() for v in saved["init_state"].values()])
+        saved["weights0"], np.concatenate([v.ravel() for v in saved["init_state"].values()])
     )
     assert saved["grid"].shape == saved["pred"].shape == (model.GRID_SIZE,)
 

@@ -13,6 +13,7 @@ from srsweep.config import build
 from srsweep.errors import KernelFailed
 from srsweep.kernels import Entry
 from srsweep.kernels import lazy
+from srsweep.kernels.common.saved import to_tensors
 from srsweep.kernels.lazy.config import LazyConfig
 from srsweep.kernels.lazy.config import pack_key
 from srsweep.kernels.lazy.model import make_model
@@ -194,13 +195,13 @@ def test_saved_state_loads_and_reproduces_the_prediction() -> None:
     cfg, saved = cfgs[1], packed(cfgs)[1].saved
     assert saved is not None
     net, net0 = make_model(cfg), make_model(cfg)
-    net.load_state_dict(saved["final_state"])
-    net0.load_state_dict(saved["init_state"])
+    net.load_state_dict(to_tensors(saved["final_state"]))
+    net0.load_state_dict(to_tensors(saved["init_state"]))
     grid = torch.as_tensor(saved["grid"], dtype=torch.float32).view(-1, 1)
     with torch.no_grad():
         pred = cfg.alpha * (net(grid) - net0(grid)).squeeze(1)
     np.testing.assert_allclose(saved["pred"], pred.numpy(), rtol=1e-3, atol=1e-4)
-    flat = np.concatenate([v.numpy().ravel() for v in saved["final_state"].values()])
+    flat = np.concatenate([v.ravel() for v in saved["final_state"].values()])
     np.testing.assert_array_equal(saved["history"][-1], flat)
 
 

@@ -15,6 +15,7 @@ from srsweep.errors import KernelFailed
 from srsweep.kernels.common import data
 from srsweep.kernels.common.batched import StackedAdam
 from srsweep.kernels.common.funlib import FunctionLibrary
+from srsweep.kernels.common.saved import to_tensors
 from srsweep.kernels.sd import SDConfig
 from srsweep.kernels.sd.config import pack_key
 from srsweep.kernels.sd.draws import PackDraws
@@ -83,7 +84,7 @@ def assert_same_run(alone: RecordingRun, pack: RecordingRun, rel: float = 1e-4) 
     assert len(pack.saved["times"]) == len(alone.saved["times"])
     for name, w in alone.saved["disc_state"].items():
         torch.testing.assert_close(pack.saved["disc_state"][name], w, rtol=1e-3, atol=1e-4)
-    a_opt, b_opt = alone.saved["disc_opt_state"], pack.saved["disc_opt_state"]
+    a_opt, b_opt = to_tensors(alone.saved["disc_opt_state"]), to_tensors(pack.saved["disc_opt_state"])
     assert b_opt["param_groups"] == a_opt["param_groups"]
     assert b_opt["state"].keys() == a_opt["state"].keys()
     for k, state in a_opt["state"].items():
@@ -193,15 +194,15 @@ def test_saved_state_loads_and_reproduces_the_critic() -> None:
     cfg, saved = cfgs[1], runs[1].saved
     assert saved is not None and (saved["fun_lib"], saved["in_var"]) == ("F10_v1", "X10")
     critic = make_critic(cfg, 700)
-    critic.load_state_dict(saved["disc_state"])
+    critic.load_state_dict(to_tensors(saved["disc_state"]))
     assert list(saved["disc_state"]) == list(critic.state_dict())
     opt = torch.optim.Adam(critic.parameters(), fused=True)
-    opt.load_state_dict(saved["disc_opt_state"])  # a packed trial resumes like a solo one
+    opt.load_state_dict(to_tensors(saved["disc_opt_state"]))  # resumes like a solo trial
     rows = data.masks("X10")["train"]
     x = torch.as_tensor(data.inputs("X10")[rows, :1], dtype=torch.float32)
     reals, fake = make_batch(cfg, FunctionLibrary("F10_v1"), x, torch.Generator().manual_seed(9))
     reference = make_critic(cfg, 700)
-    reference.load_state_dict(solo(cfg).saved["disc_state"])  # type: ignore[index]
+    reference.load_state_dict(to_tensors(solo(cfg).saved["disc_state"]))  # type: ignore[index]
     with torch.no_grad():
         batch = torch.cat([reals[0], fake])
         torch.testing.assert_close(critic(batch), reference(batch), rtol=1e-4, atol=1e-5)

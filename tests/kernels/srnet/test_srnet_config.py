@@ -12,7 +12,6 @@ import pytest
 from click.testing import CliRunner
 
 import srsweep.kernels
-from srsweep import store
 from srsweep.backends.local import LocalBackend
 from srsweep.cli import main
 from srsweep.config import build
@@ -153,6 +152,7 @@ def test_pack_key_separates_shapes_and_schedules(over: dict[str, Any]) -> None:
 
 SdFile = Callable[..., Path]
 SdRun = Callable[..., str]
+CodeFile = tuple[Path, str, Path]  # tests/conftest.py's code_file: path, refused, marker
 
 
 def from_run_error(ref: str, lookup: Any = None) -> str:
@@ -211,14 +211,22 @@ def test_from_run_path_is_taken_as_it_is(sd_file: SdFile, monkeypatch: pytest.Mo
     assert resolve(cfg_of(), None) == cfg_of()  # nothing named: nothing to do
 
 
-def test_resolve_reads_no_model_file(
-    ledger: LocalBackend, sd_file: SdFile, sd_run: SdRun, monkeypatch: pytest.MonkeyPatch
+def test_from_run_file_that_would_run_code_is_refused(
+    ledger: LocalBackend, sd_run: SdRun, code_file: CodeFile
 ) -> None:
-    path = sd_file()
-    rid = sd_run(path)
-    monkeypatch.setattr(store, "load", lambda p: pytest.fail(f"resolve read {p}"))
-    resolve(cfg_of(disc={"from_run": rid}), ledger.run)
-    resolve(cfg_of(disc={"from_run": str(path)}), None)
+    """``resolve`` reads the file only with ``store.load``'s restricted unpickler: one
+    that would run code is refused, named by path or by run id, and nothing runs."""
+    path, refused, marker = code_file
+    for ref in (str(path), sd_run(path, config=False)):
+        msg = from_run_error(ref, ledger.run)
+        assert msg.startswith(f"disc.from_run: {ref!r}: {path}: refused to load {refused}: ")
+    assert not marker.exists()
+
+
+def test_unreadable_file_is_refused_before_training(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.joblib"
+    bad.write_bytes(b"\x80\x04truncated")
+    assert f"{bad}: cannot read model file (" in from_run_error(str(bad))
 
 
 def test_recorded_critic_that_does_not_fit_is_refused(
@@ -291,3 +299,27 @@ def test_fixed_critic_spec_finds_its_run_through_the_lookup(
         load_spec(spec, lookup=ledger.run)
     with pytest.raises(SpecError, match="from the ledger"):  # no lookup: a path, not an id
         load_spec(spec)
+
+
+def test_cli_refuses_a_critic_file_that_would_run_code(tmp_path: Path, code_file: CodeFile) -> None:
+    """``run`` and ``create`` (``--dry-run`` or not) refuse it with exit 2 before any
+    run or sweep exists, naming the file and the type; nothing of it runs."""
+    path, refused, marker = code_file
+    results = tmp_path / "results"
+    why = f"disc.from_run: '{path}': {path}: refused to load {refused}: "
+
+    def cli(*args: str) -> Any:
+        return CliRunner().invoke(main, ["--results", str(results), *args])
+
+    res = cli("run", "srnet", "--set", f"disc.from_run={path}")
+    assert res.exit_code == 2 and res.stderr.startswith(f"Error: --set: {why}"), res.output
+    spec = tmp_path / "spec.yaml"
+    spec.write_text((SWEEPS / "srnet_fixed_critic.yaml").read_text().replace("FILL_IN_SD_RUN_ID", str(path)))
+    for create in (["create", "--dry-run"], ["create"]):
+        res = cli(*create, str(spec))
+        assert res.exit_code == 2, res.output
+        assert f"a trial of this sweep would be refused: {why}" in res.stderr
+    backend = LocalBackend(results)
+    assert backend.runs(None) == [] and backend.sweeps() == []
+    backend.close()
+    assert not marker.exists()

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
@@ -17,6 +18,7 @@ from srsweep.cli import main
 from srsweep.config import build
 from srsweep.config import layered
 from srsweep.errors import KernelFailed
+from srsweep.kernels.common.saved import to_tensors
 from srsweep.kernels.srnet import shared
 from srsweep.kernels.srnet.config import SRNetConfig
 from srsweep.kernels.srnet.critic import fixed_critic
@@ -111,7 +113,7 @@ def test_logs_every_log_freq_and_saves_the_state() -> None:
     last = run.history[-1]
     assert abs(s["corr_mat"]).max(1).min() == pytest.approx(last["min_corr"], abs=1e-6)
     model = SRNet(2, 1, 3, (2, 0), (8, 8), ("DSN", "MLP"), (F07_MASK, F07_MASK))
-    model.load_state_dict(s["model_state"])  # the saved state loads into a fresh SRNet
+    model.load_state_dict(to_tensors(s["model_state"]))  # it loads into a fresh SRNet
     assert {"disc_state", "disc_opt_state"} <= set(s) and s["disc_fixed"] is False
 
 
@@ -126,7 +128,8 @@ def test_co_training_changes_both_networks() -> None:
     assert run.saved is not None
     init_model, init_critic = build_model(cfg), make_critic(cfg, 700)
     for init, saved in ((init_model, "model_state"), (init_critic, "disc_state")):
-        moved = [not torch.equal(v, run.saved[saved][k]) for k, v in init.state_dict().items()]
+        state = to_tensors(run.saved[saved])
+        moved = [not torch.equal(v, state[k]) for k, v in init.state_dict().items()]
         assert any(moved), saved
 
 
@@ -215,7 +218,7 @@ def test_fixed_critic_is_bit_identical_and_still_steers(sd_file: SdFile) -> None
     assert run.saved is not None and run.saved["disc_fixed"] is True
     assert run.saved["disc_from_run"] == str(path)
     before = store.load(path)["disc_state"]
-    assert all(torch.equal(before[k], v) for k, v in run.saved["disc_state"].items())
+    assert all(np.array_equal(before[k], v) for k, v in run.saved["disc_state"].items())
     assert "critic_acc" not in run.history[-1] and "disc_preds" in run.history[-1]
     # the SD term alone sends a non-zero gradient into the generator
     model = build_model(cfg)
@@ -229,7 +232,7 @@ def test_fixed_critic_is_bit_identical_and_still_steers(sd_file: SdFile) -> None
     plain = run_of(cfg_of(sd=0)).saved
     assert plain is not None
     s = run.saved["model_state"]
-    assert any(not torch.equal(v, s[k]) for k, v in plain["model_state"].items())
+    assert any(not np.array_equal(v, s[k]) for k, v in plain["model_state"].items())
 
 
 # --- through the CLI -----------------------------------------------------------------

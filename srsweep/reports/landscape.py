@@ -20,7 +20,7 @@ from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 
 from srsweep import store
-from srsweep.report.frames import format_value
+from srsweep.reports.frames import format_value
 
 __all__ = ["landscape_plot", "contour_levels", "write_landscape"]
 

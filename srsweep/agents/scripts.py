@@ -23,13 +23,26 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO
+from typing import TYPE_CHECKING
 from typing import Any
 
+from srsweep.agents.signals import Heartbeat
 from srsweep.backends import wandb as wb
-from srsweep.backends._base import RunRecord
-from srsweep.backends.local import LocalBackend
 
-__all__ = ["ScriptTrial", "stderr_tail", "POLL", "CHECK_EVERY", "FLUSH_INTERVAL"]
+if TYPE_CHECKING:
+    from srsweep.agents.signals import Signals
+    from srsweep.agents.trial import Echo
+    from srsweep.backends._base import Backend
+    from srsweep.backends._base import RunRecord
+
+__all__ = [
+    "CHECK_EVERY",
+    "FLUSH_INTERVAL",
+    "POLL",
+    "ScriptTrial",
+    "execute_script",
+    "stderr_tail",
+]
 
 POLL = 0.25  # seconds between reads of the script's log and stderr
 # seconds between early-termination checks: kernels check every 2 s, but a script's
@@ -61,13 +74,13 @@ class ScriptTrial:
 
     def __init__(
         self,
-        backend: LocalBackend,
+        backend: Backend,
         record: RunRecord,
         spec: dict[str, Any],
         workdir: Path,
         *,
         results: Path,
-        echo: Callable[[str], None],
+        echo: Echo,
         stop_check: Callable[[], str | None] | None = None,
     ) -> None:
         self.backend, self.record, self.spec = backend, record, spec
@@ -102,6 +115,7 @@ class ScriptTrial:
         except Exception as e:  # the agent's own failure (e.g. reading the ledger)
             self._end(proc)
             return self._finish("failed", "".join(traceback.format_exception(e)))
+        _signal_group(proc, signal.SIGKILL)  # workers the script left behind end with it
         self._collect()
         if self.stop_reason is not None and signalled:
             state = "preempted" if self.stop_reason.startswith("preempted") else "stopped"
@@ -161,10 +175,10 @@ class ScriptTrial:
                     self.stop_reason = self.stop_check()
             if self.stop_reason is not None:
                 if kill_at is None:
-                    proc.terminate()
+                    _signal_group(proc, signal.SIGTERM)
                     kill_at = now + delay
                 elif now >= kill_at:
-                    proc.kill()
+                    _signal_group(proc, signal.SIGKILL)
             if now - progressed >= PROGRESS_EVERY:
                 progressed = now
                 self.echo(self._progress_line())
@@ -172,13 +186,14 @@ class ScriptTrial:
         return code, kill_at is not None
 
     def _end(self, proc: subprocess.Popen[bytes]) -> None:
-        proc.kill()
+        _signal_group(proc, signal.SIGKILL)
         proc.wait()
         self._collect()
 
     # -- what it wrote ----------------------------------------------------------------
-    def _collect(self) -> None:
-        """Forward new stderr, and move new metrics from the script's run to the ledger."""
+    def _collect(self, backend: Backend | None = None) -> None:
+        """Forward new stderr, and move new metrics from the script's run to the ledger
+        (through ``backend``, when the caller's thread has a handle of its own)."""
         self._forward_stderr()
         if self._reader is None:
             path = wb.run_log(self.results, self.record.id)
@@ -189,7 +204,7 @@ class ScriptTrial:
         rows = [r for r in rows if len(r) > 1]
         if rows:
             self.history += rows
-            self.backend.log(self.record.id, rows)
+            (backend or self.backend).log(self.record.id, rows)
 
     def _forward_stderr(self) -> None:
         try:
@@ -231,6 +246,48 @@ class ScriptTrial:
         shown = [f"{k}={_fmt(v)}" for k, v in last.items() if k != "_step"][:4]
         took = time.monotonic() - self._t0
         return f"  {self.record.name} step {last['_step']} {' '.join(shown)} ({took:.0f}s)"
+
+
+def execute_script(
+    backend: Backend,
+    record: RunRecord,
+    spec: dict[str, Any],
+    workdir: Path,
+    *,
+    results: Path,
+    echo: Echo,
+    stop_check: Callable[[str], str | None] | None = None,
+    signals: Signals | None = None,
+) -> RunRecord:
+    """Run one claimed trial of a script sweep in its own process, with heartbeats, and
+    record its outcome in the ledger."""
+    trial = ScriptTrial(
+        backend,
+        record,
+        spec,
+        workdir,
+        results=results,
+        echo=echo,
+        stop_check=None if stop_check is None else lambda: stop_check(record.id),
+    )
+    beat = Heartbeat(backend, [record.id])
+    if signals is not None:
+        signals.current = [trial]
+    try:
+        return trial.run()
+    finally:
+        beat.stop()
+        if signals is not None:
+            signals.current = []
+
+
+def _signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:
+    """Signal the trial's whole process group (its children too: multiprocessing
+    workers, a launcher's subprocesses)."""
+    try:
+        os.killpg(proc.pid, sig)
+    except ProcessLookupError:  # the group is gone already
+        pass
 
 
 def stderr_tail(text: str, n: int = TAIL_LINES) -> list[str]:

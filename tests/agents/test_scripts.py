@@ -12,18 +12,19 @@ import os
 import shutil
 import signal
 import threading
+import time
 from pathlib import Path
 
 import pytest
 import yaml
 
-from srsweep import scripts
-from srsweep.agent import run_agent
+from srsweep.agents import run_agent
+from srsweep.agents import scripts
 from srsweep.backends import wandb as wb
 from srsweep.backends.local import LocalBackend
 from srsweep.spec import load_spec
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "sweeps" / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "sweeps" / "examples"
 
 PROBE = """\
 import json, os, signal, sys, time
@@ -40,6 +41,14 @@ if mode == "fail":
     raise ValueError("probe failed on purpose")
 if mode == "stubborn":
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+if mode.startswith("children"):  # workers that outlive the script unless stopped
+    import subprocess
+    kids = [subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"])
+            for _ in range(2)]
+    with open(os.path.join(os.environ["PROBE_OUT"], "kids"), "w") as fh:
+        fh.write(" ".join(str(k.pid) for k in kids))
+    if mode == "children-sleep":
+        time.sleep(60)
 if mode in ("sleep", "stubborn"):
     time.sleep(60)
 """
@@ -261,3 +270,31 @@ def test_boolean_flags_and_hydra_style_commands_run_the_example(tmp_path, result
     (h,) = b.runs(hydra)
     assert h.config["optimizer"]["lr"] == pytest.approx(h.params["optimizer.lr"])
     assert h.config["optimizer"]["momentum"] == h.params["optimizer.momentum"]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie (exited, not yet reaped by its parent) counts as gone
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+@pytest.mark.parametrize(("mode", "state"), [("children", "finished"),
+                                             ("children-sleep", "stopped")])
+def test_a_trials_child_processes_end_with_it(probe, results, monkeypatch, mode, state):
+    monkeypatch.setenv("PROBE_MODE", mode)
+    b, sid, out = probe("method: grid\nparameters:\n  x: {values: [1]}\n")
+    record = b.claim(sid, "t")
+    trial = scripts.ScriptTrial(b, record, b.sweep(sid).spec, out.parent, results=results,
+                                echo=lambda _: None)
+    if state == "stopped":
+        threading.Timer(3.0, trial.request_stop, args=("stopped by the test",)).start()
+    assert trial.run().state == state
+    kids = [int(p) for p in (out / "kids").read_text().split()]
+    deadline = time.monotonic() + 5
+    while any(_alive(k) for k in kids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not [k for k in kids if _alive(k)], "a worker of the trial outlived it"

@@ -5,8 +5,8 @@ import io
 import numpy as np
 import pytest
 
-from srsweep.report import landscape_plot
-from srsweep.report.landscape import contour_levels
+from srsweep.reports import landscape_plot
+from srsweep.reports.landscape import contour_levels
 
 
 @pytest.fixture

@@ -5,13 +5,13 @@ import math
 import pandas as pd
 import pytest
 
-from srsweep.report import NO_DATA
-from srsweep.report import TRENDS
-from srsweep.report import characterise
-from srsweep.report import classify
-from srsweep.report import history_frame
-from srsweep.report import runs_frame
-from srsweep.report import smooth
+from srsweep.reports import NO_DATA
+from srsweep.reports import TRENDS
+from srsweep.reports import characterise
+from srsweep.reports import classify
+from srsweep.reports import history_frame
+from srsweep.reports import runs_frame
+from srsweep.reports import smooth
 
 AVG_HOR = 500  # as the synthetic runs' configs
 

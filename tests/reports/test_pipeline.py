@@ -4,7 +4,8 @@ import pandas as pd
 import pytest
 
 from srsweep.errors import UsageError
-from srsweep.report import write_report
+from srsweep.reports import report_sweep
+from srsweep.reports import write_report
 
 FILES = [
     "runs.csv", "history.csv", "best.csv", "trends.csv", "comparison.png",
@@ -103,3 +104,61 @@ def test_missing_curve_is_a_usage_error(records, tmp_path):
         write_report(records, tmp_path, metric="avg_acc", goal="maximize", curve="acc",
                      exclude=["sd-"])  # fmt: skip
     assert not list(tmp_path.iterdir())  # nothing written
+
+
+@pytest.fixture
+def two_runs(records):
+    """r4 and r5 (running) with the same hyperparameters, so only comparison.png is
+    drawn, each with a summary ``loss``."""
+    runs = records[4:6]
+    runs[1].params["disc"]["lr"] = runs[0].params["disc"]["lr"]
+    for r in runs:
+        r.summary["loss"] = r.history[-1]["loss"]
+    return runs
+
+
+def test_report_sweep_of_a_kernel_plots_its_curve_and_adds_its_section(two_runs, tmp_path):
+    paths = report_sweep({"program": "lazy"}, two_runs, tmp_path, sweep_id="sw1", title="L")
+    assert [p.name for p in paths] == ["runs.csv", "history.csv", "best.csv", "trends.csv",
+                                       "comparison.png", "report.md"]  # fmt: skip
+    text = (tmp_path / "report.md").read_text()
+    assert "## Smoothed loss, all runs" in text  # lazy's curve, metric and goal
+    assert "## Best 2 by loss (minimize)" in text
+    assert text.endswith("## lazy figures\n\nSkipped:\n\n"
+                         "- lazy plots: no run logged rel_move_last, rel_move_all; none drawn\n")  # fmt: skip
+
+
+def test_report_sweep_of_a_kernel_takes_the_specs_metric_and_a_given_curve(two_runs, tmp_path):
+    spec = {"program": "sd", "metric": {"name": "loss", "goal": "minimize"}}
+    report_sweep(spec, two_runs, tmp_path, sweep_id="sw1", title="S", curve="loss")
+    text = (tmp_path / "report.md").read_text()
+    assert "## Smoothed loss, all runs" in text and "## Best 2 by loss (minimize)" in text
+    report_sweep({"program": "sd"}, two_runs, tmp_path, sweep_id="sw1", title="S")
+    text = (tmp_path / "report.md").read_text()
+    assert "## Smoothed acc, all runs" in text and "## Best 2 by avg_acc (maximize)" in text
+
+
+def test_report_sweep_of_a_script_plots_its_metric_and_every_other(two_runs, tmp_path):
+    spec = {"program": "train.py", "metric": {"name": "acc", "goal": "maximize"}}
+    paths = report_sweep(spec, two_runs, tmp_path, sweep_id="sw1", title="T")
+    assert [p.name for p in paths[-3:]] == ["comparison.png", "curve_loss.png", "report.md"]
+    text = (tmp_path / "report.md").read_text()
+    assert "## Smoothed acc, all runs" in text and "## Best 2 by acc (maximize)" in text
+    assert text.endswith("\n## Smoothed loss\n\n![Smoothed loss](curve_loss.png)\n")
+
+
+def test_report_sweep_of_a_script_without_a_metric_ranks_by_the_curve(two_runs, tmp_path):
+    report_sweep({"program": "train.py"}, two_runs, tmp_path, sweep_id="sw1", title="T",
+                 curve="loss")  # fmt: skip
+    text = (tmp_path / "report.md").read_text()
+    assert "## Best 2 by loss (minimize)" in text  # W&B's default goal
+    assert "![Smoothed acc](curve_acc.png)" in text
+
+
+def test_report_sweep_of_a_script_without_a_metric_or_curve_names_the_logged(records, tmp_path):
+    out = tmp_path / "rep"
+    with pytest.raises(UsageError) as e:
+        report_sweep({"program": "train.py"}, records, out, sweep_id="sw1", title="T")
+    assert str(e.value) == ("report: sweep sw1 runs a script and its spec names no metric; "
+                            "pass --curve (logged: acc, epoch, loss)")  # fmt: skip
+    assert not out.exists()

@@ -7,10 +7,10 @@ import pytest
 from matplotlib.colors import to_rgba
 
 from srsweep import store
-from srsweep.report import KERNEL_PLOTS
-from srsweep.report import kernel_figures
-from srsweep.report import write_report
-from srsweep.report.kernel_plots import success_colours
+from srsweep.reports import KERNEL_PLOTS
+from srsweep.reports import kernel_figures
+from srsweep.reports import write_report
+from srsweep.reports.kernel_plots import success_colours
 
 CYCLES = np.arange(0, 200, 2)
 STN_FIGS = ["stn_x_range.png", "stn_dist.png", "stn_function.png"]

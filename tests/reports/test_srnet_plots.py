@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from srsweep import store
-from srsweep.report import kernel_figures
-from srsweep.report import write_report
+from srsweep.reports import kernel_figures
+from srsweep.reports import write_report
 
 STEPS = np.arange(0, 2001, 25)
 

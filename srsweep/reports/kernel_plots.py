@@ -29,21 +29,21 @@ from matplotlib import colormaps
 from matplotlib.colors import to_rgba
 from matplotlib.lines import Line2D
 
-from srsweep.report._figures import LINE_STYLES
-from srsweep.report._figures import MAX_RUN_LEGEND
-from srsweep.report._figures import KernelFigure
-from srsweep.report._figures import ModelFiles
-from srsweep.report._figures import colour_scale
-from srsweep.report._figures import config_column
-from srsweep.report._figures import missing_columns
-from srsweep.report._figures import new_figure
-from srsweep.report._figures import series
-from srsweep.report.frames import format_value
-from srsweep.report.frames import history_frame
-from srsweep.report.frames import run_labels
-from srsweep.report.frames import runs_frame
-from srsweep.report.frames import varying_keys
-from srsweep.report.srnet_plots import srnet_figures
+from srsweep.reports._figures import LINE_STYLES
+from srsweep.reports._figures import MAX_RUN_LEGEND
+from srsweep.reports._figures import KernelFigure
+from srsweep.reports._figures import ModelFiles
+from srsweep.reports._figures import colour_scale
+from srsweep.reports._figures import config_column
+from srsweep.reports._figures import missing_columns
+from srsweep.reports._figures import new_figure
+from srsweep.reports._figures import series
+from srsweep.reports.frames import format_value
+from srsweep.reports.frames import history_frame
+from srsweep.reports.frames import run_labels
+from srsweep.reports.frames import runs_frame
+from srsweep.reports.frames import varying_keys
+from srsweep.reports.srnet_plots import srnet_figures
 
 if TYPE_CHECKING:
     from srsweep.backends._base import RunRecord

@@ -7,14 +7,14 @@ import pandas as pd
 import pytest
 
 from srsweep.errors import UsageError
-from srsweep.report import best_k
-from srsweep.report import exclude
-from srsweep.report import format_value
-from srsweep.report import history_frame
-from srsweep.report import run_labels
-from srsweep.report import runs_frame
-from srsweep.report import smooth
-from srsweep.report import varying_keys
+from srsweep.reports import best_k
+from srsweep.reports import exclude
+from srsweep.reports import format_value
+from srsweep.reports import history_frame
+from srsweep.reports import run_labels
+from srsweep.reports import runs_frame
+from srsweep.reports import smooth
+from srsweep.reports import varying_keys
 
 
 def _history(rows: list[tuple[str, float, float]]) -> pd.DataFrame:

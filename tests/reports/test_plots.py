@@ -6,13 +6,13 @@ import pytest
 from matplotlib.collections import PolyCollection
 from matplotlib.figure import Figure
 
-from srsweep.report import comparison_plot
-from srsweep.report import grouped_plot
-from srsweep.report import history_frame
-from srsweep.report import run_labels
-from srsweep.report import runs_frame
-from srsweep.report import save
-from srsweep.report import smooth
+from srsweep.reports import comparison_plot
+from srsweep.reports import grouped_plot
+from srsweep.reports import history_frame
+from srsweep.reports import run_labels
+from srsweep.reports import runs_frame
+from srsweep.reports import save
+from srsweep.reports import smooth
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

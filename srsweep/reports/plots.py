@@ -9,7 +9,6 @@ module is safe to use from a headless agent or a thread.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Mapping
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,7 +19,8 @@ import pandas as pd
 from matplotlib import colormaps
 from matplotlib.figure import Figure
 
-from srsweep.report.frames import format_value
+from srsweep import store
+from srsweep.reports.frames import format_value
 
 __all__ = ["comparison_plot", "grouped_plot", "save"]
 
@@ -203,26 +203,19 @@ def grouped_plot(
 
 
 def save(fig: Figure, path: str | os.PathLike[str]) -> Path:
-    """Write ``fig`` as PNG atomically (temp file in the same folder, then rename).
+    """Write ``fig`` as PNG atomically (``store.atomic_write``).
 
     The figure is not registered with pyplot, so nothing needs closing; its canvas
     is cleared afterwards to free the rendered buffer.
 
     Args:
         fig: The figure.
-        path: Where the PNG goes; its folder must exist.
+        path: Where the PNG goes; its folder is created if missing.
 
     Returns:
         ``path`` as a Path.
     """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fig.savefig(fh, format="png", dpi=120)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    store.atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120))
     fig.clear()
     return path

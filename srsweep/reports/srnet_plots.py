@@ -13,16 +13,16 @@ import pandas as pd
 from matplotlib import colormaps
 from matplotlib.lines import Line2D
 
-from srsweep.report._figures import LINE_STYLES
-from srsweep.report._figures import KernelFigure
-from srsweep.report._figures import ModelFiles
-from srsweep.report._figures import colour_scale
-from srsweep.report._figures import config_column
-from srsweep.report._figures import missing_columns
-from srsweep.report._figures import new_figure
-from srsweep.report.frames import format_value
-from srsweep.report.frames import smooth
-from srsweep.report.frames import varying_keys
+from srsweep.reports._figures import LINE_STYLES
+from srsweep.reports._figures import KernelFigure
+from srsweep.reports._figures import ModelFiles
+from srsweep.reports._figures import colour_scale
+from srsweep.reports._figures import config_column
+from srsweep.reports._figures import missing_columns
+from srsweep.reports._figures import new_figure
+from srsweep.reports.frames import format_value
+from srsweep.reports.frames import smooth
+from srsweep.reports.frames import varying_keys
 
 __all__ = ["srnet_figures"]
 

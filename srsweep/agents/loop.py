@@ -1,0 +1,204 @@
+"""The agent's loop: claim trials, run each kernel trial (alone or packed) or script
+trial, record the outcome, repeat; and ``run_single``, one run outside any sweep.
+
+The agent moves on to the next trial after a failure, queues a preempted trial again,
+and stops when the sweep is exhausted or stopped, on a signal, after ``count`` trials,
+or when trials keep failing right away. A sweep whose program is a script runs each
+trial in a process of its own, as W&B's agent would (``scripts``).
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from dataclasses import field
+from pathlib import Path
+from typing import TYPE_CHECKING
+from typing import Any
+
+from srsweep import config as _config
+from srsweep import engine
+from srsweep import kernels
+from srsweep.agents.function import execute_function
+from srsweep.agents.packing import groups
+from srsweep.agents.packing import pack_size
+from srsweep.agents.scripts import execute_script
+from srsweep.agents.signals import Signals
+from srsweep.agents.trial import execute
+from srsweep.agents.trial import outcome_line
+from srsweep.agents.trial import params_line
+from srsweep.agents.trial import resolved
+from srsweep.spec import SCRIPT
+from srsweep.spec import objective
+from srsweep.spec import swept_keys
+
+if TYPE_CHECKING:
+    from srsweep.agents.trial import Echo
+    from srsweep.backends._base import Backend
+    from srsweep.backends._base import RunRecord
+
+__all__ = ["AgentResult", "agent_name", "run_agent", "run_single"]
+
+# the W&B agent's rule: stop when trials keep failing right away (a broken setup)
+FAIL_LIMIT = 5
+FAIL_WINDOW = 60.0
+
+
+@dataclass
+class AgentResult:
+    """What one agent did: runs by final state, and why it stopped."""
+
+    states: collections.Counter[str] = field(default_factory=collections.Counter)
+    reason: str = ""
+    runs: list[str] = field(default_factory=list)
+    failed_fast: bool = False  # stopped because trials kept failing
+
+
+def agent_name() -> str:
+    """This agent in the ledger: host and process id."""
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+def run_agent(
+    backend: Backend,
+    sweep_id: str,
+    *,
+    results: Path,
+    count: int | None = None,
+    pack: int | None = None,
+    function: Callable[[], Any] | None = None,
+    echo: Echo = print,
+) -> AgentResult:
+    """Claim and run trials of ``sweep_id`` until it is exhausted, stopped, or ``count``
+    trials have run. With ``pack`` > 1, claim that many at a time and train those that
+    share a shape as one batched model (each is still its own run). With ``function``,
+    each trial is a call of it in this process instead of the sweep's program
+    (``wandb.agent(function=...)``)."""
+    sweep = backend.sweep(sweep_id)
+    kernel = None if sweep.kernel == SCRIPT or function else kernels.get(sweep.kernel)
+    metric, _ = objective(sweep.spec, kernel)
+    project = str(sweep.spec.get("project") or "srsweep")
+    agent = agent_name()
+    result = AgentResult()
+    signals = Signals()
+    failures: list[float] = []
+    swept = swept_keys(sweep.spec)
+    if kernel is None and pack is not None and pack > 1:
+        echo("note: a script or function sweep runs its trials one by one")
+    pack = 1 if kernel is None else pack_size(kernel, pack, echo)
+
+    def check(run_id: str) -> str | None:
+        stop = engine.to_stop(sweep.spec, backend.runs(sweep_id))
+        return "early-terminated by the sweep's early_terminate rule" if run_id in stop else None
+
+    early = "early_terminate" in sweep.spec and "metric" in sweep.spec
+    with signals.installed():
+        while count is None or len(result.runs) < count:
+            if signals.received:
+                result.reason = "stopped by signal"
+                break
+            want = pack if count is None else min(pack, count - len(result.runs))
+            claimed: list[RunRecord] = []
+            while len(claimed) < want and (r := backend.claim(sweep_id, agent)) is not None:
+                claimed.append(r)
+            if not claimed:
+                now = backend.sweep(sweep_id)
+                result.reason = {"active": "sweep exhausted", "stopped": "sweep stopped"}.get(
+                    now.state, f"sweep {now.state}: {now.reason}")
+                break
+            for r in claimed:
+                result.runs.append(r.id)
+                n = f"{len(result.runs)}" + (f"/{count}" if count else "")
+                echo(f"[{n}] {r.name} ({r.id}) {params_line(r.params, swept)}")
+            if function is not None:
+                for r in claimed:
+                    execute_function(backend, r, sweep.spec, function, results=results,
+                                     echo=echo, stop_check=check if early else None,
+                                     signals=signals)
+            elif kernel is None:
+                for r in claimed:
+                    execute_script(
+                        backend,
+                        r,
+                        sweep.spec,
+                        Path(sweep.source).parent,
+                        results=results,
+                        echo=echo,
+                        stop_check=check if early else None,
+                        signals=signals,
+                    )
+            else:
+                for group in groups(kernel, claimed):
+                    if len(group) > 1:
+                        names = " ".join(r.name for r in group)
+                        echo(f"  packing {len(group)} trials: {names}")
+                    execute(
+                        backend,
+                        group,
+                        kernel,
+                        results=results,
+                        project=project,
+                        echo=echo,
+                        source=f"sweep {sweep_id}",
+                        stop_check=check if early else None,
+                        signals=signals,
+                    )
+            for record in claimed:
+                result.states[record.state] += 1
+                echo(outcome_line(record, metric))
+                if record.state == "preempted":
+                    backend.requeue(record.id)
+                    echo(f"  {record.name} queued again")
+                failures = (
+                    failures[-FAIL_LIMIT + 1 :] + [time.monotonic()]
+                    if record.state == "failed"
+                    else []
+                )
+                if len(failures) == FAIL_LIMIT and failures[-1] - failures[0] <= FAIL_WINDOW:
+                    result.reason = (
+                        f"{len(failures)} trials failed in a row within "
+                        f"{FAIL_WINDOW:.0f}s; stopping this agent (last error: "
+                        f"{(record.error or '').strip().splitlines()[-1]})"
+                    )
+                    result.failed_fast = True
+            if result.failed_fast:
+                break
+        else:
+            result.reason = f"count of {count} reached"
+    return result
+
+
+def run_single(
+    backend: Backend,
+    kernel_name: str,
+    overrides: dict[str, Any],
+    *,
+    results: Path,
+    source: str,
+    echo: Echo = print,
+) -> RunRecord:
+    """One run outside any sweep (``srsweep run``); bad overrides fail before it starts."""
+    kernel = kernels.get(kernel_name)
+    cfg = resolved(kernel, _config.build(kernel.config, overrides, source), backend, source)
+    config = _config.to_dict(cfg)
+    record = backend.start_run(kernel.name, config, agent_name())
+    echo(f"{record.name} ({record.id}) {kernel.name}")
+    t0 = time.monotonic()
+    with Signals().installed() as signals:
+        execute(
+            backend,
+            [record],
+            kernel,
+            overrides=overrides,
+            results=results,
+            project="srsweep",
+            echo=echo,
+            source=source,
+            signals=signals,
+        )
+    echo(outcome_line(record, kernel.metric) + f" [{time.monotonic() - t0:.1f}s wall]")
+    return record

@@ -1,0 +1,67 @@
+"""How claimed trials share the hardware: how many to claim at once, which of them train
+as one batched model (a pack), and how many torch threads a trial or pack gets."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+from typing import Any
+
+from srsweep import config as _config
+
+if TYPE_CHECKING:
+    from srsweep.backends._base import RunRecord
+    from srsweep.kernels import Kernel
+
+__all__ = ["DEFAULT_CUDA_PACK", "groups", "limit_threads", "pack_size"]
+
+DEFAULT_CUDA_PACK = 64
+
+
+def pack_size(kernel: Kernel, pack: int | None, echo: Callable[[str], None]) -> int:
+    """``--pack`` as asked, or by default 64 trials per pack on CUDA (where one tiny
+    trial leaves the GPU idle) and 1 on CPU."""
+    if kernel.train_packed is None:
+        if pack is not None and pack > 1:
+            echo(f"note: kernel {kernel.name} does not pack trials; running them one by one")
+        return 1
+    if pack is not None:
+        return pack
+    torch = sys.modules.get("torch")
+    return DEFAULT_CUDA_PACK if torch is not None and torch.cuda.is_available() else 1
+
+
+def groups(kernel: Kernel, records: list[RunRecord]) -> list[list[RunRecord]]:
+    """Claimed trials grouped by the kernel's ``pack_key`` (a bad config: alone)."""
+    if kernel.pack_key is None or len(records) == 1:
+        return [[r] for r in records]
+    found: dict[Any, list[RunRecord]] = {}
+    for r in records:
+        try:
+            key = kernel.pack_key(_config.build(kernel.config, r.params, "pack"))
+        except Exception:
+            key = ("alone", r.id)
+        found.setdefault(key, []).append(r)
+    return list(found.values())
+
+
+def limit_threads(packed: bool) -> None:
+    """Torch intra-op threads: ``SRSWEEP_THREADS`` if set; else every core for a pack
+    trained on the CPU (its batched matmuls use them: sd, stn and lazy packs ran 1.2-1.5x
+    faster on 2 cores than on one; ``make bench``) and one otherwise (these nets are
+    tiny: on a 2-core box two threads ran a single sd trial slower than one, and on a
+    CUDA node the GPU does the work while several agents may share the CPU)."""
+    if "torch" in sys.modules:  # only kernels import torch; don't pay for it otherwise
+        torch = sys.modules["torch"]
+        env = os.environ.get("SRSWEEP_THREADS")
+        cpu_pack = packed and not torch.cuda.is_available()
+        torch.set_num_threads(int(env) if env else _cores() if cpu_pack else 1)
+
+
+def _cores() -> int:
+    """CPU cores this process may run on."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1

@@ -1,0 +1,79 @@
+"""What runs beside a trial: the agent's signal handling and the heartbeat thread."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+from typing import Protocol
+
+if TYPE_CHECKING:
+    from types import FrameType
+
+    from srsweep.backends._base import Backend
+
+__all__ = ["Heartbeat", "Signals"]
+
+
+class _Stoppable(Protocol):
+    def request_stop(self, reason: str) -> None: ...
+
+
+class Signals:
+    """First SIGTERM/SIGINT: finish the step, save, mark the trial preempted, stop
+    claiming (a script gets SIGTERM, as from W&B's agent). Second: exit at once (the
+    ledger is consistent either way).
+
+    ``current`` holds the runs in progress; whoever runs them sets and clears it."""
+
+    def __init__(self) -> None:
+        self.current: list[_Stoppable] = []
+        self.received = 0
+
+    def handle(self, signum: int, frame: FrameType | None) -> None:
+        self.received += 1
+        if self.received > 1:
+            raise KeyboardInterrupt
+        for run in self.current:
+            run.request_stop(f"preempted by {signal.Signals(signum).name}")
+
+    @contextmanager
+    def installed(self) -> Iterator[Signals]:
+        if threading.current_thread() is not threading.main_thread():
+            yield self  # only the main thread receives signals (an agent in a thread)
+            return
+        old = {s: signal.signal(s, self.handle) for s in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            yield self
+        finally:
+            for s, h in old.items():
+                signal.signal(s, h)
+
+
+class Heartbeat:
+    """Marks runs alive in the ledger from a thread of its own until ``stop``, so a
+    kernel busy in a long step is not mistaken for a dead agent. It beats every quarter
+    of the ledger's lease (at most every 10 s), on a handle of its own
+    (``backend.reopen()``: a connection stays in the thread that opened it)."""
+
+    def __init__(self, backend: Backend, run_ids: list[str]) -> None:
+        self._stop = threading.Event()
+        every = min(10.0, backend.lease_timeout / 4)
+        self._thread = threading.Thread(
+            target=self._beat, args=(backend, run_ids, every), daemon=True, name="srsweep-heartbeat"
+        )
+        self._thread.start()
+
+    def _beat(self, backend: Backend, run_ids: list[str], every: float) -> None:
+        own = backend.reopen()
+        try:
+            while not self._stop.wait(every):
+                own.heartbeat(run_ids)
+        finally:
+            own.close()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()

@@ -1,0 +1,218 @@
+"""One kernel trial's life: its config, its sinks, the kernel's training call (alone or
+in a pack), and its outcome in the ledger.
+
+A trial's outcome is always written, whatever happens inside the kernel: ``finished``,
+``stopped`` (early termination or a stop request), ``failed`` (with the reason, or the
+traceback of an unexpected error) or ``preempted`` (interrupted by a signal).
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+from typing import Any
+
+from srsweep import config as _config
+from srsweep.agents.packing import limit_threads
+from srsweep.agents.signals import Heartbeat
+from srsweep.errors import SpecError
+from srsweep.errors import SrsweepError
+from srsweep.kernels import Entry
+from srsweep.tracking import TrialRun
+from srsweep.tracking import WandbSink
+
+if TYPE_CHECKING:
+    from srsweep.agents.signals import Signals
+    from srsweep.backends._base import Backend
+    from srsweep.backends._base import RunRecord
+    from srsweep.kernels import Kernel
+
+__all__ = ["Echo", "execute", "outcome_line", "params_line", "resolved"]
+
+Echo = Callable[[str], None]
+
+
+def resolved(kernel: Kernel, cfg: Any, backend: Backend, source: str) -> Any:
+    """``cfg`` with the runs it names (srnet's ``disc.from_run``) resolved to model files
+    through this ledger: kernels never open the ledger themselves. Errors name ``source``
+    (the sweep's run, ``--set``, ...), as config errors do."""
+    if kernel.resolve is None:
+        return cfg
+    try:
+        return kernel.resolve(cfg, backend.run)
+    except SpecError as e:
+        raise SpecError(source, e.violations) from None
+
+
+def _error_text(exc: BaseException) -> str:
+    """A kernel's deliberate failure is its message; anything else keeps its traceback."""
+    if isinstance(exc, SrsweepError):
+        return str(exc)
+    return "".join(traceback.format_exception(exc))
+
+
+class _Trial:
+    """One claimed trial's lifecycle: config, sinks and the outcome in the ledger."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        record: RunRecord,
+        kernel: Kernel,
+        overrides: dict[str, Any],
+        *,
+        results: Path,
+        project: str,
+        echo: Echo,
+        source: str,
+        stop_check: Callable[[], str | None] | None,
+    ) -> None:
+        self.backend, self.record = backend, record
+        self.cfg: Any = None
+        self.run: TrialRun | None = None
+        self.sink: WandbSink | None = None
+        self.error: str | None = None
+        try:
+            built = _config.build(kernel.config, overrides, source)
+            self.cfg = resolved(kernel, built, backend, source)
+            config = _config.to_dict(self.cfg)
+            backend.set_config(record.id, config)
+            # absolute: the ledger outlives the directory it was written from
+            models = results.resolve() / (record.sweep_id or "runs") / "models"
+            model_path = models / f"{record.id}.joblib"
+            self.sink = WandbSink(
+                record, config, project=project, root=results, group=record.sweep_id or "runs"
+            )
+            self.run = TrialRun(
+                record,
+                config,
+                backend,
+                model_path,
+                wandb_sink=self.sink,
+                stop_check=stop_check,
+                progress=echo,
+            )
+        except Exception as e:  # a bad config fails this trial only
+            self.error = _error_text(e)
+
+    def finish(self, exc: BaseException | None) -> RunRecord:
+        """Record the outcome: ``exc`` is what ended the kernel (None: it returned)."""
+        record, run = self.record, self.run
+        state, error = "failed", self.error
+        if run is not None and self.error is None:
+            if exc is None:
+                state = "finished"
+                if run.stop_reason is not None:
+                    state = "preempted" if run.stop_reason.startswith("preempted") else "stopped"
+                    error = run.stop_reason
+            elif isinstance(exc, KeyboardInterrupt):
+                state, error = "preempted", "interrupted"
+            else:
+                error = _error_text(exc)
+        summary: dict[str, Any] = {}
+        if run is not None:
+            run.flush()
+            summary = dict(run.summary, runtime=round(run.elapsed(), 3))
+        self.backend.finish(
+            record.id,
+            state,
+            summary=summary,
+            error=error,
+            model_path=str(run.model_path) if run and run.saved else None,
+        )
+        if self.sink is not None:
+            self.sink.finish(state, summary, run.model_path if run and run.saved else None)
+        record.state, record.error, record.summary = state, error, summary
+        return record
+
+
+def execute(
+    backend: Backend,
+    records: list[RunRecord],
+    kernel: Kernel,
+    *,
+    results: Path,
+    project: str,
+    echo: Echo,
+    source: str,
+    overrides: dict[str, Any] | None = None,
+    stop_check: Callable[[str], str | None] | None = None,
+    signals: Signals | None = None,
+) -> list[RunRecord]:
+    """Run claimed trials to their end, alone (one record) or packed (several records of
+    one ``pack_key``), and record each outcome in the ledger."""
+
+    def check_for(run_id: str) -> Callable[[], str | None] | None:
+        return None if stop_check is None else lambda: stop_check(run_id)
+
+    trials = [
+        _Trial(
+            backend,
+            r,
+            kernel,
+            r.params if overrides is None else overrides,
+            results=results,
+            project=project,
+            echo=echo,
+            source=f"{source} run {r.id}" if overrides is None else source,
+            stop_check=check_for(r.id),
+        )
+        for r in records
+    ]
+    ready = [t for t in trials if t.run is not None and t.error is None]
+    outcomes: dict[int, BaseException | None] = {}
+    beat = Heartbeat(backend, [r.id for r in records])
+    if signals is not None:
+        signals.current = [t.run for t in ready if t.run is not None]
+    try:
+        alone = len(ready) == 1 or kernel.train_packed is None
+        path = kernel.train if alone else kernel.train_packed
+        if isinstance(path, Entry):  # import its torch now, so that its threads can be set
+            path.load()
+        limit_threads(packed=not alone)
+        if alone:
+            for t in ready:
+                assert t.run is not None
+                try:
+                    kernel.train(t.cfg, t.run)
+                    outcomes[id(t)] = None
+                except Exception as e:
+                    outcomes[id(t)] = e
+        elif ready:
+            assert kernel.train_packed is not None
+            try:
+                results_ = kernel.train_packed([t.cfg for t in ready], [t.run for t in ready])  # type: ignore[misc]
+                outcomes.update({id(t): o for t, o in zip(ready, results_, strict=True)})
+            except Exception as e:  # the pack itself broke: every trial in it failed
+                outcomes.update({id(t): e for t in ready})
+    except KeyboardInterrupt as e:
+        for t in ready:
+            outcomes.setdefault(id(t), e)
+        raise
+    finally:
+        beat.stop()
+        if signals is not None:
+            signals.current = []
+        for t in trials:
+            t.finish(outcomes.get(id(t)))
+    return records
+
+
+def params_line(params: dict[str, Any], keys: list[str]) -> str:
+    """``key=value`` for each of ``keys`` (dotted) that ``params`` sets."""
+    flat = _config.flatten(params)
+    return " ".join(f"{k}={flat[k]}" for k in keys if k in flat)
+
+
+def outcome_line(record: RunRecord, metric: str) -> str:
+    """A finished trial in one line: its state, runtime, ``metric`` and last error line."""
+    value = record.summary.get(metric)
+    shown = f" {metric}={value:.4g}" if isinstance(value, float) else ""
+    runtime = record.summary.get("runtime")
+    took = f" in {runtime:.1f}s" if isinstance(runtime, float) else ""
+    line = f"  {record.name} -> {record.state}{took}{shown}"
+    if record.error and record.state == "failed":
+        line += f": {record.error.strip().splitlines()[-1]}"
+    return line
