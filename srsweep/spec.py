@@ -357,9 +357,9 @@ def validate(raw: Any, source: str, lookup: Lookup | None = None) -> Spec:
     except Exception as e:  # sweeps' extra checks assume a schema-shaped dict
         errors.append(f"does not fit the W&B sweep schema ({type(e).__name__}: {e})")
     errors += _param_violations(kernel, params)
-    too_big = limits.grid_violation(raw)
-    if too_big:
-        errors.append(f"{too_big}; sweep fewer values, or use method: random with a run_cap")
+    huge_grid = limits.grid_violation(raw)
+    if huge_grid:
+        errors.append(f"{huge_grid}; sweep fewer values, or use method: random with a run_cap")
     if not errors:
         errors += _engine_violations(raw, kernel, lookup)
     if errors or (kernel is None and script is None):
