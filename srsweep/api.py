@@ -3,8 +3,10 @@ returns its id, ``srsweep.agent(sweep_id, function=train, count=N)`` runs trials
 process, and ``runs`` / ``history`` / ``report`` read them back, as the CLI does.
 
 Every call takes ``results`` (the folder of the ledger, models and reports; default
-``SRSWEEP_RESULTS`` or ``./results``, as for the CLI). Bad input raises the error the
-CLI prints (a ``SrsweepError`` naming the key and what is allowed).
+``SRSWEEP_RESULTS`` or ``./results``, as for the CLI) and ``ledger`` (where the ledger
+is, if not in ``results``: a path or ``postgresql://…``; default ``SRSWEEP_LEDGER``).
+Bad input raises the error the CLI prints (a ``SrsweepError`` naming the key and what
+is allowed).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from collections.abc import Sequence
+from contextlib import closing
 from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Any
@@ -19,6 +22,7 @@ from typing import Any
 from srsweep.agents import AgentResult
 from srsweep.agents import run_agent
 from srsweep.backends import ServerAgents
+from srsweep.backends import SqlLedger
 from srsweep.backends import current
 from srsweep.backends import open_backend
 from srsweep.backends import open_ledger
@@ -49,6 +53,7 @@ def sweep(
     entity: str | None = None,
     *,
     results: str | Path | None = None,
+    ledger: str | None = None,
     backend: str | None = None,
 ) -> str:
     """Validate a sweep spec and register it; returns the sweep id (``wandb.sweep``).
@@ -66,21 +71,26 @@ def sweep(
     Raises:
         SpecError: the spec is not valid (every violation, each naming its key).
     """
-    ledger = open_ledger(_results(results))
+    with closing(open_ledger(_results(results), ledger)) as book:
+        return _register(book, sweep, project, entity, backend)
+
+
+def _register(book: SqlLedger, sweep: dict[str, Any] | str | Path, project: str | None,
+              entity: str | None, backend: str | None) -> str:
     if isinstance(sweep, dict):
         raw = dict(sweep)  # validate reads its tuples as lists
         if project is not None:
             raw["project"] = project
         if entity is not None:
             raw["entity"] = entity
-        spec = validate(raw, str(Path.cwd() / DICT_SOURCE), lookup=ledger.run)
+        spec = validate(raw, str(Path.cwd() / DICT_SOURCE), lookup=book.run)
     elif isinstance(sweep, (str, Path)):
-        spec = load_spec(sweep, lookup=ledger.run)
+        spec = load_spec(sweep, lookup=book.run)
     else:
         raise UsageError(
             f"sweep: expected a dict or a spec file's path, got {type(sweep).__name__}"
         )
-    record = register_sweep(spec, ledger, server=backend or "local", project=project,
+    record = register_sweep(spec, book, server=backend or "local", project=project,
                             entity=entity)
     return record.remote or record.id
 
@@ -92,6 +102,7 @@ def agent(
     *,
     pack: int | None = None,
     results: str | Path | None = None,
+    ledger: str | None = None,
     echo: Callable[[str], None] = print,
 ) -> AgentResult:
     """Run trials of ``sweep_id`` in this process (``wandb.agent``).
@@ -115,37 +126,45 @@ def agent(
     if count is not None and (not isinstance(count, int) or count < 1):
         raise UsageError(f"count: expected a positive whole number, got {count!r}")
     folder = _results(results)
-    backend, sid = open_backend(sweep_id, results=folder)
-    if isinstance(backend, ServerAgents):  # the server hands the trials to its own agents
-        code = backend.run_server_agent(sid, count, function)
-        if code != 0:
-            raise SrsweepError(f"wandb agent exited with code {code}")
-        return AgentResult(reason=SERVER_AGENT_DONE)
-    return run_agent(backend, sid, results=folder, count=count, pack=pack, function=function,
-                     echo=echo)
+    backend, sid = open_backend(sweep_id, results=folder, ledger=ledger)
+    with closing(backend):
+        if isinstance(backend, ServerAgents):  # the server hands trials to its own agents
+            code = backend.run_server_agent(sid, count, function)
+            if code != 0:
+                raise SrsweepError(f"wandb agent exited with code {code}")
+            return AgentResult(reason=SERVER_AGENT_DONE)
+        return run_agent(backend, sid, results=folder, count=count, pack=pack,
+                         function=function, echo=echo)
 
 
-def runs(sweep_id: str, *, results: str | Path | None = None) -> pd.DataFrame:
+def runs(
+    sweep_id: str, *, results: str | Path | None = None, ledger: str | None = None
+) -> pd.DataFrame:
     """One row per run of ``sweep_id`` (its latest attempt per trial): state, config
     columns (``config.KEY``) and summary metrics, as the report reads them."""
     from srsweep.reports import runs_frame  # pandas: only for the calls that read runs
 
-    backend, sid = open_backend(sweep_id, results=_results(results))
-    return runs_frame(current(backend.runs(sid)))
+    backend, sid = open_backend(sweep_id, results=_results(results), ledger=ledger)
+    with closing(backend):
+        return runs_frame(current(backend.runs(sid)))
 
 
-def history(sweep_id: str, *, results: str | Path | None = None) -> pd.DataFrame:
+def history(
+    sweep_id: str, *, results: str | Path | None = None, ledger: str | None = None
+) -> pd.DataFrame:
     """Every logged row of ``sweep_id``'s runs: ``run_id``, ``_step`` and the metrics."""
     from srsweep.reports import history_frame
 
-    backend, sid = open_backend(sweep_id, results=_results(results))
-    return history_frame(current(backend.runs(sid)))
+    backend, sid = open_backend(sweep_id, results=_results(results), ledger=ledger)
+    with closing(backend):
+        return history_frame(current(backend.runs(sid)))
 
 
 def report(
     sweep_id: str,
     *,
     results: str | Path | None = None,
+    ledger: str | None = None,
     out: str | Path | None = None,
     curve: str | None = None,
     avg_hor: int | None = None,
@@ -161,11 +180,12 @@ def report(
     from srsweep.reports import report_sweep
 
     folder = _results(results)
-    backend, sid = open_backend(sweep_id, results=folder)
-    record = backend.sweep(sid)
+    backend, sid = open_backend(sweep_id, results=folder, ledger=ledger)
+    with closing(backend):
+        record, runs = backend.sweep(sid), current(backend.runs(sid))
     out_dir = Path(out) if out is not None else folder / sid.replace("/", "_")
     title = f"{record.name} ({sid})"
-    paths = report_sweep(record.spec, current(backend.runs(sid)), out_dir, sweep_id=sweep_id,
+    paths = report_sweep(record.spec, runs, out_dir, sweep_id=sweep_id,
                          title=title, curve=curve, avg_hor=avg_hor, exclude=exclude, band=band)
     if mirror:
         _mirror_figures(paths, sweep_id, record.remote, record.spec, title, folder, echo)

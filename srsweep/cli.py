@@ -10,28 +10,41 @@ from typing import Any
 
 import click
 
+from srsweep.errors import EnvironmentFault
 from srsweep.errors import SrsweepError
 from srsweep.errors import UsageError
 
 if TYPE_CHECKING:
-    from srsweep.backends import LocalBackend
+    from srsweep.backends import Backend
+    from srsweep.backends import SqlLedger
+
+RESULTS_HELP = "Folder of the ledger, model files and reports (env SRSWEEP_RESULTS)."
+LEDGER_HELP = ("Where the ledger is when not RESULTS/srsweep.db: a path, sqlite:///PATH or "
+               "postgresql://USER@HOST:PORT/DB (env SRSWEEP_LEDGER).")
 
 
-def _late_results(ctx: click.Context, _param: click.Parameter, value: Path | None) -> None:
+def _late_option(ctx: click.Context, param: click.Parameter, value: Any) -> None:
     obj = ctx.find_object(_Obj)
     if value is not None and obj is not None:  # given after the subcommand: it wins
-        obj.results = value
+        if param.name == "ledger":
+            obj.ledger_url = value
+        else:
+            obj.results = value
 
 
 class _Group(click.Group):
     """Maps srsweep errors to ``Error: ...`` and an exit code, with no traceback; every
-    subcommand also accepts the global ``--results`` after its name."""
+    subcommand also accepts the global options (``--results``, ``--ledger``) after its
+    name."""
 
     def add_command(self, cmd: click.Command, name: str | None = None) -> None:
-        cmd.params.append(click.Option(
-            ["--results"], type=click.Path(file_okay=False, path_type=Path), default=None,
-            expose_value=False, is_eager=True, callback=_late_results,
-            help="Folder of the ledger, model files and reports (as before the command)."))
+        cmd.params += [
+            click.Option(["--results"], type=click.Path(file_okay=False, path_type=Path),
+                         default=None, expose_value=False, is_eager=True,
+                         callback=_late_option, help=RESULTS_HELP),
+            click.Option(["--ledger"], default=None, expose_value=False, is_eager=True,
+                         callback=_late_option, help=LEDGER_HELP),
+        ]  # fmt: skip
         super().add_command(cmd, name)
 
     def invoke(self, ctx: click.Context) -> Any:
@@ -45,7 +58,10 @@ class _Group(click.Group):
             if results is None or not _within(e.filename, results):
                 raise
             click.echo(f"Error: --results {results}: cannot write there ({e.strerror})", err=True)
-            ctx.exit(UsageError.exit_code)
+            ctx.exit(EnvironmentFault.exit_code)
+        finally:
+            if isinstance(ctx.obj, _Obj):
+                ctx.obj.close()
 
 
 def _within(filename: Any, folder: Path) -> bool:
@@ -58,18 +74,34 @@ def _within(filename: Any, folder: Path) -> bool:
 
 
 class _Obj:
-    def __init__(self, results: Path) -> None:
+    def __init__(self, results: Path, ledger: str | None) -> None:
         self.results = results
-        self._ledger: LocalBackend | None = None
+        self.ledger_url = ledger
+        self._ledger: SqlLedger | None = None
+        self._opened: list[Backend] = []
 
     @property
-    def ledger(self) -> LocalBackend:
-        """The ledger under --results (opened on first use: ``--help`` imports nothing)."""
+    def ledger(self) -> SqlLedger:
+        """The ledger (opened on first use: ``--help`` imports nothing)."""
         if self._ledger is None:
             from srsweep.backends import open_ledger
 
-            self._ledger = open_ledger(self.results)
+            self._ledger = open_ledger(self.results, self.ledger_url)
         return self._ledger
+
+    def open(self, sweep_id: str) -> tuple[Backend, str]:
+        """The backend holding ``sweep_id``, and its id there (closed with the command)."""
+        from srsweep.backends import open_backend
+
+        backend, sid = open_backend(sweep_id, results=self.results, ledger=self.ledger_url)
+        self._opened.append(backend)
+        return backend, sid
+
+    def close(self) -> None:
+        for backend in [self._ledger, *self._opened]:
+            if backend is not None:
+                backend.close()
+        self._ledger, self._opened = None, []
 
 
 pass_obj = click.make_pass_decorator(_Obj)
@@ -78,11 +110,11 @@ pass_obj = click.make_pass_decorator(_Obj)
 @click.group(cls=_Group, context_settings={"auto_envvar_prefix": "SRSWEEP",
                                            "help_option_names": ["-h", "--help"]})
 @click.option("--results", type=click.Path(file_okay=False, path_type=Path),
-              default=Path("results"), show_default=True,
-              help="Folder of the ledger, model files and reports (env SRSWEEP_RESULTS).")
+              default=Path("results"), show_default=True, help=RESULTS_HELP)
+@click.option("--ledger", default=None, help=LEDGER_HELP)
 @click.version_option(package_name="srsweep")
 @click.pass_context
-def main(ctx: click.Context, results: Path) -> None:
+def main(ctx: click.Context, results: Path, ledger: str | None) -> None:
     """Sweeps for small-network research.
 
     Register a W&B-format sweep spec, run agents on it, and report the results.
@@ -94,7 +126,7 @@ def main(ctx: click.Context, results: Path) -> None:
       srsweep report SWEEP_ID              # plots + tables in results/SWEEP_ID/
       srsweep run sd --set disc.lr=1e-3    # one run, no sweep
     """
-    ctx.obj = _Obj(results)
+    ctx.obj = _Obj(results, ledger)
 
 
 @main.command()
@@ -159,7 +191,8 @@ def agent(obj: _Obj, sweep_id: str, count: int | None, pack: int | None) -> None
     from srsweep import api
     from srsweep.tracking import flush_wandb
 
-    result = api.agent(sweep_id, count=count, pack=pack, results=obj.results, echo=click.echo)
+    result = api.agent(sweep_id, count=count, pack=pack, results=obj.results,
+                       ledger=obj.ledger_url, echo=click.echo)
     if not result.runs and result.reason == api.SERVER_AGENT_DONE:
         return
     flush_wandb(click.echo)
@@ -179,11 +212,10 @@ def retry(obj: _Obj, sweep_id: str, failed: bool, preempted: bool) -> None:
 
     The old attempts keep their metrics; agents take queued trials first.
     """
-    from srsweep.backends import open_backend
 
     states = (("failed",) if failed or not preempted else ()) + \
         (("preempted", "crashed") if preempted or not failed else ())
-    backend, sid = open_backend(sweep_id, results=obj.results)
+    backend, sid = obj.open(sweep_id)
     queued = backend.retry(sid, states)
     backend.set_sweep_state(sid, "active")
     click.echo(f"queued {len(queued)} run(s) of sweep {sweep_id} again")
@@ -194,9 +226,8 @@ def retry(obj: _Obj, sweep_id: str, failed: bool, preempted: bool) -> None:
 @pass_obj
 def stop(obj: _Obj, sweep_id: str) -> None:
     """Stop handing out new trials of SWEEP_ID; running trials finish normally."""
-    from srsweep.backends import open_backend
 
-    backend, sid = open_backend(sweep_id, results=obj.results)
+    backend, sid = obj.open(sweep_id)
     backend.set_sweep_state(sid, "stopped", "by `srsweep stop`")
     click.echo(f"sweep {sweep_id} stopped: agents take no new trials "
                f"(`srsweep retry {sweep_id}` re-opens it)")
@@ -270,10 +301,9 @@ def ls_cmd(obj: _Obj) -> None:
 @pass_obj
 def status(obj: _Obj, sweep_id: str) -> None:
     """Show SWEEP_ID's runs: state, swept hyperparameters and best metric."""
-    from srsweep.backends import open_backend
     from srsweep.status import status_lines
 
-    backend, sid = open_backend(sweep_id, results=obj.results)
+    backend, sid = obj.open(sweep_id)
     for line in status_lines(backend, sid):
         click.echo(line)
 
@@ -300,8 +330,9 @@ def report(obj: _Obj, sweep_id: str, avg_hor: int | None, exclude: tuple[str, ..
 
     out_dir = out or obj.results / sweep_id.replace("/", "_")
     lines: list[str] = []  # the W&B mirror's lines, printed after the files
-    paths = api.report(sweep_id, results=obj.results, out=out_dir, curve=curve,
-                       avg_hor=avg_hor, exclude=exclude, band=band, echo=lines.append)
+    paths = api.report(sweep_id, results=obj.results, ledger=obj.ledger_url, out=out_dir,
+                       curve=curve, avg_hor=avg_hor, exclude=exclude, band=band,
+                       echo=lines.append)
     click.echo(f"wrote {len(paths)} files to {out_dir}:")
     for p in paths:
         click.echo(f"  {p}")
@@ -316,7 +347,6 @@ def report(obj: _Obj, sweep_id: str, avg_hor: int | None, exclude: tuple[str, ..
 @pass_obj
 def sync(obj: _Obj, sweep_id: str | None, timeout: float) -> None:
     """Upload offline W&B runs (of SWEEP_ID, or all) to the W&B server."""
-    from srsweep.backends import open_backend
     from srsweep.backends.wandb import base_url
     from srsweep.backends.wandb import offline_dirs
     from srsweep.backends.wandb import sync as upload
@@ -324,7 +354,7 @@ def sync(obj: _Obj, sweep_id: str | None, timeout: float) -> None:
 
     ids = None
     if sweep_id is not None:
-        backend, sid = open_backend(sweep_id, results=obj.results)
+        backend, sid = obj.open(sweep_id)
         backend.sweep(sid)
         ids = [r.id for r in backend.runs(sid, history=False)]
         # its report's figures, when it has one (named by the sweep's id on W&B)
@@ -335,6 +365,54 @@ def sync(obj: _Obj, sweep_id: str | None, timeout: float) -> None:
         return
     n = upload(dirs, timeout)
     click.echo(f"uploaded {n} offline run(s) to {base_url()}")
+
+
+@main.command()
+@click.option("--to", "to", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Where to write the copy. Default: RESULTS/backups/srsweep-TIME.db.")
+@pass_obj
+def backup(obj: _Obj, to: Path | None) -> None:
+    """Write a consistent copy of the SQLite ledger, also while agents run."""
+    from srsweep.backends import LocalBackend
+
+    book = obj.ledger
+    if not isinstance(book, LocalBackend):
+        raise UsageError(f"backup: {book.location} is a server's ledger; back it up with its "
+                         "own tools (pg_dump), or `srsweep ledger copy` it to a file")
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    click.echo(f"backed up {book.path} to "
+               f"{book.backup(to or obj.results / 'backups' / f'srsweep-{stamp}.db')}")
+
+
+@main.group("ledger")
+def ledger_cmd() -> None:
+    """Move a study between ledgers (a laptop's SQLite file, a cluster's PostgreSQL)."""
+
+
+@ledger_cmd.command("copy")
+@click.argument("src")
+@click.argument("dst")
+@click.option("--sweep", "sweeps", multiple=True, metavar="SWEEP_ID",
+              help="Copy only this sweep (repeatable). Default: every sweep and run.")
+def ledger_copy(src: str, dst: str, sweeps: tuple[str, ...]) -> None:
+    """Copy sweeps, runs and histories from ledger SRC to ledger DST.
+
+    SRC and DST are a results folder or .db file, sqlite:///PATH, or
+    postgresql://USER@HOST:PORT/DB. Copying again is safe: what DST holds already is
+    kept, and runs that changed in SRC since are brought up to date. Model files stay
+    where they are (copy results/*/models yourself if DST's agents need them).
+    """
+    from srsweep.backends import open_ledger
+
+    source, target = open_ledger(src, src), open_ledger(dst, dst)
+    try:
+        n = source.copy_to(target, list(sweeps) or None)
+    finally:
+        source.close()
+        target.close()
+    click.echo(f"copied {n['sweeps']} new sweep(s), {n['runs']} new run(s), updated "
+               f"{n['updated']} run(s), {n['rows']} history row(s): {source.location} -> "
+               f"{target.location}")
 
 
 @main.command("kernels")

@@ -97,19 +97,19 @@ def test_bad_input_exits_2_without_traceback(cli, results, args, message):
 
 
 @pytest.mark.parametrize(
-    "where, message",
-    [
-        ("/proc/srsweep-results", "cannot write there (No such file or directory)"),
-        ("a-file/results", "cannot write there (Not a directory)"),
-        ("a-file", "Directory 'a-file' is a file"),
+    "where, code, message",
+    [  # a folder that cannot be made is the machine's (3); a file named instead, usage (2)
+        ("/proc/srsweep-results", 3, "cannot write there (No such file or directory)"),
+        ("a-file/results", 3, "cannot write there (Not a directory)"),
+        ("a-file", 2, "Directory 'a-file' is a file"),
     ],
     ids=["proc", "under-a-file", "a-file"],
 )
 @pytest.mark.parametrize(
     "command", [["create", "spec.yaml"], ["run", "toy"]], ids=["create", "run"]
 )
-def test_results_that_cannot_be_written_exit_2(
-    runner, write_spec, tmp_path, monkeypatch, where, message, command
+def test_results_that_cannot_be_written_exit_3(
+    runner, write_spec, tmp_path, monkeypatch, where, code, message, command
 ):
     if where.startswith("/proc") and not Path("/proc/self").exists():
         pytest.skip("no /proc here")
@@ -117,7 +117,7 @@ def test_results_that_cannot_be_written_exit_2(
     write_spec(SPEC)
     (tmp_path / "a-file").write_text("")
     res = runner.invoke(main, ["--results", where, *command], catch_exceptions=False)
-    assert res.exit_code == 2, res.output
+    assert res.exit_code == code, res.output
     assert message in res.stderr
     assert "--results" in res.stderr and "Traceback" not in res.output
 

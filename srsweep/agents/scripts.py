@@ -27,7 +27,9 @@ from typing import TYPE_CHECKING
 from typing import Any
 
 from srsweep.agents.signals import Heartbeat
+from srsweep.agents.trial import lost_lease
 from srsweep.backends import wandb as wb
+from srsweep.errors import LeaseLostError
 
 if TYPE_CHECKING:
     from srsweep.agents.signals import Signals
@@ -204,7 +206,10 @@ class ScriptTrial:
         rows = [r for r in rows if len(r) > 1]
         if rows:
             self.history += rows
-            (backend or self.backend).log(self.record.id, rows)
+            try:
+                (backend or self.backend).log(self.record.id, rows)
+            except LeaseLostError as e:  # the trial is another agent's now: stop it
+                self.request_stop(f"lease lost: {e}")
 
     def _forward_stderr(self) -> None:
         try:
@@ -235,7 +240,11 @@ class ScriptTrial:
             summary.update(_scalars(self._reader.summary))
             config.update(self._reader.config)
         summary["runtime"] = round(time.monotonic() - self._t0, 3)
-        self.backend.finish(self.record.id, state, config=config, summary=summary, error=error)
+        try:
+            self.backend.finish(self.record.id, state, config=config, summary=summary,
+                                error=error)
+        except LeaseLostError as e:
+            return lost_lease(self.record, e)
         record = self.record
         record.state, record.error, record.summary, record.config = state, error, summary, config
         record.history = list(self.history)

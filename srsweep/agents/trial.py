@@ -17,6 +17,7 @@ from typing import Any
 from srsweep import config as _config
 from srsweep.agents.packing import limit_threads
 from srsweep.agents.signals import Heartbeat
+from srsweep.errors import LeaseLostError
 from srsweep.errors import SpecError
 from srsweep.errors import SrsweepError
 from srsweep.kernels import Entry
@@ -111,21 +112,38 @@ class _Trial:
                 state, error = "preempted", "interrupted"
             else:
                 error = _error_text(exc)
+        if isinstance(exc, LeaseLostError):
+            return self.lost(exc)
         summary: dict[str, Any] = {}
-        if run is not None:
-            run.flush()
-            summary = dict(run.summary, runtime=round(run.elapsed(), 3))
-        self.backend.finish(
-            record.id,
-            state,
-            summary=summary,
-            error=error,
-            model_path=str(run.model_path) if run and run.saved else None,
-        )
+        try:
+            if run is not None:
+                run.flush()
+                summary = dict(run.summary, runtime=round(run.elapsed(), 3))
+            self.backend.finish(
+                record.id,
+                state,
+                summary=summary,
+                error=error,
+                model_path=str(run.model_path) if run and run.saved else None,
+            )
+        except LeaseLostError as e:
+            return self.lost(e)
         if self.sink is not None:
             self.sink.finish(state, summary, run.model_path if run and run.saved else None)
         record.state, record.error, record.summary = state, error, summary
         return record
+
+    def lost(self, exc: LeaseLostError) -> RunRecord:
+        if self.sink is not None:
+            self.sink.finish("crashed", {}, None)
+        return lost_lease(self.record, exc)
+
+
+def lost_lease(record: RunRecord, exc: LeaseLostError) -> RunRecord:
+    """A trial whose lease another agent took over: nothing more is recorded for it
+    (the ledger holds it ``crashed`` and queued again); the agent goes on."""
+    record.state, record.error = "crashed", f"lease lost: {exc}"
+    return record
 
 
 def execute(

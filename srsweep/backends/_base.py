@@ -66,9 +66,12 @@ class Backend(Protocol):
     Implementations are safe to use from several processes at once: ``claim`` hands a
     given trial to exactly one caller. One instance is used from one thread; a thread
     of its own (the heartbeat) takes ``reopen()``. Unknown ids raise ``NotFoundError``.
+    Writes about a trial (``heartbeat``, ``log``, ``finish``) are accepted only while its
+    attempt is ``running``: once its lease was taken over they raise ``LeaseLostError``.
     """
 
     lease_timeout: float  # seconds without a heartbeat before a running trial is lost
+    max_retries: int  # lost (crashed) attempts of a trial before it counts as failed
 
     @property
     def location(self) -> str:

@@ -122,6 +122,7 @@ class WandbBackend:
 
     # the server decides when one of its agents is lost; srsweep never expires a W&B run
     lease_timeout = math.inf
+    max_retries = 0  # W&B's own agents re-run nothing
 
     def __init__(self, project: str | None = None, entity: str | None = None) -> None:
         self.project = project
