@@ -47,15 +47,6 @@ def _results(results: str | Path | None) -> Path:
     return Path(results if results is not None else os.environ.get("SRSWEEP_RESULTS", "results"))
 
 
-def _lists(value: Any) -> Any:
-    """Tuples as lists, all the way down (a spec's values as W&B sends them: JSON)."""
-    if isinstance(value, dict):
-        return {k: _lists(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_lists(v) for v in value]
-    return value
-
-
 def sweep(
     sweep: dict[str, Any] | str | Path,
     project: str | None = None,
@@ -87,7 +78,7 @@ def sweep(
 def _register(book: SqlLedger, sweep: dict[str, Any] | str | Path, project: str | None,
               entity: str | None, backend: str | None) -> str:
     if isinstance(sweep, dict):
-        raw = _lists(sweep)
+        raw = dict(sweep)  # validate reads its tuples as lists
         if project is not None:
             raw["project"] = project
         if entity is not None:

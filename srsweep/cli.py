@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import os
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from srsweep.errors import EnvironmentFault
 from srsweep.errors import SrsweepError
 from srsweep.errors import UsageError
 
@@ -52,9 +53,24 @@ class _Group(click.Group):
         except SrsweepError as e:
             click.echo(f"Error: {e}", err=True)
             ctx.exit(e.exit_code)
+        except OSError as e:  # --results that cannot be a folder: /proc/x, under a file
+            results = ctx.obj.results if isinstance(ctx.obj, _Obj) else None
+            if results is None or not _within(e.filename, results):
+                raise
+            click.echo(f"Error: --results {results}: cannot write there ({e.strerror})", err=True)
+            ctx.exit(EnvironmentFault.exit_code)
         finally:
             if isinstance(ctx.obj, _Obj):
                 ctx.obj.close()
+
+
+def _within(filename: Any, folder: Path) -> bool:
+    """Whether ``filename`` (an OSError's) is ``folder``, lies under it, or is a folder
+    made on the way to it."""
+    if not isinstance(filename, (str, bytes, os.PathLike)):
+        return False  # None, or a file descriptor
+    path, folder = Path(os.fsdecode(filename)).absolute(), folder.absolute()
+    return path == folder or folder in path.parents or path in folder.parents
 
 
 class _Obj:
@@ -234,19 +250,14 @@ def run_cmd(obj: _Obj, kernel: str, args_json: str | None, sets: tuple[str, ...]
     """
     from srsweep.agents import run_single
     from srsweep.config import flatten
+    from srsweep.spec import load_json_object
     from srsweep.spec import load_yaml
     from srsweep.spec import parse_sets
 
     overrides: dict[str, Any] = {}
     source = f"srsweep run {kernel}"
     if args_json:
-        try:
-            parsed = json.loads(args_json)
-        except json.JSONDecodeError as e:
-            raise UsageError(f"ARGS_JSON: not valid JSON ({e})") from None
-        if not isinstance(parsed, dict):
-            raise UsageError("ARGS_JSON: must be a JSON object of config values")
-        overrides.update(flatten(parsed))
+        overrides.update(flatten(load_json_object(args_json, "ARGS_JSON")))
     if config_file is not None:
         loaded = load_yaml(config_file)
         if not isinstance(loaded, dict):
@@ -409,6 +420,7 @@ def ledger_copy(src: str, dst: str, sweeps: tuple[str, ...]) -> None:
 def kernels_cmd(name: str | None) -> None:
     """List the kernels, or the config keys and defaults of kernel NAME."""
     from srsweep import kernels
+    from srsweep.config import describe_range
     from srsweep.config import describe_type
     from srsweep.config import flat_fields
 
@@ -421,7 +433,9 @@ def kernels_cmd(name: str | None) -> None:
     click.echo(f"{name}: {k.summary}")
     for key, f in flat_fields(k.config).items():
         helptext = f"  # {f.meta['help']}" if f.meta.get("help") else ""
-        click.echo(f"  {key} = {f.default!r}  ({describe_type(f.type)}){helptext}")
+        bounds = describe_range(key, f.meta)
+        kind = f"{describe_type(f.type)}, {bounds}" if bounds else describe_type(f.type)
+        click.echo(f"  {key} = {f.default!r}  ({kind}){helptext}")
 
 
 @main.command()

@@ -31,6 +31,10 @@ class SpecError(UsageError):
         super().__init__("\n".join(lines))
 
 
+class EngineError(UsageError):
+    """The search engine (``sweeps``) cannot search a spec; the message says why."""
+
+
 class NotFoundError(UsageError):
     """A sweep, run or kernel named by the user does not exist."""
 

@@ -136,3 +136,33 @@ def test_bad_input_raises_the_clis_errors(here):
         srsweep.agent("nope", function=train, results=here / "results")
     with pytest.raises(SrsweepError, match="function: expected a callable"):
         srsweep.agent("nope", function="train", results=here / "results")  # type: ignore[arg-type]
+
+
+def _deep(levels: int) -> dict:
+    d: dict = {"value": 1}
+    for _ in range(levels):
+        d = {"value": (d,)}  # tuples too: they are read as lists after the check
+    return d
+
+
+def _shared(levels: int) -> list:
+    x: list = [1] * 10
+    for _ in range(levels):
+        x = [x] * 10  # 10 references to one list: 10^levels values written out
+    return x
+
+
+@pytest.mark.parametrize(
+    "param, where, rule",
+    [
+        (_deep(100), "x.value[0]", "nested deeper than 32 levels (the limit)"),
+        ({"values": _shared(9)}, "x.values[0]", "over 20000 values (the limit)"),
+    ],
+    ids=["deep", "shared"],
+)
+def test_a_dict_spec_over_the_limits_is_refused_before_it_is_copied(here, param, where, rule):
+    spec = {"program": "train.py", "method": "grid", "parameters": {"x": param}}
+    with pytest.raises(SpecError) as e:
+        srsweep.sweep(spec, results=here / "results")
+    assert f"sweep config: parameters.{where}" in str(e.value) and rule in str(e.value)
+    assert open_ledger(here / "results").sweeps() == []

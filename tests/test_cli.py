@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -95,6 +96,32 @@ def test_bad_input_exits_2_without_traceback(cli, results, args, message):
     assert not (results / "srsweep.db").exists()
 
 
+@pytest.mark.parametrize(
+    "where, code, message",
+    [  # a folder that cannot be made is the machine's (3); a file named instead, usage (2)
+        ("/proc/srsweep-results", 3, "cannot write there (No such file or directory)"),
+        ("a-file/results", 3, "cannot write there (Not a directory)"),
+        ("a-file", 2, "Directory 'a-file' is a file"),
+    ],
+    ids=["proc", "under-a-file", "a-file"],
+)
+@pytest.mark.parametrize(
+    "command", [["create", "spec.yaml"], ["run", "toy"]], ids=["create", "run"]
+)
+def test_results_that_cannot_be_written_exit_3(
+    runner, write_spec, tmp_path, monkeypatch, where, code, message, command
+):
+    if where.startswith("/proc") and not Path("/proc/self").exists():
+        pytest.skip("no /proc here")
+    monkeypatch.chdir(tmp_path)
+    write_spec(SPEC)
+    (tmp_path / "a-file").write_text("")
+    res = runner.invoke(main, ["--results", where, *command], catch_exceptions=False)
+    assert res.exit_code == code, res.output
+    assert message in res.stderr
+    assert "--results" in res.stderr and "Traceback" not in res.output
+
+
 def test_bad_spec_leaves_ledger_untouched(cli, write_spec, results):
     sid = cli("create", str(write_spec(SPEC))).stdout.split()[-1]
     before = (results / "srsweep.db").read_bytes()
@@ -141,7 +168,8 @@ def test_failed_run_exits_1(cli):
 
 def test_kernels_lists_config(cli):
     out = cli("kernels", "toy").output
-    assert "opt.lr = 0.1  (float)" in out
+    assert "opt.lr = 0.1  (float, 0 < opt.lr <= 10)" in out
+    assert "steps = 5  (int, 1 <= steps <= 1000000)" in out
     assert "fail_at = None  (int or null)" in out
 
 
