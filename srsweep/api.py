@@ -12,6 +12,7 @@ is allowed).
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable
 from collections.abc import Sequence
 from contextlib import closing
@@ -37,7 +38,12 @@ from srsweep.tracking import report_run_id
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["agent", "history", "report", "runs", "sweep"]
+__all__ = ["SpecWarning", "agent", "history", "report", "runs", "sweep"]
+
+class SpecWarning(UserWarning):
+    """A spec W&B registers with a warning (a deprecated distribution, a parameter name
+    outside its pattern, a program not found yet): srsweep registers it too."""
+
 
 DICT_SOURCE = "sweep config"  # how a spec given as a dict is named in messages
 SERVER_AGENT_DONE = "W&B's agent finished"  # AgentResult.reason when the server ran it
@@ -90,6 +96,8 @@ def _register(book: SqlLedger, sweep: dict[str, Any] | str | Path, project: str 
         raise UsageError(
             f"sweep: expected a dict or a spec file's path, got {type(sweep).__name__}"
         )
+    for note in spec.warnings:  # what W&B registers with a warning
+        warnings.warn(f"{spec.source}: {note}", SpecWarning, stacklevel=3)
     record = register_sweep(spec, book, server=backend or "local", project=project,
                             entity=entity)
     return record.remote or record.id

@@ -154,7 +154,10 @@ def create(obj: _Obj, spec_path: Path, dry_run: bool, backend: str, project: str
 
     spec = load_spec(spec_path, lookup=obj.ledger.run)  # runs a config names: this ledger
     swept = ", ".join(spec.swept_keys()) or "nothing"
-    what = f"kernel {spec.kernel.name}" if spec.kernel else f"script {spec.script}"
+    what = (f"kernel {spec.kernel.name}" if spec.kernel else f"script {spec.script}"
+            if spec.script else "a command or a Python function")
+    for note in spec.warnings:  # what W&B registers with a warning
+        click.echo(f"warning: {spec_path}: {note}", err=True)
     if dry_run:
         click.echo(f"{spec_path}: valid ({spec.method} sweep of {what}; sweeps {swept})")
         return

@@ -11,6 +11,7 @@ its parameters are not checked against any config.
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
 import shutil
@@ -152,6 +153,7 @@ class Spec:
     metric: str  # "" when a script's spec names no metric
     goal: str
     script: str | None = None  # the program when it is not a kernel, as the spec gives it
+    warnings: tuple[str, ...] = ()  # accepted, as W&B accepts them, but worth saying
 
     @property
     def name(self) -> str:
@@ -332,28 +334,34 @@ def validate(raw: Any, source: str, lookup: Lookup | None = None) -> Spec:
         raise SpecError(source, too_big)
     raw = _json_like(raw)
     errors: list[str] = []
+    notes: list[str] = []  # what W&B registers with a warning: so does srsweep
     program = raw.get("program")
     kernel, script = None, None
     if program is None:
-        errors.append(
-            f"program: required; name a kernel ({', '.join(kernels.names())}) or a script"
-        )
-    elif isinstance(program, str) and program in kernels.names():
+        pass  # W&B needs none: a command of its own, or trials run as a Python function
+    elif not isinstance(program, str) or not program:
+        errors.append(f"program: must be a kernel ({', '.join(kernels.names())}) or a "
+                      f"script's path, got {program!r}")
+    elif program in kernels.names():
         kernel = kernels.get(program)
-    elif isinstance(program, str) and _is_script(program, source):
-        script = program
     else:
-        where = Path(source).resolve().parent / str(program)
-        errors.append(
-            f"program: unknown kernel {program!r}; known kernels: {', '.join(kernels.names())}"
-            f"; nor a script: no file {where} and no executable {program!r} on PATH"
-        )
+        script = program
+        if not _is_script(program, source):
+            where = Path(source).resolve().parent / program
+            close = difflib.get_close_matches(program, kernels.names(), n=1)
+            notes.append(
+                f"program: {program!r} is not a kernel ({', '.join(kernels.names())}) nor, "
+                f"yet, a file {where} or a command on PATH: its trials will fail unless it "
+                "is there when they run" + (f" (did you mean {close[0]!r}?)" if close else "")
+            )
     params = raw.get("parameters")
     if not isinstance(params, dict) or not params:
         errors.append(f"parameters: must be a mapping with at least one parameter, got {params!r}")
         raise SpecError(source, errors)
+    schema_notes: list[str] = []
     try:
-        errors += _schema_violations(raw)
+        for message in _schema_violations(raw):
+            (schema_notes if _only_a_warning(message) else errors).append(message)
     except Exception as e:  # sweeps' extra checks assume a schema-shaped dict
         errors.append(f"does not fit the W&B sweep schema ({type(e).__name__}: {e})")
     errors += _param_violations(kernel, params)
@@ -362,10 +370,29 @@ def validate(raw: Any, source: str, lookup: Lookup | None = None) -> Spec:
         errors.append(f"{huge_grid}; sweep fewer values, or use method: random with a run_cap")
     if not errors:
         errors += _engine_violations(raw, kernel, lookup)
-    if errors or (kernel is None and script is None):
+    if errors:
         raise SpecError(source, errors)
     name, goal = objective(raw, kernel)
-    return Spec(source, raw, kernel, name, goal, script)
+    return Spec(source, raw, kernel, name, goal, script, tuple(notes + schema_notes))
+
+
+def command_text(raw: dict[str, Any]) -> str:
+    """The spec's command as one string (W&B's default when it has none)."""
+    command = raw.get("command")
+    if not isinstance(command, list) or not command:
+        return "${env} ${interpreter} ${program} ${args}"
+    return " ".join(str(c) for c in command)
+
+
+# what W&B's server registers after printing a warning (its sweeps engine samples these)
+_WARNINGS = (
+    re.compile(r"uses (q_|inv_)?log_uniform, where min/max specify base-e exponents"),
+    re.compile(r"^parameters: '[^']*' does not match "),  # names such as model/lr
+)
+
+
+def _only_a_warning(message: str) -> bool:
+    return any(w.search(message) for w in _WARNINGS)
 
 
 def _json_like(value: Any) -> Any:

@@ -241,3 +241,22 @@ def test_results_is_accepted_after_the_subcommand_and_wins(runner, write_spec, t
     listed = runner.invoke(main, ["ls", "--results", str(there)], catch_exceptions=False)
     assert res.output.strip().splitlines()[-1] in listed.output
     assert "no sweeps yet" in runner.invoke(main, ["ls", "--results", str(here)]).output
+
+
+def test_a_spec_without_program_registers_and_its_agent_says_how_to_run_it(cli, write_spec):
+    res = cli("create", str(write_spec("method: grid\nparameters: {lr: {values: [1, 2]}}\n")))
+    assert res.exit_code == 0 and "a command or a Python function" in res.stderr
+    sid = res.stdout.strip().splitlines()[-1]
+    res = cli("agent", sid)
+    assert res.exit_code == 2
+    assert "names no program for its command to run" in res.stderr
+    assert "srsweep.agent(sweep_id, function=train)" in res.stderr
+
+
+def test_create_prints_what_wandb_would_warn_about(cli, write_spec, tmp_path):
+    (tmp_path / "t.py").write_text("")
+    spec = "program: t.py\nmethod: random\nparameters:\n  lr: {distribution: log_uniform, " \
+        "min: -9, max: -2}\n"
+    res = cli("create", str(write_spec(spec)))
+    assert res.exit_code == 0
+    assert "warning: " in res.stderr and "where min/max specify base-e exponents" in res.stderr

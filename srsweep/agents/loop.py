@@ -32,7 +32,9 @@ from srsweep.agents.trial import execute
 from srsweep.agents.trial import outcome_line
 from srsweep.agents.trial import params_line
 from srsweep.agents.trial import resolved
+from srsweep.errors import UsageError
 from srsweep.spec import SCRIPT
+from srsweep.spec import command_text
 from srsweep.spec import objective
 from srsweep.spec import swept_keys
 
@@ -87,6 +89,13 @@ def run_agent(
     signals = Signals()
     failures: list[float] = []
     swept = swept_keys(sweep.spec)
+    if (kernel is None and function is None and not sweep.spec.get("program")
+            and "${program}" in command_text(sweep.spec)):
+        raise UsageError(
+            f"sweep {sweep_id} names no program for its command to run: run its trials as "
+            "a function from Python (srsweep.agent(sweep_id, function=train)), or create "
+            "it again with a program or a command"
+        )
     if kernel is None and pack is not None and pack > 1:
         echo("note: a script or function sweep runs its trials one by one")
     pack = 1 if kernel is None else pack_size(kernel, pack, echo)

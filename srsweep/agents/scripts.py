@@ -140,7 +140,7 @@ class ScriptTrial:
         return wb.agent_trial(
             self.spec.get("command"),
             self.record.params,
-            program=str(self.spec["program"]),
+            program=str(self.spec.get("program") or ""),
             sweep_id=self.record.sweep_id or "",
             run_id=self.record.id,
             env=env,

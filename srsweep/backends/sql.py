@@ -146,7 +146,7 @@ class SqlLedger:
                     spec.kernel.name if spec.kernel is not None else SCRIPT,
                     json.dumps(spec.raw),
                     # a script runs in its spec's folder, wherever the agent starts
-                    spec.source if spec.script is None else str(Path(spec.source).resolve()),
+                    spec.source if spec.kernel is not None else str(Path(spec.source).resolve()),
                     "active",
                     secrets.randbits(31),
                     time.time(),
