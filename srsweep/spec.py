@@ -365,6 +365,7 @@ def validate(raw: Any, source: str, lookup: Lookup | None = None) -> Spec:
     except Exception as e:  # sweeps' extra checks assume a schema-shaped dict
         errors.append(f"does not fit the W&B sweep schema ({type(e).__name__}: {e})")
     errors += _param_violations(kernel, params)
+    errors += _metric_violations(raw, kernel)
     huge_grid = limits.grid_violation(raw)
     if huge_grid:
         errors.append(f"{huge_grid}; sweep fewer values, or use method: random with a run_cap")
@@ -374,6 +375,23 @@ def validate(raw: Any, source: str, lookup: Lookup | None = None) -> Spec:
         raise SpecError(source, errors)
     name, goal = objective(raw, kernel)
     return Spec(source, raw, kernel, name, goal, script, tuple(notes + schema_notes))
+
+
+def _metric_violations(raw: dict[str, Any], kernel: kernels.Kernel | None) -> list[str]:
+    """A kernel sweep's ``metric.name`` must be something the kernel logs: otherwise
+    every trial would run and the sweep could never be judged."""
+    metric = raw.get("metric")
+    name = metric.get("name") if isinstance(metric, dict) else None
+    if kernel is None or not kernel.logs or not isinstance(name, str):
+        return []
+    known = [*kernel.logs, "runtime"]
+    if name in known:
+        return []
+    close = difflib.get_close_matches(name, known, n=1)
+    return [
+        f"metric.name: {name!r} is not logged by kernel {kernel.name}; it logs "
+        f"{', '.join(known)}" + (f" (did you mean {close[0]!r}?)" if close else "")
+    ]
 
 
 def command_text(raw: dict[str, Any]) -> str:
