@@ -287,7 +287,8 @@ _LS_WIDTHS = (10, 24, 7, 7, 8, 32)
 def ls_cmd(obj: _Obj) -> None:
     """List the sweeps in the ledger."""
     sweeps = obj.ledger.sweeps()
-    if not sweeps:
+    standalone = obj.ledger.runs(None, history=False)
+    if not sweeps and not standalone:
         click.echo(f"no sweeps yet in {obj.results}; create one with `srsweep create SPEC`")
         return
     header = ("SWEEP", "NAME", "KERNEL", "METHOD", "STATE", "RUNS")
@@ -297,17 +298,32 @@ def ls_cmd(obj: _Obj) -> None:
         created = time.strftime("%Y-%m-%d %H:%M", time.localtime(s.created_at))
         click.echo(f"{s.id:10} {s.name[:24]:24} {s.kernel:7} {s.spec.get('method', ''):7} "
                    f"{s.state:8} {counts[:32]:32} {created}")
+    if standalone:
+        states: dict[str, int] = {}
+        for r in standalone:
+            states[r.state] = states.get(r.state, 0) + 1
+        counts = ", ".join(f"{n} {st}" for st, n in sorted(states.items()))
+        created = time.strftime("%Y-%m-%d %H:%M", time.localtime(standalone[0].created_at))
+        click.echo(f"{'runs':10} {'(srsweep run)':24} {'-':7} {'-':7} {'-':8} "
+                   f"{counts[:32]:32} {created}")
 
 
 @main.command()
 @click.argument("sweep_id")
 @pass_obj
 def status(obj: _Obj, sweep_id: str) -> None:
-    """Show SWEEP_ID's runs: state, swept hyperparameters and best metric."""
+    """Show SWEEP_ID's runs: state, swept hyperparameters and final metric
+    (`srsweep status runs`: the runs made with `srsweep run`)."""
+    from srsweep.status import STANDALONE
+    from srsweep.status import standalone_lines
     from srsweep.status import status_lines
 
-    backend, sid = obj.open(sweep_id)
-    for line in status_lines(backend, sid):
+    if sweep_id == STANDALONE:
+        lines = standalone_lines(obj.ledger)
+    else:
+        backend, sid = obj.open(sweep_id)
+        lines = status_lines(backend, sid)
+    for line in lines:
         click.echo(line)
 
 

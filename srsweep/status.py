@@ -12,7 +12,9 @@ from srsweep.config import flatten
 if TYPE_CHECKING:
     from srsweep.backends import Backend
 
-__all__ = ["final_value", "status_lines"]
+__all__ = ["STANDALONE", "final_value", "standalone_lines", "status_lines"]
+
+STANDALONE = "runs"  # the standing pseudo-sweep of `srsweep run`'s runs
 
 
 def final_value(summary: dict[str, Any], metric: str) -> float | None:
@@ -55,6 +57,29 @@ def status_lines(backend: Backend, sweep_id: str) -> list[str]:
         f"{sweep.spec.get('program') if sweep.kernel == SCRIPT else sweep.kernel}, "
         f"{sweep.state}{f' ({sweep.reason})' if sweep.reason else ''}; {counts}"
     ]
+    for row in [header, *rows]:
+        lines.append("  ".join(str(x).ljust(w) for x, w in zip(row, widths, strict=True)).rstrip())
+    return lines
+
+
+def standalone_lines(backend: Backend) -> list[str]:
+    """The runs made with ``srsweep run`` (no sweep), one line each, with each kernel's
+    default metric."""
+    runs = backend.runs(None, history=False)
+    rows = []
+    for r in runs:
+        kernel = kernels.get(r.kernel) if r.kernel in kernels.names() else None
+        metric = kernel.metric if kernel else ""
+        value = final_value(r.summary, metric) if metric else None
+        shown = f"{metric}={value:.4g}" if value is not None else "-"
+        rows.append([r.id, r.name, r.kernel, r.state, shown])
+    counts: dict[str, int] = {}
+    for r in runs:
+        counts[r.state] = counts.get(r.state, 0) + 1
+    summary = ", ".join(f"{n} {st}" for st, n in sorted(counts.items())) or "none yet"
+    lines = [f"standalone runs (srsweep run): {summary}"]
+    header = ["RUN", "NAME", "KERNEL", "STATE", "FINAL"]
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=True)]
     for row in [header, *rows]:
         lines.append("  ".join(str(x).ljust(w) for x, w in zip(row, widths, strict=True)).rstrip())
     return lines

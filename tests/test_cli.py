@@ -260,3 +260,15 @@ def test_create_prints_what_wandb_would_warn_about(cli, write_spec, tmp_path):
     res = cli("create", str(write_spec(spec)))
     assert res.exit_code == 0
     assert "warning: " in res.stderr and "where min/max specify base-e exponents" in res.stderr
+
+
+def test_standalone_runs_show_in_ls_and_status(cli, results):
+    assert cli("run", "toy", "--set", "steps=3").exit_code == 0
+    ls = cli("ls").output
+    (row,) = [line for line in ls.splitlines() if line.startswith("runs ")]
+    assert "(srsweep run)" in row and "1 finished" in row
+    status = cli("status", "runs").output.splitlines()
+    assert status[0] == "standalone runs (srsweep run): 1 finished"
+    assert status[1].split() == ["RUN", "NAME", "KERNEL", "STATE", "FINAL"]
+    assert status[2].split()[1:4] == ["toy-001", "toy", "finished"]
+    assert status[2].split()[4].startswith("loss=")
