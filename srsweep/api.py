@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 
 __all__ = ["SpecWarning", "agent", "history", "report", "runs", "sweep"]
 
+
 class SpecWarning(UserWarning):
     """A spec W&B registers with a warning (a deprecated distribution, a parameter name
     outside its pattern, a program not found yet): srsweep registers it too."""
@@ -81,8 +82,13 @@ def sweep(
         return _register(book, sweep, project, entity, backend)
 
 
-def _register(book: SqlLedger, sweep: dict[str, Any] | str | Path, project: str | None,
-              entity: str | None, backend: str | None) -> str:
+def _register(
+    book: SqlLedger,
+    sweep: dict[str, Any] | str | Path,
+    project: str | None,
+    entity: str | None,
+    backend: str | None,
+) -> str:
     if isinstance(sweep, dict):
         raw = dict(sweep)  # validate reads its tuples as lists
         if project is not None:
@@ -98,8 +104,7 @@ def _register(book: SqlLedger, sweep: dict[str, Any] | str | Path, project: str 
         )
     for note in spec.warnings:  # what W&B registers with a warning
         warnings.warn(f"{spec.source}: {note}", SpecWarning, stacklevel=3)
-    record = register_sweep(spec, book, server=backend or "local", project=project,
-                            entity=entity)
+    record = register_sweep(spec, book, server=backend or "local", project=project, entity=entity)
     return record.remote or record.id
 
 
@@ -141,8 +146,9 @@ def agent(
             if code != 0:
                 raise SrsweepError(f"wandb agent exited with code {code}")
             return AgentResult(reason=SERVER_AGENT_DONE)
-        return run_agent(backend, sid, results=folder, count=count, pack=pack,
-                         function=function, echo=echo)
+        return run_agent(
+            backend, sid, results=folder, count=count, pack=pack, function=function, echo=echo
+        )
 
 
 def runs(
@@ -193,29 +199,47 @@ def report(
         record, runs = backend.sweep(sid), current(backend.runs(sid))
     out_dir = Path(out) if out is not None else folder / sid.replace("/", "_")
     title = f"{record.name} ({sid})"
-    paths = report_sweep(record.spec, runs, out_dir, sweep_id=sweep_id,
-                         title=title, curve=curve, avg_hor=avg_hor, exclude=exclude, band=band)
+    paths = report_sweep(
+        record.spec,
+        runs,
+        out_dir,
+        sweep_id=sweep_id,
+        title=title,
+        curve=curve,
+        avg_hor=avg_hor,
+        exclude=exclude,
+        band=band,
+    )
     if mirror:
         _mirror_figures(paths, sweep_id, record.remote, record.spec, title, folder, echo)
     return paths
 
 
-def _mirror_figures(paths: list[Path], sweep_id: str, remote: str | None,
-                    spec: dict[str, Any], title: str, folder: Path,
-                    echo: Callable[[str], None]) -> None:
+def _mirror_figures(
+    paths: list[Path],
+    sweep_id: str,
+    remote: str | None,
+    spec: dict[str, Any],
+    title: str,
+    folder: Path,
+    echo: Callable[[str], None],
+) -> None:
     """The report's figures as images of a W&B run beside the sweep's runs."""
     if remote is not None:
         entity, project, sid = remote.split("/")
     else:
         entity, project, sid = None, str(spec.get("project") or "srsweep"), sweep_id
     try:
-        mode = log_report(paths, sweep_id=sid, title=title, project=project, root=folder,
-                          entity=entity)
+        mode = log_report(
+            paths, sweep_id=sid, title=title, project=project, root=folder, entity=entity
+        )
     except Exception as e:  # the files are written; W&B is a mirror
         echo(f"warning: report figures not logged to W&B ({type(e).__name__}: {e})")
         return
     if mode == "offline":
-        echo(f"logged the figures to offline W&B run {report_run_id(sid)}; "
-             f"`srsweep sync {sweep_id}` uploads it")
+        echo(
+            f"logged the figures to offline W&B run {report_run_id(sid)}; "
+            f"`srsweep sync {sweep_id}` uploads it"
+        )
     elif mode is not None:
         echo(f"logged the figures to W&B run {report_run_id(sid)}")

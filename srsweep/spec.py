@@ -340,8 +340,10 @@ def validate(raw: Any, source: str, lookup: Lookup | None = None) -> Spec:
     if program is None:
         pass  # W&B needs none: a command of its own, or trials run as a Python function
     elif not isinstance(program, str) or not program:
-        errors.append(f"program: must be a kernel ({', '.join(kernels.names())}) or a "
-                      f"script's path, got {program!r}")
+        errors.append(
+            f"program: must be a kernel ({', '.join(kernels.names())}) or a "
+            f"script's path, got {program!r}"
+        )
     elif program in kernels.names():
         kernel = kernels.get(program)
     else:

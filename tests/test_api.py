@@ -46,7 +46,9 @@ def test_a_dict_sweep_runs_a_function_and_reads_back(here):
     results = here / "results"
     sid = srsweep.sweep(STUDY, project="notebook", results=results)
     done = srsweep.agent(sid, function=train, results=results, echo=lambda _: None)
-    assert done.states == {"finished": 2} and done.reason == "sweep finished: every grid point has run"
+    assert (
+        done.states == {"finished": 2} and done.reason == "sweep finished: every grid point has run"
+    )
     runs = {r.params["lr"]: r for r in open_ledger(results).runs(sid)}
     assert set(runs) == {0.1, 0.01}
     assert runs[0.1].config["epochs"] == 3 and runs[0.1].config["lr"] == 0.1

@@ -224,8 +224,9 @@ def bad_specs(draw):
     if kind == "program":
         # a name W&B does not know is a warning (its trials fail); a non-name is wrong
         spec["program"] = draw(
-            st.one_of(st.integers(), st.just(""), st.lists(IDENT, min_size=1, max_size=3),
-                      st.booleans())
+            st.one_of(
+                st.integers(), st.just(""), st.lists(IDENT, min_size=1, max_size=3), st.booleans()
+            )
         )
         return yaml.safe_dump(spec), "program"
     text = yaml.safe_dump(spec)

@@ -530,10 +530,14 @@ def test_load_json_object_limits(guard, text, expected):
 
 
 def test_a_kernel_sweeps_metric_must_be_one_the_kernel_logs(write_spec):
-    path = write_spec("program: toy\nmethod: grid\nmetric: {name: los, goal: minimize}\n"
-                      "parameters: {steps: {values: [1, 2]}}\n")
+    path = write_spec(
+        "program: toy\nmethod: grid\nmetric: {name: los, goal: minimize}\n"
+        "parameters: {steps: {values: [1, 2]}}\n"
+    )
     with pytest.raises(SpecError) as e:
         load_spec(path)
     (msg,) = e.value.violations
-    assert msg == ("metric.name: 'los' is not logged by kernel toy; it logs loss, w, runtime "
-                   "(did you mean 'loss'?)")
+    assert msg == (
+        "metric.name: 'los' is not logged by kernel toy; it logs loss, w, runtime "
+        "(did you mean 'loss'?)"
+    )

@@ -132,12 +132,14 @@ class LocalBackend(SqlLedger):
         read as it is, without creating or migrating anything."""
         try:
             try:
-                conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=60.0,
-                                       isolation_level=None)
+                conn = sqlite3.connect(
+                    f"file:{self.path}?mode=ro", uri=True, timeout=60.0, isolation_level=None
+                )
                 conn.execute("SELECT 1 FROM sweeps LIMIT 1")
             except sqlite3.OperationalError:  # WAL needs a writable folder for its index
-                conn = sqlite3.connect(f"file:{self.path}?immutable=1", uri=True,
-                                       isolation_level=None)
+                conn = sqlite3.connect(
+                    f"file:{self.path}?immutable=1", uri=True, isolation_level=None
+                )
             have = {row[1] for row in conn.execute("PRAGMA table_info(runs)")}
         except sqlite3.DatabaseError as e:
             raise self._unreadable(e) from None

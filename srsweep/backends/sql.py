@@ -191,9 +191,18 @@ class SqlLedger:
     def _sweep(row: tuple[Any, ...], counts: dict[str, int]) -> SweepRecord:
         sid, name, kernel, spec, source, state, seed, created, remote, reason = row
         return SweepRecord(
-            sid, name, kernel, json.loads(spec), source, state, int(seed), float(created),
-            counts, remote, reason,
-        )  # fmt: skip
+            sid,
+            name,
+            kernel,
+            json.loads(spec),
+            source,
+            state,
+            int(seed),
+            float(created),
+            counts,
+            remote,
+            reason,
+        )
 
     def set_sweep_state(self, sweep_id: str, state: str, reason: str | None = None) -> None:
         self.sweep(sweep_id)
@@ -214,8 +223,12 @@ class SqlLedger:
                     sweep.spec, current(self._engine_runs(db, sweep_id, with_summary=True))
                 )
                 if hit is not None:
-                    self._end(db, sweep_id, f"metric.target {metric['target']:g} reached by run "
-                                            f"{hit[0]} ({hit[1]:.6g})")  # fmt: skip
+                    self._end(
+                        db,
+                        sweep_id,
+                        f"metric.target {metric['target']:g} reached by run "
+                        f"{hit[0]} ({hit[1]:.6g})",
+                    )
                     return None
             now = time.time()
             self._reap(db, now, "sweep_id=?", (sweep_id,))
@@ -292,9 +305,16 @@ class SqlLedger:
                 self._params[rid] = json.loads(params)
             out.append(
                 RunRecord(
-                    rid, sweep_id, "", "", state, self._params[rid], {},
-                    json.loads(summ) if summ else {}, retry_of=retry_of,
-                )  # fmt: skip
+                    rid,
+                    sweep_id,
+                    "",
+                    "",
+                    state,
+                    self._params[rid],
+                    {},
+                    json.loads(summ) if summ else {},
+                    retry_of=retry_of,
+                )
             )
         return out
 
@@ -316,11 +336,19 @@ class SqlLedger:
             "INSERT INTO runs (id, sweep_id, seq, name, kernel, state, params, config, summary,"
             " created_at, attempt, retry_of, crashes) VALUES (?,?,?,?,?,'queued',?,?,'{}',?,?,?,?)",
             (
-                new, old.sweep_id, seq, old.name, old.kernel, json.dumps(old.params),
-                json.dumps(old.config), time.time(), old.attempt + 1, run_id,
+                new,
+                old.sweep_id,
+                seq,
+                old.name,
+                old.kernel,
+                json.dumps(old.params),
+                json.dumps(old.config),
+                time.time(),
+                old.attempt + 1,
+                run_id,
                 kept if crashes is None else crashes,
             ),
-        )  # fmt: skip
+        )
         return new
 
     def _next_seq(self, db: Any, sweep_id: str | None) -> int:
@@ -391,19 +419,36 @@ class SqlLedger:
     ) -> RunRecord:
         now = time.time()
         run = RunRecord(
-            id=new_id(), sweep_id=sweep_id, name=f"{kernel}-{seq + 1:03d}", kernel=kernel,
-            state="running", params=params, config=config, agent=agent, created_at=now,
+            id=new_id(),
+            sweep_id=sweep_id,
+            name=f"{kernel}-{seq + 1:03d}",
+            kernel=kernel,
+            state="running",
+            params=params,
+            config=config,
+            agent=agent,
+            created_at=now,
             started_at=now,
-        )  # fmt: skip
+        )
         self._x(
             db,
             "INSERT INTO runs (id, sweep_id, seq, name, kernel, state, params, config, summary,"
             " agent, created_at, started_at, heartbeat_at) VALUES (?,?,?,?,?,?,?,?,'{}',?,?,?,?)",
             (
-                run.id, sweep_id, seq, run.name, kernel, run.state, json.dumps(params),
-                json.dumps(config), agent, now, now, now,
+                run.id,
+                sweep_id,
+                seq,
+                run.name,
+                kernel,
+                run.state,
+                json.dumps(params),
+                json.dumps(config),
+                agent,
+                now,
+                now,
+                now,
             ),
-        )  # fmt: skip
+        )
         return run
 
     def log(self, run_id: str, rows: list[dict[str, Any]]) -> None:
@@ -435,17 +480,22 @@ class SqlLedger:
                 "UPDATE runs SET state=?, summary=?, error=?, model_path=?, finished_at=?,"
                 " config=COALESCE(?, config) WHERE id=? AND state='running'",
                 (
-                    state, json.dumps(summary or {}), error, model_path, time.time(),
-                    json.dumps(config) if config is not None else None, run_id,
+                    state,
+                    json.dumps(summary or {}),
+                    error,
+                    model_path,
+                    time.time(),
+                    json.dumps(config) if config is not None else None,
+                    run_id,
                 ),
-            )  # fmt: skip
+            )
             if not cur.rowcount:
                 old = self._row(db, run_id)
                 raise LeaseLostError(
                     f"run {run_id} is {old.state}, not running: its outcome ({state}) was "
-                    "not recorded" + (" (its lease was taken over)" if old.state == "crashed"
-                                      else "")
-                )  # fmt: skip
+                    "not recorded"
+                    + (" (its lease was taken over)" if old.state == "crashed" else "")
+                )
 
     def set_config(self, run_id: str, config: dict[str, Any]) -> None:
         with self._tx() as db:
@@ -472,28 +522,43 @@ class SqlLedger:
             for sid in sweep_ids:
                 self.sweep(sid)  # NotFoundError before anything is written
             marks = ",".join("?" * len(sweep_ids))
-            sweeps = self._x(db, f"SELECT {SWEEP_COLUMNS} FROM sweeps WHERE id IN ({marks})",
-                             sweep_ids)
-            runs = self._x(db, f"SELECT {RUN_COLUMNS} FROM runs WHERE sweep_id IN ({marks}) "
-                               "ORDER BY sweep_id, seq", sweep_ids)  # fmt: skip
+            sweeps = self._x(
+                db, f"SELECT {SWEEP_COLUMNS} FROM sweeps WHERE id IN ({marks})", sweep_ids
+            )
+            runs = self._x(
+                db,
+                f"SELECT {RUN_COLUMNS} FROM runs WHERE sweep_id IN ({marks}) "
+                "ORDER BY sweep_id, seq",
+                sweep_ids,
+            )
         sweep_rows, run_rows = sweeps.fetchall(), runs.fetchall()
         with dst._tx() as out:
             for row in sweep_rows:
                 if dst._x(out, "SELECT 1 FROM sweeps WHERE id=?", (row[0],)).fetchone():
-                    dst._x(out, "UPDATE sweeps SET state=?, reason=?, remote=? WHERE id=?",
-                           (row[5], row[9], row[8], row[0]))  # fmt: skip
+                    dst._x(
+                        out,
+                        "UPDATE sweeps SET state=?, reason=?, remote=? WHERE id=?",
+                        (row[5], row[9], row[8], row[0]),
+                    )
                 else:
-                    dst._x(out, f"INSERT INTO sweeps ({SWEEP_COLUMNS}) VALUES "
-                                f"({','.join('?' * len(row))})", row)  # fmt: skip
+                    dst._x(
+                        out,
+                        f"INSERT INTO sweeps ({SWEEP_COLUMNS}) VALUES ({','.join('?' * len(row))})",
+                        row,
+                    )
                     counts["sweeps"] += 1
             for row in run_rows:
-                have = dst._x(out, f"SELECT {RUN_COLUMNS} FROM runs WHERE id=?",
-                              (row[0],)).fetchone()  # fmt: skip
+                have = dst._x(
+                    out, f"SELECT {RUN_COLUMNS} FROM runs WHERE id=?", (row[0],)
+                ).fetchone()
                 if have is not None and tuple(have) == tuple(row):
                     continue
                 if have is None:
-                    dst._x(out, f"INSERT INTO runs ({RUN_COLUMNS}) VALUES "
-                                f"({','.join('?' * len(row))})", row)  # fmt: skip
+                    dst._x(
+                        out,
+                        f"INSERT INTO runs ({RUN_COLUMNS}) VALUES ({','.join('?' * len(row))})",
+                        row,
+                    )
                     counts["runs"] += 1
                 else:
                     names = [c.strip() for c in RUN_COLUMNS.split(",")]
@@ -561,13 +626,42 @@ class SqlLedger:
     @staticmethod
     def _run(row: tuple[Any, ...]) -> RunRecord:
         (
-            rid, sweep_id, _seq, name, kernel, state, params, config, summary, error,
-            model_path, agent, created, started, finished, _heartbeat, attempt, retry_of,
+            rid,
+            sweep_id,
+            _seq,
+            name,
+            kernel,
+            state,
+            params,
+            config,
+            summary,
+            error,
+            model_path,
+            agent,
+            created,
+            started,
+            finished,
+            _heartbeat,
+            attempt,
+            retry_of,
             _crashes,
-        ) = row  # fmt: skip
+        ) = row
         return RunRecord(
-            rid, sweep_id, name, kernel, state, json.loads(params), json.loads(config),
-            json.loads(summary), [], error, model_path, agent, created, started, finished,
-            attempt, retry_of,
-        )  # fmt: skip
-
+            rid,
+            sweep_id,
+            name,
+            kernel,
+            state,
+            json.loads(params),
+            json.loads(config),
+            json.loads(summary),
+            [],
+            error,
+            model_path,
+            agent,
+            created,
+            started,
+            finished,
+            attempt,
+            retry_of,
+        )

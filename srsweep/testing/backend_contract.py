@@ -121,11 +121,17 @@ class BackendContract:
         s = backend.sweep(sid)
         assert (s.state, s.reason) == ("finished", "run_cap of 2 reached")
 
-    @pytest.mark.parametrize(("goal", "values", "hit"), [("minimize", [0.5, 0.05], 1),
-                                                         ("maximize", [0.5, 0.95], 1),
-                                                         ("minimize", [0.5, 0.2], None)])
-    def test_metric_target_ends_the_sweep(self, backend: Backend, goal: str,
-                                          values: list[float], hit: int | None) -> None:
+    @pytest.mark.parametrize(
+        ("goal", "values", "hit"),
+        [
+            ("minimize", [0.5, 0.05], 1),
+            ("maximize", [0.5, 0.95], 1),
+            ("minimize", [0.5, 0.2], None),
+        ],
+    )
+    def test_metric_target_ends_the_sweep(
+        self, backend: Backend, goal: str, values: list[float], hit: int | None
+    ) -> None:
         metric = {"name": "loss", "goal": goal, "target": 0.1 if goal == "minimize" else 0.9}
         sid = backend.create_sweep(grid_spec(5, metric=metric))
         ids = []
@@ -140,8 +146,9 @@ class BackendContract:
             assert nxt is not None and s.state == "active"
             return
         assert nxt is None and s.state == "finished"
-        assert s.reason == (f"metric.target {metric['target']:g} reached by run {ids[hit]} "
-                            f"({values[hit]:g})")
+        assert s.reason == (
+            f"metric.target {metric['target']:g} reached by run {ids[hit]} ({values[hit]:g})"
+        )
 
     # --- claims -----------------------------------------------------------------------
 

@@ -18,7 +18,9 @@ def postgres_server() -> Iterator[str]:
     why = postgres.unavailable()
     if why is not None:
         pytest.skip(f"no PostgreSQL server for the ledger tests: {why}")
-    psycopg = pytest.importorskip("psycopg", reason="the PostgreSQL driver: pip install -e '.[dev]'")
+    psycopg = pytest.importorskip(
+        "psycopg", reason="the PostgreSQL driver: pip install -e '.[dev]'"
+    )
     del psycopg
     with postgres.throwaway_server() as url:
         yield url

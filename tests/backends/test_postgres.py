@@ -35,14 +35,22 @@ def test_three_agent_processes_share_a_postgres_sweep(postgres_url, write_spec, 
     results = tmp_path / "results"
     env = {**os.environ, "SRSWEEP_LEDGER": postgres_url, "SRSWEEP_RESULTS": str(results)}
     runner = CliRunner(env={"SRSWEEP_LEDGER": postgres_url})
-    created = runner.invoke(main, ["--results", str(results), "create", str(write_spec(SPEC))],
-                            catch_exceptions=False)
+    created = runner.invoke(
+        main, ["--results", str(results), "create", str(write_spec(SPEC))], catch_exceptions=False
+    )
     assert created.exit_code == 0, created.output
     sid = created.stdout.strip().splitlines()[-1]
     assert not (results / "srsweep.db").exists()  # the ledger is the server's
-    agents = [subprocess.Popen([sys.executable, "-m", "srsweep", "agent", sid], env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-              for _ in range(3)]
+    agents = [
+        subprocess.Popen(
+            [sys.executable, "-m", "srsweep", "agent", sid],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for _ in range(3)
+    ]
     outs = [a.communicate(timeout=240)[0] for a in agents]
     assert all(a.returncode == 0 for a in agents), outs
     book = PostgresBackend(postgres_url)
@@ -53,8 +61,7 @@ def test_three_agent_processes_share_a_postgres_sweep(postgres_url, write_spec, 
     assert {r.state for r in runs} == {"finished"} and all(len(r.history) == 20 for r in runs)
     status = runner.invoke(main, ["status", sid, "--ledger", postgres_url]).output
     assert "finished (every grid point has run); 9 finished" in status
-    report = runner.invoke(main, ["--results", str(results), "report", sid],
-                           catch_exceptions=False)
+    report = runner.invoke(main, ["--results", str(results), "report", sid], catch_exceptions=False)
     assert report.exit_code == 0 and (results / sid / "report.md").exists()
 
 

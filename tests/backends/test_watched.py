@@ -42,9 +42,10 @@ def _truncate(path):
     path.write_bytes(b"")
 
 
-@pytest.mark.parametrize(("damage", "said"), [(_delete, "was deleted"),
-                                              (_replace, "was replaced"),
-                                              (_truncate, "was truncated")])
+@pytest.mark.parametrize(
+    ("damage", "said"),
+    [(_delete, "was deleted"), (_replace, "was replaced"), (_truncate, "was truncated")],
+)
 def test_an_agents_next_write_notices_the_ledger_is_gone(busy, damage, said):
     b, sid, r = busy
     damage(b.path)
@@ -66,8 +67,11 @@ def test_garbage_over_the_ledger_is_reported_as_corrupt(busy):
 def test_backup_is_a_consistent_copy_while_the_ledger_is_open(busy, results):
     b, sid, r = busy
     b.log(r.id, [{"_step": 0, "loss": 1.0}])
-    res = CliRunner().invoke(main, ["--results", str(results), "backup", "--to",
-                                    str(results / "copy.db")], catch_exceptions=False)
+    res = CliRunner().invoke(
+        main,
+        ["--results", str(results), "backup", "--to", str(results / "copy.db")],
+        catch_exceptions=False,
+    )
     assert res.exit_code == 0 and "backed up" in res.output
     copy = LocalBackend(results, filename="copy.db")
     assert [x.history for x in copy.runs(sid)] == [[{"_step": 0, "loss": 1.0}]]
@@ -87,10 +91,16 @@ def test_an_agent_whose_ledger_is_deleted_exits_3_and_claims_no_success(tmp_path
     spec = write_spec("program: wipe.py\nmethod: grid\nparameters:\n  x: {values: [1, 2, 3]}\n")
     results = tmp_path / "results"
     run = [sys.executable, "-m", "srsweep", "--results", str(results)]
-    sid = subprocess.run([*run, "create", str(spec)], capture_output=True, text=True,
-                         check=True).stdout.strip()
-    agent = subprocess.run([*run, "agent", sid], capture_output=True, text=True, timeout=120,
-                           env={**os.environ, "WANDB_MODE": "disabled"})
+    sid = subprocess.run(
+        [*run, "create", str(spec)], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    agent = subprocess.run(
+        [*run, "agent", sid],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "WANDB_MODE": "disabled"},
+    )
     assert agent.returncode == 3, agent.stderr[-2000:]
     assert "was deleted while this process used it" in agent.stderr
     assert "finished" not in agent.stdout.split("agent done")[-1]

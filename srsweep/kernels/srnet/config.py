@@ -261,7 +261,16 @@ def pack_key(cfg: SRNetConfig) -> tuple[Hashable, ...]:
     critic: tuple[Hashable, ...] = ()
     if cfg.cotrained:
         d = cfg.disc
-        critic = (cfg.fun_lib, cfg.shuffle, cfg.iter_sample, cfg.ext, cfg.ext_type,
-                  d.hid_num, d.hid_size, d.iters, d.loss)  # fmt: skip
+        critic = (
+            cfg.fun_lib,
+            cfg.shuffle,
+            cfg.iter_sample,
+            cfg.ext,
+            cfg.ext_type,
+            d.hid_num,
+            d.hid_size,
+            d.iters,
+            d.loss,
+        )
     sched = (cfg.epochs, cfg.log_freq, cfg.runtime)
     return ("srnet", cfg.device, arch, data_, sched, regs, cfg.cotrained, critic)
