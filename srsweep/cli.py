@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import signal
+import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -194,15 +196,30 @@ def agent(obj: _Obj, sweep_id: str, count: int | None, pack: int | None) -> None
     from srsweep import api
     from srsweep.tracking import flush_wandb
 
-    result = api.agent(sweep_id, count=count, pack=pack, results=obj.results,
-                       ledger=obj.ledger_url, echo=click.echo)
-    if not result.runs and result.reason == api.SERVER_AGENT_DONE:
-        return
+    for sig in (signal.SIGINT, signal.SIGTERM):  # outside a trial, a signal ends the agent
+        signal.signal(sig, _exit_on_signal)  # at once, with the code shells expect
+    try:
+        result = api.agent(sweep_id, count=count, pack=pack, results=obj.results,
+                           ledger=obj.ledger_url, echo=click.echo)
+        if not result.runs and result.reason == api.SERVER_AGENT_DONE:
+            return
+    except KeyboardInterrupt as e:  # a second signal: the trial is preempted and queued
+        flush_wandb(click.echo)
+        signum = getattr(e, "signum", signal.SIGINT)
+        click.echo(f"agent interrupted by {signal.Signals(signum).name}: its trial is queued "
+                   "again", err=True)
+        sys.exit(128 + signum)
     flush_wandb(click.echo)
     states = ", ".join(f"{n} {s}" for s, n in sorted(result.states.items())) or "no trials"
     click.echo(f"agent done: {states} ({result.reason})")
     if result.failed_fast:
         raise SrsweepError(f"sweep {sweep_id}: {result.reason}")
+    if result.signal is not None:  # as shells expect: 130 for SIGINT, 143 for SIGTERM
+        sys.exit(128 + result.signal)
+
+
+def _exit_on_signal(signum: int, _frame: object) -> None:
+    sys.exit(128 + signum)
 
 
 @main.command()

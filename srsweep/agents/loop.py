@@ -58,6 +58,7 @@ class AgentResult:
     reason: str = ""
     runs: list[str] = field(default_factory=list)
     failed_fast: bool = False  # stopped because trials kept failing
+    signal: int | None = None  # the signal that stopped it (exit code 128 + signal)
 
 
 def agent_name() -> str:
@@ -109,6 +110,7 @@ def run_agent(
         while count is None or len(result.runs) < count:
             if signals.received:
                 result.reason = "stopped by signal"
+                result.signal = signals.signum
                 break
             want = pack if count is None else min(pack, count - len(result.runs))
             claimed: list[RunRecord] = []
@@ -159,8 +161,7 @@ def run_agent(
             for record in claimed:
                 result.states[record.state] += 1
                 echo(outcome_line(record, metric))
-                if record.state == "preempted":
-                    backend.requeue(record.id)
+                if record.state == "preempted":  # (the trial queued it again already)
                     echo(f"  {record.name} queued again")
                 failures = (
                     failures[-FAIL_LIMIT + 1 :] + [time.monotonic()]

@@ -245,6 +245,8 @@ class ScriptTrial:
                                 error=error)
         except LeaseLostError as e:
             return lost_lease(self.record, e)
+        if state == "preempted" and self.record.sweep_id is not None:  # queued again now: a
+            self.backend.requeue(self.record.id)  # second signal may end the agent next
         record = self.record
         record.state, record.error, record.summary, record.config = state, error, summary, config
         record.history = list(self.history)

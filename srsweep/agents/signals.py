@@ -16,11 +16,20 @@ if TYPE_CHECKING:
 
     from srsweep.backends._base import Backend
 
-__all__ = ["Heartbeat", "Signals"]
+__all__ = ["Heartbeat", "Interrupted", "Signals"]
 
 
 class _Stoppable(Protocol):
     def request_stop(self, reason: str) -> None: ...
+
+
+class Interrupted(KeyboardInterrupt):
+    """A second SIGINT/SIGTERM: the agent ends now (the trial is recorded ``preempted``
+    and queued again on the way out). ``signum`` gives the shell's exit code, 128 + it."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
 
 
 class Signals:
@@ -33,11 +42,13 @@ class Signals:
     def __init__(self) -> None:
         self.current: list[_Stoppable] = []
         self.received = 0
+        self.signum: int | None = None  # the last signal received
 
     def handle(self, signum: int, frame: FrameType | None) -> None:
         self.received += 1
+        self.signum = signum
         if self.received > 1:
-            raise KeyboardInterrupt
+            raise Interrupted(signum)
         for run in self.current:
             run.request_stop(f"preempted by {signal.Signals(signum).name}")
 

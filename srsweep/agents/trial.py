@@ -128,6 +128,8 @@ class _Trial:
             )
         except LeaseLostError as e:
             return self.lost(e)
+        if state == "preempted" and record.sweep_id is not None:  # queued again now: a
+            self.backend.requeue(record.id)  # second signal may end the agent next
         if self.sink is not None:
             self.sink.finish(state, summary, run.model_path if run and run.saved else None)
         record.state, record.error, record.summary = state, error, summary

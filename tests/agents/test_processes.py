@@ -88,3 +88,40 @@ def test_agent_killed_mid_trial_loses_nothing(results):
     assert len(retry[0].history) == 100
     finished = sorted(r.params["target"] for r in runs.values() if r.state == "finished")
     assert finished == [1.0, 2.0, 3.0]
+
+
+SLEEPER = "import time\nprint('started', flush=True)\ntime.sleep(60)\n"
+
+
+@pytest.mark.parametrize(
+    ("signals", "code"),
+    [([signal.SIGINT], 130), ([signal.SIGTERM], 143), ([signal.SIGTERM, signal.SIGTERM], 143)],
+)
+def test_an_interrupted_agent_exits_as_shells_expect_and_its_point_stays_queued(
+    results, tmp_path, signals, code
+):
+    (tmp_path / "sleeper.py").write_text(SLEEPER)
+    (tmp_path / "spec.yaml").write_text(
+        "program: sleeper.py\nmethod: grid\nparameters:\n  x: {values: [1, 2]}\n"
+    )
+    from srsweep.spec import load_spec
+
+    b = LocalBackend(results)
+    sid = b.create_sweep(load_spec(tmp_path / "spec.yaml"))
+    agent = _agent(results, sid, ("WANDB_MODE", "disabled"), ("WANDB_AGENT_KILL_DELAY", "30"))
+    deadline = time.monotonic() + 60
+    while not [r for r in b.runs(sid, history=False) if r.state == "running"]:
+        assert time.monotonic() < deadline, "the trial never started"
+        time.sleep(0.1)
+    time.sleep(1.0)  # the script is sleeping now
+    for sig in signals:
+        agent.send_signal(sig)
+        time.sleep(0.5)
+    out = agent.communicate(timeout=60)[0]
+    # a shell reads "killed by signal N" as 128 + N too: a second signal may land while
+    # the interpreter is already exiting, where Python has given the default action back
+    shell_code = 128 - agent.returncode if agent.returncode < 0 else agent.returncode
+    assert shell_code == code, out
+    states = sorted(r.state for r in b.runs(sid, history=False))
+    assert states == ["preempted", "queued"], out  # nothing lost: the point runs next time
+    assert "Traceback" not in out

@@ -195,9 +195,10 @@ def test_a_second_sigterm_kills_the_script_at_once(probe, results, monkeypatch):
     threading.Thread(target=preempt_twice, daemon=True).start()
     with pytest.raises(KeyboardInterrupt):
         _agent(b, sid, results)
-    (first,) = b.runs(sid)
+    first, again = b.runs(sid)  # the point is queued again before the agent exits
     assert first.state == "preempted" and first.error == "interrupted"
     assert first.summary["runtime"] < 5
+    assert again.state == "queued" and again.retry_of == first.id
 
 
 def test_bayes_treats_a_script_without_metrics_by_its_impute_rule(probe, results):
@@ -282,14 +283,16 @@ def _alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
-@pytest.mark.parametrize(("mode", "state"), [("children", "finished"),
-                                             ("children-sleep", "stopped")])
+@pytest.mark.parametrize(
+    ("mode", "state"), [("children", "finished"), ("children-sleep", "stopped")]
+)
 def test_a_trials_child_processes_end_with_it(probe, results, monkeypatch, mode, state):
     monkeypatch.setenv("PROBE_MODE", mode)
     b, sid, out = probe("method: grid\nparameters:\n  x: {values: [1]}\n")
     record = b.claim(sid, "t")
-    trial = scripts.ScriptTrial(b, record, b.sweep(sid).spec, out.parent, results=results,
-                                echo=lambda _: None)
+    trial = scripts.ScriptTrial(
+        b, record, b.sweep(sid).spec, out.parent, results=results, echo=lambda _: None
+    )
     if state == "stopped":
         threading.Timer(3.0, trial.request_stop, args=("stopped by the test",)).start()
     assert trial.run().state == state
