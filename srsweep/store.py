@@ -16,6 +16,7 @@ import contextlib
 import os
 import pickle
 import tempfile
+import time
 import types
 from pathlib import Path
 from typing import IO
@@ -123,18 +124,43 @@ class _Pickler(NumpyPickler):  # type: ignore[misc]
         super().save(obj, *args)
 
 
+STALE_TMP = 60.0  # seconds: a temporary file older than this was left by a killed write
+
+
 def atomic_write(path: Path, write: Any) -> None:
-    """Call ``write(tmp_path)`` then rename over ``path``: readers never see half a file."""
+    """Call ``write(tmp_path)`` then rename over ``path``: readers never see half a file.
+    The file gets the mode the umask gives a new file (0644 under umask 022); temporary
+    files a killed write left in the folder are removed first."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_tmp(path.parent)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 whatever the umask
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def remove_stale_tmp(folder: Path, older_than: float = STALE_TMP) -> list[Path]:
+    """Remove ``.NAME.*.tmp`` files that atomic writes killed midway left in ``folder``
+    (only those older than ``older_than`` seconds: a live writer's file is younger)."""
+    now, gone = time.time(), []
+    for tmp in folder.glob(".*.tmp"):
+        with contextlib.suppress(OSError):
+            if now - tmp.stat().st_mtime > older_than:
+                tmp.unlink()
+                gone.append(tmp)
+    return gone
+
+
+def _umask() -> int:
+    mask = os.umask(0)  # reading the umask means setting it: put it straight back
+    os.umask(mask)
+    return mask
 
 
 def save(path: str | Path, payload: dict[str, Any]) -> Path:

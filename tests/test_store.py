@@ -3,6 +3,7 @@ from __future__ import annotations
 import collections
 import os
 import re
+import time
 from pathlib import Path
 
 import joblib
@@ -187,3 +188,24 @@ def test_save_refuses_torch_tensors(tmp_path):
     ):
         store.save(tmp_path / "run.joblib", {"hyperparams": {}, "w": torch.zeros(2)})
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_model_files_follow_the_umask(tmp_path, umask, mode):
+    old = os.umask(umask)
+    try:
+        path = store.save(tmp_path / "m.joblib", {"x": np.arange(3)})
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == mode
+
+
+def test_a_killed_writes_temporary_file_is_removed_by_the_next_write(tmp_path):
+    left = tmp_path / ".m.joblib.abc123.tmp"  # what a write killed midway leaves
+    left.write_bytes(b"x" * 1000)
+    young = tmp_path / ".other.joblib.def456.tmp"  # a live writer's, just begun
+    young.write_bytes(b"y")
+    old = time.time() - 3600
+    os.utime(left, (old, old))
+    store.save(tmp_path / "m.joblib", {"x": 1})
+    assert not left.exists() and young.exists()
