@@ -113,6 +113,8 @@ def agent(
     function: Callable[[], Any] | None = None,
     count: int | None = None,
     *,
+    entity: str | None = None,
+    project: str | None = None,
     pack: int | None = None,
     results: str | Path | None = None,
     ledger: str | None = None,
@@ -128,6 +130,8 @@ def agent(
 
     Args:
         count: run at most this many trials.
+        entity, project: accepted as ``wandb.agent`` accepts them; the sweep id (a local
+            id or ENTITY/PROJECT/ID) already says where the sweep is.
         pack: kernel sweeps only: train up to this many same-shaped trials together.
         echo: where progress lines go.
 

@@ -86,7 +86,8 @@ def test_a_failing_trial_keeps_its_traceback_and_the_agent_goes_on(here):
         if run.config.lr == 0.1:
             raise ValueError("diverged at lr 0.1")
 
-    done = srsweep.agent(sid, function=flaky, results=results, echo=lambda _: None)
+    # called as W&B users call wandb.agent: the function second, project by keyword
+    done = srsweep.agent(sid, flaky, project="notebook", results=results, echo=lambda _: None)
     assert done.states == {"failed": 1, "finished": 1}
     (failed,) = [r for r in open_ledger(results).runs(sid) if r.state == "failed"]
     assert "ValueError: diverged at lr 0.1" in failed.error and "in flaky" in failed.error
