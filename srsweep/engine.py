@@ -117,6 +117,15 @@ def _install_hash_cache() -> None:
     grid_search.yaml_hash = cached
 
 
+def _finite(values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` without NaN and infinities: to the engine a non-finite metric is a
+    missing one, which bayes imputes as the worst value (``metric.impute``, W&B's default
+    ``worst``) and hyperband counts as not reaching its bands."""
+    return {
+        k: v for k, v in values.items() if not (isinstance(v, float) and not math.isfinite(v))
+    }
+
+
 def _sweep_runs(runs: Sequence[EngineRun], with_history: bool) -> list[Any]:
     sweeps = import_sweeps()
 
@@ -125,8 +134,8 @@ def _sweep_runs(runs: Sequence[EngineRun], with_history: bool) -> list[Any]:
             name=r.id,
             state=_STATES.get(r.state, "running"),
             config={k: {"value": v} for k, v in r.params.items()},
-            summary_metrics=dict(r.summary),
-            history=list(r.history) if with_history else [],
+            summary_metrics=_finite(r.summary),
+            history=[_finite(h) for h in r.history] if with_history else [],
         )
         for r in runs
     ]

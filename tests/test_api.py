@@ -169,3 +169,25 @@ def test_a_dict_spec_over_the_limits_is_refused_before_it_is_copied(here, param,
         srsweep.sweep(spec, results=here / "results")
     assert f"sweep config: parameters.{where}" in str(e.value) and rule in str(e.value)
     assert open_ledger(here / "results").sweeps() == []
+
+
+def test_a_nonfinite_metric_is_flagged_and_bayes_goes_on(here):
+    results = here / "results"
+    spec = {
+        "method": "bayes",
+        "metric": {"name": "loss", "goal": "minimize"},
+        "parameters": {"x": {"min": 0.0, "max": 1.0}},
+    }
+    sid = srsweep.sweep(spec, results=results)
+    calls: list[int] = []
+
+    def sometimes_nan() -> None:
+        run = wandb.init()
+        calls.append(1)
+        wandb.log({"loss": float("nan") if len(calls) % 2 else run.config.x})
+
+    done = srsweep.agent(sid, function=sometimes_nan, count=4, results=results, echo=lambda _: None)
+    assert done.states == {"finished": 4}  # W&B's state is kept
+    runs = open_ledger(results).runs(sid)
+    flagged = [r for r in runs if r.summary.get("nonfinite") == ["loss"]]
+    assert len(flagged) == 2 and all(r.state == "finished" for r in flagged)

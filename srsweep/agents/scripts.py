@@ -239,6 +239,9 @@ class ScriptTrial:
         if self._reader is not None:
             summary.update(_scalars(self._reader.summary))
             config.update(self._reader.config)
+        bad = sorted({k for row in self.history for k, v in row.items() if _nonfinite(v)})
+        if bad:  # the run keeps W&B's state; the engine counts these as missing (worst)
+            summary["nonfinite"] = bad
         summary["runtime"] = round(time.monotonic() - self._t0, 3)
         try:
             self.backend.finish(self.record.id, state, config=config, summary=summary,
@@ -321,6 +324,10 @@ def _scalars(values: dict[str, Any]) -> dict[str, Any]:
 def _ledger_row(row: dict[str, Any], index: int) -> dict[str, Any]:
     step = row.get("_step", index)
     return {"_step": int(step) if isinstance(step, (int, float)) else index, **_scalars(row)}
+
+
+def _nonfinite(v: Any) -> bool:
+    return isinstance(v, float) and not math.isfinite(v)
 
 
 def _fmt(v: Any) -> str:
