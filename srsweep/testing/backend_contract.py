@@ -280,6 +280,15 @@ class BackendContract:
         finished = [r for r in backend.runs(sid) if r.state == "finished"]
         assert [r.id for r in finished] == [again.id]  # one finished run per point
 
+    def test_a_dead_standalone_run_is_marked_crashed(self, backend: Backend) -> None:
+        backend.lease_timeout = LEASE / 4
+        dead = backend.start_run("toy", {"target": 1.0}, "killed")
+        time.sleep(LEASE / 2)  # its `srsweep run` was killed: no heartbeat since
+        alive = backend.start_run("toy", {"target": 2.0}, "next")
+        assert backend.run(dead.id).state == "crashed"
+        assert backend.run(alive.id).state == "running"  # nothing re-runs a standalone run
+        assert [r.id for r in backend.runs(None)] == [dead.id, alive.id]
+
     def test_crashes_are_retried_at_most_max_retries_times(self, backend: Backend) -> None:
         backend.lease_timeout = LEASE / 4
         backend.max_retries = 2
