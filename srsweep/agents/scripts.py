@@ -155,8 +155,11 @@ class ScriptTrial:
         # the agent, which decides how to stop the run) and a closed stdin (a script
         # reading it gets EOF instead of blocking). stderr goes to a file the agent
         # forwards, so a failed run keeps its tail.
+        # Through a supervisor that kills the group should this agent die (kill -9 too).
+        supervised = [sys.executable, "-m", "srsweep.supervise", str(os.getpid()), "--", *argv]
         proc = subprocess.Popen(
-            argv, cwd=self.workdir, env=env, stdin=subprocess.PIPE, stderr=err, process_group=0
+            supervised, cwd=self.workdir, env=env, stdin=subprocess.PIPE, stderr=err,
+            process_group=0,
         )
         assert proc.stdin is not None
         proc.stdin.close()

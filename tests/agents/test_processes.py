@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
@@ -125,3 +126,49 @@ def test_an_interrupted_agent_exits_as_shells_expect_and_its_point_stays_queued(
     states = sorted(r.state for r in b.runs(sid, history=False))
     assert states == ["preempted", "queued"], out  # nothing lost: the point runs next time
     assert "Traceback" not in out
+
+
+FAMILY = """\
+import os, subprocess, sys, time
+kid = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"])
+with open(os.environ["FAMILY_OUT"], "w") as fh:
+    fh.write(f"{os.getpid()} {kid.pid}")
+time.sleep(300)
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has ended
+
+
+def test_a_script_trial_and_its_children_end_when_their_agent_is_killed(results, tmp_path):
+    (tmp_path / "family.py").write_text(FAMILY)
+    (tmp_path / "spec.yaml").write_text(
+        "program: family.py\nmethod: grid\nparameters:\n  x: {values: [1]}\n"
+    )
+    from srsweep.spec import load_spec
+
+    b = LocalBackend(results)
+    sid = b.create_sweep(load_spec(tmp_path / "spec.yaml"))
+    pids_file = tmp_path / "pids"
+    agent = _agent(results, sid, ("WANDB_MODE", "disabled"), ("FAMILY_OUT", str(pids_file)))
+    deadline = time.monotonic() + 60
+    while not (pids_file.exists() and pids_file.read_text().strip()):
+        assert time.monotonic() < deadline and agent.poll() is None, agent.stdout.read()
+        time.sleep(0.1)
+    family = [int(p) for p in pids_file.read_text().split()]
+    assert all(_alive(p) for p in family)
+    agent.kill()  # kill -9: no handler, no cleanup of its own
+    agent.wait()
+    agent.stdout.close()  # (an orphaned script would hold the pipe open: do not read it)
+    deadline = time.monotonic() + 10
+    while any(_alive(p) for p in family) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    left = [p for p in family if _alive(p)]
+    for p in left:  # (without the supervisor: do not leave them running)
+        os.kill(p, signal.SIGKILL)
+    assert not left, "a process of the trial outlived its agent"
