@@ -8,9 +8,11 @@ from srsweep.reports import report_sweep
 from srsweep.reports import write_report
 
 FILES = [
-    "runs.csv", "history.csv", "best.csv", "trends.csv", "comparison.png",
+    "runs.csv", "configs.csv", "history.csv", "best.csv", "trends.csv", "trend_drivers.csv",
+    "comparison.png", "metric_vs_disc.lr.png", "metric_vs_disc.hid_num.png", "parallel.png",
     "by_disc.lr.png", "by_disc.hid_num.png", "report.md",
 ]  # fmt: skip
+TABLES = ["runs.csv", "configs.csv", "history.csv", "best.csv", "trends.csv"]
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +57,10 @@ def test_markdown_report(report):
     assert "7 (1 running, 5 finished, 1 failed)" in text
     assert "avg_hor = 500" in text  # the most common avg_hor in the configs
     assert "| 1 | sd-r4 | finished | 0.8973 | 1e-4 | 6 | 5 min |" in text
-    assert "| learns fast, holds | 2 | 1e-4 | 2 (median 4) |" in text
+    assert "| learns fast, holds | 2 | 2 | 1e-4 | 2 (median 4) |" in text
+    for p in paths:
+        if p.suffix == ".csv":
+            assert f"- [{p.name}]({p.name}): " in text
     assert "| sd-r6 | failed | KernelFailed: NaN loss at epoch 1000 |" in text
     assert "Traceback" not in text  # only the error's first line
 
@@ -73,14 +78,12 @@ def test_one_run_without_avg_hor_uses_50_and_has_no_grouped_plots(records, tmp_p
     run = records[0]
     del run.config["avg_hor"]
     paths = write_report([run], tmp_path, metric="acc", goal="maximize", curve="acc", band=False)
-    assert [p.name for p in paths] == ["runs.csv", "history.csv", "best.csv", "trends.csv",
-                                       "comparison.png", "report.md"]  # fmt: skip
+    assert [p.name for p in paths] == [*TABLES, "comparison.png", "report.md"]
     assert "avg_hor = 50 steps." in (tmp_path / "report.md").read_text()
 
 
 def test_many_runs_colour_only_the_best(make_run, tmp_path):
-    # Nothing varies, so only comparison.png is drawn (quick); labels fall back to names.
-    runs = [make_run(f"q{i}", "slow", 1e-4, 2, seed=i, epochs=500) for i in range(13)]
+    runs = [make_run(f"q{i}", "slow", 1e-4 * (i + 1), 2, seed=i, epochs=500) for i in range(13)]
     write_report(runs, tmp_path, metric="avg_acc", goal="maximize", curve="acc", avg_hor=100)
     text = (tmp_path / "report.md").read_text()
     assert "The 8 best runs by avg_acc are coloured, the rest grey." in text
@@ -119,8 +122,8 @@ def two_runs(records):
 
 def test_report_sweep_of_a_kernel_plots_its_curve_and_adds_its_section(two_runs, tmp_path):
     paths = report_sweep({"program": "lazy"}, two_runs, tmp_path, sweep_id="sw1", title="L")
-    assert [p.name for p in paths] == ["runs.csv", "history.csv", "best.csv", "trends.csv",
-                                       "comparison.png", "report.md"]  # fmt: skip
+    # the two runs share a configuration: its curve over them is in curves.csv
+    assert [p.name for p in paths] == [*TABLES, "curves.csv", "comparison.png", "report.md"]
     text = (tmp_path / "report.md").read_text()
     assert "## Smoothed loss, all runs" in text  # lazy's curve, metric and goal
     assert "## Best 2 by loss (minimize)" in text
