@@ -27,6 +27,7 @@ from srsweep.reports import frames
 from srsweep.reports import importance as importance_mod
 from srsweep.reports import seeds
 from srsweep.reports.levels import Levels
+from srsweep.reports.levels import is_numeric
 from srsweep.reports.levels import levels_of
 from srsweep.reports.trends import CHANCE
 from srsweep.reports.trends import characterise
@@ -203,7 +204,7 @@ def analyse(
         keys=keys,
         seed_keys=seed_cols,
         levels=levels,
-        log_keys=_log_keys(spec, keys),
+        log_keys=_log_keys(spec, runs, keys),
         trends=trends,
         configs=configs,
         curves=curves,
@@ -255,14 +256,23 @@ def _swept_keys(records: Sequence[RunRecord], runs_df: pd.DataFrame) -> list[str
     return frames.varying_keys(runs_df, list(swept) if swept else None)
 
 
-def _log_keys(spec: dict[str, Any] | None, keys: Sequence[str]) -> set[str]:
-    """Keys whose spec distribution is logarithmic (their axes are drawn on a log scale)."""
-    if not spec:
-        return set()
-    leaves = leaf_params(spec.get("parameters") or {})
+def _log_keys(spec: dict[str, Any] | None, runs: pd.DataFrame, keys: Sequence[str]) -> set[str]:
+    """Keys drawn on a log scale: those the spec draws from a logarithmic distribution,
+    and numeric ones whose values are all positive and span two decades or more (a
+    grid such as ``values: [1e-5, 1e-4, 1e-3]``)."""
+    leaves = leaf_params((spec or {}).get("parameters") or {})
     out = set()
     for key in keys:
         dist = str((leaves.get(key.removeprefix("config.")) or {}).get("distribution", ""))
-        if dist.removesuffix("_values") in LOG_DISTRIBUTIONS:
+        values = (
+            pd.to_numeric(runs[key], errors="coerce").dropna() if is_numeric(runs[key]) else None
+        )
+        wide = (
+            values is not None
+            and len(values)
+            and values.min() > 0
+            and values.max() >= 100 * values.min()
+        )
+        if dist.removesuffix("_values") in LOG_DISTRIBUTIONS or wide:
             out.add(key)
     return out

@@ -285,8 +285,10 @@ def _hparam_figures(study: Study, files: Files) -> list[Block]:
         out += [
             Heading(f"Final {study.metric} against each hyperparameter"),
             Para(
-                "One point per run; a log axis where the spec draws the key log-uniformly, a "
-                "strip and box per value for a categorical key."
+                "One point per run, in the colour of its value (or quantile bin) as in every "
+                "figure here; a log axis where the spec draws the key from a logarithmic "
+                "distribution or its values span two decades or more; a strip and box per "
+                "value for a categorical key."
             ),
         ]
         for key, name in files.metric_vs.items():

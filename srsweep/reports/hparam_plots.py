@@ -116,9 +116,12 @@ def axis_positions(
         t = np.log10(x) if log else x
         lo, hi = np.nanmin(t), np.nanmax(t)
         pos = (t - lo) / (hi - lo) if hi > lo else np.full(len(t), 0.5)
-        raw = [float(np.nanmin(x)), float(np.nanmax(x))]
-        ticks = [(0.0, raw[0]), (1.0, raw[1])] if hi > lo else [(0.5, raw[0])]
-        return np.nan_to_num(pos, nan=0.0), [(p, format_value(v)) for p, v in ticks]
+        # ticks at each value, or at the bin edges of a binned key
+        marks = np.asarray(levels.edges if levels.binned else np.unique(x[~np.isnan(x)]))
+        tm = np.log10(marks) if log else marks
+        spots = (tm - lo) / (hi - lo) if hi > lo else np.full(len(tm), 0.5)
+        ticks = [(float(p), format_value(float(v))) for p, v in zip(spots, marks, strict=True)]
+        return np.nan_to_num(pos, nan=0.0), ticks
     order = [lv for lv in levels.order if lv != MISSING] + [MISSING]
     names = levels.of(values)
     present = [lv for lv in order if (names == lv).any()]

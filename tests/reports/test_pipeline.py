@@ -165,3 +165,79 @@ def test_report_sweep_of_a_script_without_a_metric_or_curve_names_the_logged(rec
     assert str(e.value) == ("report: sweep sw1 runs a script and its spec names no metric; "
                             "pass --curve (logged: acc, epoch, loss)")  # fmt: skip
     assert not out.exists()
+
+
+def _replicated(make_run, fake_run):
+    """8 configurations x 3 seeds: disc.lr decides the trend (1e-4 learns fast and holds,
+    1e-2 does not learn), disc.loss plays no part."""
+    runs = []
+    for c, (lr, loss) in enumerate([(lr, loss) for lr in (1e-4, 1e-3, 1e-2, 1e-5)
+                                    for loss in ("bce", "wgan")]):  # fmt: skip
+        kind = {1e-4: "fast_holds", 1e-3: "fast_holds", 1e-2: "flat", 1e-5: "flat"}[lr]
+        for seed in range(3):
+            run = make_run(f"c{c}s{seed}", kind, lr, 2, seed=10 * c + seed)
+            run.config["seed"] = run.params["seed"] = seed
+            run.config["disc"]["loss"] = run.params["disc"]["loss"] = loss
+            runs.append(run)
+    return runs
+
+
+@pytest.fixture(scope="module")
+def replicated_report(tmp_path_factory):
+    from tests.reports.conftest import FakeRun
+    from tests.reports.conftest import _make_run
+
+    out = tmp_path_factory.mktemp("replicated")
+    runs = _replicated(_make_run, FakeRun)
+    spec = {"program": "sd", "parameters": {"disc": {"parameters": {
+        "lr": {"values": [1e-5, 1e-4, 1e-3, 1e-2]}, "loss": {"values": ["bce", "wgan"]}}},
+        "seed": {"values": [0, 1, 2]}}}  # fmt: skip
+    paths = report_sweep(spec, runs, out, sweep_id="sw1", title="Replicated")
+    return out, paths
+
+
+def test_a_replicated_sweep_reports_configurations_over_seeds(replicated_report):
+    out, paths = replicated_report
+    names = [p.name for p in paths]
+    assert names[:9] == ["runs.csv", "configs.csv", "history.csv", "best.csv", "trends.csv",
+                         "curves.csv", "importance.csv", "trend_drivers.csv", "comparison.png"]  # fmt: skip
+    text = (out / "report.md").read_text()
+    assert "- Configurations: 8 configurations × 3 seeds (24 runs);" in text
+    assert "a configuration's curve is the mean over its seeds, with a band of ±1 std over" in text
+    configs = pd.read_csv(out / "configs.csv")
+    assert configs["seeds"].tolist() == [3] * 8
+    assert configs["run_ids"][0] == '["c0s0", "c0s1", "c0s2"]'  # lists as JSON
+    lr = dict(zip(configs["disc.lr"], configs["trend"], strict=False))
+    assert lr == {1e-4: "learns fast, holds", 1e-3: "learns fast, holds",
+                  1e-2: "not learning", 1e-5: "not learning"}  # fmt: skip
+    assert set(configs["label"]) <= {f"{n}/3 seeds: {t}" for n in (2, 3) for t in set(lr.values())}
+    curves = pd.read_csv(out / "curves.csv")
+    assert set(curves.columns) == {"config", "step", "mean", "std", "seeds"}
+
+
+def test_importance_and_drivers_answer_the_study(replicated_report):
+    out, _ = replicated_report
+    importance = pd.read_csv(out / "importance.csv")
+    assert importance["key"].tolist() == ["disc.lr", "disc.loss"]  # the seed is not a key
+    assert importance["importance"][0] > 0.5 > importance["importance"][1] + 0.4
+    drivers = pd.read_csv(out / "trend_drivers.csv")
+    flagged = drivers[drivers["flagged"]]
+    assert set(flagged["key"]) <= {"disc.lr"} and (drivers["tests"] == len(drivers)).all()
+    text = (out / "report.md").read_text()
+    assert "![Importance for avg_acc](importance.png)" in text
+    assert "| 1 | disc.lr |" in text
+    assert f"{len(drivers)} tests were made" in text
+
+
+def test_the_best_run_has_its_command_and_csvs_hold_json(replicated_report):
+    out, _ = replicated_report
+    text = (out / "report.md").read_text()
+    best = pd.read_csv(out / "best.csv")
+    top = best.iloc[0]
+    assert f"- **{top['name']}** (`{top['run_id']}`, finished): avg_acc = " in text
+    lr = "0.0001" if top["disc.lr"] == 1e-4 else "0.001"
+    assert f"Train it again:\n\n```\nsrsweep run sd --set disc.lr={lr} --set disc.hid_num=2" in text
+    assert "- Best configuration by the mean over its seeds: " in text
+    runs = pd.read_csv(out / "runs.csv")
+    assert runs["disc.betas"][0] == "[0.9, 0.999]" and runs["arch.hid_num"][0] == "[2, 0]"
+    assert [c for c in runs.columns if "runtime" in c] == ["runtime"]
