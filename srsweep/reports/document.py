@@ -304,7 +304,7 @@ def _hparam_figures(study: Study, files: Files) -> list[Block]:
         if binned:
             out.append(Para(f"{', '.join(binned)}: binned at quantiles into at most 6 groups."))
     for key, name in files.by_key.items():
-        out += [Heading(key, 3), Image(name, f"Smoothed {study.curve} by {key}")]
+        out += [Heading(key, 3), Image(name, f"Smoothed {study.curve} by {key}", f"by:{key}")]
     return out
 
 

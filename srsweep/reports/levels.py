@@ -9,6 +9,7 @@ name, place in the legend and colour everywhere.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +21,16 @@ from matplotlib.colors import to_hex
 
 from srsweep.reports.frames import format_value
 
-__all__ = ["Levels", "levels_of", "sort_key", "palette", "MISSING", "MAX_BINS"]
+__all__ = [
+    "Levels",
+    "levels_of",
+    "sort_key",
+    "numeric_order",
+    "is_numeric",
+    "palette",
+    "MISSING",
+    "MAX_BINS",
+]
 
 MAX_BINS = 6  # a continuous hyperparameter is binned into at most this many quantiles
 MISSING = "n/a"
@@ -36,6 +46,14 @@ def sort_key(value: Any) -> tuple[Any, ...]:
     if isinstance(value, tuple):
         return (1, tuple(sort_key(v) for v in value))
     return (2, str(value))
+
+
+def numeric_order(df: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
+    """Rows sorted by their keys' values in numeric order (``sort_key``), stably."""
+    if not keys or df.empty:
+        return df
+    order = sorted(range(len(df)), key=lambda i: tuple(sort_key(df[k].iloc[i]) for k in keys))
+    return df.iloc[order]
 
 
 def is_numeric(values: pd.Series) -> bool:

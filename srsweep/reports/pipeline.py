@@ -33,8 +33,10 @@ from srsweep.reports.document import report_blocks
 from srsweep.reports.hparam_plots import importance_plot
 from srsweep.reports.hparam_plots import metric_plot
 from srsweep.reports.hparam_plots import parallel_plot
+from srsweep.reports.html import render_html
+from srsweep.reports.interactive import interactive_figures
 from srsweep.reports.kernel_plots import kernel_figures
-from srsweep.reports.levels import sort_key
+from srsweep.reports.levels import numeric_order
 from srsweep.reports.markdown import render_markdown
 from srsweep.reports.plots import comparison_plot
 from srsweep.reports.plots import grouped_plot
@@ -124,7 +126,7 @@ def write_report(
     more_curves: bool = False,
     spec: dict[str, Any] | None = None,
 ) -> list[Path]:
-    """Write a sweep's report (CSV tables, PNG figures, ``report.md``) to ``out_dir``.
+    """Write a sweep's report (CSV tables, PNG figures, ``report.md``, ``report.html``).
 
     Args:
         records: The sweep's runs; running ones are included with partial curves.
@@ -156,7 +158,8 @@ def write_report(
         several), ``importance.csv`` and ``trend_drivers.csv`` (when they can be
         made), ``comparison.png``, ``importance.png``, ``metric_vs_<key>.png`` per
         swept key, ``parallel.png``, ``by_<key>.png`` per swept key, the kernel's
-        figures, ``curve_<metric>.png`` per other metric with ``more_curves``, and
+        figures, ``curve_<metric>.png`` per other metric with ``more_curves``,
+        ``report.html`` (the report with interactive figures, self-contained) and
         ``report.md``.
 
     Raises:
@@ -168,7 +171,7 @@ def write_report(
                     title=title, k=k, kernel=kernel, spec=spec, excluded=exclude)  # fmt: skip
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    files = Files()
+    files = Files(html="report.html")
     paths = [_table(out_dir, files, name, what, df) for name, what, df in _tables(study)]
     figures = _figures(study, files)
     paths += [save(fig, out_dir / name) for name, fig in figures]
@@ -181,6 +184,8 @@ def write_report(
         extra = _more_curves(study)
         paths += [save(fig, out_dir / name) for _, name, fig in extra]
         blocks += curves_section([(key, name) for key, name, _ in extra])
+    page = render_html(blocks, study, interactive_figures(study), out_dir)
+    paths.append(_write_text(out_dir / "report.html", page))
     paths.append(_write_text(out_dir / "report.md", render_markdown(blocks)))
     return paths
 
@@ -243,26 +248,18 @@ def _table(out_dir: Path, files: Files, name: str, what: str, df: pd.DataFrame) 
     return _write_text(out_dir / name, csv_text(df))
 
 
-def _numeric_order(df: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
-    """Rows sorted by their keys' values in numeric order (not text order)."""
-    if not keys or df.empty:
-        return df
-    order = sorted(range(len(df)), key=lambda i: tuple(sort_key(df[k].iloc[i]) for k in keys))
-    return df.iloc[order]
-
-
 def _figures(study: Study, files: Files) -> list[tuple[str, Figure]]:
     """(file name, figure) of the report's own figures, noting each in ``files``."""
     curve, keys, chance, value_range = study.curve, study.keys, study.chance, study.value_range
     out: list[tuple[str, Figure]] = []
     if study.replicated:
-        configs = _numeric_order(study.configs, keys)
+        configs = numeric_order(study.configs, keys)
         labels = study.config_labels.reindex(configs["config"])
         labels.index = configs["config"].astype(str).to_numpy()
         data = study.curves.rename(columns={"mean": f"{curve}_smooth", "std": f"{curve}_std"})
         data = data.assign(run_id=data["config"].astype(str))
     else:
-        runs = _numeric_order(study.runs, keys)
+        runs = numeric_order(study.runs, keys)
         labels = frames.run_labels(runs, keys)
         running = labels.index.isin(runs.loc[runs["state"] == "running", "run_id"])
         labels = labels.where(~running, labels + " (running)")

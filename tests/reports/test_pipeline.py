@@ -10,7 +10,7 @@ from srsweep.reports import write_report
 FILES = [
     "runs.csv", "configs.csv", "history.csv", "best.csv", "trends.csv", "trend_drivers.csv",
     "comparison.png", "metric_vs_disc.lr.png", "metric_vs_disc.hid_num.png", "parallel.png",
-    "by_disc.lr.png", "by_disc.hid_num.png", "report.md",
+    "by_disc.lr.png", "by_disc.hid_num.png", "report.html", "report.md",
 ]  # fmt: skip
 TABLES = ["runs.csv", "configs.csv", "history.csv", "best.csv", "trends.csv"]
 
@@ -78,7 +78,7 @@ def test_one_run_without_avg_hor_uses_50_and_has_no_grouped_plots(records, tmp_p
     run = records[0]
     del run.config["avg_hor"]
     paths = write_report([run], tmp_path, metric="acc", goal="maximize", curve="acc", band=False)
-    assert [p.name for p in paths] == [*TABLES, "comparison.png", "report.md"]
+    assert [p.name for p in paths] == [*TABLES, "comparison.png", "report.html", "report.md"]
     assert "avg_hor = 50 steps." in (tmp_path / "report.md").read_text()
 
 
@@ -123,7 +123,7 @@ def two_runs(records):
 def test_report_sweep_of_a_kernel_plots_its_curve_and_adds_its_section(two_runs, tmp_path):
     paths = report_sweep({"program": "lazy"}, two_runs, tmp_path, sweep_id="sw1", title="L")
     # the two runs share a configuration: its curve over them is in curves.csv
-    assert [p.name for p in paths] == [*TABLES, "curves.csv", "comparison.png", "report.md"]
+    assert [p.name for p in paths] == [*TABLES, "curves.csv", "comparison.png", "report.html", "report.md"]
     text = (tmp_path / "report.md").read_text()
     assert "## Smoothed loss, all runs" in text  # lazy's curve, metric and goal
     assert "## Best 2 by loss (minimize)" in text
@@ -144,7 +144,8 @@ def test_report_sweep_of_a_kernel_takes_the_specs_metric_and_a_given_curve(two_r
 def test_report_sweep_of_a_script_plots_its_metric_and_every_other(two_runs, tmp_path):
     spec = {"program": "train.py", "metric": {"name": "acc", "goal": "maximize"}}
     paths = report_sweep(spec, two_runs, tmp_path, sweep_id="sw1", title="T")
-    assert [p.name for p in paths[-3:]] == ["comparison.png", "curve_loss.png", "report.md"]
+    assert [p.name for p in paths[-4:]] == ["comparison.png", "curve_loss.png", "report.html",
+                                            "report.md"]  # fmt: skip
     text = (tmp_path / "report.md").read_text()
     assert "## Smoothed acc, all runs" in text and "## Best 2 by acc (maximize)" in text
     assert text.endswith("\n## Smoothed loss\n\n![Smoothed loss](curve_loss.png)\n")
@@ -167,32 +168,13 @@ def test_report_sweep_of_a_script_without_a_metric_or_curve_names_the_logged(rec
     assert not out.exists()
 
 
-def _replicated(make_run, fake_run):
-    """8 configurations x 3 seeds: disc.lr decides the trend (1e-4 learns fast and holds,
-    1e-2 does not learn), disc.loss plays no part."""
-    runs = []
-    for c, (lr, loss) in enumerate([(lr, loss) for lr in (1e-4, 1e-3, 1e-2, 1e-5)
-                                    for loss in ("bce", "wgan")]):  # fmt: skip
-        kind = {1e-4: "fast_holds", 1e-3: "fast_holds", 1e-2: "flat", 1e-5: "flat"}[lr]
-        for seed in range(3):
-            run = make_run(f"c{c}s{seed}", kind, lr, 2, seed=10 * c + seed)
-            run.config["seed"] = run.params["seed"] = seed
-            run.config["disc"]["loss"] = run.params["disc"]["loss"] = loss
-            runs.append(run)
-    return runs
-
-
 @pytest.fixture(scope="module")
-def replicated_report(tmp_path_factory):
-    from tests.reports.conftest import FakeRun
-    from tests.reports.conftest import _make_run
-
+def replicated_report(replicated_records, tmp_path_factory):
     out = tmp_path_factory.mktemp("replicated")
-    runs = _replicated(_make_run, FakeRun)
     spec = {"program": "sd", "parameters": {"disc": {"parameters": {
         "lr": {"values": [1e-5, 1e-4, 1e-3, 1e-2]}, "loss": {"values": ["bce", "wgan"]}}},
         "seed": {"values": [0, 1, 2]}}}  # fmt: skip
-    paths = report_sweep(spec, runs, out, sweep_id="sw1", title="Replicated")
+    paths = report_sweep(spec, replicated_records, out, sweep_id="sw1", title="Replicated")
     return out, paths
 
 
