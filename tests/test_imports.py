@@ -195,6 +195,8 @@ ALLOWED = {
     "pandas": ["srsweep.reports", "srsweep.reports.*"],
     "matplotlib": ["srsweep.reports", "srsweep.reports.*"],
     "plotly": ["srsweep.reports", "srsweep.reports.*"],
+    "sklearn": ["srsweep.reports", "srsweep.reports.*"],
+    "scipy": ["srsweep.reports", "srsweep.reports.*"],
     "torch": ["srsweep.kernels", "srsweep.kernels.*", "srsweep.analysis", "srsweep.analysis.*"],
 }
 # ... and those that may name it in annotations only (under TYPE_CHECKING)

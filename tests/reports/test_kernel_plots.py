@@ -139,7 +139,7 @@ def test_write_report_adds_the_kernel_section(stn_runs, tmp_path) -> None:
     out = tmp_path / "rep"
     paths = write_report(stn_runs, out, metric="dist", goal="minimize", curve="x_range",
                          avg_hor=10, kernel="stn")  # fmt: skip
-    assert [p.name for p in paths[-4:]] == [*STN_FIGS, "report.md"]
+    assert [p.name for p in paths[-5:]] == [*STN_FIGS, "report.html", "report.md"]
     text = (out / "report.md").read_text()
     assert "## stn figures" in text
     for name in STN_FIGS:
@@ -154,6 +154,6 @@ def test_write_report_adds_the_kernel_section(stn_runs, tmp_path) -> None:
 def test_write_report_draws_every_lazy_figure(lazy_runs, tmp_path) -> None:
     paths = write_report(lazy_runs, tmp_path, metric="loss", goal="minimize", curve="loss",
                          avg_hor=10, kernel="lazy")  # fmt: skip
-    assert [p.name for p in paths[-4:]] == [*LAZY_FIGS, "report.md"]
+    assert [p.name for p in paths[-5:]] == [*LAZY_FIGS, "report.html", "report.md"]
     text = (tmp_path / "report.md").read_text()
     assert "## lazy figures" in text and "Skipped" not in text

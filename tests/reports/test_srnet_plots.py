@@ -94,7 +94,7 @@ def test_write_report_adds_the_srnet_section(srnet_runs, tmp_path) -> None:
     out = tmp_path / "rep"
     paths = write_report(srnet_runs, out, metric="min_corr", goal="maximize", curve="min_corr",
                          kernel="srnet")  # fmt: skip
-    assert paths[-1].name == "report.md" and paths[-2].name == "srnet_latents.png"
+    assert [p.name for p in paths[-3:]] == ["srnet_latents.png", "report.html", "report.md"]
     text = (out / "report.md").read_text()
     assert "## srnet figures" in text and "![srnet_sd_share.png](srnet_sd_share.png)" in text
     assert (out / "srnet_latents.png").read_bytes().startswith(b"\x89PNG")
