@@ -39,6 +39,7 @@ def status_lines(backend: Backend, sweep_id: str) -> list[str]:
     name, goal = objective(sweep.spec, kernel)
     keys = swept_keys(sweep.spec)
     counts = ", ".join(f"{n} {s}" for s, n in sorted(sweep.counts.items())) or "no runs yet"
+    held = any(r.state == "running" for r in runs)  # then: which agent holds each
     rows = []
     for r in runs:
         best = best_value(r.history, r.summary, name, goal)
@@ -48,11 +49,13 @@ def status_lines(backend: Backend, sweep_id: str) -> list[str]:
                 r.id,
                 r.name,
                 r.state,
+                *([r.agent or "-" if r.state == "running" else "-"] if held else []),
                 f"{best:.4g}" if best is not None else "-",
                 *(_short(flat.get(k)) for k in keys),
             ]
         )
-    header = ["RUN", "NAME", "STATE", f"BEST {name}" if name else "BEST", *keys]
+    header = ["RUN", "NAME", "STATE", *(["AGENT"] if held else []),
+              f"BEST {name}" if name else "BEST", *keys]  # fmt: skip
     widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=True)]
     lines = [
         f"sweep {sweep.id} {sweep.name}: {sweep.spec.get('method')} sweep of "
