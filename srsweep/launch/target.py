@@ -9,6 +9,7 @@ from contextlib import closing
 from dataclasses import dataclass
 from dataclasses import replace
 from pathlib import Path
+from urllib.parse import unquote
 from urllib.parse import urlsplit
 from urllib.parse import urlunsplit
 
@@ -75,8 +76,8 @@ def open_target(
 
 
 def split_password(url: str | None) -> tuple[str | None, str | None]:
-    """A ledger URL without its password, and the password (libpq reads it from
-    ``PGPASSWORD``)."""
+    """A ledger URL without its password, and the password, decoded (libpq reads it
+    from ``PGPASSWORD``)."""
     if url is None or "://" not in url:
         return url, None
     parts = urlsplit(url)
@@ -84,7 +85,7 @@ def split_password(url: str | None) -> tuple[str | None, str | None]:
         return url, None
     userinfo, _, host = parts.netloc.rpartition("@")
     user = userinfo.partition(":")[0]
-    return urlunsplit(parts._replace(netloc=f"{user}@{host}")), parts.password
+    return urlunsplit(parts._replace(netloc=f"{user}@{host}")), unquote(parts.password)
 
 
 def ledger_env(ledger: str | None) -> dict[str, str]:
