@@ -91,10 +91,12 @@ class SlurmRequest:
 
 @dataclass(frozen=True)
 class SlurmJob:
-    """A submitted job: its id, and the log of its first agent."""
+    """A submitted job: its id, the log of its first agent, and submitit's handle on it
+    (``result()`` waits for the agent's last line; ``cancel()``)."""
 
     job_id: str
     log: Path
+    handle: Any = field(repr=False, compare=False)
 
 
 def parse_time(text: str) -> int:
@@ -240,7 +242,7 @@ def submit(target: Target, req: SlurmRequest, *, cluster: str = "slurm") -> list
             jobs = executor.map_array(run_job, [job_target] * req.jobs, [threads] * req.jobs)
     except (OSError, subprocess.SubprocessError, submitit.core.utils.FailedJobError) as e:
         raise SrsweepError(f"sbatch refused the jobs: {str(e).strip()}") from None
-    return [SlurmJob(str(j.job_id), Path(j.paths.stdout)) for j in jobs]
+    return [SlurmJob(str(j.job_id), Path(j.paths.stdout), j) for j in jobs]
 
 
 def run_job(target: Target, threads: dict[str, str]) -> str:

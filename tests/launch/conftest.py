@@ -18,18 +18,25 @@ Grid = Callable[..., tuple[SqlLedger, str]]
 
 
 @pytest.fixture
-def grid() -> Grid:
+def grid() -> Iterator[Grid]:
     """Registers a toy grid sweep: ``(results, n, ledger=None, **params)`` -> (its ledger,
-    the sweep id); ``n`` targets 0..n-1, three steps each unless ``params`` say so."""
+    closed after the test; the sweep id); ``n`` targets 0..n-1, three steps each unless
+    ``params`` say so."""
+    opened: list[SqlLedger] = []
 
-    def make(results: Path, n: int, ledger: str | None = None, **params: Any) -> tuple[SqlLedger, str]:
+    def make(
+        results: Path, n: int, ledger: str | None = None, **params: Any
+    ) -> tuple[SqlLedger, str]:
         book = open_ledger(results, ledger)
+        opened.append(book)
         parameters = {"target": {"values": list(range(n))}, "steps": {"value": 3}}
         parameters.update({k: {"value": v} for k, v in params.items()})
         spec = validate({"program": "toy", "method": "grid", "parameters": parameters}, "grid")
         return book, book.create_sweep(spec)
 
-    return make
+    yield make
+    for book in opened:
+        book.close()
 
 
 def _finished_once(book: SqlLedger, sid: str, n: int) -> set[str]:
