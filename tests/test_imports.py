@@ -196,6 +196,7 @@ ALLOWED = {
     "matplotlib": ["srsweep.reports", "srsweep.reports.*"],
     "plotly": ["srsweep.reports", "srsweep.reports.*"],
     "torch": ["srsweep.kernels", "srsweep.kernels.*", "srsweep.analysis", "srsweep.analysis.*"],
+    "submitit": ["srsweep.launch.slurm"],
 }
 # ... and those that may name it in annotations only (under TYPE_CHECKING)
 TYPING_ONLY = {"pandas": ["srsweep.api"]}  # the Python API returns the report's frames
