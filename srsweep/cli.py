@@ -224,6 +224,54 @@ def _exit_on_signal(signum: int, _frame: object) -> None:
 
 @main.command()
 @click.argument("sweep_id")
+@click.option("--local", metavar="N|auto",
+              help="Start N agent processes on this machine (auto: one per GPU, else per core).")
+@click.option("--slurm", is_flag=True, help="Submit SLURM jobs (through submitit) instead.")
+@click.option("--pack", type=click.IntRange(min=1), default=None,
+              help="Each agent's --pack (trials trained together).")
+@click.option("--count", type=click.IntRange(min=1), default=None,
+              help="Each agent runs at most this many trials.")
+@click.option("--detach", is_flag=True, help="--local: return once they started.")
+@click.option("--dry-run", is_flag=True,
+              help="Print what would start (for --slurm, the batch script); start nothing.")
+@click.option("--jobs", type=click.IntRange(min=1), default=None,
+              help="--slurm: how many jobs (a job array). Default 1.")
+@click.option("--gpus-per-job", type=click.IntRange(min=0), default=None,
+              help="--slurm: GPUs per job, one agent on each. Default 0 (one CPU agent).")
+@click.option("--cpus-per-job", type=click.IntRange(min=1), default=None,
+              help="--slurm: CPUs per job, shared by its agents.")
+@click.option("--time", "time_limit", metavar="T", default=None,
+              help="--slurm: time limit per job (MINUTES, HH:MM:SS or D-HH:MM:SS). Default 60.")
+@click.option("--partition", metavar="P", default=None, help="--slurm: the partition.")
+@click.option("--sbatch", multiple=True, metavar="KEY=VALUE",
+              help="--slurm: one more #SBATCH --KEY=VALUE line (repeatable).")
+@pass_obj
+def launch(obj: _Obj, sweep_id: str, local: str | None, slurm: bool, pack: int | None,
+           count: int | None, detach: bool, dry_run: bool, jobs: int | None,
+           gpus_per_job: int | None, cpus_per_job: int | None, time_limit: str | None,
+           partition: str | None, sbatch: tuple[str, ...]) -> None:
+    """Start agents on SWEEP_ID: N processes here (--local), or SLURM jobs (--slurm).
+
+    \b
+      srsweep launch SWEEP_ID --local 4          # 4 agents here; waits (Ctrl-C stops them)
+      srsweep launch SWEEP_ID --slurm --jobs 8 --gpus-per-job 1 --time 4:00:00 \\
+          --partition gpu --sbatch account=proj42 --ledger postgresql://me@db:5432/sweeps
+
+    Local agents split the cores (SRSWEEP_THREADS, OMP_NUM_THREADS) and take one GPU
+    each when there are GPUs; they log to RESULTS/SWEEP_ID/logs/agent-K.log. SLURM jobs
+    run one agent per GPU, and log under RESULTS/SWEEP_ID/slurm/. Nodes must share
+    the ledger: a PostgreSQL one (--ledger postgresql://...) is safest.
+    """
+    from srsweep.launch import launch as start
+
+    start(sweep_id, results=obj.results, ledger=obj.ledger_url, local=local, slurm=slurm,
+          pack=pack, count=count, detach=detach, dry_run=dry_run, jobs=jobs,
+          gpus_per_job=gpus_per_job, cpus_per_job=cpus_per_job, time=time_limit,
+          partition=partition, sbatch=sbatch, echo=click.echo)  # fmt: skip
+
+
+@main.command()
+@click.argument("sweep_id")
 @click.option("--failed", is_flag=True, help="Re-queue failed runs.")
 @click.option("--preempted", is_flag=True, help="Re-queue preempted and crashed runs.")
 @pass_obj

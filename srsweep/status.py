@@ -37,6 +37,7 @@ def status_lines(backend: Backend, sweep_id: str) -> list[str]:
     name, _ = objective(sweep.spec, kernel)
     keys = swept_keys(sweep.spec)
     counts = ", ".join(f"{n} {s}" for s, n in sorted(sweep.counts.items())) or "no runs yet"
+    held = any(r.state == "running" for r in runs)  # then: which agent holds each
     rows = []
     for r in runs:
         best = final_value(r.summary, name)
@@ -46,11 +47,13 @@ def status_lines(backend: Backend, sweep_id: str) -> list[str]:
                 r.id,
                 r.name,
                 r.state,
+                *([r.agent or "-" if r.state == "running" else "-"] if held else []),
                 f"{best:.4g}" if best is not None else "-",
                 *(_short(flat.get(k)) for k in keys),
             ]
         )
-    header = ["RUN", "NAME", "STATE", f"FINAL {name}" if name else "FINAL", *keys]
+    header = ["RUN", "NAME", "STATE", *(["AGENT"] if held else []),
+              f"FINAL {name}" if name else "FINAL", *keys]  # fmt: skip
     widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=True)]
     lines = [
         f"sweep {sweep.id} {sweep.name}: {sweep.spec.get('method')} sweep of "

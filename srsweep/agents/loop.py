@@ -62,8 +62,12 @@ class AgentResult:
 
 
 def agent_name() -> str:
-    """This agent in the ledger: host and process id."""
-    return f"{socket.gethostname()}-{os.getpid()}"
+    """This agent in the ledger: host and process id, and in a SLURM job its id as
+    squeue shows it (``host-pid-slurm123``, ``host-pid-slurm123_4`` in a job array)."""
+    name, env = f"{socket.gethostname()}-{os.getpid()}", os.environ
+    if env.get("SLURM_ARRAY_JOB_ID") and env.get("SLURM_ARRAY_TASK_ID"):
+        return f"{name}-slurm{env['SLURM_ARRAY_JOB_ID']}_{env['SLURM_ARRAY_TASK_ID']}"
+    return f"{name}-slurm{env['SLURM_JOB_ID']}" if env.get("SLURM_JOB_ID") else name
 
 
 def run_agent(
