@@ -150,7 +150,8 @@ def _local(target: Target, n: int | None, *, detach: bool, dry_run: bool,
         return
     echo(f"waiting for {len(agents)} agent(s); Ctrl-C stops them once their trials are saved")
     codes = wait_local(agents, echo)
-    bad = {k: c for k, c in codes.items() if c != 0}
+    # 130/143 (or killed by SIGINT/SIGTERM): stopped by a signal, its trial queued again
+    bad = {k: c for k, c in codes.items() if c not in (0, 130, 143, -2, -15)}
     if bad:
         raise SrsweepError(
             f"{len(bad)} of {len(agents)} agent(s) failed: "
