@@ -21,8 +21,10 @@ if TYPE_CHECKING:
     from srsweep.backends import SqlLedger
 
 RESULTS_HELP = "Folder of the ledger, model files and reports (env SRSWEEP_RESULTS)."
-LEDGER_HELP = ("Where the ledger is when not RESULTS/srsweep.db: a path, sqlite:///PATH or "
-               "postgresql://USER@HOST:PORT/DB (env SRSWEEP_LEDGER).")
+LEDGER_HELP = (
+    "Where the ledger is when not RESULTS/srsweep.db: a path, sqlite:///PATH or "
+    "postgresql://USER@HOST:PORT/DB (env SRSWEEP_LEDGER)."
+)
 
 
 def _late_option(ctx: click.Context, param: click.Parameter, value: Any) -> None:
@@ -41,12 +43,24 @@ class _Group(click.Group):
 
     def add_command(self, cmd: click.Command, name: str | None = None) -> None:
         cmd.params += [
-            click.Option(["--results"], type=click.Path(file_okay=False, path_type=Path),
-                         default=None, expose_value=False, is_eager=True,
-                         callback=_late_option, help=RESULTS_HELP),
-            click.Option(["--ledger"], default=None, expose_value=False, is_eager=True,
-                         callback=_late_option, help=LEDGER_HELP),
-        ]  # fmt: skip
+            click.Option(
+                ["--results"],
+                type=click.Path(file_okay=False, path_type=Path),
+                default=None,
+                expose_value=False,
+                is_eager=True,
+                callback=_late_option,
+                help=RESULTS_HELP,
+            ),
+            click.Option(
+                ["--ledger"],
+                default=None,
+                expose_value=False,
+                is_eager=True,
+                callback=_late_option,
+                help=LEDGER_HELP,
+            ),
+        ]
         super().add_command(cmd, name)
 
     def invoke(self, ctx: click.Context) -> Any:
@@ -109,10 +123,17 @@ class _Obj:
 pass_obj = click.make_pass_decorator(_Obj)
 
 
-@click.group(cls=_Group, context_settings={"auto_envvar_prefix": "SRSWEEP",
-                                           "help_option_names": ["-h", "--help"]})
-@click.option("--results", type=click.Path(file_okay=False, path_type=Path),
-              default=Path("results"), show_default=True, help=RESULTS_HELP)
+@click.group(
+    cls=_Group,
+    context_settings={"auto_envvar_prefix": "SRSWEEP", "help_option_names": ["-h", "--help"]},
+)
+@click.option(
+    "--results",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("results"),
+    show_default=True,
+    help=RESULTS_HELP,
+)
 @click.option("--ledger", default=None, help=LEDGER_HELP)
 @click.version_option(package_name="srsweep")
 @click.pass_context
@@ -134,13 +155,19 @@ def main(ctx: click.Context, results: Path, ledger: str | None) -> None:
 @main.command()
 @click.argument("spec_path", metavar="SPEC", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--dry-run", is_flag=True, help="Validate only; register nothing.")
-@click.option("--backend", type=click.Choice(["local", "wandb"]), default="local",
-              show_default=True, help="Register in the local ledger, or on a W&B server.")
+@click.option(
+    "--backend",
+    type=click.Choice(["local", "wandb"]),
+    default="local",
+    show_default=True,
+    help="Register in the local ledger, or on a W&B server.",
+)
 @click.option("--project", help="W&B project (default: the spec's, else 'srsweep').")
 @click.option("--entity", help="W&B entity (default: the spec's, else your default).")
 @pass_obj
-def create(obj: _Obj, spec_path: Path, dry_run: bool, backend: str, project: str | None,
-           entity: str | None) -> None:
+def create(
+    obj: _Obj, spec_path: Path, dry_run: bool, backend: str, project: str | None, entity: str | None
+) -> None:
     """Validate the sweep spec SPEC (YAML) and register it; prints the sweep id.
 
     SPEC's program is a kernel, or a script (any W&B sweep): agents then run it as
@@ -156,19 +183,28 @@ def create(obj: _Obj, spec_path: Path, dry_run: bool, backend: str, project: str
 
     spec = load_spec(spec_path, lookup=obj.ledger.run)  # runs a config names: this ledger
     swept = ", ".join(spec.swept_keys()) or "nothing"
-    what = (f"kernel {spec.kernel.name}" if spec.kernel else f"script {spec.script}"
-            if spec.script else "a command or a Python function")
+    what = (
+        f"kernel {spec.kernel.name}"
+        if spec.kernel
+        else f"script {spec.script}"
+        if spec.script
+        else "a command or a Python function"
+    )
     for note in spec.warnings:  # what W&B registers with a warning
         click.echo(f"warning: {spec_path}: {note}", err=True)
     if dry_run:
         click.echo(f"{spec_path}: valid ({spec.method} sweep of {what}; sweeps {swept})")
         return
     sweep = register_sweep(spec, obj.ledger, server=backend, project=project, entity=entity)
-    click.echo(f"created sweep {sweep.id} ({spec.name}: {spec.method} over {swept}; {what})",
-               err=True)
+    click.echo(
+        f"created sweep {sweep.id} ({spec.name}: {spec.method} over {swept}; {what})", err=True
+    )
     if sweep.remote:
-        click.echo(f"on W&B as {sweep.remote}; run agents with: srsweep agent {sweep.remote} "
-                   f"(or wandb agent {sweep.remote})", err=True)
+        click.echo(
+            f"on W&B as {sweep.remote}; run agents with: srsweep agent {sweep.remote} "
+            f"(or wandb agent {sweep.remote})",
+            err=True,
+        )
         click.echo(sweep.remote)
         return
     click.echo(f"run it with: srsweep agent {sweep.id}", err=True)
@@ -177,11 +213,19 @@ def create(obj: _Obj, spec_path: Path, dry_run: bool, backend: str, project: str
 
 @main.command()
 @click.argument("sweep_id")
-@click.option("--count", type=click.IntRange(min=1), default=None,
-              help="Run at most this many trials, then exit.")
-@click.option("--pack", type=click.IntRange(min=1), default=None,
-              help="Claim up to N trials at a time and train those of one shape as a "
-                   "single batched model. Default: 64 on CUDA, 1 on CPU.")
+@click.option(
+    "--count",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Run at most this many trials, then exit.",
+)
+@click.option(
+    "--pack",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Claim up to N trials at a time and train those of one shape as a "
+    "single batched model. Default: 64 on CUDA, 1 on CPU.",
+)
 @pass_obj
 def agent(obj: _Obj, sweep_id: str, count: int | None, pack: int | None) -> None:
     """Run trials of SWEEP_ID until it is exhausted or --count trials have run.
@@ -199,15 +243,23 @@ def agent(obj: _Obj, sweep_id: str, count: int | None, pack: int | None) -> None
     for sig in (signal.SIGINT, signal.SIGTERM):  # outside a trial, a signal ends the agent
         signal.signal(sig, _exit_on_signal)  # at once, with the code shells expect
     try:
-        result = api.agent(sweep_id, count=count, pack=pack, results=obj.results,
-                           ledger=obj.ledger_url, echo=click.echo)
+        result = api.agent(
+            sweep_id,
+            count=count,
+            pack=pack,
+            results=obj.results,
+            ledger=obj.ledger_url,
+            echo=click.echo,
+        )
         if not result.runs and result.reason == api.SERVER_AGENT_DONE:
             return
     except KeyboardInterrupt as e:  # a second signal: the trial is preempted and queued
         flush_wandb(click.echo)
         signum = getattr(e, "signum", signal.SIGINT)
-        click.echo(f"agent interrupted by {signal.Signals(signum).name}: its trial is queued "
-                   "again", err=True)
+        click.echo(
+            f"agent interrupted by {signal.Signals(signum).name}: its trial is queued again",
+            err=True,
+        )
         sys.exit(128 + signum)
     flush_wandb(click.echo)
     states = ", ".join(f"{n} {s}" for s, n in sorted(result.states.items())) or "no trials"
@@ -224,32 +276,79 @@ def _exit_on_signal(signum: int, _frame: object) -> None:
 
 @main.command()
 @click.argument("sweep_id")
-@click.option("--local", metavar="N|auto",
-              help="Start N agent processes on this machine (auto: one per GPU, else per core).")
+@click.option(
+    "--local",
+    metavar="N|auto",
+    help="Start N agent processes on this machine (auto: one per GPU, else per core).",
+)
 @click.option("--slurm", is_flag=True, help="Submit SLURM jobs (through submitit) instead.")
-@click.option("--pack", type=click.IntRange(min=1), default=None,
-              help="Each agent's --pack (trials trained together).")
-@click.option("--count", type=click.IntRange(min=1), default=None,
-              help="Each agent runs at most this many trials.")
+@click.option(
+    "--pack",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Each agent's --pack (trials trained together).",
+)
+@click.option(
+    "--count",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Each agent runs at most this many trials.",
+)
 @click.option("--detach", is_flag=True, help="--local: return once they started.")
-@click.option("--dry-run", is_flag=True,
-              help="Print what would start (for --slurm, the batch script); start nothing.")
-@click.option("--jobs", type=click.IntRange(min=1), default=None,
-              help="--slurm: how many jobs (a job array). Default 1.")
-@click.option("--gpus-per-job", type=click.IntRange(min=0), default=None,
-              help="--slurm: GPUs per job, one agent on each. Default 0 (one CPU agent).")
-@click.option("--cpus-per-job", type=click.IntRange(min=1), default=None,
-              help="--slurm: CPUs per job, shared by its agents.")
-@click.option("--time", "time_limit", metavar="T", default=None,
-              help="--slurm: time limit per job (MINUTES, HH:MM:SS or D-HH:MM:SS). Default 60.")
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Print what would start (for --slurm, the batch script); start nothing.",
+)
+@click.option(
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=None,
+    help="--slurm: how many jobs (a job array). Default 1.",
+)
+@click.option(
+    "--gpus-per-job",
+    type=click.IntRange(min=0),
+    default=None,
+    help="--slurm: GPUs per job, one agent on each. Default 0 (one CPU agent).",
+)
+@click.option(
+    "--cpus-per-job",
+    type=click.IntRange(min=1),
+    default=None,
+    help="--slurm: CPUs per job, shared by its agents.",
+)
+@click.option(
+    "--time",
+    "time_limit",
+    metavar="T",
+    default=None,
+    help="--slurm: time limit per job (MINUTES, HH:MM:SS or D-HH:MM:SS). Default 60.",
+)
 @click.option("--partition", metavar="P", default=None, help="--slurm: the partition.")
-@click.option("--sbatch", multiple=True, metavar="KEY=VALUE",
-              help="--slurm: one more #SBATCH --KEY=VALUE line (repeatable).")
+@click.option(
+    "--sbatch",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="--slurm: one more #SBATCH --KEY=VALUE line (repeatable).",
+)
 @pass_obj
-def launch(obj: _Obj, sweep_id: str, local: str | None, slurm: bool, pack: int | None,
-           count: int | None, detach: bool, dry_run: bool, jobs: int | None,
-           gpus_per_job: int | None, cpus_per_job: int | None, time_limit: str | None,
-           partition: str | None, sbatch: tuple[str, ...]) -> None:
+def launch(
+    obj: _Obj,
+    sweep_id: str,
+    local: str | None,
+    slurm: bool,
+    pack: int | None,
+    count: int | None,
+    detach: bool,
+    dry_run: bool,
+    jobs: int | None,
+    gpus_per_job: int | None,
+    cpus_per_job: int | None,
+    time_limit: str | None,
+    partition: str | None,
+    sbatch: tuple[str, ...],
+) -> None:
     """Start agents on SWEEP_ID: N processes here (--local), or SLURM jobs (--slurm).
 
     \b
@@ -264,10 +363,24 @@ def launch(obj: _Obj, sweep_id: str, local: str | None, slurm: bool, pack: int |
     """
     from srsweep.launch import launch as start
 
-    start(sweep_id, results=obj.results, ledger=obj.ledger_url, local=local, slurm=slurm,
-          pack=pack, count=count, detach=detach, dry_run=dry_run, jobs=jobs,
-          gpus_per_job=gpus_per_job, cpus_per_job=cpus_per_job, time=time_limit,
-          partition=partition, sbatch=sbatch, echo=click.echo)  # fmt: skip
+    start(
+        sweep_id,
+        results=obj.results,
+        ledger=obj.ledger_url,
+        local=local,
+        slurm=slurm,
+        pack=pack,
+        count=count,
+        detach=detach,
+        dry_run=dry_run,
+        jobs=jobs,
+        gpus_per_job=gpus_per_job,
+        cpus_per_job=cpus_per_job,
+        time=time_limit,
+        partition=partition,
+        sbatch=sbatch,
+        echo=click.echo,
+    )
 
 
 @main.command()
@@ -281,8 +394,9 @@ def retry(obj: _Obj, sweep_id: str, failed: bool, preempted: bool) -> None:
     The old attempts keep their metrics; agents take queued trials first.
     """
 
-    states = (("failed",) if failed or not preempted else ()) + \
-        (("preempted", "crashed") if preempted or not failed else ())
+    states = (("failed",) if failed or not preempted else ()) + (
+        ("preempted", "crashed") if preempted or not failed else ()
+    )
     backend, sid = obj.open(sweep_id)
     queued = backend.retry(sid, states)
     backend.set_sweep_state(sid, "active")
@@ -297,20 +411,32 @@ def stop(obj: _Obj, sweep_id: str) -> None:
 
     backend, sid = obj.open(sweep_id)
     backend.set_sweep_state(sid, "stopped", "by `srsweep stop`")
-    click.echo(f"sweep {sweep_id} stopped: agents take no new trials "
-               f"(`srsweep retry {sweep_id}` re-opens it)")
+    click.echo(
+        f"sweep {sweep_id} stopped: agents take no new trials "
+        f"(`srsweep retry {sweep_id}` re-opens it)"
+    )
 
 
 @main.command("run")
 @click.argument("kernel")
 @click.argument("args_json", required=False)
-@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
-              help="Override a config key, e.g. --set disc.lr=1e-3 (repeatable).")
-@click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
-              help="YAML file of config overrides (nested or dotted keys).")
+@click.option(
+    "--set",
+    "sets",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a config key, e.g. --set disc.lr=1e-3 (repeatable).",
+)
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="YAML file of config overrides (nested or dotted keys).",
+)
 @pass_obj
-def run_cmd(obj: _Obj, kernel: str, args_json: str | None, sets: tuple[str, ...],
-            config_file: Path | None) -> None:
+def run_cmd(
+    obj: _Obj, kernel: str, args_json: str | None, sets: tuple[str, ...], config_file: Path | None
+) -> None:
     """Train KERNEL once, outside any sweep.
 
     ARGS_JSON is an optional JSON object of config values (what W&B's ${args_json}
@@ -337,8 +463,9 @@ def run_cmd(obj: _Obj, kernel: str, args_json: str | None, sets: tuple[str, ...]
         source = "--set"
     from srsweep.tracking import flush_wandb
 
-    record = run_single(obj.ledger, kernel, overrides, results=obj.results, source=source,
-                        echo=click.echo)
+    record = run_single(
+        obj.ledger, kernel, overrides, results=obj.results, source=source, echo=click.echo
+    )
     flush_wandb(click.echo)
     if record.state == "failed":
         raise SrsweepError(f"run {record.id} failed: {(record.error or '').strip()}")
@@ -361,16 +488,19 @@ def ls_cmd(obj: _Obj) -> None:
     for s in sweeps:
         counts = ", ".join(f"{n} {st}" for st, n in sorted(s.counts.items())) or "none"
         created = time.strftime("%Y-%m-%d %H:%M", time.localtime(s.created_at))
-        click.echo(f"{s.id:10} {s.name[:24]:24} {s.kernel:7} {s.spec.get('method', ''):7} "
-                   f"{s.state:8} {counts[:32]:32} {created}")
+        click.echo(
+            f"{s.id:10} {s.name[:24]:24} {s.kernel:7} {s.spec.get('method', ''):7} "
+            f"{s.state:8} {counts[:32]:32} {created}"
+        )
     if standalone:
         states: dict[str, int] = {}
         for r in standalone:
             states[r.state] = states.get(r.state, 0) + 1
         counts = ", ".join(f"{n} {st}" for st, n in sorted(states.items()))
         created = time.strftime("%Y-%m-%d %H:%M", time.localtime(standalone[0].created_at))
-        click.echo(f"{'runs':10} {'(srsweep run)':24} {'-':7} {'-':7} {'-':8} "
-                   f"{counts[:32]:32} {created}")
+        click.echo(
+            f"{'runs':10} {'(srsweep run)':24} {'-':7} {'-':7} {'-':8} {counts[:32]:32} {created}"
+        )
 
 
 @main.command()
@@ -394,29 +524,64 @@ def status(obj: _Obj, sweep_id: str) -> None:
 
 @main.command()
 @click.argument("sweep_id")
-@click.option("--avg-hor", type=click.IntRange(min=1), default=None,
-              help="Smoothing window in steps (epochs). Default: the runs' avg_hor.")
-@click.option("--exclude", multiple=True, metavar="TEXT",
-              help="Drop runs whose id or name contains TEXT (repeatable).")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Output folder. Default: RESULTS/SWEEP_ID.")
-@click.option("--band/--no-band", default=True, show_default=True,
-              help="Draw a ±1 std band of the raw values in each window.")
-@click.option("--curve", metavar="METRIC", default=None,
-              help="Logged metric to plot and classify. Default: the kernel's curve, or "
-                   "for a script the spec's metric.")
+@click.option(
+    "--avg-hor",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Smoothing window in steps (epochs). Default: the runs' avg_hor.",
+)
+@click.option(
+    "--exclude",
+    multiple=True,
+    metavar="TEXT",
+    help="Drop runs whose id or name contains TEXT (repeatable).",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Output folder. Default: RESULTS/SWEEP_ID.",
+)
+@click.option(
+    "--band/--no-band",
+    default=True,
+    show_default=True,
+    help="Draw a ±1 std band of the raw values in each window.",
+)
+@click.option(
+    "--curve",
+    metavar="METRIC",
+    default=None,
+    help="Logged metric to plot and classify. Default: the kernel's curve, or "
+    "for a script the spec's metric.",
+)
 @pass_obj
-def report(obj: _Obj, sweep_id: str, avg_hor: int | None, exclude: tuple[str, ...],
-           out: Path | None, band: bool, curve: str | None) -> None:
+def report(
+    obj: _Obj,
+    sweep_id: str,
+    avg_hor: int | None,
+    exclude: tuple[str, ...],
+    out: Path | None,
+    band: bool,
+    curve: str | None,
+) -> None:
     """Write plots, tables and report.md for SWEEP_ID (local, or ENTITY/PROJECT/ID on a
     W&B server, read with the W&B API)."""
     from srsweep import api
 
     out_dir = out or obj.results / sweep_id.replace("/", "_")
     lines: list[str] = []  # the W&B mirror's lines, printed after the files
-    paths = api.report(sweep_id, results=obj.results, ledger=obj.ledger_url, out=out_dir,
-                       curve=curve, avg_hor=avg_hor, exclude=exclude, band=band,
-                       echo=lines.append)
+    paths = api.report(
+        sweep_id,
+        results=obj.results,
+        ledger=obj.ledger_url,
+        out=out_dir,
+        curve=curve,
+        avg_hor=avg_hor,
+        exclude=exclude,
+        band=band,
+        echo=lines.append,
+    )
     click.echo(f"wrote {len(paths)} files to {out_dir}:")
     for p in paths:
         click.echo(f"  {p}")
@@ -426,8 +591,13 @@ def report(obj: _Obj, sweep_id: str, avg_hor: int | None, exclude: tuple[str, ..
 
 @main.command()
 @click.argument("sweep_id", required=False)
-@click.option("--timeout", type=click.FloatRange(min=1), default=600.0, show_default=True,
-              help="Give up after this many seconds.")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=1),
+    default=600.0,
+    show_default=True,
+    help="Give up after this many seconds.",
+)
 @pass_obj
 def sync(obj: _Obj, sweep_id: str | None, timeout: float) -> None:
     """Upload offline W&B runs (of SWEEP_ID, or all) to the W&B server."""
@@ -452,8 +622,13 @@ def sync(obj: _Obj, sweep_id: str | None, timeout: float) -> None:
 
 
 @main.command()
-@click.option("--to", "to", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Where to write the copy. Default: RESULTS/backups/srsweep-TIME.db.")
+@click.option(
+    "--to",
+    "to",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Where to write the copy. Default: RESULTS/backups/srsweep-TIME.db.",
+)
 @pass_obj
 def backup(obj: _Obj, to: Path | None) -> None:
     """Write a consistent copy of the SQLite ledger, also while agents run."""
@@ -461,11 +636,15 @@ def backup(obj: _Obj, to: Path | None) -> None:
 
     book = obj.ledger
     if not isinstance(book, LocalBackend):
-        raise UsageError(f"backup: {book.location} is a server's ledger; back it up with its "
-                         "own tools (pg_dump), or `srsweep ledger copy` it to a file")
+        raise UsageError(
+            f"backup: {book.location} is a server's ledger; back it up with its "
+            "own tools (pg_dump), or `srsweep ledger copy` it to a file"
+        )
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    click.echo(f"backed up {book.path} to "
-               f"{book.backup(to or obj.results / 'backups' / f'srsweep-{stamp}.db')}")
+    click.echo(
+        f"backed up {book.path} to "
+        f"{book.backup(to or obj.results / 'backups' / f'srsweep-{stamp}.db')}"
+    )
 
 
 @main.group("ledger")
@@ -476,8 +655,13 @@ def ledger_cmd() -> None:
 @ledger_cmd.command("copy")
 @click.argument("src")
 @click.argument("dst")
-@click.option("--sweep", "sweeps", multiple=True, metavar="SWEEP_ID",
-              help="Copy only this sweep (repeatable). Default: every sweep and run.")
+@click.option(
+    "--sweep",
+    "sweeps",
+    multiple=True,
+    metavar="SWEEP_ID",
+    help="Copy only this sweep (repeatable). Default: every sweep and run.",
+)
 def ledger_copy(src: str, dst: str, sweeps: tuple[str, ...]) -> None:
     """Copy sweeps, runs and histories from ledger SRC to ledger DST.
 
@@ -494,9 +678,11 @@ def ledger_copy(src: str, dst: str, sweeps: tuple[str, ...]) -> None:
     finally:
         source.close()
         target.close()
-    click.echo(f"copied {n['sweeps']} new sweep(s), {n['runs']} new run(s), updated "
-               f"{n['updated']} run(s), {n['rows']} history row(s): {source.location} -> "
-               f"{target.location}")
+    click.echo(
+        f"copied {n['sweeps']} new sweep(s), {n['runs']} new run(s), updated "
+        f"{n['updated']} run(s), {n['rows']} history row(s): {source.location} -> "
+        f"{target.location}"
+    )
 
 
 @main.command("kernels")
@@ -524,10 +710,19 @@ def kernels_cmd(name: str | None) -> None:
 
 @main.command()
 @click.argument("run_ids", metavar="RUN_ID...", nargs=-1, required=True)
-@click.option("--grid", type=click.IntRange(min=3), default=41, show_default=True,
-              help="Grid points per axis (odd: the final weights are the centre).")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Output folder. Default: RESULTS/landscape.")
+@click.option(
+    "--grid",
+    type=click.IntRange(min=3),
+    default=41,
+    show_default=True,
+    help="Grid points per axis (odd: the final weights are the centre).",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Output folder. Default: RESULTS/landscape.",
+)
 @pass_obj
 def landscape(obj: _Obj, run_ids: tuple[str, ...], grid: int, out: Path | None) -> None:
     """Plot the loss landscape around each run's final weights (seed 004).
@@ -547,8 +742,10 @@ def landscape(obj: _Obj, run_ids: tuple[str, ...], grid: int, out: Path | None) 
         result, payload = analysis.landscape.compute_file(path, grid=grid)
         paths = write_landscape(result, payload, out_dir, model_file=path)
         r1, r2 = (float(v) for v in result["explained_variance_ratio"])
-        click.echo(f"{ref}: {paths[0]} (PCs explain {r1:.2%} + {r2:.2%} = {r1 + r2:.2%} of "
-                   f"the trajectory's variance)")
+        click.echo(
+            f"{ref}: {paths[0]} (PCs explain {r1:.2%} + {r2:.2%} = {r1 + r2:.2%} of "
+            f"the trajectory's variance)"
+        )
 
 
 def _model_file(obj: _Obj, ref: str) -> Path:

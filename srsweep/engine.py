@@ -121,9 +121,7 @@ def _finite(values: dict[str, Any]) -> dict[str, Any]:
     """``values`` without NaN and infinities: to the engine a non-finite metric is a
     missing one, which bayes imputes as the worst value (``metric.impute``, W&B's default
     ``worst``) and hyperband counts as not reaching its bands."""
-    return {
-        k: v for k, v in values.items() if not (isinstance(v, float) and not math.isfinite(v))
-    }
+    return {k: v for k, v in values.items() if not (isinstance(v, float) and not math.isfinite(v))}
 
 
 def _sweep_runs(runs: Sequence[EngineRun], with_history: bool) -> list[Any]:

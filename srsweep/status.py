@@ -52,8 +52,14 @@ def status_lines(backend: Backend, sweep_id: str) -> list[str]:
                 *(_short(flat.get(k)) for k in keys),
             ]
         )
-    header = ["RUN", "NAME", "STATE", *(["AGENT"] if held else []),
-              f"FINAL {name}" if name else "FINAL", *keys]  # fmt: skip
+    header = [
+        "RUN",
+        "NAME",
+        "STATE",
+        *(["AGENT"] if held else []),
+        f"FINAL {name}" if name else "FINAL",
+        *keys,
+    ]
     widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=True)]
     lines = [
         f"sweep {sweep.id} {sweep.name}: {sweep.spec.get('method')} sweep of "

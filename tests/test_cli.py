@@ -234,8 +234,11 @@ def test_a_script_sweep_without_a_metric_asks_for_a_curve(cli, write_spec, tmp_p
 def test_results_is_accepted_after_the_subcommand_and_wins(runner, write_spec, tmp_path):
     here, there = tmp_path / "here", tmp_path / "there"
     spec = str(write_spec(SPEC))
-    res = runner.invoke(main, ["--results", str(here), "create", spec, "--results", str(there)],
-                        catch_exceptions=False)
+    res = runner.invoke(
+        main,
+        ["--results", str(here), "create", spec, "--results", str(there)],
+        catch_exceptions=False,
+    )
     assert res.exit_code == 0, res.output
     assert (there / "srsweep.db").exists() and not here.exists()
     listed = runner.invoke(main, ["ls", "--results", str(there)], catch_exceptions=False)
@@ -255,8 +258,10 @@ def test_a_spec_without_program_registers_and_its_agent_says_how_to_run_it(cli, 
 
 def test_create_prints_what_wandb_would_warn_about(cli, write_spec, tmp_path):
     (tmp_path / "t.py").write_text("")
-    spec = "program: t.py\nmethod: random\nparameters:\n  lr: {distribution: log_uniform, " \
+    spec = (
+        "program: t.py\nmethod: random\nparameters:\n  lr: {distribution: log_uniform, "
         "min: -9, max: -2}\n"
+    )
     res = cli("create", str(write_spec(spec)))
     assert res.exit_code == 0
     assert "warning: " in res.stderr and "where min/max specify base-e exponents" in res.stderr

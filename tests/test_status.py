@@ -9,8 +9,10 @@ from srsweep.status import status_lines
 
 def test_status_shows_the_agent_of_each_running_trial_only_while_one_runs(results):
     b = LocalBackend(results)
-    spec = validate({"program": "toy", "method": "grid",
-                     "parameters": {"target": {"values": [1.0, 2.0, 3.0]}}}, "g")  # fmt: skip
+    spec = validate(
+        {"program": "toy", "method": "grid", "parameters": {"target": {"values": [1.0, 2.0, 3.0]}}},
+        "g",
+    )
     sid = b.create_sweep(spec)
     first = b.claim(sid, "node1-41-slurm123_4")
     second = b.claim(sid, "node2-7")

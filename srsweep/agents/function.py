@@ -70,8 +70,9 @@ class FunctionTrial(ScriptTrial):
         echo: Echo,
         stop_check: Callable[[], str | None] | None = None,
     ) -> None:
-        super().__init__(backend, record, spec, Path.cwd(), results=results, echo=echo,
-                         stop_check=stop_check)
+        super().__init__(
+            backend, record, spec, Path.cwd(), results=results, echo=echo, stop_check=stop_check
+        )
         self.function = function
         self._thread = threading.get_ident()
         self._lock = threading.Lock()
@@ -91,8 +92,9 @@ class FunctionTrial(ScriptTrial):
         """Call the function as the trial's run, follow it, and record the outcome."""
         self.backend.set_config(self.record.id, self.record.params)
         done = threading.Event()
-        watcher = threading.Thread(target=self._watch_call, args=(done,), daemon=True,
-                                   name="srsweep-function-watch")
+        watcher = threading.Thread(
+            target=self._watch_call, args=(done,), daemon=True, name="srsweep-function-watch"
+        )
         error: str | None = None
         state = "finished"
         with self._environment():
@@ -107,8 +109,9 @@ class FunctionTrial(ScriptTrial):
                     with self._lock:
                         self._calling = False
             except TrialStopped:
-                state = "preempted" if (self.stop_reason or "").startswith("preempted") \
-                    else "stopped"
+                state = (
+                    "preempted" if (self.stop_reason or "").startswith("preempted") else "stopped"
+                )
                 error = self.stop_reason
             except KeyboardInterrupt:  # not through our handler: stop the whole agent
                 state, error = "preempted", "interrupted"
@@ -148,8 +151,10 @@ class FunctionTrial(ScriptTrial):
         self._collect()
         while self._reader is not None and self._reader.exit_code is None:
             if time.monotonic() > deadline:
-                self.echo(f"  warning: {self.record.name}: wandb did not close its log "
-                          f"within {EXIT_WAIT:g}s; the ledger has the metrics read so far")
+                self.echo(
+                    f"  warning: {self.record.name}: wandb did not close its log "
+                    f"within {EXIT_WAIT:g}s; the ledger has the metrics read so far"
+                )
                 return
             time.sleep(0.02)
             self._collect()
@@ -170,8 +175,14 @@ class FunctionTrial(ScriptTrial):
         if self.spec.get("entity"):
             base.setdefault("WANDB_ENTITY", str(self.spec["entity"]))
         self.results.mkdir(parents=True, exist_ok=True)
-        _, env = wb.agent_trial(None, self.record.params, program="", env=base,
-                                sweep_id=self.record.sweep_id or "", run_id=self.record.id)
+        _, env = wb.agent_trial(
+            None,
+            self.record.params,
+            program="",
+            env=base,
+            sweep_id=self.record.sweep_id or "",
+            run_id=self.record.id,
+        )
         saved = dict(os.environ)
         os.environ.clear()
         os.environ.update(env)

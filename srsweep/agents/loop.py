@@ -94,8 +94,12 @@ def run_agent(
     signals = Signals()
     failures: list[float] = []
     swept = swept_keys(sweep.spec)
-    if (kernel is None and function is None and not sweep.spec.get("program")
-            and "${program}" in command_text(sweep.spec)):
+    if (
+        kernel is None
+        and function is None
+        and not sweep.spec.get("program")
+        and "${program}" in command_text(sweep.spec)
+    ):
         raise UsageError(
             f"sweep {sweep_id} names no program for its command to run: run its trials as "
             "a function from Python (srsweep.agent(sweep_id, function=train)), or create "
@@ -123,7 +127,8 @@ def run_agent(
             if not claimed:
                 now = backend.sweep(sweep_id)
                 result.reason = {"active": "sweep exhausted", "stopped": "sweep stopped"}.get(
-                    now.state, f"sweep {now.state}: {now.reason}")
+                    now.state, f"sweep {now.state}: {now.reason}"
+                )
                 break
             for r in claimed:
                 result.runs.append(r.id)
@@ -131,9 +136,16 @@ def run_agent(
                 echo(f"[{n}] {r.name} ({r.id}) {params_line(r.params, swept)}")
             if function is not None:
                 for r in claimed:
-                    execute_function(backend, r, sweep.spec, function, results=results,
-                                     echo=echo, stop_check=check if early else None,
-                                     signals=signals)
+                    execute_function(
+                        backend,
+                        r,
+                        sweep.spec,
+                        function,
+                        results=results,
+                        echo=echo,
+                        stop_check=check if early else None,
+                        signals=signals,
+                    )
             elif kernel is None:
                 for r in claimed:
                     execute_script(

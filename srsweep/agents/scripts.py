@@ -158,7 +158,11 @@ class ScriptTrial:
         # Through a supervisor that kills the group should this agent die (kill -9 too).
         supervised = [sys.executable, "-m", "srsweep.supervise", str(os.getpid()), "--", *argv]
         proc = subprocess.Popen(
-            supervised, cwd=self.workdir, env=env, stdin=subprocess.PIPE, stderr=err,
+            supervised,
+            cwd=self.workdir,
+            env=env,
+            stdin=subprocess.PIPE,
+            stderr=err,
             process_group=0,
         )
         assert proc.stdin is not None
@@ -247,8 +251,7 @@ class ScriptTrial:
             summary["nonfinite"] = bad
         summary["runtime"] = round(time.monotonic() - self._t0, 3)
         try:
-            self.backend.finish(self.record.id, state, config=config, summary=summary,
-                                error=error)
+            self.backend.finish(self.record.id, state, config=config, summary=summary, error=error)
         except LeaseLostError as e:
             return lost_lease(self.record, e)
         if state == "preempted" and self.record.sweep_id is not None:  # queued again now: a

@@ -99,8 +99,10 @@ def launch(
         raise UsageError("srsweep launch: choose one of --local N|auto (this machine) or --slurm")
     flags = (jobs, gpus_per_job, cpus_per_job, time, partition)
     if local is not None and (any(f is not None for f in flags) or sbatch):
-        raise UsageError("--jobs, --gpus-per-job, --cpus-per-job, --time, --partition and "
-                         "--sbatch go with --slurm, not --local")  # fmt: skip
+        raise UsageError(
+            "--jobs, --gpus-per-job, --cpus-per-job, --time, --partition and "
+            "--sbatch go with --slurm, not --local"
+        )
     if slurm and detach:
         raise UsageError("--detach goes with --local (SLURM jobs always run detached)")
     if local is not None:
@@ -118,23 +120,28 @@ def launch(
     )
     target, sqlite = open_target(sweep_id, results, ledger, pack, count)
     if sqlite is not None:
-        echo(f"warning: the ledger is the SQLite file {sqlite}: agents on several nodes "
-             "share it safely only where the shared file system's locks hold (often not "
-             "on NFS or Lustre); use a server: --ledger postgresql://USER@HOST:PORT/DB")
+        echo(
+            f"warning: the ledger is the SQLite file {sqlite}: agents on several nodes "
+            "share it safely only where the shared file system's locks hold (often not "
+            "on NFS or Lustre); use a server: --ledger postgresql://USER@HOST:PORT/DB"
+        )
     if dry_run:
         echo(sbatch_script(target, req))
         return
     submitted = submit(target, req)
     each = f", {req.tasks} agents each (one per GPU)" if req.tasks > 1 else ""
-    echo(f"submitted {len(submitted)} SLURM job(s) on sweep {sweep_id}{each}: "
-         + " ".join(j.job_id for j in submitted))  # fmt: skip
+    echo(
+        f"submitted {len(submitted)} SLURM job(s) on sweep {sweep_id}{each}: "
+        + " ".join(j.job_id for j in submitted)
+    )
     first = submitted[0].log
     echo(f"logs: {first.parent.parent}/JOB_ID/JOB_ID_TASK_log.out (first: {first})")
     echo(f"follow them with: srsweep status {sweep_id}")
 
 
-def _local(target: Target, n: int | None, *, detach: bool, dry_run: bool,
-           echo: Callable[[str], None]) -> None:  # fmt: skip
+def _local(
+    target: Target, n: int | None, *, detach: bool, dry_run: bool, echo: Callable[[str], None]
+) -> None:
     if dry_run:
         command = shlex.join(agent_command(target))
         for k, env in enumerate(plan(target, n, os.environ)):
@@ -145,8 +152,10 @@ def _local(target: Target, n: int | None, *, detach: bool, dry_run: bool,
         echo(f"agent {a.index}: pid {a.process.pid} {shown(a.env)} -> {a.log}")
     if detach:
         pids = " ".join(str(a.process.pid) for a in agents)
-        echo(f"started {len(agents)} agent(s) on sweep {target.sweep_id}; stop them with "
-             f"kill {pids} (or srsweep stop {target.sweep_id})")  # fmt: skip
+        echo(
+            f"started {len(agents)} agent(s) on sweep {target.sweep_id}; stop them with "
+            f"kill {pids} (or srsweep stop {target.sweep_id})"
+        )
         return
     echo(f"waiting for {len(agents)} agent(s); Ctrl-C stops them once their trials are saved")
     codes = wait_local(agents, echo)

@@ -24,8 +24,15 @@ from srsweep.launch.target import thread_env
 if TYPE_CHECKING:
     from types import FrameType
 
-__all__ = ["LocalAgent", "agent_command", "cores", "local_envs", "start_local", "visible_gpus",
-           "wait_local"]  # fmt: skip
+__all__ = [
+    "LocalAgent",
+    "agent_command",
+    "cores",
+    "local_envs",
+    "start_local",
+    "visible_gpus",
+    "wait_local",
+]
 
 
 @dataclass
@@ -87,8 +94,9 @@ def plan(
     """The variables each agent gets; ``n`` None: one agent per visible GPU, else per core."""
     gpus = visible_gpus(environ)
     n = n if n is not None else len(gpus) or cores()
-    return local_envs(n, ncores=cores(), gpus=gpus, packs_on_cpu=target.packs_on_cpu,
-                      environ=environ)  # fmt: skip
+    return local_envs(
+        n, ncores=cores(), gpus=gpus, packs_on_cpu=target.packs_on_cpu, environ=environ
+    )
 
 
 def start_local(
@@ -111,9 +119,14 @@ def start_local(
                 out.write(f"== {stamp} {shown(extra)} {shlex.join(command)}\n".encode())
                 out.flush()
                 env = {**environ, **ledger_env(target.ledger), **extra, "PYTHONUNBUFFERED": "1"}
-                proc = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                        stdin=subprocess.DEVNULL,
-                                        start_new_session=True)  # fmt: skip
+                proc = subprocess.Popen(
+                    command,
+                    env=env,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    start_new_session=True,
+                )
             agents.append(LocalAgent(k, proc, log, extra))
     except OSError as e:
         terminate(agents)
@@ -142,8 +155,10 @@ def wait_local(agents: list[LocalAgent], echo: Callable[[str], None] = print) ->
 
     def forward(signum: int, frame: FrameType | None) -> None:
         n = terminate(agents)
-        echo(f"{signal.Signals(signum).name}: sent SIGTERM to {n} agent(s); they stop once "
-             "their trials are saved (again: at once)")  # fmt: skip
+        echo(
+            f"{signal.Signals(signum).name}: sent SIGTERM to {n} agent(s); they stop once "
+            "their trials are saved (again: at once)"
+        )
 
     old = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
     try:

@@ -35,8 +35,15 @@ from srsweep.launch.target import split_password
 from srsweep.launch.target import thread_env
 from srsweep.tracking import flush_wandb
 
-__all__ = ["SlurmJob", "SlurmRequest", "parse_sbatch", "parse_time", "run_job",
-           "sbatch_script", "submit"]  # fmt: skip
+__all__ = [
+    "SlurmJob",
+    "SlurmRequest",
+    "parse_sbatch",
+    "parse_time",
+    "run_job",
+    "sbatch_script",
+    "submit",
+]
 
 DEFAULT_TIME_MIN = 60
 # sbatch keys that srsweep launch sets: what to use instead
@@ -187,12 +194,15 @@ def sbatch_script(target: Target, req: SlurmRequest) -> str:
     submitit = _submitit()
     folder = _folder(target)
     # what SlurmExecutor runs in each task (its _submitit_command_str)
-    command = " ".join([shlex.quote(sys.executable), "-u -m submitit.core._submit",
-                        shlex.quote(str(folder))])  # fmt: skip
+    command = " ".join(
+        [shlex.quote(sys.executable), "-u -m submitit.core._submit", shlex.quote(str(folder))]
+    )
     text = submitit.slurm.slurm._make_sbatch_string(
-        command=command, folder=folder, map_count=req.jobs if req.jobs > 1 else None,
+        command=command,
+        folder=folder,
+        map_count=req.jobs if req.jobs > 1 else None,
         **_parameters(target, req),
-    )  # fmt: skip
+    )
     return str(text)
 
 
@@ -225,14 +235,17 @@ def submit(target: Target, req: SlurmRequest, *, cluster: str = "slurm") -> list
     folder = _folder(target)
     if cluster == "slurm":
         if shutil.which("sbatch") is None or shutil.which("srun") is None:
-            raise UsageError("--slurm: no SLURM here (sbatch and srun are not on PATH); "
-                             "--dry-run prints the batch script")  # fmt: skip
+            raise UsageError(
+                "--slurm: no SLURM here (sbatch and srun are not on PATH); "
+                "--dry-run prints the batch script"
+            )
         executor = submitit.SlurmExecutor(folder)
         executor.update_parameters(**_parameters(target, req))
     elif cluster == "local":
         executor = submitit.LocalExecutor(folder)
-        executor.update_parameters(timeout_min=req.time_min, tasks_per_node=req.tasks,
-                                   gpus_per_node=req.gpus_per_job)  # fmt: skip
+        executor.update_parameters(
+            timeout_min=req.time_min, tasks_per_node=req.tasks, gpus_per_node=req.gpus_per_job
+        )
     else:
         raise UsageError(f"cluster {cluster!r}: expected slurm or local")
     password = split_password(target.ledger)[1]
@@ -262,8 +275,14 @@ def run_job(target: Target, threads: dict[str, str]) -> str:
     def echo(line: str) -> None:
         print(line, flush=True)
 
-    result = api.agent(target.sweep_id, pack=target.pack, count=target.count,
-                       results=target.results, ledger=target.ledger, echo=echo)  # fmt: skip
+    result = api.agent(
+        target.sweep_id,
+        pack=target.pack,
+        count=target.count,
+        results=target.results,
+        ledger=target.ledger,
+        echo=echo,
+    )
     flush_wandb(echo)
     states = ", ".join(f"{n} {s}" for s, n in sorted(result.states.items())) or "no trials"
     line = f"agent done: {states} ({result.reason})"

@@ -70,8 +70,9 @@ def open_target(
         sqlite = Path(backend.location).absolute() if isinstance(backend, LocalBackend) else None
         kernel = sweep.kernel != SCRIPT and isinstance(backend, SqlLedger)
         packs = kernel and kernels.get(sweep.kernel).train_packed is not None
-    target = Target(sweep_id, results.absolute(), ledger, pack, count,
-                    packs_on_cpu=packs and (pack or 1) > 1)  # fmt: skip
+    target = Target(
+        sweep_id, results.absolute(), ledger, pack, count, packs_on_cpu=packs and (pack or 1) > 1
+    )
     return target, sqlite
 
 

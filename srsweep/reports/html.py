@@ -124,17 +124,35 @@ def runs_table(study: Study) -> tuple[tuple[str, ...], list[tuple[object, ...]]]
     """(headers, rows) of the sortable table of every run."""
     trend = study.trends.set_index("run_id")
     metric = f"summary.{study.metric}"
-    headers = ("run", "id", "state", "config", *study.seed_keys, *study.keys, study.metric,
-               "trend", "configuration's trend", "runtime (s)")  # fmt: skip
+    headers = (
+        "run",
+        "id",
+        "state",
+        "config",
+        *study.seed_keys,
+        *study.keys,
+        study.metric,
+        "trend",
+        "configuration's trend",
+        "runtime (s)",
+    )
     rows = []
     for _, r in study.runs.iterrows():
         t = trend.loc[r["run_id"]] if r["run_id"] in trend.index else None
-        rows.append((
-            r["name"], r["run_id"], r["state"], r["config"], *(r[k] for k in study.seed_keys),
-            *(r[k] for k in study.keys), r.get(metric), None if t is None else t["trend"],
-            None if t is None else t["config trend"],
-            round(float(r["runtime"]), 1) if pd.notna(r["runtime"]) else None,
-        ))  # fmt: skip
+        rows.append(
+            (
+                r["name"],
+                r["run_id"],
+                r["state"],
+                r["config"],
+                *(r[k] for k in study.seed_keys),
+                *(r[k] for k in study.keys),
+                r.get(metric),
+                None if t is None else t["trend"],
+                None if t is None else t["config trend"],
+                round(float(r["runtime"]), 1) if pd.notna(r["runtime"]) else None,
+            )
+        )
     return headers, rows
 
 

@@ -135,11 +135,15 @@ def comparison_figure(study: Study) -> go.Figure:
             texts += [f"{heading[i]}<br>{labels[i]}"] * len(g) + [""]
         fig.add_trace(
             go.Scattergl(
-                x=xs, y=ys, text=texts, mode="lines", line={"color": GREY, "width": 1},
+                x=xs,
+                y=ys,
+                text=texts,
+                mode="lines",
+                line={"color": GREY, "width": 1},
                 name=f"{len(rest)} other {'configurations' if study.replicated else 'runs'}",
                 hovertemplate="%{text}<br>%{x}: %{y:.4g}<extra></extra>",
             )
-        )  # fmt: skip
+        )
     colours = dict(zip(shown, palette(len(shown), ordered=False), strict=True))
     for i in shown:
         g = groups[i]
@@ -150,11 +154,15 @@ def comparison_figure(study: Study) -> go.Figure:
         name = labels[i].replace("<br>", ", ") or heading[i]
         fig.add_trace(
             go.Scatter(
-                x=x, y=y, mode="lines", name=name, legendgroup=i,
+                x=x,
+                y=y,
+                mode="lines",
+                name=name,
+                legendgroup=i,
                 line={"color": colours[i], "width": 2},
                 hovertemplate=f"{heading[i]}<br>{labels[i]}<br>%{{x}}: %{{y:.4g}}<extra></extra>",
             )
-        )  # fmt: skip
+        )
     _chance(fig, study.chance)
     return _layout(fig, f"smoothed {curve}", study.xlabel, f"smoothed {curve}")
 
@@ -188,14 +196,26 @@ def metric_figure(study: Study, key: str) -> go.Figure:
         hover = "%{text}<extra></extra>"
         if lv.numeric:
             fig.add_trace(
-                go.Scatter(x=pd.to_numeric(sub[key]), y=sub["_y"], mode="markers",
-                           hovertemplate=hover, **common)
-            )  # fmt: skip
+                go.Scatter(
+                    x=pd.to_numeric(sub[key]),
+                    y=sub["_y"],
+                    mode="markers",
+                    hovertemplate=hover,
+                    **common,
+                )
+            )
         else:
             fig.add_trace(
-                go.Box(x=[name] * len(sub), y=sub["_y"], boxpoints="all", jitter=0.4,
-                       pointpos=0, hovertemplate=hover, **common)
-            )  # fmt: skip
+                go.Box(
+                    x=[name] * len(sub),
+                    y=sub["_y"],
+                    boxpoints="all",
+                    jitter=0.4,
+                    pointpos=0,
+                    hovertemplate=hover,
+                    **common,
+                )
+            )
     if key in study.log_keys:
         fig.update_xaxes(type="log")
     if not lv.numeric:
@@ -211,13 +231,22 @@ def parallel_figure(study: Study) -> go.Figure:
     dims = []
     for key in study.keys:
         pos, ticks = axis_positions(df[key], study.levels[key], key in study.log_keys)
-        dims.append({
-            "label": key, "values": pos, "range": [0, 1],
-            "tickvals": [p for p, _ in ticks], "ticktext": [t for _, t in ticks],
-        })  # fmt: skip
+        dims.append(
+            {
+                "label": key,
+                "values": pos,
+                "range": [0, 1],
+                "tickvals": [p for p, _ in ticks],
+                "ticktext": [t for _, t in ticks],
+            }
+        )
     dims.append({"label": study.metric, "values": df["_y"]})
-    line = {"color": df["_y"], "colorscale": "Viridis", "showscale": True,
-            "colorbar": {"title": {"text": study.metric}}}  # fmt: skip
+    line = {
+        "color": df["_y"],
+        "colorscale": "Viridis",
+        "showscale": True,
+        "colorbar": {"title": {"text": study.metric}},
+    }
     fig = go.Figure(go.Parcoords(dimensions=dims, line=line))
     fig.update_layout(title=f"every run's hyperparameters and final {study.metric}", height=480)
     return fig
@@ -230,11 +259,14 @@ def importance_figure(study: Study) -> go.Figure:
     rows = t.iloc[::-1]
     fig = go.Figure(
         go.Bar(
-            x=rows["importance"], y=rows["key"], orientation="h",
+            x=rows["importance"],
+            y=rows["key"],
+            orientation="h",
             error_x={"type": "data", "array": rows["std"]},
-            hovertemplate="%{y}: %{x:.3f}<extra></extra>", name="importance",
+            hovertemplate="%{y}: %{x:.3f}<extra></extra>",
+            name="importance",
         )
-    )  # fmt: skip
+    )
     _layout(fig, f"importance for {study.metric}", "share of variance lost when shuffled", "")
     fig.update_layout(height=160 + 40 * len(t))
     return fig
@@ -261,12 +293,16 @@ def grouped_figure(study: Study, key: str) -> go.Figure:
             _band(fig, x, y - sd, y + sd, lv.colours[name], name, study.value_range)
         fig.add_trace(
             go.Scatter(
-                x=x, y=y, mode="lines", name=f"{key}={name} (n={n})", legendgroup=name,
+                x=x,
+                y=y,
+                mode="lines",
+                name=f"{key}={name} (n={n})",
+                legendgroup=name,
                 line={"color": lv.colours[name], "width": 2.5},
                 hovertemplate=f"{html.escape(key)}={html.escape(name)}, {n} runs<br>"
                 "%{x}: %{y:.4g}<extra></extra>",
             )
-        )  # fmt: skip
+        )
     _chance(fig, study.chance)
     return _layout(fig, f"smoothed {curve} by {key}", study.xlabel, f"smoothed {curve}")
 

@@ -93,10 +93,18 @@ def report_sweep(
     metric, goal = objective(spec, kernel)
     if kernel is not None:
         return write_report(
-            runs, out_dir, metric=metric, goal=goal, curve=curve or kernel.curve,
-            avg_hor=avg_hor, exclude=exclude, band=band, title=title, kernel=kernel.name,
+            runs,
+            out_dir,
+            metric=metric,
+            goal=goal,
+            curve=curve or kernel.curve,
+            avg_hor=avg_hor,
+            exclude=exclude,
+            band=band,
+            title=title,
+            kernel=kernel.name,
             spec=spec,
-        )  # fmt: skip
+        )
     curve = curve or metric  # a script: its spec's metric, and every other metric it logged
     if not curve:
         logged = sorted({k for r in runs for h in r.history for k in h} - {"_step"})
@@ -105,9 +113,18 @@ def report_sweep(
             f"pass --curve (logged: {', '.join(logged) or 'nothing'})"
         )
     return write_report(
-        runs, out_dir, metric=metric or curve, goal=goal, curve=curve,
-        avg_hor=avg_hor, exclude=exclude, band=band, title=title, more_curves=True, spec=spec,
-    )  # fmt: skip
+        runs,
+        out_dir,
+        metric=metric or curve,
+        goal=goal,
+        curve=curve,
+        avg_hor=avg_hor,
+        exclude=exclude,
+        band=band,
+        title=title,
+        more_curves=True,
+        spec=spec,
+    )
 
 
 def write_report(
@@ -167,8 +184,19 @@ def write_report(
             ``avg_hor``.
     """
     records = frames.exclude(records, exclude)
-    study = analyse(records, metric=metric, goal=goal, curve=curve, avg_hor=avg_hor, band=band,
-                    title=title, k=k, kernel=kernel, spec=spec, excluded=exclude)  # fmt: skip
+    study = analyse(
+        records,
+        metric=metric,
+        goal=goal,
+        curve=curve,
+        avg_hor=avg_hor,
+        band=band,
+        title=title,
+        k=k,
+        kernel=kernel,
+        spec=spec,
+        excluded=exclude,
+    )
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     files = Files(html="report.html")
@@ -222,24 +250,46 @@ def _runs_table(runs: pd.DataFrame) -> pd.DataFrame:
 def _tables(study: Study) -> list[tuple[str, str, pd.DataFrame]]:
     """(file, what it holds, frame) of every table the report writes."""
     out = [
-        ("runs.csv", "one row per run: state, config, summary metrics, runtime, config number",
-         _runs_table(study.runs)),
-        ("configs.csv", "one row per configuration: its hyperparameters, seeds, runs, "
-         f"{study.metric} over seeds and its trend", study.configs),
-        ("history.csv", f"every logged row, with the smoothed `{study.curve}` and its std",
-         study.smoothed),
+        (
+            "runs.csv",
+            "one row per run: state, config, summary metrics, runtime, config number",
+            _runs_table(study.runs),
+        ),
+        (
+            "configs.csv",
+            "one row per configuration: its hyperparameters, seeds, runs, "
+            f"{study.metric} over seeds and its trend",
+            study.configs,
+        ),
+        (
+            "history.csv",
+            f"every logged row, with the smoothed `{study.curve}` and its std",
+            study.smoothed,
+        ),
         ("best.csv", f"the best runs by {study.metric}", _runs_table(study.best)),
         ("trends.csv", "each run's trend, and its configuration's over seeds", study.trends),
-    ]  # fmt: skip
+    ]
     if study.replicated:
-        out.append(("curves.csv", f"per configuration and step: mean, std and count over seeds "
-                    f"of the smoothed `{study.curve}`", study.curves))  # fmt: skip
+        out.append(
+            (
+                "curves.csv",
+                f"per configuration and step: mean, std and count over seeds "
+                f"of the smoothed `{study.curve}`",
+                study.curves,
+            )
+        )
     if study.importance is not None:
-        out.append(("importance.csv", "importance of each hyperparameter, with its spread",
-                    study.importance))  # fmt: skip
+        out.append(
+            (
+                "importance.csv",
+                "importance of each hyperparameter, with its spread",
+                study.importance,
+            )
+        )
     if study.drivers is not None:
-        out.append(("trend_drivers.csv", "every trend × value test (Fisher's exact test)",
-                    study.drivers))  # fmt: skip
+        out.append(
+            ("trend_drivers.csv", "every trend × value test (Fisher's exact test)", study.drivers)
+        )
     return out
 
 
@@ -264,17 +314,26 @@ def _figures(study: Study, files: Files) -> list[tuple[str, Figure]]:
         running = labels.index.isin(runs.loc[runs["state"] == "running", "run_id"])
         labels = labels.where(~running, labels + " (running)")
         data = study.smoothed
-    fig = comparison_plot(data, labels, curve, band=study.band, title=study.title,
-                          highlight=study.highlight, xlabel=study.xlabel, chance=chance,
-                          value_range=value_range)  # fmt: skip
+    fig = comparison_plot(
+        data,
+        labels,
+        curve,
+        band=study.band,
+        title=study.title,
+        highlight=study.highlight,
+        xlabel=study.xlabel,
+        chance=chance,
+        value_range=value_range,
+    )
     out.append((files.comparison, fig))
     if study.importance is not None:
         files.importance = "importance.png"
         out.append((files.importance, importance_plot(study.importance, study.metric)))
     for key in keys:
         name = f"metric_vs_{_file_key(key)}.png"
-        fig = metric_plot(study.runs, key, study.metric, study.levels[key],
-                          log=key in study.log_keys)  # fmt: skip
+        fig = metric_plot(
+            study.runs, key, study.metric, study.levels[key], log=key in study.log_keys
+        )
         files.metric_vs[key] = name
         out.append((name, fig))
     if keys and study.runs[f"summary.{study.metric}"].notna().sum() > 1:
@@ -284,9 +343,17 @@ def _figures(study: Study, files: Files) -> list[tuple[str, Figure]]:
         )
         out.append((files.parallel, fig))
     for key in keys:
-        fig = grouped_plot(study.smoothed, study.runs, key, curve, band=study.band,
-                           xlabel=study.xlabel, levels=study.levels[key], chance=chance,
-                           value_range=value_range)  # fmt: skip
+        fig = grouped_plot(
+            study.smoothed,
+            study.runs,
+            key,
+            curve,
+            band=study.band,
+            xlabel=study.xlabel,
+            levels=study.levels[key],
+            chance=chance,
+            value_range=value_range,
+        )
         files.by_key[key] = f"by_{_file_key(key)}.png"
         out.append((files.by_key[key], fig))
     return out

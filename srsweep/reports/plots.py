@@ -36,8 +36,9 @@ _LONG_LABEL = 38
 Range = tuple[float, float] | None
 
 
-def _resolve(metric: str, values: pd.Series, chance: float | str | None,
-             value_range: Range | str) -> tuple[float | None, Range]:  # fmt: skip
+def _resolve(
+    metric: str, values: pd.Series, chance: float | str | None, value_range: Range | str
+) -> tuple[float | None, Range]:
     """``AUTO`` chance and range: ``CHANCE`` and [0, 1] for an accuracy, else none."""
     found = metric_range(metric, values) if AUTO in (chance, value_range) else None
     if chance == AUTO:
@@ -85,9 +86,15 @@ def chance_line(ax: Any, chance: float | None) -> None:
     if chance is None:
         return
     ax.axhline(chance, color="0.3", linestyle="--", linewidth=1.0)
-    ax.annotate(f"chance ({chance:g})", (0.005, chance), xycoords=("axes fraction", "data"),
-                xytext=(2, 2), textcoords="offset points", fontsize="small",
-                color="0.3")  # fmt: skip
+    ax.annotate(
+        f"chance ({chance:g})",
+        (0.005, chance),
+        xycoords=("axes fraction", "data"),
+        xytext=(2, 2),
+        textcoords="offset points",
+        fontsize="small",
+        color="0.3",
+    )
 
 
 def comparison_plot(

@@ -34,9 +34,15 @@ import pandas as pd
 from srsweep.errors import UsageError
 
 __all__ = [
-    "TRENDS", "NO_DATA", "SEED_DEPENDENT", "CHANCE", "classify", "characterise", "rules",
+    "TRENDS",
+    "NO_DATA",
+    "SEED_DEPENDENT",
+    "CHANCE",
+    "classify",
+    "characterise",
+    "rules",
     "metric_range",
-]  # fmt: skip
+]
 
 FAST_HOLDS = "learns fast, holds"
 FAST_DROPS = "learns fast, then drops"

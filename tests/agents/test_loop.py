@@ -13,7 +13,9 @@ def test_agent_runs_grid_to_exhaustion_and_saves(toy_sweep, results):
     b, sid = toy_sweep(results, {"target": {"values": [1.0, 2.0, 3.0]}, "steps": {"value": 4}})
     lines = []
     res = run_agent(b, sid, results=results, echo=lines.append)
-    assert res.states == {"finished": 3} and res.reason == "sweep finished: every grid point has run"
+    assert (
+        res.states == {"finished": 3} and res.reason == "sweep finished: every grid point has run"
+    )
     runs = b.runs(sid)
     assert [len(r.history) for r in runs] == [4, 4, 4]
     assert all(r.config["steps"] == 4 and r.config["opt"]["lr"] == 0.1 for r in runs)

@@ -67,7 +67,6 @@ def test_threads_one_per_lone_trial_every_core_per_cpu_pack(
         torch.set_num_threads(before)
 
 
-
 def test_cpu_pack_takes_one_thread_on_an_oversubscribed_machine(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -67,8 +67,9 @@ def _pids(output: str) -> list[int]:
 def test_local_two_runs_two_agent_processes_that_finish_the_sweep(grid, results, finished_once):
     n = 12
     book, sid = grid(results, n, sleep=0.1)  # 0.3 s a trial: work for both
-    res = CliRunner().invoke(main, ["--results", str(results), "launch", sid, "--local", "2"],
-                             catch_exceptions=False)  # fmt: skip
+    res = CliRunner().invoke(
+        main, ["--results", str(results), "launch", sid, "--local", "2"], catch_exceptions=False
+    )
     assert res.exit_code == 0, res.output
     pids = _pids(res.output)
     assert len(pids) == 2 and len(set(pids)) == 2, res.output
@@ -87,8 +88,10 @@ def test_local_two_runs_two_agent_processes_that_finish_the_sweep(grid, results,
 def _launch(results, *args):
     return subprocess.Popen(
         [sys.executable, "-m", "srsweep", "--results", str(results), "launch", *args],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 def _wait_for(predicate, timeout=60.0):
@@ -141,6 +144,7 @@ def test_detach_returns_while_the_agents_go_on(grid, results, finished_once):
         return False
 
     assert not all(gone(p) for p in pids), "the launcher returned while its agents run"
+
     def done():  # (not the pids: a container's init may never reap them)
         return sum(r.state == "finished" for r in book.runs(sid, history=False)) == n
 

@@ -25,10 +25,9 @@ from srsweep.launch.target import open_target
 
 @pytest.mark.parametrize(
     ("text", "minutes"),
-    [("90", 90), ("90:30", 91), ("2:00:00", 120), ("1-12", 2160), ("1-0:30", 1470),
-     ("0-0:0:1", 1)],
+    [("90", 90), ("90:30", 91), ("2:00:00", 120), ("1-12", 2160), ("1-0:30", 1470), ("0-0:0:1", 1)],
     ids=["minutes", "mm:ss", "hh:mm:ss", "d-hh", "d-hh:mm", "rounded-up"],
-)  # fmt: skip
+)
 def test_parse_time_reads_sbatch_formats(text, minutes):
     assert parse_time(text) == minutes
 
@@ -64,28 +63,39 @@ def test_parse_sbatch_names_every_bad_item_at_once():
     [
         ({"jobs": 0}, "--jobs 0: expected 1 or more"),
         ({"gpus_per_job": -1}, "--gpus-per-job -1: expected 0 or more"),
-        ({"gpus_per_job": 4, "cpus_per_job": 2},
-         r"--cpus-per-job 2: expected at least one per agent \(4 agents per job"),
+        (
+            {"gpus_per_job": 4, "cpus_per_job": 2},
+            r"--cpus-per-job 2: expected at least one per agent \(4 agents per job",
+        ),
         ({"time_min": 0}, "--time: expected at least one minute"),
     ],
     ids=["jobs", "gpus", "cpus-per-agent", "time"],
-)  # fmt: skip
+)
 def test_slurm_request_refuses_bad_counts(kwargs, message):
     with pytest.raises(UsageError, match=message):
         SlurmRequest(**kwargs)
 
 
 def _sbatch_lines(script: str) -> dict[str, str]:
-    flags = [line.removeprefix("#SBATCH --") for line in script.splitlines()
-             if line.startswith("#SBATCH --")]  # fmt: skip
+    flags = [
+        line.removeprefix("#SBATCH --")
+        for line in script.splitlines()
+        if line.startswith("#SBATCH --")
+    ]
     return dict(f.partition("=")[::2] for f in flags)
 
 
 def test_the_batch_script_asks_for_what_the_flags_say(grid, results):
     _, sid = grid(results, 4)
     target, _ = open_target(sid, results, None, 16, None)
-    req = SlurmRequest(jobs=8, gpus_per_job=2, cpus_per_job=12, time_min=parse_time("4:00:00"),
-                       partition="gpu", sbatch=parse_sbatch(["account=proj42", "mail_type=END"]))  # fmt: skip
+    req = SlurmRequest(
+        jobs=8,
+        gpus_per_job=2,
+        cpus_per_job=12,
+        time_min=parse_time("4:00:00"),
+        partition="gpu",
+        sbatch=parse_sbatch(["account=proj42", "mail_type=END"]),
+    )
     script = sbatch_script(target, req)
     assert script.startswith("#!/bin/bash\n")
     folder = (results / sid / "slurm").absolute()
@@ -120,9 +130,7 @@ def test_one_cpu_job_runs_one_agent_and_asks_only_for_what_was_given(grid, resul
 
 
 @pytest.mark.slow
-def test_jobs_run_by_submitits_local_executor_finish_every_trial_once(
-    grid, results, finished_once
-):
+def test_jobs_run_by_submitits_local_executor_finish_every_trial_once(grid, results, finished_once):
     n = 8
     book, sid = grid(results, n, sleep=0.05)
     target, _ = open_target(sid, results, None, None, None)
@@ -166,11 +174,17 @@ def test_slurms_warning_before_the_time_limit_preempts_the_trial(grid, results):
     """SIGUSR2 (sbatch --signal=USR2@90) to a job's agent: its trial is saved, marked
     preempted and queued again, and the agent stops."""
     book, sid = grid(results, 2, steps=400, sleep=0.05)
-    code = ("import sys; from pathlib import Path; from srsweep.launch.slurm import run_job; "
-            "from srsweep.launch.target import Target; "
-            "run_job(Target(sys.argv[1], Path(sys.argv[2])), {})")  # fmt: skip
-    job = subprocess.Popen([sys.executable, "-c", code, sid, str(results.absolute())],
-                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    code = (
+        "import sys; from pathlib import Path; from srsweep.launch.slurm import run_job; "
+        "from srsweep.launch.target import Target; "
+        "run_job(Target(sys.argv[1], Path(sys.argv[2])), {})"
+    )
+    job = subprocess.Popen(
+        [sys.executable, "-c", code, sid, str(results.absolute())],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     deadline = time.monotonic() + 60
     while not any(r.state == "running" and r.history for r in book.runs(sid)):
         assert time.monotonic() < deadline and job.poll() is None, job.communicate()[0]

@@ -59,8 +59,15 @@ def test_open_target_finds_the_sweep_and_whether_its_packs_run_on_the_cpu(grid, 
     assert target.sweep_id == sid and target.results.is_absolute() and target.packs_on_cpu
     assert sqlite == (results / "srsweep.db").absolute()
     assert target.agent_args() == [
-        "--results", str(results.absolute()), "agent", sid, "--pack", "8", "--count", "5"
-    ]  # fmt: skip
+        "--results",
+        str(results.absolute()),
+        "agent",
+        sid,
+        "--pack",
+        "8",
+        "--count",
+        "5",
+    ]
     assert not open_target(sid, results, None, None, None)[0].packs_on_cpu  # CPU default: 1
     assert not open_target(sid, results, None, 1, None)[0].packs_on_cpu
 

@@ -124,10 +124,16 @@ def _records() -> list[FakeRun]:
         make_run("r4", "fast_holds", 1e-4, 6, seed=4),
         make_run("r5", "slow", 1e-5, 6, seed=5, epochs=2500, state="running", finished_at=None),
         make_run(
-            "r6", "flat", 1e-2, 6, seed=6, epochs=1000, state="failed",
+            "r6",
+            "flat",
+            1e-2,
+            6,
+            seed=6,
+            epochs=1000,
+            state="failed",
             error="KernelFailed: NaN loss at epoch 1000\nTraceback (most recent call last): ...",
         ),
-    ]  # fmt: skip
+    ]
 
 
 @pytest.fixture(scope="session")

@@ -43,17 +43,28 @@ def test_each_value_reads_back_as_itself(value):
 
 
 def test_best_counts_only_finished_or_stopped_runs_by_their_final_value():
-    runs = pd.DataFrame({
-        "run_id": ["a", "b", "c", "d"], "name": ["a", "b", "c", "d"],
-        "state": ["running", "finished", "stopped", "failed"], "config": [1, 1, 2, 3],
-        "summary.loss": [0.01, 0.3, 0.2, 0.0],
-    })  # fmt: skip
+    runs = pd.DataFrame(
+        {
+            "run_id": ["a", "b", "c", "d"],
+            "name": ["a", "b", "c", "d"],
+            "state": ["running", "finished", "stopped", "failed"],
+            "config": [1, 1, 2, 3],
+            "summary.loss": [0.01, 0.3, 0.2, 0.0],
+        }
+    )
     b = best_run(runs, "loss", "minimize", {"c": "m/c.joblib"}, None, {"c": {"disc": {"lr": 1}}})
     assert b is not None and (b.run_id, b.value, b.model_path) == ("c", 0.2, "m/c.joblib")
     assert b.config == {"disc.lr": 1} and b.command is None  # no kernel: a script's run
     assert best_run(runs, "loss", "maximize", {}, None, {}).run_id == "b"
     assert best_run(runs.assign(state="running"), "loss", "minimize", {}, None, {}) is None
-    configs = pd.DataFrame({"config": [1, 2], "loss mean": [0.3, None], "loss std": [0.1, None],
-                            "loss n": [2, 0], "run_ids": [["a", "b"], ["c"]]})  # fmt: skip
+    configs = pd.DataFrame(
+        {
+            "config": [1, 2],
+            "loss mean": [0.3, None],
+            "loss std": [0.1, None],
+            "loss n": [2, 0],
+            "run_ids": [["a", "b"], ["c"]],
+        }
+    )
     best = best_config(configs, "loss", "minimize")
     assert best is not None and (best.number, best.seeds, best.run_ids) == (1, 2, ["a", "b"])

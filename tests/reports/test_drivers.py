@@ -21,10 +21,15 @@ def _configs() -> pd.DataFrame:
     rng = np.random.default_rng(3)
     loss = ["wgan"] * 15 + ["bce"] * 15
     trend = [FLAT] * 12 + [FAST] * 3 + [FLAT] * 1 + [FAST] * 14
-    return pd.DataFrame({
-        "config": range(1, 31), "trend": trend, "seeds": 3, "disc.loss": loss,
-        "disc.lr": rng.choice([1e-5, 1e-4, 1e-3, 1e-2, 3e-2], 30),
-    })  # fmt: skip
+    return pd.DataFrame(
+        {
+            "config": range(1, 31),
+            "trend": trend,
+            "seeds": 3,
+            "disc.loss": loss,
+            "disc.lr": rng.choice([1e-5, 1e-4, 1e-3, 1e-2, 3e-2], 30),
+        }
+    )
 
 
 def _drivers(df: pd.DataFrame) -> pd.DataFrame:
@@ -39,9 +44,11 @@ def test_a_value_planted_in_one_trend_is_flagged_and_nothing_else():
     assert (table["tests"] == len(table)).all() and len(table) == 2 * (2 + 5)
     flagged = table[table["flagged"]]
     assert sorted(zip(flagged["trend"], flagged["value"], flagged["direction"], strict=True)) == [
-        (FAST, "bce", "over"), (FAST, "wgan", "under"), (FLAT, "bce", "under"),
+        (FAST, "bce", "over"),
+        (FAST, "wgan", "under"),
+        (FLAT, "bce", "under"),
         (FLAT, "wgan", "over"),
-    ]  # fmt: skip
+    ]
     assert set(flagged["key"]) == {"disc.loss"}
     row = table.set_index(["trend", "value"]).loc[(FLAT, "wgan")]
     assert (row["count"], row["trend_size"], row["value_size"]) == (12, 13, 15)
@@ -64,11 +71,13 @@ def test_what_cannot_be_tested_says_why():
     df = _configs()
     lv = {k: levels_of(df[k], k) for k in ("disc.loss", "disc.lr")}
     assert trend_drivers(df.head(1), ["disc.loss"], lv) == (
-        None, "1 configuration(s) with a trend; drivers need at least 2"
-    )  # fmt: skip
+        None,
+        "1 configuration(s) with a trend; drivers need at least 2",
+    )
     assert trend_drivers(df.assign(trend=FAST), ["disc.loss"], lv) == (
-        None, f"every configuration has the same trend ({FAST}); nothing to contrast"
-    )  # fmt: skip
+        None,
+        f"every configuration has the same trend ({FAST}); nothing to contrast",
+    )
     same = df.assign(**{"disc.loss": "bce"})
     assert trend_drivers(same, ["disc.loss"], {"disc.loss": levels_of(same["disc.loss"])})[1] == (
         "no swept hyperparameter takes two values among the configurations"

@@ -27,10 +27,25 @@ def _history(rows: list[tuple[str, float, float]]) -> pd.DataFrame:
 def test_runs_frame_columns_and_values(records):
     df = runs_frame(records)
     assert list(df.columns) == [
-        "run_id", "name", "state", "sweep_id", "seed", "avg_hor", "disc.lr", "disc.hid_num",
-        "disc.hid_size", "disc.betas", "arch.hid_num", "summary.acc", "summary.avg_acc",
-        "summary.runtime", "summary.epoch", "summary.loss", "runtime", "error",
-    ]  # fmt: skip
+        "run_id",
+        "name",
+        "state",
+        "sweep_id",
+        "seed",
+        "avg_hor",
+        "disc.lr",
+        "disc.hid_num",
+        "disc.hid_size",
+        "disc.betas",
+        "arch.hid_num",
+        "summary.acc",
+        "summary.avg_acc",
+        "summary.runtime",
+        "summary.epoch",
+        "summary.loss",
+        "runtime",
+        "error",
+    ]
     assert list(df["run_id"]) == [r.id for r in records]
     r0 = df.iloc[0]
     assert (r0["name"], r0["state"], r0["disc.lr"], r0["disc.hid_num"]) == (
@@ -95,9 +110,16 @@ def test_smooth_against_hand_computed_windows():
     # Steps with a gap: the window (s - 25, s] holds 1, 2, 3 values at the start, then
     # the gap empties it again. Run "b" is interleaved and must not leak into "a".
     hist = _history(
-        [("a", 0, 1.0), ("b", 0, 100.0), ("a", 10, 2.0), ("a", 20, 3.0), ("b", 10, 300.0),
-         ("a", 50, 4.0), ("a", 60, 6.0)]
-    )  # fmt: skip
+        [
+            ("a", 0, 1.0),
+            ("b", 0, 100.0),
+            ("a", 10, 2.0),
+            ("a", 20, 3.0),
+            ("b", 10, 300.0),
+            ("a", 50, 4.0),
+            ("a", 60, 6.0),
+        ]
+    )
     out = smooth(hist, "acc", 25)
     a = out[out["run_id"] == "a"]
     np.testing.assert_allclose(a["acc_smooth"], [1.0, 1.5, 2.0, 4.0, 5.0])
@@ -187,10 +209,21 @@ def test_best_k_errors(records):
 
 @pytest.mark.parametrize(
     ("value", "text"),
-    [(1e-4, "1e-4"), (0.01, "1e-2"), (0.5, "0.5"), (6, "6"), (128.0, "128"), (1e5, "1e5"),
-     (0.875, "0.875"), ((2, 64), "(2, 64)"), (True, "True"), ("wgan", "wgan"), (None, "None")],
+    [
+        (1e-4, "1e-4"),
+        (0.01, "1e-2"),
+        (0.5, "0.5"),
+        (6, "6"),
+        (128.0, "128"),
+        (1e5, "1e5"),
+        (0.875, "0.875"),
+        ((2, 64), "(2, 64)"),
+        (True, "True"),
+        ("wgan", "wgan"),
+        (None, "None"),
+    ],
     ids=lambda v: repr(v),
-)  # fmt: skip
+)
 def test_format_value(value, text):
     assert format_value(value) == text
 

@@ -84,8 +84,9 @@ def test_a_categorical_key_is_a_strip_and_box_per_value_in_order(frames):
 
 
 def test_a_binned_key_has_a_legend_of_its_bins(make_run):
-    runs = runs_frame([make_run(f"r{i}", "slow", 10 ** (-5 + i / 6), 2, seed=i, epochs=100)
-                       for i in range(20)])  # fmt: skip
+    runs = runs_frame(
+        [make_run(f"r{i}", "slow", 10 ** (-5 + i / 6), 2, seed=i, epochs=100) for i in range(20)]
+    )
     lv = levels_of(runs["disc.lr"])
     assert lv.binned
     fig = metric_plot(runs, "disc.lr", "avg_acc", lv, log=True)
@@ -96,8 +97,9 @@ def test_parallel_coordinates_one_line_per_run_coloured_by_the_metric(frames):
     runs, _ = frames
     runs["disc.loss"] = ["wgan", "bce"] * 3 + ["bce"]
     keys = ["disc.lr", "disc.hid_num", "disc.loss"]
-    fig = parallel_plot(runs, keys, "avg_acc", {k: levels_of(runs[k]) for k in keys},
-                        {"disc.lr"}, "maximize")  # fmt: skip
+    fig = parallel_plot(
+        runs, keys, "avg_acc", {k: levels_of(runs[k]) for k in keys}, {"disc.lr"}, "maximize"
+    )
     ax = fig.axes[0]
     (lines,) = [c for c in ax.collections if isinstance(c, LineCollection)]
     assert len(lines.get_segments()) == 7 and len(lines.get_segments()[0]) == 4  # 3 keys + metric
@@ -120,8 +122,9 @@ def test_bands_are_clipped_to_the_metrics_range_and_chance_is_labelled(frames):
     labels = run_labels(runs, ["disc.lr"])
     fig = comparison_plot(wide, labels, "acc", band=True)  # an accuracy: clipped, chance 0.5
     ax = fig.axes[0]
-    ys = np.concatenate([p.get_paths()[0].vertices[:, 1] for p in ax.collections
-                         if isinstance(p, PolyCollection)])  # fmt: skip
+    ys = np.concatenate(
+        [p.get_paths()[0].vertices[:, 1] for p in ax.collections if isinstance(p, PolyCollection)]
+    )
     assert ys.min() >= 0.0 and ys.max() <= 1.0
     assert [t.get_text() for t in ax.texts] == ["chance (0.5)"]
     free = comparison_plot(wide, labels, "acc", band=True, value_range=None, chance=None)

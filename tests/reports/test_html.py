@@ -18,8 +18,15 @@ BROWSERS = ("chromium", "chromium-browser", "google-chrome")
 @pytest.fixture(scope="module")
 def page(replicated_records, tmp_path_factory):
     out = tmp_path_factory.mktemp("html")
-    write_report(replicated_records, out, metric="avg_acc", goal="maximize", curve="acc",
-                 title="Replicated <study>", kernel="sd")  # fmt: skip
+    write_report(
+        replicated_records,
+        out,
+        metric="avg_acc",
+        goal="maximize",
+        curve="acc",
+        title="Replicated <study>",
+        kernel="sd",
+    )
     return out, (out / "report.html").read_text(), (out / "report.md").read_text()
 
 
@@ -60,8 +67,10 @@ def _browser() -> str:
     for name in BROWSERS:
         if path := shutil.which(name):
             return path
-    pytest.skip(f"no headless browser ({', '.join(BROWSERS)}) on PATH: apt-get install chromium "
-                "(.ci/run installs it)")  # fmt: skip
+    pytest.skip(
+        f"no headless browser ({', '.join(BROWSERS)}) on PATH: apt-get install chromium "
+        "(.ci/run installs it)"
+    )
 
 
 @pytest.mark.slow
@@ -69,12 +78,23 @@ def test_a_headless_browser_renders_every_figure_without_a_script_error(page, tm
     out, html, _ = page
     browser = _browser()
     # No network: every host name fails to resolve, so nothing can be fetched.
-    base = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-            '--host-resolver-rules=MAP * ~NOTFOUND', f"--user-data-dir={tmp_path / 'profile'}",
-            "--virtual-time-budget=20000"]  # fmt: skip
+    base = [
+        browser,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--hide-scrollbars",
+        "--host-resolver-rules=MAP * ~NOTFOUND",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--virtual-time-budget=20000",
+    ]
     url = (out / "report.html").as_uri()
-    run = subprocess.run([*base, "--enable-logging=stderr", "--v=0", "--dump-dom", url],
-                         capture_output=True, text=True, timeout=120)  # fmt: skip
+    run = subprocess.run(
+        [*base, "--enable-logging=stderr", "--v=0", "--dump-dom", url],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert run.returncode == 0, run.stderr[-2000:]
     console = [line for line in run.stderr.splitlines() if ":CONSOLE" in line]
     errors = [line for line in console if "Uncaught" in line or "Error" in line]
@@ -84,6 +104,10 @@ def test_a_headless_browser_renders_every_figure_without_a_script_error(page, tm
     assert len(rendered) == expected  # plotly marks each div it drew
     assert run.stdout.count('class="main-svg"') >= expected
     shot = tmp_path / "report.png"
-    subprocess.run([*base, "--window-size=1280,4000", f"--screenshot={shot}", url],
-                   capture_output=True, timeout=120, check=True)  # fmt: skip
+    subprocess.run(
+        [*base, "--window-size=1280,4000", f"--screenshot={shot}", url],
+        capture_output=True,
+        timeout=120,
+        check=True,
+    )
     assert shot.read_bytes().startswith(b"\x89PNG") and shot.stat().st_size > 50_000

@@ -15,11 +15,16 @@ def _sweep(n: int, seed: int = 0) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     lr = 10 ** rng.uniform(-5, -2, n)
     acc = 0.5 + 0.4 * (np.log10(lr) + 5) / 3 + rng.normal(0, 0.01, n)
-    return pd.DataFrame({
-        "run_id": [f"r{i}" for i in range(n)], "state": "finished", "disc.lr": lr,
-        "disc.hid_num": rng.choice([2, 4, 6, 8], n), "disc.loss": rng.choice(["bce", "wgan"], n),
-        "summary.avg_acc": acc,
-    })  # fmt: skip
+    return pd.DataFrame(
+        {
+            "run_id": [f"r{i}" for i in range(n)],
+            "state": "finished",
+            "disc.lr": lr,
+            "disc.hid_num": rng.choice([2, 4, 6, 8], n),
+            "disc.loss": rng.choice(["bce", "wgan"], n),
+            "summary.avg_acc": acc,
+        }
+    )
 
 
 KEYS = ["disc.hid_num", "disc.lr", "disc.loss"]
@@ -53,16 +58,18 @@ def test_it_is_reproducible_and_uses_only_finished_or_stopped_runs():
 def test_what_cannot_be_computed_says_why():
     runs = _sweep(MIN_RUNS)
     assert importance(runs.head(MIN_RUNS - 1), KEYS, "avg_acc") == (
-        None, f"{MIN_RUNS - 1} run(s) finished or stopped with a value of avg_acc; "
+        None,
+        f"{MIN_RUNS - 1} run(s) finished or stopped with a value of avg_acc; "
         f"importance needs at least {MIN_RUNS}",
-    )  # fmt: skip
+    )
     assert importance(runs, [], "avg_acc") == (
         None,
         "no swept hyperparameter differs between the runs",
     )
     assert importance(runs.assign(**{"summary.avg_acc": 0.7}), KEYS, "avg_acc") == (
-        None, "avg_acc is the same in every run",
-    )  # fmt: skip
+        None,
+        "avg_acc is the same in every run",
+    )
     assert importance(runs, KEYS, "val_loss")[1] == "no run has a summary value of val_loss"
     one = runs.assign(**{"disc.lr": 1e-3, "disc.hid_num": 2, "disc.loss": "bce"})
     assert importance(one, KEYS, "avg_acc")[1].startswith("no swept hyperparameter differs")

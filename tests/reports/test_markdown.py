@@ -47,8 +47,11 @@ def test_every_file_described_is_linked(records):
 
 
 def test_figures_are_linked_and_the_highlight_named(records, make_run):
-    files = Files(by_key={"disc.lr": "by_disc.lr.png"}, metric_vs={"disc.lr": "m.png"},
-                  parallel="parallel.png")  # fmt: skip
+    files = Files(
+        by_key={"disc.lr": "by_disc.lr.png"},
+        metric_vs={"disc.lr": "m.png"},
+        parallel="parallel.png",
+    )
     text = _render(records, files)
     assert "![Smoothed acc of every run](comparison.png)" in text
     assert "## Smoothed acc by hyperparameter\n\n### disc.lr\n\n" in text
@@ -65,8 +68,10 @@ def test_best_run_at_the_top_with_its_config_and_no_command_without_a_kernel(rec
     records[4].model_path = "results/sw1/models/r4.joblib"
     text = _render(records)
     assert text.index("## Best run") < text.index("## Smoothed acc, all runs")
-    assert ("- **sd-r4** (`r4`, finished): avg_acc = 0.8973, its final value (its summary "
-            "value at the end of the run, not the best in its history); higher is better.\n") in text  # fmt: skip
+    assert (
+        "- **sd-r4** (`r4`, finished): avg_acc = 0.8973, its final value (its summary "
+        "value at the end of the run, not the best in its history); higher is better.\n"
+    ) in text
     assert "- Trend: learns fast, holds (its configuration ran with one seed).\n" in text
     assert "- Model file: `results/sw1/models/r4.joblib`\n" in text
     assert "No `srsweep run` command" in text
@@ -107,8 +112,10 @@ def test_failed_and_stopped_runs_are_listed_apart(records):
     records[6].error = "ValueError: a | b\nTraceback (most recent call last): ..."
     records[3].state, records[3].error = "stopped", "early-terminated by hyperband"
     text = _render(records)
-    assert text.endswith("## Failed runs\n\n| run | state | error |\n|---|---|---|\n"
-                         "| sd-r6 | failed | ValueError: a \\| b |\n")  # fmt: skip
+    assert text.endswith(
+        "## Failed runs\n\n| run | state | error |\n|---|---|---|\n"
+        "| sd-r6 | failed | ValueError: a \\| b |\n"
+    )
     assert "## Stopped early\n" in text
     assert "| sd-r3 | 0.5113 | early-terminated by hyperband |" in text
     assert "Traceback" not in text
@@ -117,8 +124,10 @@ def test_failed_and_stopped_runs_are_listed_apart(records):
 
 def test_left_out_analyses_say_why(records):
     text = _render(records)
-    assert ("## Which hyperparameters matter for avg_acc\n\nLeft out: 5 run(s) finished or "
-            "stopped with a value of avg_acc; importance needs at least 8.\n") in text  # fmt: skip
+    assert (
+        "## Which hyperparameters matter for avg_acc\n\nLeft out: 5 run(s) finished or "
+        "stopped with a value of avg_acc; importance needs at least 8.\n"
+    ) in text
     one = _render(records[:1])
     assert "## What drives each trend\n\nLeft out: 1 configuration(s) with a trend" in one
 

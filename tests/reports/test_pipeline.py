@@ -8,10 +8,21 @@ from srsweep.reports import report_sweep
 from srsweep.reports import write_report
 
 FILES = [
-    "runs.csv", "configs.csv", "history.csv", "best.csv", "trends.csv", "trend_drivers.csv",
-    "comparison.png", "metric_vs_disc.lr.png", "metric_vs_disc.hid_num.png", "parallel.png",
-    "by_disc.lr.png", "by_disc.hid_num.png", "report.html", "report.md",
-]  # fmt: skip
+    "runs.csv",
+    "configs.csv",
+    "history.csv",
+    "best.csv",
+    "trends.csv",
+    "trend_drivers.csv",
+    "comparison.png",
+    "metric_vs_disc.lr.png",
+    "metric_vs_disc.hid_num.png",
+    "parallel.png",
+    "by_disc.lr.png",
+    "by_disc.hid_num.png",
+    "report.html",
+    "report.md",
+]
 TABLES = ["runs.csv", "configs.csv", "history.csv", "best.csv", "trends.csv"]
 
 
@@ -100,12 +111,16 @@ def test_exclude(records, tmp_path):
 
 
 def test_missing_curve_is_a_usage_error(records, tmp_path):
-    with pytest.raises(UsageError, match=r"no run \(of 7 after exclusions\) has any history of "
-                       r"'val_loss'; logged metrics: acc, epoch, loss"):  # fmt: skip
+    with pytest.raises(
+        UsageError,
+        match=r"no run \(of 7 after exclusions\) has any history of "
+        r"'val_loss'; logged metrics: acc, epoch, loss",
+    ):
         write_report(records, tmp_path, metric="avg_acc", goal="maximize", curve="val_loss")
     with pytest.raises(UsageError, match="of 0 after exclusions"):
-        write_report(records, tmp_path, metric="avg_acc", goal="maximize", curve="acc",
-                     exclude=["sd-"])  # fmt: skip
+        write_report(
+            records, tmp_path, metric="avg_acc", goal="maximize", curve="acc", exclude=["sd-"]
+        )
     assert not list(tmp_path.iterdir())  # nothing written
 
 
@@ -123,12 +138,20 @@ def two_runs(records):
 def test_report_sweep_of_a_kernel_plots_its_curve_and_adds_its_section(two_runs, tmp_path):
     paths = report_sweep({"program": "lazy"}, two_runs, tmp_path, sweep_id="sw1", title="L")
     # the two runs share a configuration: its curve over them is in curves.csv
-    assert [p.name for p in paths] == [*TABLES, "curves.csv", "comparison.png", "report.html", "report.md"]
+    assert [p.name for p in paths] == [
+        *TABLES,
+        "curves.csv",
+        "comparison.png",
+        "report.html",
+        "report.md",
+    ]
     text = (tmp_path / "report.md").read_text()
     assert "## Smoothed loss, all runs" in text  # lazy's curve, metric and goal
     assert "## Best 2 by loss (minimize)" in text
-    assert text.endswith("## lazy figures\n\nSkipped:\n\n"
-                         "- lazy plots: no run logged rel_move_last, rel_move_all; none drawn\n")  # fmt: skip
+    assert text.endswith(
+        "## lazy figures\n\nSkipped:\n\n"
+        "- lazy plots: no run logged rel_move_last, rel_move_all; none drawn\n"
+    )
 
 
 def test_report_sweep_of_a_kernel_takes_the_specs_metric_and_a_given_curve(two_runs, tmp_path):
@@ -144,16 +167,21 @@ def test_report_sweep_of_a_kernel_takes_the_specs_metric_and_a_given_curve(two_r
 def test_report_sweep_of_a_script_plots_its_metric_and_every_other(two_runs, tmp_path):
     spec = {"program": "train.py", "metric": {"name": "acc", "goal": "maximize"}}
     paths = report_sweep(spec, two_runs, tmp_path, sweep_id="sw1", title="T")
-    assert [p.name for p in paths[-4:]] == ["comparison.png", "curve_loss.png", "report.html",
-                                            "report.md"]  # fmt: skip
+    assert [p.name for p in paths[-4:]] == [
+        "comparison.png",
+        "curve_loss.png",
+        "report.html",
+        "report.md",
+    ]
     text = (tmp_path / "report.md").read_text()
     assert "## Smoothed acc, all runs" in text and "## Best 2 by acc (maximize)" in text
     assert text.endswith("\n## Smoothed loss\n\n![Smoothed loss](curve_loss.png)\n")
 
 
 def test_report_sweep_of_a_script_without_a_metric_ranks_by_the_curve(two_runs, tmp_path):
-    report_sweep({"program": "train.py"}, two_runs, tmp_path, sweep_id="sw1", title="T",
-                 curve="loss")  # fmt: skip
+    report_sweep(
+        {"program": "train.py"}, two_runs, tmp_path, sweep_id="sw1", title="T", curve="loss"
+    )
     text = (tmp_path / "report.md").read_text()
     assert "## Best 2 by loss (minimize)" in text  # W&B's default goal
     assert "![Smoothed acc](curve_acc.png)" in text
@@ -163,17 +191,28 @@ def test_report_sweep_of_a_script_without_a_metric_or_curve_names_the_logged(rec
     out = tmp_path / "rep"
     with pytest.raises(UsageError) as e:
         report_sweep({"program": "train.py"}, records, out, sweep_id="sw1", title="T")
-    assert str(e.value) == ("report: sweep sw1 runs a script and its spec names no metric; "
-                            "pass --curve (logged: acc, epoch, loss)")  # fmt: skip
+    assert str(e.value) == (
+        "report: sweep sw1 runs a script and its spec names no metric; "
+        "pass --curve (logged: acc, epoch, loss)"
+    )
     assert not out.exists()
 
 
 @pytest.fixture(scope="module")
 def replicated_report(replicated_records, tmp_path_factory):
     out = tmp_path_factory.mktemp("replicated")
-    spec = {"program": "sd", "parameters": {"disc": {"parameters": {
-        "lr": {"values": [1e-5, 1e-4, 1e-3, 1e-2]}, "loss": {"values": ["bce", "wgan"]}}},
-        "seed": {"values": [0, 1, 2]}}}  # fmt: skip
+    spec = {
+        "program": "sd",
+        "parameters": {
+            "disc": {
+                "parameters": {
+                    "lr": {"values": [1e-5, 1e-4, 1e-3, 1e-2]},
+                    "loss": {"values": ["bce", "wgan"]},
+                }
+            },
+            "seed": {"values": [0, 1, 2]},
+        },
+    }
     paths = report_sweep(spec, replicated_records, out, sweep_id="sw1", title="Replicated")
     return out, paths
 
@@ -181,8 +220,17 @@ def replicated_report(replicated_records, tmp_path_factory):
 def test_a_replicated_sweep_reports_configurations_over_seeds(replicated_report):
     out, paths = replicated_report
     names = [p.name for p in paths]
-    assert names[:9] == ["runs.csv", "configs.csv", "history.csv", "best.csv", "trends.csv",
-                         "curves.csv", "importance.csv", "trend_drivers.csv", "comparison.png"]  # fmt: skip
+    assert names[:9] == [
+        "runs.csv",
+        "configs.csv",
+        "history.csv",
+        "best.csv",
+        "trends.csv",
+        "curves.csv",
+        "importance.csv",
+        "trend_drivers.csv",
+        "comparison.png",
+    ]
     text = (out / "report.md").read_text()
     assert "- Configurations: 8 configurations × 3 seeds (24 runs);" in text
     assert "a configuration's curve is the mean over its seeds, with a band of ±1 std over" in text
@@ -190,8 +238,12 @@ def test_a_replicated_sweep_reports_configurations_over_seeds(replicated_report)
     assert configs["seeds"].tolist() == [3] * 8
     assert configs["run_ids"][0] == '["c0s0", "c0s1", "c0s2"]'  # lists as JSON
     lr = dict(zip(configs["disc.lr"], configs["trend"], strict=False))
-    assert lr == {1e-4: "learns fast, holds", 1e-3: "learns fast, holds",
-                  1e-2: "not learning", 1e-5: "not learning"}  # fmt: skip
+    assert lr == {
+        1e-4: "learns fast, holds",
+        1e-3: "learns fast, holds",
+        1e-2: "not learning",
+        1e-5: "not learning",
+    }
     assert set(configs["label"]) <= {f"{n}/3 seeds: {t}" for n in (2, 3) for t in set(lr.values())}
     curves = pd.read_csv(out / "curves.csv")
     assert set(curves.columns) == {"config", "step", "mean", "std", "seeds"}

@@ -76,8 +76,11 @@ def test_grouped_plot_thin_runs_and_thick_group_means(frames):
     assert len(ax.lines) == 7 + 4 + 1
     assert sum(line.get_linewidth() > 2 for line in ax.lines) == 4
     assert _legend_texts(fig) == [
-        "disc.lr=1e-5 (n=2)", "disc.lr=1e-4 (n=2)", "disc.lr=1e-3 (n=1)", "disc.lr=1e-2 (n=2)"
-    ]  # fmt: skip
+        "disc.lr=1e-5 (n=2)",
+        "disc.lr=1e-4 (n=2)",
+        "disc.lr=1e-3 (n=1)",
+        "disc.lr=1e-2 (n=2)",
+    ]
     assert len(ax.collections) == 3  # a spread band for each group of two or more
     assert ax.get_title() == "smoothed acc by disc.lr"
     assert _png(fig).startswith(PNG)

@@ -74,9 +74,13 @@ def test_characterise_counts_configurations_runs_and_typical_values(records):
     out = characterise(_configs(records, KEYS), KEYS).set_index("trend")
     assert list(out.index) == list(TRENDS)
     assert list(out.columns) == [
-        "configurations", "runs", "disc.lr mode", "disc.lr median", "disc.hid_num mode",
+        "configurations",
+        "runs",
+        "disc.lr mode",
+        "disc.lr median",
+        "disc.hid_num mode",
         "disc.hid_num median",
-    ]  # fmt: skip
+    ]
     assert out["configurations"].to_dict() == dict(zip(TRENDS, [2, 1, 2, 2], strict=True))
     assert out["runs"].to_dict() == out["configurations"].to_dict()  # one seed each
     assert out.loc["learns fast, holds", "disc.lr mode"] == 1e-4
