@@ -32,7 +32,7 @@ from srsweep.agents.scripts import CHECK_EVERY
 from srsweep.agents.scripts import FLUSH_INTERVAL
 from srsweep.agents.scripts import POLL
 from srsweep.agents.scripts import ScriptTrial
-from srsweep.agents.signals import Heartbeat
+from srsweep.agents.scripts import supervised
 from srsweep.backends import wandb as wb
 
 if TYPE_CHECKING:
@@ -216,12 +216,4 @@ def execute_function(
         echo=echo,
         stop_check=None if stop_check is None else lambda: stop_check(record.id),
     )
-    beat = Heartbeat(backend, [record.id])
-    if signals is not None:
-        signals.current = [trial]
-    try:
-        return trial.run()
-    finally:
-        beat.stop()
-        if signals is not None:
-            signals.current = []
+    return supervised(trial, backend, signals)

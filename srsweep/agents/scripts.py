@@ -290,7 +290,12 @@ def execute_script(
         echo=echo,
         stop_check=None if stop_check is None else lambda: stop_check(record.id),
     )
-    beat = Heartbeat(backend, [record.id])
+    return supervised(trial, backend, signals)
+
+
+def supervised(trial: ScriptTrial, backend: Backend, signals: Signals | None) -> RunRecord:
+    """``trial.run()`` with heartbeats for its run, the agent's signals reaching it."""
+    beat = Heartbeat(backend, [trial.record.id])
     if signals is not None:
         signals.current = [trial]
     try:

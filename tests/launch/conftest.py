@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import itertools
 from collections import Counter
 from collections.abc import Callable
 from collections.abc import Iterator
@@ -12,7 +11,6 @@ import pytest
 from srsweep.backends import SqlLedger
 from srsweep.backends import open_ledger
 from srsweep.spec import validate
-from srsweep.testing import postgres
 
 Grid = Callable[..., tuple[SqlLedger, str]]
 
@@ -52,27 +50,3 @@ def finished_once() -> Callable[[SqlLedger, str, int], set[str]]:
     """Asserts that every target 0..n-1 of a ``grid`` sweep ran exactly once and
     finished: ``(ledger, sweep id, n)`` -> the names of the agents that ran them."""
     return _finished_once
-
-
-_names = itertools.count()
-
-
-@pytest.fixture(scope="session")
-def postgres_server() -> Iterator[str]:
-    why = postgres.unavailable()
-    if why is not None:
-        pytest.skip(f"no PostgreSQL server for the ledger tests: {why}")
-    pytest.importorskip("psycopg", reason="the PostgreSQL driver: pip install -e '.[dev]'")
-    with postgres.throwaway_server() as url:
-        yield url
-
-
-@pytest.fixture
-def postgres_url(postgres_server: str) -> str:
-    """The URL of a new, empty database on the session's server."""
-    import psycopg
-
-    name = f"launch{next(_names)}"
-    with psycopg.connect(postgres_server, autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name}")
-    return postgres_server.rsplit("/", 1)[0] + "/" + name
