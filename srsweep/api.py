@@ -116,6 +116,7 @@ def agent(
     entity: str | None = None,
     project: str | None = None,
     pack: int | None = None,
+    max_retries: int | None = None,
     results: str | Path | None = None,
     ledger: str | None = None,
     echo: Callable[[str], None] = print,
@@ -133,6 +134,8 @@ def agent(
         entity, project: accepted as ``wandb.agent`` accepts them; the sweep id (a local
             id or ENTITY/PROJECT/ID) already says where the sweep is.
         pack: kernel sweeps only: train up to this many same-shaped trials together.
+        max_retries: crashed attempts of a trial before it is failed (default: the
+            ledger's, ``SRSWEEP_MAX_RETRIES`` or 3).
         echo: where progress lines go.
 
     Returns:
@@ -144,6 +147,8 @@ def agent(
         raise UsageError(f"count: expected a positive whole number, got {count!r}")
     folder = _results(results)
     backend, sid = open_backend(sweep_id, results=folder, ledger=ledger)
+    if max_retries is not None:
+        backend.max_retries = max_retries
     with closing(backend):
         if isinstance(backend, ServerAgents):  # the server hands trials to its own agents
             code = backend.run_server_agent(sid, count, function)

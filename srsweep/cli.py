@@ -226,8 +226,17 @@ def create(
     help="Claim up to N trials at a time and train those of one shape as a "
     "single batched model. Default: 64 on CUDA, 1 on CPU.",
 )
+@click.option(
+    "--max-retries",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Crashed attempts of one trial (its agent lost) before it counts as failed. "
+    "Default: SRSWEEP_MAX_RETRIES or 3.",
+)
 @pass_obj
-def agent(obj: _Obj, sweep_id: str, count: int | None, pack: int | None) -> None:
+def agent(
+    obj: _Obj, sweep_id: str, count: int | None, pack: int | None, max_retries: int | None
+) -> None:
     """Run trials of SWEEP_ID until it is exhausted or --count trials have run.
 
     Start several agents (one per core or GPU) on the same sweep: they never run the
@@ -247,6 +256,7 @@ def agent(obj: _Obj, sweep_id: str, count: int | None, pack: int | None) -> None
             sweep_id,
             count=count,
             pack=pack,
+            max_retries=max_retries,
             results=obj.results,
             ledger=obj.ledger_url,
             echo=click.echo,

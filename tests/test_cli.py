@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -277,3 +278,19 @@ def test_standalone_runs_show_in_ls_and_status(cli, results):
     assert status[1].split() == ["RUN", "NAME", "KERNEL", "STATE", "FINAL"]
     assert status[2].split()[1:4] == ["toy-001", "toy", "finished"]
     assert status[2].split()[4].startswith("loss=")
+
+
+def test_agent_max_retries_fails_a_trial_whose_agents_keep_dying(
+    cli, write_spec, results, monkeypatch
+):
+    from srsweep.backends.local import LocalBackend
+
+    monkeypatch.setenv("SRSWEEP_LEASE_TIMEOUT", "0.5")
+    sid = cli("create", str(write_spec(SPEC))).stdout.strip().splitlines()[-1]
+    dead = LocalBackend(results).claim(sid, "an agent that died")  # never beats again
+    time.sleep(1.0)
+    res = cli("agent", sid, "--max-retries", "1")
+    assert res.exit_code == 0, res.output
+    lost = LocalBackend(results).run(dead.id)
+    assert lost.state == "failed" and lost.error.startswith("crashed 1 times: agent lost")
+    assert "agent done: 2 finished" not in res.output and "1 finished" in res.output
