@@ -3,6 +3,7 @@ core by default, each with its share of the cores and its GPU, logging to a file
 
 from __future__ import annotations
 
+import itertools
 import os
 import shlex
 import shutil
@@ -53,10 +54,12 @@ def cores() -> int:
 
 
 def visible_gpus(environ: Mapping[str, str] = os.environ) -> list[str]:
-    """The GPUs agents may use: ``CUDA_VISIBLE_DEVICES``'s entries when it is set, else
-    the indices of those ``nvidia-smi -L`` lists (torch is not imported for this)."""
+    """The GPUs agents may use: ``CUDA_VISIBLE_DEVICES``'s entries when it is set (up to
+    the first negative one, where CUDA stops reading it), else the indices of those
+    ``nvidia-smi -L`` lists (torch is not imported for this)."""
     if "CUDA_VISIBLE_DEVICES" in environ:
-        return [g.strip() for g in environ["CUDA_VISIBLE_DEVICES"].split(",") if g.strip()]
+        entries = [g.strip() for g in environ["CUDA_VISIBLE_DEVICES"].split(",") if g.strip()]
+        return list(itertools.takewhile(lambda g: not g.startswith("-"), entries))
     smi = shutil.which("nvidia-smi")
     if smi is None:
         return []

@@ -45,8 +45,8 @@ def test_the_users_thread_variables_win():
 
 @pytest.mark.parametrize(
     ("value", "gpus"),
-    [("2, 3", ["2", "3"]), ("", []), ("GPU-8f0a", ["GPU-8f0a"])],
-    ids=["two", "none", "uuid"],
+    [("2, 3", ["2", "3"]), ("", []), ("GPU-8f0a", ["GPU-8f0a"]), ("-1", []), ("0,-1,1", ["0"])],
+    ids=["two", "none", "uuid", "hidden", "up-to-negative"],
 )
 def test_visible_gpus_follow_cuda_visible_devices(value, gpus):
     assert visible_gpus({"CUDA_VISIBLE_DEVICES": value}) == gpus

@@ -212,7 +212,7 @@ def test_a_real_slurm_job_runs_the_sweep(grid, finished_once):
         target, _ = open_target(sid, results, None, None, None)
         req = SlurmRequest(jobs=1, time_min=10, partition=os.environ.get("SRSWEEP_SLURM_PARTITION"))
         [job] = submit(target, req)
-        deadline = time.monotonic() + 1800  # the queue may be busy
+        deadline = time.monotonic() + 600  # the queue may be busy
         while sum(r.state == "finished" for r in book.runs(sid, history=False)) < n:
             assert time.monotonic() < deadline, f"job {job.job_id} did not finish: {job.log}"
             time.sleep(5)
