@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 from typing import Any
 
 from srsweep.agents.signals import Heartbeat
+from srsweep.agents.signals import deferred
 from srsweep.agents.trial import lost_lease
 from srsweep.backends import wandb as wb
 from srsweep.errors import LeaseLostError
@@ -118,13 +119,14 @@ class ScriptTrial:
             self._end(proc)
             return self._finish("failed", "".join(traceback.format_exception(e)))
         _signal_group(proc, signal.SIGKILL)  # workers the script left behind end with it
-        self._collect()
-        if self.stop_reason is not None and signalled:
-            state = "preempted" if self.stop_reason.startswith("preempted") else "stopped"
-            return self._finish(state, self.stop_reason)
-        if code != 0:
-            return self._finish("failed", self._failure(code))
-        return self._finish("finished", None)
+        with deferred():  # from here on a second signal waits for the outcome's writes
+            self._collect()
+            if self.stop_reason is not None and signalled:
+                state = "preempted" if self.stop_reason.startswith("preempted") else "stopped"
+                return self._finish(state, self.stop_reason)
+            if code != 0:
+                return self._finish("failed", self._failure(code))
+            return self._finish("finished", None)
 
     # -- the process ------------------------------------------------------------------
     def _command(self) -> tuple[list[str], dict[str, str]]:
@@ -250,12 +252,15 @@ class ScriptTrial:
         if bad:  # the run keeps W&B's state; the engine counts these as missing (worst)
             summary["nonfinite"] = bad
         summary["runtime"] = round(time.monotonic() - self._t0, 3)
-        try:
-            self.backend.finish(self.record.id, state, config=config, summary=summary, error=error)
-        except LeaseLostError as e:
-            return lost_lease(self.record, e)
-        if state == "preempted" and self.record.sweep_id is not None:  # queued again now: a
-            self.backend.requeue(self.record.id)  # second signal may end the agent next
+        with deferred():  # a second signal ends the agent after these writes
+            try:
+                self.backend.finish(
+                    self.record.id, state, config=config, summary=summary, error=error
+                )
+            except LeaseLostError as e:
+                return lost_lease(self.record, e)
+            if state == "preempted" and self.record.sweep_id is not None:  # queued again now: a
+                self.backend.requeue(self.record.id)  # second signal may end the agent next
         record = self.record
         record.state, record.error, record.summary, record.config = state, error, summary, config
         record.history = list(self.history)

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
     from srsweep.backends._base import Backend
 
-__all__ = ["Heartbeat", "Interrupted", "Signals"]
+__all__ = ["Heartbeat", "Interrupted", "Signals", "deferred"]
 
 
 class _Stoppable(Protocol):
@@ -63,6 +63,22 @@ class Signals:
         finally:
             for s, h in old.items():
                 signal.signal(s, h)
+
+
+@contextmanager
+def deferred() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM back while a trial's outcome is written (its queued next
+    attempt, its state), so that a second signal ends the agent only after the ledger has
+    both; in the main thread only (where signals are handled)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held = {signal.SIGINT, signal.SIGTERM}
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)  # a held signal is handled now
 
 
 class Heartbeat:

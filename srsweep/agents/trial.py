@@ -17,6 +17,7 @@ from typing import Any
 from srsweep import config as _config
 from srsweep.agents.packing import limit_threads
 from srsweep.agents.signals import Heartbeat
+from srsweep.agents.signals import deferred
 from srsweep.errors import LeaseLostError
 from srsweep.errors import SpecError
 from srsweep.errors import SrsweepError
@@ -115,21 +116,22 @@ class _Trial:
         if isinstance(exc, LeaseLostError):
             return self.lost(exc)
         summary: dict[str, Any] = {}
-        try:
-            if run is not None:
-                run.flush()
-                summary = dict(run.summary, runtime=round(run.elapsed(), 3))
-            self.backend.finish(
-                record.id,
-                state,
-                summary=summary,
-                error=error,
-                model_path=str(run.model_path) if run and run.saved else None,
-            )
-        except LeaseLostError as e:
-            return self.lost(e)
-        if state == "preempted" and record.sweep_id is not None:  # queued again now: a
-            self.backend.requeue(record.id)  # second signal may end the agent next
+        with deferred():  # a second signal ends the agent after these writes, not among them
+            try:
+                if run is not None:
+                    run.flush()
+                    summary = dict(run.summary, runtime=round(run.elapsed(), 3))
+                self.backend.finish(
+                    record.id,
+                    state,
+                    summary=summary,
+                    error=error,
+                    model_path=str(run.model_path) if run and run.saved else None,
+                )
+            except LeaseLostError as e:
+                return self.lost(e)
+            if state == "preempted" and record.sweep_id is not None:
+                self.backend.requeue(record.id)  # queued again before the agent may exit
         if self.sink is not None:
             self.sink.finish(state, summary, run.model_path if run and run.saved else None)
         record.state, record.error, record.summary = state, error, summary
