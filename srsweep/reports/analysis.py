@@ -11,6 +11,7 @@ nothing after this stage reads runs or computes statistics.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import field
@@ -21,11 +22,14 @@ import pandas as pd
 
 from srsweep.config import flatten
 from srsweep.errors import UsageError
-from srsweep.reports import best as best_mod
-from srsweep.reports import drivers as drivers_mod
 from srsweep.reports import frames
-from srsweep.reports import importance as importance_mod
 from srsweep.reports import seeds
+from srsweep.reports.best import BestConfig
+from srsweep.reports.best import BestRun
+from srsweep.reports.best import best_config as find_best_config
+from srsweep.reports.best import best_run as find_best_run
+from srsweep.reports.drivers import trend_drivers
+from srsweep.reports.importance import importance as hp_importance
 from srsweep.reports.levels import Levels
 from srsweep.reports.levels import is_numeric
 from srsweep.reports.levels import levels_of
@@ -38,7 +42,7 @@ from srsweep.spec import leaf_params
 if TYPE_CHECKING:
     from srsweep.backends._base import RunRecord
 
-__all__ = ["Study", "analyse", "DEFAULT_AVG_HOR"]
+__all__ = ["Study", "analyse", "analyse_frames", "DEFAULT_AVG_HOR"]
 
 DEFAULT_AVG_HOR = 50  # the window of the study's later plots (symrep §10)
 MAX_LEGEND = 12  # beyond this the comparison legend stops being readable
@@ -78,8 +82,8 @@ class Study:
     curves: pd.DataFrame
     summary: pd.DataFrame
     best: pd.DataFrame
-    best_run: best_mod.BestRun | None
-    best_config: best_mod.BestConfig | None
+    best_run: BestRun | None
+    best_config: BestConfig | None
     value_range: tuple[float, float] | None
     chance: float | None
     highlight: list[str] | None
@@ -121,27 +125,81 @@ def analyse(
     spec: dict[str, Any] | None = None,
     excluded: Sequence[str] = (),
 ) -> Study:
-    """Frames and analyses of the runs (see ``pipeline.write_report`` for the args;
-    ``excluded`` are the patterns the runs were filtered by, for the summary).
+    """The frames of the runs (``frames``) and their analyses (``analyse_frames``); see
+    ``pipeline.write_report`` for the args; ``excluded`` are the patterns the runs were
+    filtered by, for the summary.
 
     Raises:
         UsageError: no run logged ``curve``, no run has ``metric``, a bad ``goal`` or
             ``avg_hor``.
     """
-    hist = frames.history_frame(records)
+    swept: dict[str, None] = {}
+    for r in records:
+        swept.update(dict.fromkeys(flatten(r.params or {})))
+    return analyse_frames(
+        frames.runs_frame(records),
+        frames.history_frame(records),
+        swept=list(swept) if swept else None,
+        model_paths={r.id: r.model_path for r in records},
+        run_configs={r.id: r.config for r in records},
+        metric=metric,
+        goal=goal,
+        curve=curve,
+        avg_hor=avg_hor,
+        band=band,
+        title=title,
+        k=k,
+        kernel=kernel,
+        spec=spec,
+        excluded=excluded,
+    )
+
+
+def analyse_frames(
+    runs: pd.DataFrame,
+    hist: pd.DataFrame,
+    *,
+    swept: Sequence[str] | None,
+    model_paths: Mapping[str, str | None],
+    run_configs: Mapping[str, dict[str, Any]],
+    metric: str,
+    goal: str,
+    curve: str,
+    avg_hor: int | None = None,
+    band: bool = True,
+    title: str = "",
+    k: int = 10,
+    kernel: str | None = None,
+    spec: dict[str, Any] | None = None,
+    excluded: Sequence[str] = (),
+) -> Study:
+    """The analyses of a runs frame and a history frame (``frames.runs_frame`` and
+    ``frames.history_frame``, or the same columns read another way).
+
+    Args:
+        runs: One row per run.
+        hist: One row per logged step.
+        swept: The keys the sweep chose (its runs' ``params``); None: every config key.
+        model_paths: Model file per run id.
+        run_configs: Full nested config per run id (for the best run's command).
+        metric: As ``analyse``, as are ``goal``, ``curve``, ``avg_hor``, ``band``,
+            ``title``, ``k``, ``kernel``, ``spec`` and ``excluded``.
+
+    Raises:
+        UsageError: as ``analyse``.
+    """
     if curve not in hist.columns or pd.to_numeric(hist[curve], errors="coerce").isna().all():
         logged = sorted(c for c in hist.columns if c not in ("run_id", "step"))
         raise UsageError(
-            f"report: no run (of {len(records)} after exclusions) has any history of "
+            f"report: no run (of {len(runs)} after exclusions) has any history of "
             f"{curve!r}; logged metrics: {', '.join(logged) or 'none'}"
         )
-    runs = frames.runs_frame(records)
     if avg_hor is None:
         avg_hor = _default_avg_hor(runs)
     smoothed = frames.smooth(hist, curve, avg_hor)
     best = frames.best_k(runs, metric, goal, k)
     seed_cols = seeds.seed_keys(runs)
-    keys = [k for k in _swept_keys(records, runs) if k not in seed_cols]
+    keys = [k for k in frames.varying_keys(runs, swept) if k not in seed_cols]
     config = seeds.config_ids(runs)
     runs = runs.assign(config=config.to_numpy())
 
@@ -171,18 +229,15 @@ def analyse(
 
     levels = {k: levels_of(runs[k]) for k in keys}
     notes: dict[str, str] = {}
-    importance, why = importance_mod.importance(runs, keys, metric)
+    importance, why = hp_importance(runs, keys, metric)
     if why:
         notes["importance"] = why
-    drivers, why = drivers_mod.trend_drivers(configs, keys, levels)
+    drivers, why = trend_drivers(configs, keys, levels)
     if why:
         notes["drivers"] = why
 
-    paths = {r.id: r.model_path for r in records}
-    best_run = best_mod.best_run(
-        runs, metric, goal, paths, kernel, {r.id: r.config for r in records}
-    )
-    best_config = best_mod.best_config(configs, metric, goal)
+    best_run = find_best_run(runs, metric, goal, model_paths, kernel, run_configs)
+    best_config = find_best_config(configs, metric, goal)
     sweeps = sorted({s for s in runs["sweep_id"] if isinstance(s, str)})
     n_curves = len(configs) if (configs["seeds"] > 1).any() else len(runs)
     highlight = None
@@ -245,15 +300,6 @@ def _default_avg_hor(runs_df: pd.DataFrame) -> int:
         if isinstance(v, (int, float)) and not isinstance(v, bool) and v == v and v > 0
     ]
     return Counter(found).most_common(1)[0][0] if found else DEFAULT_AVG_HOR
-
-
-def _swept_keys(records: Sequence[RunRecord], runs_df: pd.DataFrame) -> list[str]:
-    """Varying keys among those the sweep chose (``params``); all config keys when
-    no run records its params, e.g. hand-started runs."""
-    swept: dict[str, None] = {}
-    for r in records:
-        swept.update(dict.fromkeys(flatten(r.params or {})))
-    return frames.varying_keys(runs_df, list(swept) if swept else None)
 
 
 def _log_keys(spec: dict[str, Any] | None, runs: pd.DataFrame, keys: Sequence[str]) -> set[str]:

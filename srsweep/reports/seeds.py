@@ -71,7 +71,9 @@ def seed_curves(smoothed_df: pd.DataFrame, config: pd.Series, col: str) -> pd.Da
     data = smoothed_df[["run_id", "step", col]].dropna(subset=[col])
     data = data.assign(config=data["run_id"].map(config))
     grouped = data.groupby(["config", "step"], sort=True)[col]
-    out = grouped.agg(mean="mean", std=lambda v: v.std(ddof=0), seeds="count")
+    out = pd.DataFrame(
+        {"mean": grouped.mean(), "std": grouped.std(ddof=0), "seeds": grouped.count()}
+    )
     return out.reset_index()
 
 

@@ -130,10 +130,11 @@ def classify(
     sign = 1.0 if goal == "maximize" else -1.0
     baseline = None if chance is None else sign * chance
     rows: list[dict[str, Any]] = []
-    for run_id, g in smoothed_df.groupby("run_id", sort=False):
-        g = g.sort_values(step_col, kind="stable")
-        y = sign * pd.to_numeric(g[metric_col], errors="coerce").to_numpy(dtype=float)
-        s = g[step_col].to_numpy(dtype=float)
+    values = sign * pd.to_numeric(smoothed_df[metric_col], errors="coerce").to_numpy(dtype=float)
+    steps = smoothed_df[step_col].to_numpy(dtype=float)
+    for run_id, idx in smoothed_df.groupby("run_id", sort=False).indices.items():
+        idx = idx[np.argsort(steps[idx], kind="stable")]
+        y, s = values[idx], steps[idx]
         keep = ~np.isnan(y)
         y, s = y[keep], s[keep]
         row: dict[str, Any] = {"run_id": run_id, "trend": NO_DATA}
