@@ -6,6 +6,7 @@ blocks become ``report.md`` (``markdown``) and ``report.html`` (``html``).
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -153,7 +154,11 @@ def _best(study: Study) -> list[Block]:
         out += [Para("Train it again:"), Code(b.command)]
     else:
         out.append(Para("No `srsweep run` command: the sweep runs a script, not a kernel."))
-    rows = tuple((k, v) for k, v in b.config.items())
+    # lists and None as the config file and --set write them: ["grad"], null
+    rows = tuple(
+        (k, json.dumps(v) if isinstance(v, (list, tuple, dict)) or v is None else v)
+        for k, v in b.config.items()
+    )
     out += [Para("Its full config:"), Table(("key", "value"), rows)]
     return out
 
@@ -237,7 +242,7 @@ def _drivers(study: Study) -> list[Block]:
     for trend, g in d.groupby("trend", sort=False):
         informative = g[g["p"] < 1.0].sort_values("p", kind="stable")
         if informative.empty:
-            rows.append((trend, "(every value about as common as overall)", *[""] * 7))
+            rows.append((trend, "(no value stands out: p = 1 for each)", *[""] * 7))
         for _, r in informative.head(DRIVERS_PER_TREND).iterrows():
             rows.append(
                 (
