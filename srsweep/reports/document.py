@@ -26,6 +26,7 @@ from srsweep.reports.blocks import Para
 from srsweep.reports.blocks import Table
 from srsweep.reports.drivers import ALPHA
 from srsweep.reports.frames import format_value
+from srsweep.reports.trends import SEED_DEPENDENT
 from srsweep.reports.trends import rules
 
 __all__ = ["Files", "report_blocks", "kernel_section", "curves_section", "STATES"]
@@ -163,6 +164,17 @@ def _best(study: Study) -> list[Block]:
     return out
 
 
+def _fit_text(r2: float) -> str:
+    """How well the forests predict runs they did not see (R² on held-out runs)."""
+    if r2 <= 0:
+        return (
+            f"On held-out runs the forests predict no better than the mean (R² = {r2:.2f}): "
+            "the hyperparameters explain little of the metric here; read the ranking with care."
+        )
+    care = " (little: read the ranking with care)" if r2 < 0.3 else ""
+    return f"The forests explain {r2:.0%} of the variance of held-out runs{care}."
+
+
 def _importance(study: Study, files: Files) -> list[Block]:
     out: list[Block] = [Heading(f"Which hyperparameters matter for {study.metric}")]
     t = study.importance
@@ -174,9 +186,7 @@ def _importance(study: Study, files: Files) -> list[Block]:
             f"Permutation importance from random forests (scikit-learn) fitted to the final "
             f"`{study.metric}` of {int(t['runs'].iloc[0])} runs: the share of the metric's "
             "variance the forest's error grows by when one hyperparameter is shuffled, on runs "
-            "left out of each bootstrap resample (± its std over the resamples). The forests "
-            f"explain {r2:.0%} of the variance of held-out runs"
-            + (" (little: read the ranking with care)." if r2 < 0.3 else ".")
+            "left out of each bootstrap resample (± its std over the resamples). " + _fit_text(r2)
         )
     )
     out.append(Image(files.importance, f"Importance for {study.metric}", "importance"))
@@ -214,7 +224,8 @@ def _trends(study: Study) -> list[Block]:
         names = []
         for _, c in configs.iterrows():
             runs = study.trends[study.trends["config"] == c["config"]]["name"].astype(str).tolist()
-            names.append(runs[0] if len(runs) == 1 else f"{c['label']} ({', '.join(runs)})")
+            seeds = f"{c['agree']}/{c['voters']} seeds" if c["trend"] != SEED_DEPENDENT else "split"
+            names.append(runs[0] if len(runs) == 1 else f"{seeds} ({', '.join(runs)})")
         more = f", … ({len(names) - 10} more)" if len(names) > 10 else ""
         if names:
             members.append(f"*{trend}*: {', '.join(names[:10])}{more}")
