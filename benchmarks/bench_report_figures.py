@@ -3,8 +3,8 @@
 Builds, in memory and without a ledger, the frames of a replicated sd-like sweep (250
 configurations x 4 seeds of five hyperparameters, ``acc`` and ``loss`` logged every
 step) and times each stage the report runs on them: the analyses (smoothing, seeds,
-trends, importance, drivers, best run), the PNG figures, the interactive figures, and
-the Markdown and HTML rendering. Reading the ledger into the frames is what
+trends, importance, drivers, best run), the CSV tables, the PNG figures, the
+interactive figures, and the Markdown and HTML rendering. Reading the ledger into the frames is what
 ``bench_report.py`` times as part of ``srsweep report``.
 
     python benchmarks/bench_report_figures.py [--runs 1000] [--steps 4000] [--out DIR]
@@ -108,6 +108,11 @@ def main() -> None:
         table,
     )  # fmt: skip
     files = Files(html="report.html")
+    timed(
+        "CSV tables",
+        lambda: [pipeline._table(out, files, n, w, df) for n, w, df in pipeline._tables(study)],
+        table,
+    )
     figs = timed("PNG figures (draw)", lambda: pipeline._figures(study, files), table)
     timed("PNG figures (save)", lambda: [save(f, out / n) for n, f in figs], table)
     blocks = report_blocks(study, files)

@@ -57,7 +57,10 @@ class Study:
     ``runs`` is ``frames.runs_frame`` with a ``config`` column (``seeds.config_ids``);
     ``trends`` the trend per run with the run's name, state, config and ``keys``;
     ``configs`` one row per configuration (``seeds.configs_frame``); ``curves`` the
-    curve over seeds per configuration (``seeds.seed_curves``). ``importance`` and
+    curve over seeds per configuration (``seeds.seed_curves``) and ``plotted`` the
+    smoothed curves, both at the steps the figures draw (``frames.thin``: every k-th
+    logged step, at most about ``frames.MAX_POINTS``, and each run's last).
+    ``importance`` and
     ``drivers`` are None when they could not be made; ``notes`` says why, per name.
     """
 
@@ -80,6 +83,7 @@ class Study:
     trends: pd.DataFrame
     configs: pd.DataFrame
     curves: pd.DataFrame
+    plotted: pd.DataFrame
     summary: pd.DataFrame
     best: pd.DataFrame
     best_run: BestRun | None
@@ -204,12 +208,12 @@ def analyse_frames(
     runs = runs.assign(config=config.to_numpy())
 
     smooth_col = f"{curve}_smooth"
-    values = smoothed[smooth_col].dropna()
+    values = smoothed[smooth_col]
     value_range = metric_range(curve, values)
     accuracy = value_range is not None
     # Non-accuracy curves have no chance level: judge each against its own start, with
     # "learning" meaning a gain of 5 % of the range all curves span.
-    spread = float(values.max() - values.min()) if len(values) else 0.0
+    spread = float(values.max() - values.min()) if values.notna().any() else 0.0
     margin = 0.05 if accuracy else max(0.05 * spread, 1e-12)
     run_trends = classify(
         smoothed,
@@ -225,7 +229,8 @@ def analyse_frames(
     trends = trends.merge(
         per_config[["config", "label"]].rename(columns={"label": "config trend"}), on="config"
     )
-    curves = seeds.seed_curves(smoothed, config, smooth_col)
+    plotted = frames.thin(smoothed)
+    curves = seeds.seed_curves(plotted, config, smooth_col)
 
     levels = {k: levels_of(runs[k]) for k in keys}
     notes: dict[str, str] = {}
@@ -263,6 +268,7 @@ def analyse_frames(
         trends=trends,
         configs=configs,
         curves=curves,
+        plotted=plotted,
         summary=characterise(configs, keys),
         best=best,
         best_run=best_run,

@@ -6,6 +6,7 @@ blocks become ``report.md`` (``markdown``) and ``report.html`` (``html``).
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from srsweep.reports.blocks import Para
 from srsweep.reports.blocks import Table
 from srsweep.reports.drivers import ALPHA
 from srsweep.reports.frames import format_value
+from srsweep.reports.trends import SEED_DEPENDENT
 from srsweep.reports.trends import rules
 
 __all__ = ["Files", "report_blocks", "kernel_section", "curves_section", "STATES"]
@@ -153,9 +155,24 @@ def _best(study: Study) -> list[Block]:
         out += [Para("Train it again:"), Code(b.command)]
     else:
         out.append(Para("No `srsweep run` command: the sweep runs a script, not a kernel."))
-    rows = tuple((k, v) for k, v in b.config.items())
+    # lists and None as the config file and --set write them: ["grad"], null
+    rows = tuple(
+        (k, json.dumps(v) if isinstance(v, (list, tuple, dict)) or v is None else v)
+        for k, v in b.config.items()
+    )
     out += [Para("Its full config:"), Table(("key", "value"), rows)]
     return out
+
+
+def _fit_text(r2: float) -> str:
+    """How well the forests predict runs they did not see (R² on held-out runs)."""
+    if r2 <= 0:
+        return (
+            f"On held-out runs the forests predict no better than the mean (R² = {r2:.2f}): "
+            "the hyperparameters explain little of the metric here; read the ranking with care."
+        )
+    care = " (little: read the ranking with care)" if r2 < 0.3 else ""
+    return f"The forests explain {r2:.0%} of the variance of held-out runs{care}."
 
 
 def _importance(study: Study, files: Files) -> list[Block]:
@@ -169,9 +186,7 @@ def _importance(study: Study, files: Files) -> list[Block]:
             f"Permutation importance from random forests (scikit-learn) fitted to the final "
             f"`{study.metric}` of {int(t['runs'].iloc[0])} runs: the share of the metric's "
             "variance the forest's error grows by when one hyperparameter is shuffled, on runs "
-            "left out of each bootstrap resample (± its std over the resamples). The forests "
-            f"explain {r2:.0%} of the variance of held-out runs"
-            + (" (little: read the ranking with care)." if r2 < 0.3 else ".")
+            "left out of each bootstrap resample (± its std over the resamples). " + _fit_text(r2)
         )
     )
     out.append(Image(files.importance, f"Importance for {study.metric}", "importance"))
@@ -209,7 +224,8 @@ def _trends(study: Study) -> list[Block]:
         names = []
         for _, c in configs.iterrows():
             runs = study.trends[study.trends["config"] == c["config"]]["name"].astype(str).tolist()
-            names.append(runs[0] if len(runs) == 1 else f"{c['label']} ({', '.join(runs)})")
+            seeds = f"{c['agree']}/{c['voters']} seeds" if c["trend"] != SEED_DEPENDENT else "split"
+            names.append(runs[0] if len(runs) == 1 else f"{seeds} ({', '.join(runs)})")
         more = f", … ({len(names) - 10} more)" if len(names) > 10 else ""
         if names:
             members.append(f"*{trend}*: {', '.join(names[:10])}{more}")
@@ -237,7 +253,7 @@ def _drivers(study: Study) -> list[Block]:
     for trend, g in d.groupby("trend", sort=False):
         informative = g[g["p"] < 1.0].sort_values("p", kind="stable")
         if informative.empty:
-            rows.append((trend, "(every value about as common as overall)", *[""] * 7))
+            rows.append((trend, "(no value stands out: p = 1 for each)", *[""] * 7))
         for _, r in informative.head(DRIVERS_PER_TREND).iterrows():
             rows.append(
                 (

@@ -27,10 +27,10 @@ from srsweep.reports.levels import sort_key
 __all__ = ["importance", "MIN_RUNS", "USED_STATES"]
 
 MIN_RUNS = 8  # fewer runs than this leave too few out of each resample to score on
-RESAMPLES = 6
+RESAMPLES = 5
 TREES = 40  # a small forest: the ranking is stable and 1000 runs take about a second
 LEAF = 3  # runs per leaf at least: smooths over seed noise and keeps the trees shallow
-REPEATS = 4  # shuffles per key and resample
+REPEATS = 3  # shuffles per key and resample
 USED_STATES = ("finished", "stopped")  # a running run's value is partial
 
 

@@ -2,8 +2,8 @@
 
 Each function draws one ``Study`` figure: hovering a point or curve shows its runs and
 their hyperparameters, and clicking a legend entry hides or shows its traces. Colours
-and level order come from ``levels.Levels``, as in the PNG figures. Long curves are
-thinned to at most ``MAX_POINTS`` points each so that the page stays small.
+and level order come from ``levels.Levels``, as in the PNG figures. Curves are drawn
+from ``Study.plotted`` (``frames.thin``: about 200 steps each), so the page stays small.
 """
 
 from __future__ import annotations
@@ -22,20 +22,11 @@ from srsweep.reports.hparam_plots import axis_positions
 from srsweep.reports.levels import numeric_order
 from srsweep.reports.levels import palette
 
-__all__ = ["interactive_figures", "MAX_POINTS", "MAX_CURVES"]
+__all__ = ["interactive_figures", "MAX_CURVES"]
 
-MAX_POINTS = 400  # per curve
 MAX_CURVES = 40  # more curves than this: the best stay coloured, the rest one grey trace
 GREY = "#aaaaaa"
 BAND_OPACITY = 0.2
-
-
-def _thin(g: pd.DataFrame) -> pd.DataFrame:
-    """At most ``MAX_POINTS`` rows of one curve, evenly spaced, the last one kept."""
-    if len(g) <= MAX_POINTS:
-        return g
-    idx = np.unique(np.linspace(0, len(g) - 1, MAX_POINTS).round().astype(int))
-    return g.iloc[idx]
 
 
 def _rgba(hex_colour: str, alpha: float) -> str:
@@ -86,7 +77,7 @@ def _band(
     fig.add_trace(
         go.Scatter(
             x=np.concatenate([x, x[::-1]]),
-            y=np.concatenate([hi, lo[::-1]]),
+            y=np.concatenate([hi, lo[::-1]]).round(5),
             fill="toself",
             fillcolor=_rgba(colour, BAND_OPACITY),
             line={"width": 0},
@@ -112,7 +103,7 @@ def comparison_figure(study: Study) -> go.Figure:
         }
         heading = {i: f"configuration {i} (runs {runs_of[i]})" for i in rows["id"]}
     else:
-        data = study.smoothed.rename(columns={f"{curve}_smooth": "y", f"{curve}_std": "sd"})
+        data = study.plotted.rename(columns={f"{curve}_smooth": "y", f"{curve}_std": "sd"})
         data = data.assign(id=data["run_id"])
         rows = numeric_order(study.runs, keys).assign(id=lambda d: d["run_id"])
         heading = {
@@ -120,34 +111,32 @@ def comparison_figure(study: Study) -> go.Figure:
             for i, n, s in zip(rows["id"], rows["name"], rows["state"], strict=True)
         }
     labels = {i: _describe(r, keys) for i, r in rows.set_index("id", drop=False).iterrows()}
-    groups = {i: _thin(g.dropna(subset=["y"])) for i, g in data.groupby("id", sort=False)}
+    groups = {i: g.dropna(subset=["y"]) for i, g in data.groupby("id", sort=False)}
     ids = [i for i in rows["id"] if i in groups]
     shown = ids
     if len(ids) > MAX_CURVES and study.highlight is not None:
         shown = [i for i in study.highlight if i in groups]
     rest = [i for i in ids if i not in shown]
-    if rest:
-        xs, ys, texts = [], [], []
-        for i in rest:
-            g = groups[i]
-            xs += [*g["step"], None]
-            ys += [*g["y"], None]
-            texts += [f"{heading[i]}<br>{labels[i]}"] * len(g) + [""]
+    what = "configurations" if study.replicated else "runs"
+    for n, i in enumerate(rest):
+        # one trace per curve, all in one legend entry: hover text once per curve
+        g = groups[i]
         fig.add_trace(
             go.Scattergl(
-                x=xs,
-                y=ys,
-                text=texts,
+                x=g["step"].to_numpy(),
+                y=g["y"].to_numpy(dtype=float).round(5),
                 mode="lines",
                 line={"color": GREY, "width": 1},
-                name=f"{len(rest)} other {'configurations' if study.replicated else 'runs'}",
-                hovertemplate="%{text}<br>%{x}: %{y:.4g}<extra></extra>",
+                name=f"{len(rest)} other {what}",
+                legendgroup="others",
+                showlegend=n == 0,
+                hovertemplate=f"{heading[i]}<br>{labels[i]}<br>%{{x}}: %{{y:.4g}}<extra></extra>",
             )
         )
     colours = dict(zip(shown, palette(len(shown), ordered=False), strict=True))
     for i in shown:
         g = groups[i]
-        x, y = g["step"].to_numpy(dtype=float), g["y"].to_numpy(dtype=float)
+        x, y = g["step"].to_numpy(dtype=float), g["y"].to_numpy(dtype=float).round(5)
         if study.band:
             sd = g["sd"].fillna(0.0).to_numpy(dtype=float)
             _band(fig, x, y - sd, y + sd, colours[i], i, study.value_range)
@@ -277,17 +266,18 @@ def grouped_figure(study: Study, key: str) -> go.Figure:
     curve = study.curve
     lv = study.levels[key]
     level = lv.of(study.runs.set_index("run_id")[key])
-    data = study.smoothed.dropna(subset=[f"{curve}_smooth"])
-    data = data.assign(_level=data["run_id"].map(level))
+    data = study.plotted.dropna(subset=[f"{curve}_smooth"])
+    data = data.assign(_level=data["run_id"].map(level).to_numpy())
+    by_step = data.groupby(["_level", "step"], sort=True)[f"{curve}_smooth"]
+    stats = pd.DataFrame({"mean": by_step.mean(), "sd": by_step.std(ddof=0)})
+    runs_per_level = data.groupby("_level")["run_id"].nunique()
     fig = go.Figure()
     for name in lv.order:
-        sub = data[data["_level"] == name]
-        if sub.empty:
+        if name not in runs_per_level.index:
             continue
-        by_step = sub.groupby("step")[f"{curve}_smooth"]
-        g = _thin(pd.DataFrame({"mean": by_step.mean(), "sd": by_step.std(ddof=0)}).reset_index())
+        g = stats.loc[name].reset_index()
         x, y = g["step"].to_numpy(dtype=float), g["mean"].to_numpy(dtype=float)
-        n = sub["run_id"].nunique()
+        n = int(runs_per_level[name])
         if study.band and n > 1:
             sd = g["sd"].fillna(0.0).to_numpy(dtype=float)
             _band(fig, x, y - sd, y + sd, lv.colours[name], name, study.value_range)

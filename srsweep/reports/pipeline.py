@@ -261,11 +261,7 @@ def _tables(study: Study) -> list[tuple[str, str, pd.DataFrame]]:
             f"{study.metric} over seeds and its trend",
             study.configs,
         ),
-        (
-            "history.csv",
-            f"every logged row, with the smoothed `{study.curve}` and its std",
-            study.smoothed,
-        ),
+        ("history.csv", _history_text(study), study.plotted),
         ("best.csv", f"the best runs by {study.metric}", _runs_table(study.best)),
         ("trends.csv", "each run's trend, and its configuration's over seeds", study.trends),
     ]
@@ -274,7 +270,7 @@ def _tables(study: Study) -> list[tuple[str, str, pd.DataFrame]]:
             (
                 "curves.csv",
                 f"per configuration and step: mean, std and count over seeds "
-                f"of the smoothed `{study.curve}`",
+                f"of the smoothed `{study.curve}` (at the steps of history.csv)",
                 study.curves,
             )
         )
@@ -291,6 +287,18 @@ def _tables(study: Study) -> list[tuple[str, str, pd.DataFrame]]:
             ("trend_drivers.csv", "every trend × value test (Fisher's exact test)", study.drivers)
         )
     return out
+
+
+def _history_text(study: Study) -> str:
+    """What history.csv holds: every logged row, or (for long runs) the drawn steps."""
+    what = f"logged rows, with the smoothed `{study.curve}` and its std"
+    if len(study.plotted) == len(study.smoothed):
+        return f"every one of the {what}"
+    return (
+        f"the {what}, at the {study.plotted['step'].nunique()} of "
+        f"{study.smoothed['step'].nunique()} logged steps the figures draw (every k-th, and "
+        "each run's last); every row is in the ledger (`srsweep.history(SWEEP_ID)`)"
+    )
 
 
 def _table(out_dir: Path, files: Files, name: str, what: str, df: pd.DataFrame) -> Path:
@@ -313,7 +321,7 @@ def _figures(study: Study, files: Files) -> list[tuple[str, Figure]]:
         labels = frames.run_labels(runs, keys)
         running = labels.index.isin(runs.loc[runs["state"] == "running", "run_id"])
         labels = labels.where(~running, labels + " (running)")
-        data = study.smoothed
+        data = study.plotted
     fig = comparison_plot(
         data,
         labels,
@@ -344,7 +352,7 @@ def _figures(study: Study, files: Files) -> list[tuple[str, Figure]]:
         out.append((files.parallel, fig))
     for key in keys:
         fig = grouped_plot(
-            study.smoothed,
+            study.plotted,
             study.runs,
             key,
             curve,

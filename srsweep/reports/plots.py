@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 
 from srsweep import store
@@ -121,7 +122,8 @@ def comparison_plot(
         band: Shade ±1 std (``<metric>_std``) around each curve.
         title: Axes title.
         highlight: When given, only these runs are coloured and in the legend, in
-            this order; the others are drawn thin and grey (for sweeps with many runs).
+            this order; the others are drawn thin and grey, as one ``LineCollection``
+            (for sweeps with many runs).
         xlabel: Label of the step axis, e.g. ``"epoch"``.
         chance: Level of a dashed, labelled chance line (None: none); ``AUTO``: 0.5
             when the metric looks like an accuracy (name has "acc", values in [0, 1]).
@@ -142,21 +144,31 @@ def comparison_plot(
     colour = dict(zip(shown, palette(len(shown), ordered=False), strict=True))
     legend = [str(labels.get(rid, rid)) for rid in shown]
     fig, ax = _figure(legend, title, xlabel, f"smoothed {metric}")
+    # The other runs first, as one grey collection, so the coloured ones lie on top.
+    others = [rid for rid in ids if rid not in colour]
+    grey = None
+    if others:
+        lines = [
+            g.dropna(subset=[mean_col]).sort_values("step", kind="stable")[["step", mean_col]]
+            for g in (groups[rid] for rid in others)
+        ]
+        grey = LineCollection(
+            [g.to_numpy(dtype=float) for g in lines], colors=OTHER_COLOUR, linewidths=0.7
+        )
+        ax.add_collection(grey)
+        ax.autoscale_view()
     handles = {}
-    # Grey runs first so the coloured ones are drawn on top of them.
-    for rid in sorted(ids, key=lambda r: r in colour):
+    for rid in shown:
         g = groups[rid].dropna(subset=[mean_col]).sort_values("step", kind="stable")
         x, y = g["step"].to_numpy(), g[mean_col].to_numpy()
-        c, lw = (colour[rid], 1.4) if rid in colour else (OTHER_COLOUR, 0.7)
-        (handles[rid],) = ax.plot(x, y, color=c, linewidth=lw)
-        if band and rid in colour:
+        (handles[rid],) = ax.plot(x, y, color=colour[rid], linewidth=1.4)
+        if band:
             sd = g[std_col].to_numpy()
-            _band(ax, x, y - sd, y + sd, c, value_range)
+            _band(ax, x, y - sd, y + sd, colour[rid], value_range)
     chance_line(ax, chance)
-    legend_handles = [handles[rid] for rid in shown]
-    others = [rid for rid in ids if rid not in colour]
-    if others:
-        legend_handles.append(handles[others[0]])
+    legend_handles: list[Any] = [handles[rid] for rid in shown]
+    if grey is not None:
+        legend_handles.append(grey)
         legend.append(f"{len(others)} other runs")
     _legend(fig, legend_handles, legend)
     return fig
@@ -177,7 +189,8 @@ def grouped_plot(
 ) -> Figure:
     """Curves coloured by the level of one hyperparameter, with each level's mean.
 
-    Every run is a thin line in its level's colour; each level's mean over its runs
+    Every run is a thin line in its level's colour (one ``LineCollection`` per level);
+    each level's mean over its runs
     at each step is a thick line with one legend entry ``"<key>=<level> (n=<runs>)"``
     (``(n=<configurations> configs, <runs> runs)`` when ``runs_df`` has a ``config``
     column and some configuration has several seeds). With ``band``, the mean is
@@ -216,24 +229,29 @@ def grouped_plot(
 
     legend = [f"{key}={lv} ({count(lv)})" for lv in present]
     fig, ax = _figure(legend, title or f"smoothed {metric} by {key}", xlabel, f"smoothed {metric}")
-    data = smoothed_df.dropna(subset=[mean_col])
-    data = data.assign(_level=data["run_id"].map(level_of))
+    data = smoothed_df.dropna(subset=[mean_col]).sort_values(["run_id", "step"], kind="stable")
+    data = data.assign(_level=data["run_id"].map(level_of).to_numpy())
+    # Mean over the runs present at each step; a shorter (running) run simply stops
+    # contributing where its curve ends.
+    by_step = data.groupby(["_level", "step"], sort=True)[mean_col]
+    means, sds = by_step.mean(), by_step.std(ddof=0)
     handles = []
     for lv in present:
         colour = levels.colours[lv]
-        sub = data[data["_level"] == lv]
-        for _, g in sub.groupby("run_id", sort=False):
-            g = g.sort_values("step", kind="stable")
-            ax.plot(g["step"], g[mean_col], color=colour, linewidth=0.7, alpha=0.45)
-        # Mean over the runs present at each step; a shorter (running) run simply
-        # stops contributing where its curve ends.
-        by_step = sub.groupby("step")[mean_col]
-        mean = by_step.mean()
+        sub = data[(data["_level"] == lv).to_numpy()]
+        # one collection of thin lines per level: thousands of runs draw in a moment
+        xy = sub[["step", mean_col]].to_numpy(dtype=float)
+        cuts = np.flatnonzero(sub["run_id"].to_numpy()[1:] != sub["run_id"].to_numpy()[:-1]) + 1
+        ax.add_collection(
+            LineCollection(np.split(xy, cuts), colors=[colour], linewidths=0.7, alpha=0.45)
+        )
+        mean = means.loc[lv]
         (line,) = ax.plot(mean.index, mean.to_numpy(), color=colour, linewidth=2.4)
         handles.append(line)
         if band and len(members[lv]) > 1:
-            sd = by_step.std(ddof=0).to_numpy()
+            sd = sds.loc[lv].to_numpy()
             _band(ax, mean.index, mean - sd, mean + sd, colour, value_range)
+    ax.autoscale_view()
     chance_line(ax, chance)
     _legend(fig, handles, legend)
     return fig

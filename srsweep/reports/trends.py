@@ -62,8 +62,11 @@ def metric_range(name: str, values: pd.Series) -> tuple[float, float] | None:
     there is to go by. Accuracies are judged against ``CHANCE`` and their bands clipped
     to the range.
     """
-    v = pd.to_numeric(values, errors="coerce").dropna()
-    if "acc" in name.lower() and len(v) and v.min() >= 0.0 and v.max() <= 1.0:
+    if "acc" not in name.lower():
+        return None
+    v = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float)
+    v = v[~np.isnan(v)]
+    if len(v) and v.min() >= 0.0 and v.max() <= 1.0:
         return (0.0, 1.0)
     return None
 

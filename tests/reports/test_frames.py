@@ -246,3 +246,17 @@ def test_exclude(records):
     kept = exclude(records, ["r1", "sd-r5", ""])
     assert [r.id for r in kept] == ["r0", "r2", "r3", "r4", "r6"]
     assert exclude(records, []) == records
+
+
+def test_thin_keeps_one_grid_of_steps_and_each_runs_last():
+    from srsweep.reports.frames import thin
+
+    df = pd.DataFrame(
+        {"run_id": ["a"] * 10 + ["b"] * 8, "step": [*range(10), *range(8)], "acc": range(18)}
+    )
+    out = thin(df, max_points=4)  # 10 distinct steps: every 3rd, plus each run's last
+    assert out.groupby("run_id")["step"].agg(list).to_dict() == {
+        "a": [0, 3, 6, 9], "b": [0, 3, 6, 7],
+    }  # fmt: skip
+    assert list(out["acc"]) == [0, 3, 6, 9, 10, 13, 16, 17]  # rows as they were, in order
+    assert thin(df, max_points=10) is df  # short enough: untouched

@@ -66,6 +66,7 @@ def test_figures_are_linked_and_the_highlight_named(records, make_run):
 
 def test_best_run_at_the_top_with_its_config_and_no_command_without_a_kernel(records):
     records[4].model_path = "results/sw1/models/r4.joblib"
+    records[4].config |= {"ext": ["grad"], "runtime": None}
     text = _render(records)
     assert text.index("## Best run") < text.index("## Smoothed acc, all runs")
     assert (
@@ -77,6 +78,7 @@ def test_best_run_at_the_top_with_its_config_and_no_command_without_a_kernel(rec
     assert "No `srsweep run` command" in text
     assert "| disc.lr | 1e-4 |\n| disc.hid_num | 6 |\n" in text
     assert "| disc.betas | [0.9, 0.999] |" in text
+    assert '| ext | ["grad"] |' in text and "| runtime | null |" in text  # as JSON
 
 
 def test_best_table_marks_running_runs_and_formats_runtime(records):

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import re
+
 import pandas as pd
 import pytest
 
@@ -261,6 +263,9 @@ def test_importance_and_drivers_answer_the_study(replicated_report):
     assert "![Importance for avg_acc](importance.png)" in text
     assert "| 1 | disc.lr |" in text
     assert f"{len(drivers)} tests were made" in text
+    assert "The forests explain " in text and "of the variance of held-out runs" in text
+    # each configuration of a trend with its seeds' agreement and its runs
+    assert re.search(r"- \*not learning\*: [23]/3 seeds \(sd-c\d+s0, sd-c\d+s1, sd-c\d+s2\)", text)
 
 
 def test_the_best_run_has_its_command_and_csvs_hold_json(replicated_report):
