@@ -36,6 +36,7 @@ bench: install
 	$(BIN)/python benchmarks/bench_pack.py
 	$(BIN)/python benchmarks/bench_pack_lazy.py
 	$(BIN)/python benchmarks/bench_pack_stn.py
+	$(BIN)/python benchmarks/bench_report.py
 
 lint: install
 	$(BIN)/ruff check srsweep tests benchmarks

@@ -72,8 +72,11 @@ def measure_function(trials: int) -> tuple[float, float]:
         cwd = os.getcwd()
         os.chdir(tmp)
         try:
-            spec = {"program": "train.py", "method": "grid",
-                    "parameters": {"x": {"values": list(range(trials))}}}
+            spec = {
+                "program": "train.py",
+                "method": "grid",
+                "parameters": {"x": {"values": list(range(trials))}},
+            }
             Path("train.py").write_text("")
             sid = api.sweep(spec, results="results")
             api.agent(sid, function=train, count=1, results="results", echo=lambda s: None)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import math
 import types
 import typing
@@ -21,6 +22,7 @@ from typing import Union
 from srsweep.errors import SpecError
 
 __all__ = [
+    "MAX_SEED",
     "param",
     "build",
     "check_value",
@@ -29,7 +31,11 @@ __all__ = [
     "layered",
     "to_dict",
     "describe_type",
+    "describe_range",
 ]
+
+
+MAX_SEED = 2**32 - 1  # numpy's generators take seeds below 2**32
 
 
 def param(
@@ -41,7 +47,8 @@ def param(
     help: str = "",
     factory: Any = dataclasses.MISSING,
 ) -> Any:
-    """A dataclass field with bounds (``ge``/``gt``/``le``) and a one-line ``help``."""
+    """A dataclass field with bounds (``ge``/``gt`` below, ``le`` above; every number
+    in a list value is checked) and a one-line ``help``."""
     meta = {"ge": ge, "gt": gt, "le": le, "help": help}
     if factory is not dataclasses.MISSING:
         return dataclasses.field(default_factory=factory, metadata=meta)
@@ -88,6 +95,13 @@ def _sections(cls: type, prefix: str = "") -> set[str]:
             out.add(prefix + f.name)
             out |= _sections(hints[f.name], prefix + f.name + ".")
     return out
+
+
+@functools.cache
+def _known(cls: type) -> tuple[dict[str, FieldInfo], set[str]]:
+    """``flat_fields`` and the section keys of ``cls``, worked out once: a spec's every
+    candidate value is checked against them (``get_type_hints`` costs a millisecond)."""
+    return flat_fields(cls), _sections(cls)
 
 
 def describe_type(tp: Any) -> str:
@@ -165,14 +179,27 @@ def _coerce(tp: Any, value: Any) -> Any:
     raise _Mismatch
 
 
-def _numbers(value: Any) -> list[float]:
+def _numbers(value: Any) -> list[int | float]:
+    """Every number in a value, as given: an int of 400 digits has no float."""
     if isinstance(value, bool) or value is None:
         return []
     if isinstance(value, (int, float)):
-        return [float(value)]
+        return [value]
     if isinstance(value, (list, tuple)):
         return [n for v in value for n in _numbers(v)]
     return []
+
+
+def _num(v: float) -> str:
+    return str(v) if isinstance(v, int) else f"{v:g}"
+
+
+def describe_range(key: str, meta: dict[str, Any]) -> str:
+    """A field's bounds as ``1 <= epochs <= 10000000`` (``""`` when it has none)."""
+    ge, gt, le = meta.get("ge"), meta.get("gt"), meta.get("le")
+    low = f"{_num(ge)} <= " if ge is not None else f"{_num(gt)} < " if gt is not None else ""
+    high = f" <= {_num(le)}" if le is not None else ""
+    return f"{low}{key}{high}" if low or high else ""
 
 
 def check_value(cls: type, key: str, value: Any) -> tuple[Any, str | None]:
@@ -181,9 +208,9 @@ def check_value(cls: type, key: str, value: Any) -> tuple[Any, str | None]:
     Returns:
         ``(coerced_value, None)`` when acceptable, else ``(value, message)``.
     """
-    fields = flat_fields(cls)
+    fields, sections = _known(cls)
     if key not in fields:
-        if key in _sections(cls):
+        if key in sections:
             return value, f"{key}: is a section; give its keys ({key}.<name>), got {value!r}"
         near = difflib.get_close_matches(key, list(fields), n=2, cutoff=0.75)
         hint = f" (did you mean {' or '.join(near)}?)" if near else ""
@@ -193,16 +220,19 @@ def check_value(cls: type, key: str, value: Any) -> tuple[Any, str | None]:
         coerced = _coerce(info.type, value)
     except _Mismatch:
         return value, f"{key}: must be {describe_type(info.type)}, but got {value!r}"
+    ge, gt, le = info.meta.get("ge"), info.meta.get("gt"), info.meta.get("le")
+    # a field bounded on both sides names its whole range, whichever side is broken
+    bounded = le is not None and (ge is not None or gt is not None)
+    both = f" (allowed: {describe_range(key, info.meta)})" if bounded else ""
     for n in _numbers(coerced):
-        if not math.isfinite(n):
-            return value, f"{key}: must be finite, but got {value!r}"
-        ge, gt, le = info.meta.get("ge"), info.meta.get("gt"), info.meta.get("le")
+        if isinstance(n, float) and not math.isfinite(n):
+            return value, f"{key}: must be finite, but got {value!r}{both}"
         if ge is not None and n < ge:
-            return value, f"{key}: must be >= {ge}, but got {value!r}"
+            return value, f"{key}: must be >= {_num(ge)}, but got {value!r}{both}"
         if gt is not None and n <= gt:
-            return value, f"{key}: must be > {gt}, but got {value!r}"
+            return value, f"{key}: must be > {_num(gt)}, but got {value!r}{both}"
         if le is not None and n > le:
-            return value, f"{key}: must be <= {le}, but got {value!r}"
+            return value, f"{key}: must be <= {_num(le)}, but got {value!r}{both}"
     return coerced, None
 
 

@@ -7,6 +7,7 @@ network or clock, so the same spec behaves the same locally and on a W&B server.
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import random
 import re
@@ -18,7 +19,10 @@ from typing import Protocol
 
 import numpy as np
 
-__all__ = ["EngineRun", "suggest", "to_stop", "plain", "import_sweeps"]
+from srsweep.errors import EngineError
+from srsweep.limits import grid_violation
+
+__all__ = ["EngineRun", "suggest", "to_stop", "plain", "import_sweeps", "leaf_violations"]
 
 
 def import_sweeps() -> Any:
@@ -113,6 +117,13 @@ def _install_hash_cache() -> None:
     grid_search.yaml_hash = cached
 
 
+def _finite(values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` without NaN and infinities: to the engine a non-finite metric is a
+    missing one, which bayes imputes as the worst value (``metric.impute``, W&B's default
+    ``worst``) and hyperband counts as not reaching its bands."""
+    return {k: v for k, v in values.items() if not (isinstance(v, float) and not math.isfinite(v))}
+
+
 def _sweep_runs(runs: Sequence[EngineRun], with_history: bool) -> list[Any]:
     sweeps = import_sweeps()
 
@@ -121,8 +132,8 @@ def _sweep_runs(runs: Sequence[EngineRun], with_history: bool) -> list[Any]:
             name=r.id,
             state=_STATES.get(r.state, "running"),
             config={k: {"value": v} for k, v in r.params.items()},
-            summary_metrics=dict(r.summary),
-            history=list(r.history) if with_history else [],
+            summary_metrics=_finite(r.summary),
+            history=[_finite(h) for h in r.history] if with_history else [],
         )
         for r in runs
     ]
@@ -140,10 +151,14 @@ def suggest(
         seed: seeds random/bayes draws, so a ledger replays the same suggestions.
 
     Raises:
-        ValueError: the spec cannot be searched (e.g. a continuous parameter in a grid).
+        EngineError: the spec cannot be searched (e.g. a continuous parameter in a grid,
+            a grid of more than ``limits.MAX_GRID`` points, a malformed distribution).
     """
     sweeps = import_sweeps()
     _install_hash_cache()
+    too_big = grid_violation(spec)
+    if too_big:  # sweeps would build the list of every point
+        raise EngineError(too_big)
     run_cap = spec.get("run_cap")
     if run_cap is not None:
         n = max(0, min(n, int(run_cap) - len(runs)))
@@ -154,8 +169,8 @@ def suggest(
         for _ in range(n):
             try:
                 suggestion = sweeps.next_run(spec, history, validate=False)
-            except ValueError as e:  # drop sweeps' internal names of nested parameters
-                raise ValueError(re.sub(r"\.wbnest\[[0-9a-f]+\]", "", str(e))) from None
+            except Exception as e:  # jsonschema, ValueError, KeyError... of a bad spec
+                raise _refused(e, spec) from None
             if suggestion is None:
                 break
             params = plain({k: v["value"] for k, v in suggestion.config.items()})
@@ -165,15 +180,107 @@ def suggest(
     return out
 
 
+def _implied(leaf: dict[str, Any]) -> str:
+    """The distribution sweeps assumes for a parameter that names none."""
+    if "value" in leaf:
+        return "constant"
+    if "values" in leaf:
+        return "categorical_w_probabilities" if "probabilities" in leaf else "categorical"
+    ints = all(isinstance(leaf.get(b), int) for b in ("min", "max"))
+    return "int_uniform" if ints else "uniform"
+
+
+@functools.cache
+def _forms() -> list[dict[str, Any]]:
+    """The JSON schema of each form a parameter may take in sweeps (``param_uniform``
+    has three), each with the ``distribution`` names it accepts."""
+    schema = import_sweeps().config.schema
+    defs = schema.dereferenced_sweep_config_jsonschema["definitions"]
+    return [
+        form
+        for name, d in defs.items()
+        if name.startswith("param_") and name != "param_dict"
+        for form in d.get("anyOf", [d])
+    ]
+
+
+def leaf_violations(where: str, leaf: dict[str, Any]) -> list[str]:
+    """Why no distribution of sweeps' schema accepts the parameter ``leaf`` (sweeps
+    itself says only "invalid hyperparameter configuration"): its errors against the
+    schema of the distribution it names or implies, each starting with ``where``, e.g.
+    ``x.q: 0 is less than or equal to the minimum of 0 (for q_uniform)``; [] when one
+    accepts it, or when only min < max fails (the caller says so)."""
+    sweeps = import_sweeps()
+    dist = leaf.get("distribution", _implied(leaf))
+    forms = _forms()
+    fits = [f for f in forms if dist in f["properties"]["distribution"]["enum"]]
+    if not fits:
+        known = sorted({d for f in forms for d in f["properties"]["distribution"]["enum"]})
+        return [f"{where}.distribution: must be one of {', '.join(known)}, but got {dist!r}"]
+    validator = sweeps.config.cfg.validator
+    per_form = [list(validator.evolve(schema=f).iter_errors(leaf)) for f in fits]
+    try:  # one distribution's forms are quick to check; sweeps' own check tries them all
+        if not all(per_form) or sweeps.config.schema.fill_parameter(where, leaf) is not None:
+            return []
+    except ValueError:  # min >= max, which the caller reports
+        return []
+    # the form with fewest errors, of those the fewest missing keys (uniform has three)
+    errors = min(per_form, key=lambda es: (len(es), sum(e.validator == "required" for e in es)))
+    typed = {tuple(e.path) for e in errors if e.validator == "type"}
+    return [
+        f"{where}{''.join(f'.{p}' for p in e.path)}: {e.message} (for {dist})"
+        for e in errors
+        if not (e.validator == "format" and tuple(e.path) in typed)  # the type error's twin
+    ]
+
+
+def _refused(e: Exception, spec: dict[str, Any]) -> EngineError:
+    """sweeps' own exception as an ``EngineError`` that names the parameter and says
+    what is wrong with it, without sweeps' internal names of nested parameters
+    (``disc.wbnest[1a2b].lr`` is ``disc.lr``)."""
+    message = str(getattr(e, "message", None) or e) or type(e).__name__  # jsonschema's, short
+    path = ".".join(str(p) for p in getattr(e, "absolute_path", ()))
+    message = re.sub(r"\.wbnest\[[0-9a-f]+\]", "", f"{path}: {message}" if path else message)
+    bad = re.fullmatch(r"invalid hyperparameter configuration: (.+)", message)
+    if bad:
+        name = bad.group(1)
+        message = "; ".join(_explain(f"parameters.{name}", _find(spec, name))) or message
+    return EngineError(f"the search engine (sweeps) cannot use this spec: {message}")
+
+
+def _find(spec: dict[str, Any], dotted: str) -> Any:
+    """The parameter (or section) ``a.b`` of a spec (``{a: {parameters: {b: ...}}}``)."""
+    node: Any = {"parameters": spec.get("parameters")}
+    for part in dotted.split("."):
+        params = node.get("parameters") if isinstance(node, dict) else None
+        node = params.get(part) if isinstance(params, dict) else None
+    return node
+
+
+def _explain(where: str, node: Any) -> list[str]:
+    """``leaf_violations`` of a parameter, or of every parameter in a section (sweeps
+    names the section when one of its parameters is invalid)."""
+    if isinstance(node, dict) and isinstance(node.get("parameters"), dict):
+        return [m for k, v in node["parameters"].items() for m in _explain(f"{where}.{k}", v)]
+    return leaf_violations(where, node) if isinstance(node, dict) else []
+
+
 def to_stop(spec: dict[str, Any], runs: Sequence[EngineRun]) -> list[str]:
-    """Ids of running runs that the spec's ``early_terminate`` rule stops now."""
+    """Ids of running runs that the spec's ``early_terminate`` rule stops now.
+
+    Raises:
+        EngineError: sweeps cannot apply the rule to this spec.
+    """
     sweeps = import_sweeps()
 
     if "early_terminate" not in spec or "metric" not in spec:
         return []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        stopped = sweeps.stop_runs(spec, _sweep_runs(runs, with_history=True), validate=False)
+        try:
+            stopped = sweeps.stop_runs(spec, _sweep_runs(runs, with_history=True), validate=False)
+        except Exception as e:
+            raise _refused(e, spec) from None
     return [str(r.name) for r in stopped]
 
 

@@ -1,7 +1,8 @@
 """The one exception family srsweep raises on purpose.
 
-The CLI maps ``UsageError`` subclasses to exit code 2 (the user's input is wrong) and
-every other ``SrsweepError`` to exit code 1 (something failed at run time). Neither
+The CLI maps ``UsageError`` subclasses to exit code 2 (the user's input is wrong),
+``EnvironmentFault`` to 3 (the machine: disk, permissions, a ledger changed under it)
+and every other ``SrsweepError`` to exit code 1 (something failed at run time). None
 prints a traceback.
 """
 
@@ -30,6 +31,10 @@ class SpecError(UsageError):
         super().__init__("\n".join(lines))
 
 
+class EngineError(UsageError):
+    """The search engine (``sweeps``) cannot search a spec; the message says why."""
+
+
 class NotFoundError(UsageError):
     """A sweep, run or kernel named by the user does not exist."""
 
@@ -44,3 +49,20 @@ class UnsafeFileError(CorruptFileError):
 
 class KernelFailed(SrsweepError):
     """A kernel stopped a run on purpose, e.g. on a NaN loss; the message says why."""
+
+
+class LeaseLostError(SrsweepError):
+    """The ledger gave a trial to another agent (its lease ran out): the old holder's
+    writes about it are refused, so nothing is recorded over the new attempt."""
+
+
+class EnvironmentFault(SrsweepError):
+    """The machine, not the input, stops srsweep: a full disk, a read-only file system,
+    files changed under it. Exit code 3."""
+
+    exit_code = 3
+
+
+class LedgerLostError(EnvironmentFault):
+    """The ledger an agent opened was deleted, replaced, truncated or corrupted while it
+    ran: the agent stops at once rather than report runs the ledger does not hold."""

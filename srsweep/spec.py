@@ -11,7 +11,8 @@ its parameters are not checked against any config.
 
 from __future__ import annotations
 
-import copy
+import difflib
+import json
 import re
 import shutil
 from dataclasses import dataclass
@@ -22,6 +23,8 @@ import yaml
 
 from srsweep import config as _config
 from srsweep import kernels
+from srsweep import limits
+from srsweep.errors import EngineError
 from srsweep.errors import NotFoundError
 from srsweep.errors import SpecError
 from srsweep.kernels import Lookup
@@ -31,6 +34,7 @@ __all__ = [
     "Spec",
     "load_spec",
     "load_yaml",
+    "load_json_object",
     "validate",
     "parse_sets",
     "leaf_params",
@@ -39,8 +43,9 @@ __all__ = [
 ]
 
 
-class _Loader(yaml.SafeLoader):  # type: ignore[misc]
-    """``safe_load`` plus YAML 1.2 floats: PyYAML reads ``1e-5`` as a *string*."""
+class _Loader(limits.BoundedComposer, yaml.SafeLoader):  # type: ignore[misc]
+    """``safe_load`` plus YAML 1.2 floats (PyYAML reads ``1e-5`` as a *string*), and
+    the nesting, value-count and alias limits (``limits.BoundedComposer``)."""
 
 
 _Loader.add_implicit_resolver(
@@ -77,22 +82,65 @@ _LOG_VALUE_DISTS = {"log_uniform_values", "q_log_uniform_values", "inv_log_unifo
 
 
 def load_yaml(path: str | Path, text: str | None = None) -> Any:
-    """Parse YAML safely; syntax errors name the file, line and column."""
+    """Parse YAML safely within ``limits`` (size, nesting, aliases); every error names
+    the file, and the line and column or the key.
+
+    Raises:
+        NotFoundError: no such file.
+        SpecError: unreadable, over a limit, or not YAML.
+    """
     path = Path(path)
     if text is None:
         if not path.is_file():
             raise NotFoundError(f"{path}: no such file")
         try:
-            text = path.read_text(encoding="utf-8")
+            with path.open("rb") as f:
+                data = f.read(limits.MAX_BYTES + 1)  # a file can grow while it is read
+            text = data.decode("utf-8") if len(data) <= limits.MAX_BYTES else None
         except (OSError, UnicodeDecodeError) as e:
             raise SpecError(str(path), [f"cannot read: {e}"]) from None
+    if text is None or len(text.encode("utf-8")) > limits.MAX_BYTES:
+        raise SpecError(str(path), [f"the file is over {limits.MAX_BYTES} bytes (the limit)"])
     try:
-        return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+        return _parse(text)
+    except limits.LimitExceeded as e:
+        raise SpecError(str(path), [str(e)]) from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         problem = getattr(e, "problem", None) or str(e)
         raise SpecError(str(path), [f"{where}YAML syntax error: {problem}"]) from None
+
+
+def _parse(text: str) -> Any:
+    """YAML text -> value; an integer of over 4300 digits (Python refuses to convert it)
+    is a YAML error like any other unusable scalar."""
+    try:
+        return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+    except ValueError as e:
+        raise yaml.YAMLError(str(e)) from None
+
+
+def load_json_object(text: str, source: str) -> dict[str, Any]:
+    """A JSON object of config values (W&B's ``${args_json}``), within ``limits``.
+
+    Raises:
+        SpecError: not JSON, not an object, or over a limit; named by ``source``.
+    """
+    if len(text.encode("utf-8")) > limits.MAX_BYTES:
+        raise SpecError(source, [f"over {limits.MAX_BYTES} bytes (the limit)"])
+    try:
+        value = json.loads(text)
+    except RecursionError:
+        raise SpecError(source, [limits.TOO_DEEP]) from None
+    except ValueError as e:  # JSONDecodeError, or an integer of too many digits
+        raise SpecError(source, [f"not valid JSON ({e})"]) from None
+    if not isinstance(value, dict):
+        raise SpecError(source, ["must be a JSON object of config values"])
+    problems = limits.tree_violations(value)
+    if problems:
+        raise SpecError(source, problems)
+    return value
 
 
 @dataclass(frozen=True)
@@ -105,6 +153,7 @@ class Spec:
     metric: str  # "" when a script's spec names no metric
     goal: str
     script: str | None = None  # the program when it is not a kernel, as the spec gives it
+    warnings: tuple[str, ...] = ()  # accepted, as W&B accepts them, but worth saying
 
     @property
     def name(self) -> str:
@@ -158,14 +207,13 @@ def _schema_violations(raw: dict[str, Any]) -> list[str]:
     from srsweep.engine import import_sweeps
 
     sweeps = import_sweeps()
-    validator = sweeps.config.cfg.validator
-
-    located: dict[str, str] = {}
-    for err in validator.iter_errors(raw):
+    messages = sweeps.schema_violations_from_proposed_config(raw)
+    located: dict[str, str] = {}  # where each message's error is (validated again: rare)
+    for err in sweeps.config.cfg.validator.iter_errors(raw) if messages else ():
         path = ".".join(str(p) for p in err.absolute_path)
         located.setdefault(err.message, path)
     out = []
-    for msg in sweeps.schema_violations_from_proposed_config(raw):
+    for msg in messages:
         path = located.get(msg, "")
         if path.startswith("parameters") and "valid under any" in msg:
             continue  # the parameter checks below say precisely what is wrong
@@ -176,6 +224,8 @@ def _schema_violations(raw: dict[str, Any]) -> list[str]:
 
 
 def _param_violations(kernel: kernels.Kernel | None, params: Any) -> list[str]:
+    from srsweep import engine  # numpy and sweeps: only once a spec is checked
+
     if not isinstance(params, dict) or not params:
         return ["parameters: must be a mapping with at least one parameter"]
     out: list[str] = []
@@ -198,14 +248,16 @@ def _param_violations(kernel: kernels.Kernel | None, params: Any) -> list[str]:
             out.append(f"{where}: give value, values, or min/max (optionally a distribution)")
             continue
         lo, hi = leaf.get("min"), leaf.get("max")
+        bounds = []
         if (
             leaf.get("distribution") in _LOG_VALUE_DISTS
             and isinstance(lo, (int, float))
             and lo <= 0
         ):
-            out.append(f"{where}.min: must be > 0 for {leaf['distribution']}, but got {lo!r}")
+            bounds.append(f"{where}.min: must be > 0 for {leaf['distribution']}, but got {lo!r}")
         if isinstance(lo, (int, float)) and isinstance(hi, (int, float)) and not lo < hi:
-            out.append(f"{where}: min < max must hold, but got (min={lo}, max={hi})")
+            bounds.append(f"{where}: min < max must hold, but got (min={lo}, max={hi})")
+        out += bounds or engine.leaf_violations(where, leaf)
         if kernel is None:  # a script's parameters are its own business
             continue
         candidates = [("value", leaf["value"])] if "value" in leaf else []
@@ -247,7 +299,7 @@ def _engine_violations(
 
     try:
         trials = engine.suggest(raw, [], 1 if kernel is None else _PROBE_TRIALS, seed=0)
-    except ValueError as e:
+    except EngineError as e:
         return [str(e)]
     out: list[str] = []
     if kernel is None:
@@ -266,7 +318,8 @@ def validate(raw: Any, source: str, lookup: Lookup | None = None) -> Spec:
     """Check a loaded spec completely.
 
     Args:
-        raw: the loaded spec.
+        raw: the loaded spec, or one given as a dict (its tuples are read as lists, as
+            W&B reads a spec: JSON).
         source: where it came from, for messages.
         lookup: finds runs that a config names (srnet's ``disc.from_run``) in the
             ledger the sweep is registered in; None accepts only model file paths.
@@ -276,39 +329,99 @@ def validate(raw: Any, source: str, lookup: Lookup | None = None) -> Spec:
     """
     if not isinstance(raw, dict):
         raise SpecError(source, [f"the spec must be a mapping of keys, got {type(raw).__name__}"])
-    raw = copy.deepcopy(raw)
+    too_big = limits.tree_violations(raw)  # before any walk that could expand or recurse
+    if too_big:
+        raise SpecError(source, too_big)
+    raw = _json_like(raw)
     errors: list[str] = []
+    notes: list[str] = []  # what W&B registers with a warning: so does srsweep
     program = raw.get("program")
     kernel, script = None, None
     if program is None:
+        pass  # W&B needs none: a command of its own, or trials run as a Python function
+    elif not isinstance(program, str) or not program:
         errors.append(
-            f"program: required; name a kernel ({', '.join(kernels.names())}) or a script"
+            f"program: must be a kernel ({', '.join(kernels.names())}) or a "
+            f"script's path, got {program!r}"
         )
-    elif isinstance(program, str) and program in kernels.names():
+    elif program in kernels.names():
         kernel = kernels.get(program)
-    elif isinstance(program, str) and _is_script(program, source):
-        script = program
     else:
-        where = Path(source).resolve().parent / str(program)
-        errors.append(
-            f"program: unknown kernel {program!r}; known kernels: {', '.join(kernels.names())}"
-            f"; nor a script: no file {where} and no executable {program!r} on PATH"
-        )
+        script = program
+        if not _is_script(program, source):
+            where = Path(source).resolve().parent / program
+            close = difflib.get_close_matches(program, kernels.names(), n=1)
+            notes.append(
+                f"program: {program!r} is not a kernel ({', '.join(kernels.names())}) nor, "
+                f"yet, a file {where} or a command on PATH: its trials will fail unless it "
+                "is there when they run" + (f" (did you mean {close[0]!r}?)" if close else "")
+            )
     params = raw.get("parameters")
     if not isinstance(params, dict) or not params:
         errors.append(f"parameters: must be a mapping with at least one parameter, got {params!r}")
         raise SpecError(source, errors)
+    schema_notes: list[str] = []
     try:
-        errors += _schema_violations(raw)
+        for message in _schema_violations(raw):
+            (schema_notes if _only_a_warning(message) else errors).append(message)
     except Exception as e:  # sweeps' extra checks assume a schema-shaped dict
         errors.append(f"does not fit the W&B sweep schema ({type(e).__name__}: {e})")
     errors += _param_violations(kernel, params)
+    errors += _metric_violations(raw, kernel)
+    huge_grid = limits.grid_violation(raw)
+    if huge_grid:
+        errors.append(f"{huge_grid}; sweep fewer values, or use method: random with a run_cap")
     if not errors:
         errors += _engine_violations(raw, kernel, lookup)
-    if errors or (kernel is None and script is None):
+    if errors:
         raise SpecError(source, errors)
     name, goal = objective(raw, kernel)
-    return Spec(source, raw, kernel, name, goal, script)
+    return Spec(source, raw, kernel, name, goal, script, tuple(notes + schema_notes))
+
+
+def _metric_violations(raw: dict[str, Any], kernel: kernels.Kernel | None) -> list[str]:
+    """A kernel sweep's ``metric.name`` must be something the kernel logs: otherwise
+    every trial would run and the sweep could never be judged."""
+    metric = raw.get("metric")
+    name = metric.get("name") if isinstance(metric, dict) else None
+    if kernel is None or not kernel.logs or not isinstance(name, str):
+        return []
+    known = [*kernel.logs, "runtime"]
+    if name in known:
+        return []
+    close = difflib.get_close_matches(name, known, n=1)
+    return [
+        f"metric.name: {name!r} is not logged by kernel {kernel.name}; it logs "
+        f"{', '.join(known)}" + (f" (did you mean {close[0]!r}?)" if close else "")
+    ]
+
+
+def command_text(raw: dict[str, Any]) -> str:
+    """The spec's command as one string (W&B's default when it has none)."""
+    command = raw.get("command")
+    if not isinstance(command, list) or not command:
+        return "${env} ${interpreter} ${program} ${args}"
+    return " ".join(str(c) for c in command)
+
+
+# what W&B's server registers after printing a warning (its sweeps engine samples these)
+_WARNINGS = (
+    re.compile(r"uses (q_|inv_)?log_uniform, where min/max specify base-e exponents"),
+    re.compile(r"^parameters: '[^']*' does not match "),  # names such as model/lr
+)
+
+
+def _only_a_warning(message: str) -> bool:
+    return any(w.search(message) for w in _WARNINGS)
+
+
+def _json_like(value: Any) -> Any:
+    """A copy of a spec's mappings and lists, tuples turned into lists."""
+    if isinstance(value, dict):
+        return {k: _json_like(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_like(v) for v in value]
+    return value
 
 
 def _is_script(program: str, source: str) -> bool:
@@ -319,16 +432,26 @@ def _is_script(program: str, source: str) -> bool:
 def parse_sets(items: list[str] | tuple[str, ...]) -> dict[str, Any]:
     """``["disc.lr=1e-3", "ext=[grad]"]`` -> ``{"disc.lr": 0.001, "ext": ["grad"]}``.
 
-    Values are parsed as YAML (numbers, booleans, lists, null); anything else is a string.
+    Values are parsed as YAML (numbers, booleans, lists, null) within ``limits``;
+    anything else is a string.
+
+    Raises:
+        SpecError: an item is not KEY=VALUE, or its value is over a limit.
     """
     out: dict[str, Any] = {}
     for item in items:
         key, sep, text = item.partition("=")
-        if not sep or not key.strip():
+        key = key.strip()
+        if not sep or not key:
             raise SpecError("--set", [f"{item!r}: expected KEY=VALUE, e.g. disc.lr=1e-3"])
+        if len(text.encode("utf-8")) > limits.MAX_BYTES:
+            raise SpecError("--set", [f"{key}: over {limits.MAX_BYTES} bytes (the limit)"])
         try:
-            value = yaml.load(text, Loader=_Loader)  # noqa: S506
+            value = _parse(text)
+        except limits.LimitExceeded as e:
+            where = f"{key}{e.key if e.key.startswith('[') else '.' + e.key}" if e.key else key
+            raise SpecError("--set", [f"{where}: {e.rule}"]) from None
         except yaml.YAMLError:
             value = text
-        out[key.strip()] = value
+        out[key] = value
     return out

@@ -12,20 +12,18 @@ from srsweep.config import flatten
 if TYPE_CHECKING:
     from srsweep.backends import Backend
 
-__all__ = ["status_lines", "best_value"]
+__all__ = ["STANDALONE", "final_value", "standalone_lines", "status_lines"]
+
+STANDALONE = "runs"  # the standing pseudo-sweep of `srsweep run`'s runs
 
 
-def best_value(
-    history: list[dict[str, Any]], summary: dict[str, Any], metric: str, goal: str
-) -> float | None:
-    """Best finite value of ``metric`` over the history and summary, by ``goal``."""
-    values = [h[metric] for h in history if metric in h] + (
-        [summary[metric]] if metric in summary else []
-    )
-    finite = [float(v) for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
-    if not finite:
-        return None
-    return max(finite) if goal == "maximize" else min(finite)
+def final_value(summary: dict[str, Any], metric: str) -> float | None:
+    """A run's final value of ``metric`` (its summary, as the report ranks runs), when
+    finite."""
+    value = summary.get(metric)
+    if isinstance(value, (int, float)) and math.isfinite(value):
+        return float(value)
+    return None
 
 
 def status_lines(backend: Backend, sweep_id: str) -> list[str]:
@@ -34,26 +32,34 @@ def status_lines(backend: Backend, sweep_id: str) -> list[str]:
     from srsweep.spec import swept_keys
 
     sweep = backend.sweep(sweep_id)
-    runs = backend.runs(sweep_id)
+    runs = backend.runs(sweep_id, history=False)  # summaries only: fast at any size
     kernel = None if sweep.kernel == SCRIPT else kernels.get(sweep.kernel)
-    name, goal = objective(sweep.spec, kernel)
+    name, _ = objective(sweep.spec, kernel)
     keys = swept_keys(sweep.spec)
     counts = ", ".join(f"{n} {s}" for s, n in sorted(sweep.counts.items())) or "no runs yet"
+    held = any(r.state == "running" for r in runs)  # then: which agent holds each
     rows = []
     for r in runs:
-        best = best_value(r.history, r.summary, name, goal)
+        best = final_value(r.summary, name)
         flat = flatten(r.params)
         rows.append(
             [
                 r.id,
                 r.name,
-                r.state + (f" (NaN/inf: {r.summary['nonfinite']})" if "nonfinite" in r.summary
-                           else ""),
+                r.state + _flagged(r.summary),
+                *([r.agent or "-" if r.state == "running" else "-"] if held else []),
                 f"{best:.4g}" if best is not None else "-",
                 *(_short(flat.get(k)) for k in keys),
             ]
         )
-    header = ["RUN", "NAME", "STATE", f"BEST {name}" if name else "BEST", *keys]
+    header = [
+        "RUN",
+        "NAME",
+        "STATE",
+        *(["AGENT"] if held else []),
+        f"FINAL {name}" if name else "FINAL",
+        *keys,
+    ]
     widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=True)]
     lines = [
         f"sweep {sweep.id} {sweep.name}: {sweep.spec.get('method')} sweep of "
@@ -65,9 +71,38 @@ def status_lines(backend: Backend, sweep_id: str) -> list[str]:
     return lines
 
 
+def standalone_lines(backend: Backend) -> list[str]:
+    """The runs made with ``srsweep run`` (no sweep), one line each, with each kernel's
+    default metric."""
+    runs = backend.runs(None, history=False)
+    rows = []
+    for r in runs:
+        kernel = kernels.get(r.kernel) if r.kernel in kernels.names() else None
+        metric = kernel.metric if kernel else ""
+        value = final_value(r.summary, metric) if metric else None
+        shown = f"{metric}={value:.4g}" if value is not None else "-"
+        rows.append([r.id, r.name, r.kernel, r.state, shown])
+    counts: dict[str, int] = {}
+    for r in runs:
+        counts[r.state] = counts.get(r.state, 0) + 1
+    summary = ", ".join(f"{n} {st}" for st, n in sorted(counts.items())) or "none yet"
+    lines = [f"standalone runs (srsweep run): {summary}"]
+    header = ["RUN", "NAME", "KERNEL", "STATE", "FINAL"]
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=True)]
+    for row in [header, *rows]:
+        lines.append("  ".join(str(x).ljust(w) for x, w in zip(row, widths, strict=True)).rstrip())
+    return lines
+
+
 def _short(v: Any) -> str:
     if isinstance(v, float):
         return f"{v:.4g}"
     if isinstance(v, list):
         return "(" + ",".join(_short(x) for x in v) + ")"
     return "-" if v is None else str(v)
+
+
+def _flagged(summary: dict[str, Any]) -> str:
+    """`` (NaN/inf: loss)`` for a run whose logged metrics were not all finite."""
+    bad = summary.get("nonfinite")
+    return f" (NaN/inf: {', '.join(map(str, bad))})" if isinstance(bad, list) and bad else ""

@@ -152,7 +152,7 @@ def atomic_write(path: Path, write: Callable[[str], object]) -> None:
 # process can tell whether the writer is gone; older srsweeps wrote ``.NAME.XXXXXXXX.tmp``
 # (``tempfile.mkstemp``).
 _TEMP = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)@(?P<host>[^@/]+)\.[0-9a-f]{8}\.tmp$")
-_OLD_TEMP = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")
+_OLD_TEMP = re.compile(r"^\..+\.[A-Za-z0-9_]+\.tmp$")
 STALE_AFTER = 60.0  # seconds: a temporary file of a writer this process cannot check
 _swept: set[Path] = set()  # folders this process has swept already
 

@@ -321,8 +321,10 @@ class TrialRun:
             self._say(f"  {self.record.name}: not resuming from {path} ({e})")
             return None
         step = payload.get("resume_step")
-        same = payload.get("hyperparams") == self.config and payload.get("kernel") == \
-            self.record.kernel
+        same = (
+            payload.get("hyperparams") == self.config
+            and payload.get("kernel") == self.record.kernel
+        )
         if not isinstance(step, int) or not same:
             return None
         for row in payload.get("metrics", []):

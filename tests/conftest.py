@@ -1,11 +1,15 @@
 from __future__ import annotations
 
+import itertools
 import os
 import shlex
+from collections.abc import Iterator
 from pathlib import Path
 
 import joblib
 import pytest
+
+from srsweep.testing import postgres
 
 os.environ["WANDB_MODE"] = "disabled"
 os.environ.setdefault("WANDB_SILENT", "true")
@@ -57,3 +61,32 @@ def code_file(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[Path, str
     payload = {"hyperparams": {}, "kernel": "sd", "disc_state": _RunsCode(request.param, marker)}
     joblib.dump(payload, path)
     return path, RUNS_CODE[request.param], marker
+
+
+# --- a throw-away PostgreSQL server (Debian's binaries), once per session; each test
+# --- that asks gets a new empty database on it
+_names = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    why = postgres.unavailable()
+    if why is not None:
+        pytest.skip(f"no PostgreSQL server for the ledger tests: {why}")
+    psycopg = pytest.importorskip(
+        "psycopg", reason="the PostgreSQL driver: pip install -e '.[dev]'"
+    )
+    del psycopg
+    with postgres.throwaway_server() as url:
+        yield url
+
+
+@pytest.fixture
+def postgres_url(postgres_server: str) -> str:
+    """The URL of a new, empty database on the session's server."""
+    import psycopg
+
+    name = f"t{next(_names)}"
+    with psycopg.connect(postgres_server, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    return postgres_server.rsplit("/", 1)[0] + "/" + name

@@ -46,7 +46,9 @@ def test_a_dict_sweep_runs_a_function_and_reads_back(here):
     results = here / "results"
     sid = srsweep.sweep(STUDY, project="notebook", results=results)
     done = srsweep.agent(sid, function=train, results=results, echo=lambda _: None)
-    assert done.states == {"finished": 2} and done.reason == "sweep finished: every grid point has run"
+    assert (
+        done.states == {"finished": 2} and done.reason == "sweep finished: every grid point has run"
+    )
     runs = {r.params["lr"]: r for r in open_ledger(results).runs(sid)}
     assert set(runs) == {0.1, 0.01}
     assert runs[0.1].config["epochs"] == 3 and runs[0.1].config["lr"] == 0.1
@@ -84,7 +86,8 @@ def test_a_failing_trial_keeps_its_traceback_and_the_agent_goes_on(here):
         if run.config.lr == 0.1:
             raise ValueError("diverged at lr 0.1")
 
-    done = srsweep.agent(sid, function=flaky, results=results, echo=lambda _: None)
+    # called as W&B users call wandb.agent: the function second, project by keyword
+    done = srsweep.agent(sid, flaky, project="notebook", results=results, echo=lambda _: None)
     assert done.states == {"failed": 1, "finished": 1}
     (failed,) = [r for r in open_ledger(results).runs(sid) if r.state == "failed"]
     assert "ValueError: diverged at lr 0.1" in failed.error and "in flaky" in failed.error
@@ -136,3 +139,55 @@ def test_bad_input_raises_the_clis_errors(here):
         srsweep.agent("nope", function=train, results=here / "results")
     with pytest.raises(SrsweepError, match="function: expected a callable"):
         srsweep.agent("nope", function="train", results=here / "results")  # type: ignore[arg-type]
+
+
+def _deep(levels: int) -> dict:
+    d: dict = {"value": 1}
+    for _ in range(levels):
+        d = {"value": (d,)}  # tuples too: they are read as lists after the check
+    return d
+
+
+def _shared(levels: int) -> list:
+    x: list = [1] * 10
+    for _ in range(levels):
+        x = [x] * 10  # 10 references to one list: 10^levels values written out
+    return x
+
+
+@pytest.mark.parametrize(
+    "param, where, rule",
+    [
+        (_deep(100), "x.value[0]", "nested deeper than 32 levels (the limit)"),
+        ({"values": _shared(9)}, "x.values[0]", "over 20000 values (the limit)"),
+    ],
+    ids=["deep", "shared"],
+)
+def test_a_dict_spec_over_the_limits_is_refused_before_it_is_copied(here, param, where, rule):
+    spec = {"program": "train.py", "method": "grid", "parameters": {"x": param}}
+    with pytest.raises(SpecError) as e:
+        srsweep.sweep(spec, results=here / "results")
+    assert f"sweep config: parameters.{where}" in str(e.value) and rule in str(e.value)
+    assert open_ledger(here / "results").sweeps() == []
+
+
+def test_a_nonfinite_metric_is_flagged_and_bayes_goes_on(here):
+    results = here / "results"
+    spec = {
+        "method": "bayes",
+        "metric": {"name": "loss", "goal": "minimize"},
+        "parameters": {"x": {"min": 0.0, "max": 1.0}},
+    }
+    sid = srsweep.sweep(spec, results=results)
+    calls: list[int] = []
+
+    def sometimes_nan() -> None:
+        run = wandb.init()
+        calls.append(1)
+        wandb.log({"loss": float("nan") if len(calls) % 2 else run.config.x})
+
+    done = srsweep.agent(sid, function=sometimes_nan, count=4, results=results, echo=lambda _: None)
+    assert done.states == {"finished": 4}  # W&B's state is kept
+    runs = open_ledger(results).runs(sid)
+    flagged = [r for r in runs if r.summary.get("nonfinite") == ["loss"]]
+    assert len(flagged) == 2 and all(r.state == "finished" for r in flagged)

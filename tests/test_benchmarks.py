@@ -34,3 +34,25 @@ def test_benchmark_runs_and_prints_ratios(script: str) -> None:
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "packed / (a)" in proc.stdout, proc.stdout
     assert "trials/h" in proc.stdout
+
+
+@pytest.mark.slow
+def test_the_report_benchmark_runs_and_prints_its_targets() -> None:
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "bench_report.py"),
+            "--runs",
+            "4",
+            "--steps",
+            "30",
+        ],
+        cwd=ROOT,
+        env={**os.environ, "WANDB_MODE": "disabled"},
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "srsweep report:" in proc.stdout and "report / floor =" in proc.stdout
+    assert "srsweep status:" in proc.stdout

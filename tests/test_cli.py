@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import json
+import time
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -48,7 +50,7 @@ def test_create_agent_status_ls(cli, write_spec, results):
     assert status[0].startswith(
         f"sweep {sid} spec: grid sweep of toy, finished (every grid point has run); 2 finished"
     )
-    assert status[1].split() == ["RUN", "NAME", "STATE", "BEST", "loss", "target"]
+    assert status[1].split() == ["RUN", "NAME", "STATE", "FINAL", "loss", "target"]
     assert [line.split()[2] for line in status[2:]] == ["finished", "finished"]
     assert [line.split()[-1] for line in status[2:]] == ["1", "2"]
     ls = cli("ls").output
@@ -93,6 +95,32 @@ def test_bad_input_exits_2_without_traceback(cli, results, args, message):
     assert message in res.output
     assert "Traceback" not in res.output
     assert not (results / "srsweep.db").exists()
+
+
+@pytest.mark.parametrize(
+    "where, code, message",
+    [  # a folder that cannot be made is the machine's (3); a file named instead, usage (2)
+        ("/proc/srsweep-results", 3, "cannot write there (No such file or directory)"),
+        ("a-file/results", 3, "cannot write there (Not a directory)"),
+        ("a-file", 2, "Directory 'a-file' is a file"),
+    ],
+    ids=["proc", "under-a-file", "a-file"],
+)
+@pytest.mark.parametrize(
+    "command", [["create", "spec.yaml"], ["run", "toy"]], ids=["create", "run"]
+)
+def test_results_that_cannot_be_written_exit_3(
+    runner, write_spec, tmp_path, monkeypatch, where, code, message, command
+):
+    if where.startswith("/proc") and not Path("/proc/self").exists():
+        pytest.skip("no /proc here")
+    monkeypatch.chdir(tmp_path)
+    write_spec(SPEC)
+    (tmp_path / "a-file").write_text("")
+    res = runner.invoke(main, ["--results", where, *command], catch_exceptions=False)
+    assert res.exit_code == code, res.output
+    assert message in res.stderr
+    assert "--results" in res.stderr and "Traceback" not in res.output
 
 
 def test_bad_spec_leaves_ledger_untouched(cli, write_spec, results):
@@ -141,7 +169,8 @@ def test_failed_run_exits_1(cli):
 
 def test_kernels_lists_config(cli):
     out = cli("kernels", "toy").output
-    assert "opt.lr = 0.1  (float)" in out
+    assert "opt.lr = 0.1  (float, 0 < opt.lr <= 10)" in out
+    assert "steps = 5  (int, 1 <= steps <= 1000000)" in out
     assert "fail_at = None  (int or null)" in out
 
 
@@ -183,7 +212,7 @@ def test_a_script_sweep_creates_reports_and_shows_status(cli, write_spec, tmp_pa
         b.finish(run.id, "finished", summary={"val_loss": rows[-1]["val_loss"]})
     status = cli("status", sid).output.splitlines()
     assert status[0].startswith(f"sweep {sid} spec: grid sweep of train.py, active")
-    assert status[1].split() == ["RUN", "NAME", "STATE", "BEST", "val_loss", "lr"]
+    assert status[1].split() == ["RUN", "NAME", "STATE", "FINAL", "val_loss", "lr"]
     assert status[2].split()[1:4] == ["script-001", "finished", "0.08333"]
     res = cli("report", sid, "--avg-hor", "3")
     assert res.exit_code == 0, res.output
@@ -206,10 +235,62 @@ def test_a_script_sweep_without_a_metric_asks_for_a_curve(cli, write_spec, tmp_p
 def test_results_is_accepted_after_the_subcommand_and_wins(runner, write_spec, tmp_path):
     here, there = tmp_path / "here", tmp_path / "there"
     spec = str(write_spec(SPEC))
-    res = runner.invoke(main, ["--results", str(here), "create", spec, "--results", str(there)],
-                        catch_exceptions=False)
+    res = runner.invoke(
+        main,
+        ["--results", str(here), "create", spec, "--results", str(there)],
+        catch_exceptions=False,
+    )
     assert res.exit_code == 0, res.output
     assert (there / "srsweep.db").exists() and not here.exists()
     listed = runner.invoke(main, ["ls", "--results", str(there)], catch_exceptions=False)
     assert res.output.strip().splitlines()[-1] in listed.output
     assert "no sweeps yet" in runner.invoke(main, ["ls", "--results", str(here)]).output
+
+
+def test_a_spec_without_program_registers_and_its_agent_says_how_to_run_it(cli, write_spec):
+    res = cli("create", str(write_spec("method: grid\nparameters: {lr: {values: [1, 2]}}\n")))
+    assert res.exit_code == 0 and "a command or a Python function" in res.stderr
+    sid = res.stdout.strip().splitlines()[-1]
+    res = cli("agent", sid)
+    assert res.exit_code == 2
+    assert "names no program for its command to run" in res.stderr
+    assert "srsweep.agent(sweep_id, function=train)" in res.stderr
+
+
+def test_create_prints_what_wandb_would_warn_about(cli, write_spec, tmp_path):
+    (tmp_path / "t.py").write_text("")
+    spec = (
+        "program: t.py\nmethod: random\nparameters:\n  lr: {distribution: log_uniform, "
+        "min: -9, max: -2}\n"
+    )
+    res = cli("create", str(write_spec(spec)))
+    assert res.exit_code == 0
+    assert "warning: " in res.stderr and "where min/max specify base-e exponents" in res.stderr
+
+
+def test_standalone_runs_show_in_ls_and_status(cli, results):
+    assert cli("run", "toy", "--set", "steps=3").exit_code == 0
+    ls = cli("ls").output
+    (row,) = [line for line in ls.splitlines() if line.startswith("runs ")]
+    assert "(srsweep run)" in row and "1 finished" in row
+    status = cli("status", "runs").output.splitlines()
+    assert status[0] == "standalone runs (srsweep run): 1 finished"
+    assert status[1].split() == ["RUN", "NAME", "KERNEL", "STATE", "FINAL"]
+    assert status[2].split()[1:4] == ["toy-001", "toy", "finished"]
+    assert status[2].split()[4].startswith("loss=")
+
+
+def test_agent_max_retries_fails_a_trial_whose_agents_keep_dying(
+    cli, write_spec, results, monkeypatch
+):
+    from srsweep.backends.local import LocalBackend
+
+    monkeypatch.setenv("SRSWEEP_LEASE_TIMEOUT", "0.5")
+    sid = cli("create", str(write_spec(SPEC))).stdout.strip().splitlines()[-1]
+    dead = LocalBackend(results).claim(sid, "an agent that died")  # never beats again
+    time.sleep(1.0)
+    res = cli("agent", sid, "--max-retries", "1")
+    assert res.exit_code == 0, res.output
+    lost = LocalBackend(results).run(dead.id)
+    assert lost.state == "failed" and lost.error.startswith("crashed 1 times: agent lost")
+    assert "agent done: 2 finished" not in res.output and "1 finished" in res.output

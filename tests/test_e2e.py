@@ -30,7 +30,10 @@ def test_smoke_study_end_to_end(tmp_path):
         return res
 
     sid = cli("create", str(path)).stdout.split()[-1]
-    assert "agent done: 2 finished (sweep finished: every grid point has run)" in cli("agent", sid).output
+    assert (
+        "agent done: 2 finished (sweep finished: every grid point has run)"
+        in cli("agent", sid).output
+    )
     out = cli("report", sid).output
     for name in (
         "runs.csv",

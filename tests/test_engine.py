@@ -9,6 +9,7 @@ from srsweep.backends._base import RunRecord
 from srsweep.engine import plain
 from srsweep.engine import suggest
 from srsweep.engine import to_stop
+from srsweep.errors import EngineError
 
 GRID = {
     "method": "grid",
@@ -102,8 +103,41 @@ def test_hyperband_stops_the_bad_run():
 
 
 def test_grid_rejects_continuous():
-    with pytest.raises(ValueError, match="disallowed type with grid"):
+    with pytest.raises(EngineError, match="disallowed type with grid"):
         suggest({"method": "grid", "parameters": {"x": {"min": 0.0, "max": 1.0}}}, [], 1, seed=0)
+
+
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        (
+            {"x": {"distribution": "q_uniform", "min": 0, "max": 1, "q": 0}},
+            "parameters.x.q: 0 is less than or equal to the minimum of 0 (for q_uniform)",
+        ),
+        (
+            {"a": {"parameters": {"b": {"distribution": "int_uniform", "min": 0.5, "max": 2}}}},
+            "parameters.a.b.min: 0.5 is not of type 'integer' (for int_uniform)",
+        ),
+        ({"x": 3}, "Sweep config values must be dicts, found 3 of type <class 'int'>"),
+    ],
+    ids=["leaf", "nested", "not-a-dict"],
+)
+def test_sweeps_own_errors_become_engine_errors_naming_the_parameter(params, message):
+    with pytest.raises(EngineError) as e:
+        suggest({"method": "random", "parameters": params}, [], 1, seed=0)
+    assert str(e.value) == f"the search engine (sweeps) cannot use this spec: {message}"
+
+
+def test_a_bad_stopping_rule_is_an_engine_error():
+    spec = {
+        "method": "random",
+        "metric": {"name": "loss", "goal": "minimize"},
+        "early_terminate": {"type": "hyperband", "min_iter": 0},
+        "parameters": {"x": {"values": [1, 2]}},
+    }
+    runs = _runs([{"x": 1}], state="running")
+    with pytest.raises(EngineError, match="min_iter: 0 is less than the minimum of 1"):
+        to_stop(spec, runs)
 
 
 def test_memoised_grid_hash_matches_sweeps():

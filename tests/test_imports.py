@@ -195,7 +195,10 @@ ALLOWED = {
     "pandas": ["srsweep.reports", "srsweep.reports.*"],
     "matplotlib": ["srsweep.reports", "srsweep.reports.*"],
     "plotly": ["srsweep.reports", "srsweep.reports.*"],
+    "sklearn": ["srsweep.reports", "srsweep.reports.*"],
+    "scipy": ["srsweep.reports", "srsweep.reports.*"],
     "torch": ["srsweep.kernels", "srsweep.kernels.*", "srsweep.analysis", "srsweep.analysis.*"],
+    "submitit": ["srsweep.launch.slurm"],
 }
 # ... and those that may name it in annotations only (under TYPE_CHECKING)
 TYPING_ONLY = {"pandas": ["srsweep.api"]}  # the Python API returns the report's frames

@@ -15,6 +15,7 @@ def test_version_is_the_installed_distributions():
 
 
 def test_python_dash_m_runs_the_cli_under_its_own_name():
-    out = subprocess.run([sys.executable, "-m", "srsweep", "--version"], capture_output=True,
-                         text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "srsweep", "--version"], capture_output=True, text=True, check=True
+    ).stdout
     assert out.strip() == f"srsweep, version {srsweep.__version__}"

@@ -201,8 +201,9 @@ def umask():
     os.umask(old)
 
 
-@pytest.mark.parametrize(("mask", "mode"), [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)],
-                         ids=["022", "077", "002"])
+@pytest.mark.parametrize(
+    ("mask", "mode"), [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)], ids=["022", "077", "002"]
+)
 def test_written_files_get_the_mode_the_umask_gives(tmp_path, umask, mask, mode):
     umask(mask)
     model = store.save(tmp_path / "m" / "run.joblib", {"hyperparams": {}})
@@ -252,3 +253,24 @@ def test_the_first_write_into_a_folder_removes_what_a_killed_write_left(tmp_path
     assert leftover.name.startswith(".a.joblib.") and leftover.suffix == ".tmp"
     store.save(folder / "b.joblib", {"hyperparams": {}})
     assert [p.name for p in folder.iterdir()] == ["b.joblib"]
+
+
+@pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_model_files_follow_the_umask(tmp_path, umask, mode):
+    old = os.umask(umask)
+    try:
+        path = store.save(tmp_path / "m.joblib", {"x": np.arange(3)})
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == mode
+
+
+def test_a_killed_writes_temporary_file_is_removed_by_the_next_write(tmp_path):
+    left = tmp_path / ".m.joblib.abc123.tmp"  # what a write killed midway leaves
+    left.write_bytes(b"x" * 1000)
+    young = tmp_path / ".other.joblib.def456.tmp"  # a live writer's, just begun
+    young.write_bytes(b"y")
+    old = time.time() - 3600
+    os.utime(left, (old, old))
+    store.save(tmp_path / "m.joblib", {"x": 1})
+    assert not left.exists() and young.exists()

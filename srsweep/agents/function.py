@@ -32,7 +32,7 @@ from srsweep.agents.scripts import CHECK_EVERY
 from srsweep.agents.scripts import FLUSH_INTERVAL
 from srsweep.agents.scripts import POLL
 from srsweep.agents.scripts import ScriptTrial
-from srsweep.agents.signals import Heartbeat
+from srsweep.agents.scripts import supervised
 from srsweep.agents.signals import training
 from srsweep.backends import wandb as wb
 
@@ -72,8 +72,16 @@ class FunctionTrial(ScriptTrial):
         stop_check: Callable[[], str | None] | None = None,
         signals: Signals | None = None,
     ) -> None:
-        super().__init__(backend, record, spec, Path.cwd(), results=results, echo=echo,
-                         stop_check=stop_check, signals=signals)
+        super().__init__(
+            backend,
+            record,
+            spec,
+            Path.cwd(),
+            results=results,
+            echo=echo,
+            stop_check=stop_check,
+            signals=signals,
+        )
         self.function = function
         self._thread = threading.get_ident()
         self._lock = threading.Lock()
@@ -93,8 +101,9 @@ class FunctionTrial(ScriptTrial):
         """Call the function as the trial's run, follow it, and record the outcome."""
         self.backend.set_config(self.record.id, self.record.params)
         done = threading.Event()
-        watcher = threading.Thread(target=self._watch_call, args=(done,), daemon=True,
-                                   name="srsweep-function-watch")
+        watcher = threading.Thread(
+            target=self._watch_call, args=(done,), daemon=True, name="srsweep-function-watch"
+        )
         error: str | None = None
         state = "finished"
         foreign: KeyboardInterrupt | None = None  # one not raised by the agent's handler
@@ -111,8 +120,9 @@ class FunctionTrial(ScriptTrial):
                     with self._lock:
                         self._calling = False
             except TrialStopped:
-                state = "preempted" if (self.stop_reason or "").startswith("preempted") \
-                    else "stopped"
+                state = (
+                    "preempted" if (self.stop_reason or "").startswith("preempted") else "stopped"
+                )
                 error = self.stop_reason
             except KeyboardInterrupt as e:  # a second signal, or one the agent did not handle
                 state, error = "preempted", str(e) or "interrupted"
@@ -154,8 +164,10 @@ class FunctionTrial(ScriptTrial):
         self._collect()
         while self._reader is not None and self._reader.exit_code is None:
             if time.monotonic() > deadline:
-                self.echo(f"  warning: {self.record.name}: wandb did not close its log "
-                          f"within {EXIT_WAIT:g}s; the ledger has the metrics read so far")
+                self.echo(
+                    f"  warning: {self.record.name}: wandb did not close its log "
+                    f"within {EXIT_WAIT:g}s; the ledger has the metrics read so far"
+                )
                 return
             time.sleep(0.02)
             self._collect()
@@ -176,8 +188,14 @@ class FunctionTrial(ScriptTrial):
         if self.spec.get("entity"):
             base.setdefault("WANDB_ENTITY", str(self.spec["entity"]))
         self.results.mkdir(parents=True, exist_ok=True)
-        _, env = wb.agent_trial(None, self.record.params, program="", env=base,
-                                sweep_id=self.record.sweep_id or "", run_id=self.record.id)
+        _, env = wb.agent_trial(
+            None,
+            self.record.params,
+            program="",
+            env=base,
+            sweep_id=self.record.sweep_id or "",
+            run_id=self.record.id,
+        )
         saved = dict(os.environ)
         os.environ.clear()
         os.environ.update(env)
@@ -212,8 +230,4 @@ def execute_function(
         stop_check=None if stop_check is None else lambda: stop_check(record.id),
         signals=signals,
     )
-    beat = Heartbeat(backend, [record.id])
-    try:
-        return trial.run()
-    finally:
-        beat.stop()
+    return supervised(trial, backend)

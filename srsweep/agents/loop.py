@@ -34,7 +34,9 @@ from srsweep.agents.trial import outcome_line
 from srsweep.agents.trial import params_line
 from srsweep.agents.trial import record_outcome
 from srsweep.agents.trial import resolved
+from srsweep.errors import UsageError
 from srsweep.spec import SCRIPT
+from srsweep.spec import command_text
 from srsweep.spec import objective
 from srsweep.spec import swept_keys
 
@@ -58,13 +60,16 @@ class AgentResult:
     reason: str = ""
     runs: list[str] = field(default_factory=list)
     failed_fast: bool = False  # stopped because trials kept failing
-    # the signal that stopped it: a command exits with 128 + it, as a shell would report
-    signal: int | None = None
+    signal: int | None = None  # the signal that stopped it (exit code 128 + signal)
 
 
 def agent_name() -> str:
-    """This agent in the ledger: host and process id."""
-    return f"{socket.gethostname()}-{os.getpid()}"
+    """This agent in the ledger: host and process id, and in a SLURM job its id as
+    squeue shows it (``host-pid-slurm123``, ``host-pid-slurm123_4`` in a job array)."""
+    name, env = f"{socket.gethostname()}-{os.getpid()}", os.environ
+    if env.get("SLURM_ARRAY_JOB_ID") and env.get("SLURM_ARRAY_TASK_ID"):
+        return f"{name}-slurm{env['SLURM_ARRAY_JOB_ID']}_{env['SLURM_ARRAY_TASK_ID']}"
+    return f"{name}-slurm{env['SLURM_JOB_ID']}" if env.get("SLURM_JOB_ID") else name
 
 
 def run_agent(
@@ -91,6 +96,17 @@ def run_agent(
     signals = Signals()
     failures: list[float] = []
     swept = swept_keys(sweep.spec)
+    if (
+        kernel is None
+        and function is None
+        and not sweep.spec.get("program")
+        and "${program}" in command_text(sweep.spec)
+    ):
+        raise UsageError(
+            f"sweep {sweep_id} names no program for its command to run: run its trials as "
+            "a function from Python (srsweep.agent(sweep_id, function=train)), or create "
+            "it again with a program or a command"
+        )
     if kernel is None and pack is not None and pack > 1:
         echo("note: a script or function sweep runs its trials one by one")
     pack = 1 if kernel is None else pack_size(kernel, pack, echo)
@@ -102,23 +118,47 @@ def run_agent(
     early = "early_terminate" in sweep.spec and "metric" in sweep.spec
     stop_check = check if early else None
 
-    def _run_claimed(claimed: list[RunRecord]) -> None:
+    def run_claimed(claimed: list[RunRecord]) -> None:
         """Run the claimed trials, each recording its outcome in the ledger."""
         if function is not None:
             for r in claimed:
-                execute_function(backend, r, sweep.spec, function, results=results, echo=echo,
-                                 stop_check=stop_check, signals=signals)
+                execute_function(
+                    backend,
+                    r,
+                    sweep.spec,
+                    function,
+                    results=results,
+                    echo=echo,
+                    stop_check=stop_check,
+                    signals=signals,
+                )
         elif kernel is None:
             for r in claimed:
-                execute_script(backend, r, sweep.spec, Path(sweep.source).parent,
-                               results=results, echo=echo, stop_check=stop_check,
-                               signals=signals)
+                execute_script(
+                    backend,
+                    r,
+                    sweep.spec,
+                    Path(sweep.source).parent,
+                    results=results,
+                    echo=echo,
+                    stop_check=stop_check,
+                    signals=signals,
+                )
         else:
             for group in groups(kernel, claimed):
                 if len(group) > 1:
                     echo(f"  packing {len(group)} trials: {' '.join(r.name for r in group)}")
-                execute(backend, group, kernel, results=results, project=project, echo=echo,
-                        source=f"sweep {sweep_id}", stop_check=stop_check, signals=signals)
+                execute(
+                    backend,
+                    group,
+                    kernel,
+                    results=results,
+                    project=project,
+                    echo=echo,
+                    source=f"sweep {sweep_id}",
+                    stop_check=stop_check,
+                    signals=signals,
+                )
 
     with signals.installed():
         while count is None or len(result.runs) < count:
@@ -131,24 +171,25 @@ def run_agent(
             if not claimed:
                 now = backend.sweep(sweep_id)
                 result.reason = {"active": "sweep exhausted", "stopped": "sweep stopped"}.get(
-                    now.state, f"sweep {now.state}: {now.reason}")
+                    now.state, f"sweep {now.state}: {now.reason}"
+                )
                 break
             for r in claimed:
                 result.runs.append(r.id)
                 n = f"{len(result.runs)}" + (f"/{count}" if count else "")
                 echo(f"[{n}] {r.name} ({r.id}) {params_line(r.params, swept)}")
             try:
-                _run_claimed(claimed)
+                run_claimed(claimed)
             except KeyboardInterrupt:  # not through the handler (e.g. raised in a function)
                 result.reason, result.signal = "interrupted", signal.SIGINT
             for record in claimed:
                 if record.state == "running":  # claimed, not started: give it back
-                    record_outcome(backend, record, "preempted", error="not started: the "
-                                   "agent was interrupted")
+                    error = "not started: the agent was interrupted"
+                    record_outcome(backend, record, "preempted", error=error)
                     record.state = "preempted"
                 result.states[record.state] += 1
                 echo(outcome_line(record, metric))
-                if record.state == "preempted":
+                if record.state == "preempted":  # (its next attempt is queued already)
                     echo(f"  {record.name} queued again")
                 failures = (
                     failures[-FAIL_LIMIT + 1 :] + [time.monotonic()]

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from srsweep.backends._base import RunRecord
     from srsweep.kernels import Kernel
 
-__all__ = ["DEFAULT_CUDA_PACK", "groups", "limit_threads", "pack_size"]
+__all__ = ["DEFAULT_CUDA_PACK", "cpu_pack_threads", "groups", "limit_threads", "pack_size"]
 
 DEFAULT_CUDA_PACK = 64
 
@@ -48,16 +48,28 @@ def groups(kernel: Kernel, records: list[RunRecord]) -> list[list[RunRecord]]:
 
 
 def limit_threads(packed: bool) -> None:
-    """Torch intra-op threads: ``SRSWEEP_THREADS`` if set; else every core for a pack
-    trained on the CPU (its batched matmuls use them: sd, stn and lazy packs ran 1.2-1.5x
-    faster on 2 cores than on one; ``make bench``) and one otherwise (these nets are
-    tiny: on a 2-core box two threads ran a single sd trial slower than one, and on a
-    CUDA node the GPU does the work while several agents may share the CPU)."""
+    """Torch intra-op threads: ``SRSWEEP_THREADS`` if set; else ``cpu_pack_threads()``
+    for a pack trained on the CPU (its batched matmuls use them: sd, stn and lazy packs
+    ran 1.2-1.5x faster on 2 cores than on one; ``make bench``) and one otherwise (these
+    nets are tiny: on a 2-core box two threads ran a single sd trial slower than one, and
+    on a CUDA node the GPU does the work while several agents may share the CPU)."""
     if "torch" in sys.modules:  # only kernels import torch; don't pay for it otherwise
         torch = sys.modules["torch"]
         env = os.environ.get("SRSWEEP_THREADS")
         cpu_pack = packed and not torch.cuda.is_available()
-        torch.set_num_threads(int(env) if env else _cores() if cpu_pack else 1)
+        torch.set_num_threads(int(env) if env else cpu_pack_threads() if cpu_pack else 1)
+
+
+def cpu_pack_threads() -> int:
+    """Threads for a CPU pack: every core this process may run on, but one when the
+    mask is the whole machine and its load average (over a minute) already exceeds its
+    cores. OpenMP threads that wait on a descheduled sibling make an oversubscribed
+    machine far slower than one thread: an sd ``--pack 8`` on a loaded 2-core machine
+    took 172 s on both cores and 19 s on one. A narrower mask (SLURM, taskset) was
+    given to this process, so its cores are used whatever the rest of the machine does.
+    """
+    cores = _cores()
+    return 1 if cores == os.cpu_count() and _load() > cores else cores
 
 
 def _cores() -> int:
@@ -65,3 +77,11 @@ def _cores() -> int:
     if hasattr(os, "sched_getaffinity"):
         return len(os.sched_getaffinity(0))
     return os.cpu_count() or 1
+
+
+def _load() -> float:
+    """The machine's load average over the last minute (0 where there is none)."""
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return 0.0

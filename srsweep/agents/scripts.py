@@ -7,8 +7,6 @@ folder with the environment and parameter files of W&B's agent
 set ``WANDB_MODE``; this module reads that run's log while it grows, so the ledger,
 ``early_terminate`` and ``bayes`` see the metrics as they come. A run to stop is ended
 as W&B's agent ends it: SIGTERM, then SIGKILL after ``WANDB_AGENT_KILL_DELAY`` (30 s).
-The trial's process group is killed when the agent dies, even by SIGKILL: each trial
-runs under a small supervisor process (``supervise``) that the kernel tells of it.
 """
 
 from __future__ import annotations
@@ -30,8 +28,10 @@ from typing import Any
 
 from srsweep.agents.signals import Heartbeat
 from srsweep.agents.signals import training
+from srsweep.agents.trial import lost_lease
 from srsweep.agents.trial import record_outcome
 from srsweep.backends import wandb as wb
+from srsweep.errors import LeaseLostError
 
 if TYPE_CHECKING:
     from srsweep.agents.signals import Signals
@@ -58,7 +58,6 @@ PROGRESS_EVERY = 10.0  # seconds between progress lines
 # same setting lets `wandb leet` follow a running run). The user's own value wins.
 FLUSH_INTERVAL = "1"
 TAIL_LINES = 20  # lines of stderr kept in a failed run's error
-SUPERVISOR = Path(__file__).with_name("supervise.py")  # run by path: see its docstring
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
@@ -150,7 +149,7 @@ class ScriptTrial:
         return wb.agent_trial(
             self.spec.get("command"),
             self.record.params,
-            program=str(self.spec["program"]),
+            program=str(self.spec.get("program") or ""),
             sweep_id=self.record.sweep_id or "",
             run_id=self.record.id,
             env=env,
@@ -164,11 +163,15 @@ class ScriptTrial:
         # As W&B's agent: a process group of its own (a Ctrl-C at the terminal reaches
         # the agent, which decides how to stop the run) and a closed stdin (a script
         # reading it gets EOF instead of blocking). stderr goes to a file the agent
-        # forwards, so a failed run keeps its tail. Unlike W&B's agent, the group dies
-        # with the agent, however the agent dies (``supervise``).
-        supervised = [sys.executable, "-I", "-S", str(SUPERVISOR), str(os.getpid()), *argv]
+        # forwards, so a failed run keeps its tail.
+        # Through a supervisor that kills the group should this agent die (kill -9 too).
+        supervised = [sys.executable, "-m", "srsweep.supervise", str(os.getpid()), "--", *argv]
         proc = subprocess.Popen(
-            supervised, cwd=self.workdir, env=env, stdin=subprocess.PIPE, stderr=err,
+            supervised,
+            cwd=self.workdir,
+            env=env,
+            stdin=subprocess.PIPE,
+            stderr=err,
             process_group=0,
         )
         assert proc.stdin is not None
@@ -219,7 +222,10 @@ class ScriptTrial:
         rows = [r for r in rows if len(r) > 1]
         if rows:
             self.history += rows
-            (backend or self.backend).log(self.record.id, rows)
+            try:
+                (backend or self.backend).log(self.record.id, rows)
+            except LeaseLostError as e:  # the trial is another agent's now: stop it
+                self.request_stop(f"lease lost: {e}")
 
     def _forward_stderr(self) -> None:
         try:
@@ -249,13 +255,17 @@ class ScriptTrial:
         if self._reader is not None:
             summary.update(_scalars(self._reader.summary))
             config.update(self._reader.config)
-        if bad := nonfinite(self.history, summary):
-            summary["nonfinite"] = ",".join(bad)
+        if bad := nonfinite(self.history, summary):  # flagged; the run keeps W&B's state
+            summary["nonfinite"] = bad
         if self.record.retry_of is not None:  # a script cannot resume: it started afresh
             summary["resumed_from_step"] = 0
         summary["runtime"] = round(time.monotonic() - self._t0, 3)
-        record_outcome(self.backend, self.record, state, config=config, summary=summary,
-                       error=error)
+        try:
+            record_outcome(
+                self.backend, self.record, state, config=config, summary=summary, error=error
+            )
+        except LeaseLostError as e:
+            return lost_lease(self.record, e)
         record = self.record
         record.state, record.error, record.summary, record.config = state, error, summary, config
         record.history = list(self.history)
@@ -291,11 +301,32 @@ def execute_script(
         stop_check=None if stop_check is None else lambda: stop_check(record.id),
         signals=signals,
     )
-    beat = Heartbeat(backend, [record.id])
+    return supervised(trial, backend)
+
+
+def supervised(trial: ScriptTrial, backend: Backend) -> RunRecord:
+    """``trial.run()`` with heartbeats for its run."""
+    beat = Heartbeat(backend, [trial.record.id])
     try:
         return trial.run()
     finally:
         beat.stop()
+
+
+def nonfinite(history: list[dict[str, Any]], summary: dict[str, Any]) -> list[str]:
+    """The metrics logged as NaN or +-inf in any row of ``history`` or in ``summary``.
+
+    A run keeps the state its script gave it (W&B's rule: a script that logs NaN and
+    exits 0 has finished); its summary's ``nonfinite`` lists these metrics, and the
+    engine counts the run as missing (the worst) for them."""
+    return sorted(
+        {
+            k
+            for row in (*history, summary)
+            for k, v in row.items()
+            if isinstance(v, float) and not math.isfinite(v)
+        }
+    )
 
 
 def _signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:
@@ -313,20 +344,6 @@ def stderr_tail(text: str, n: int = TAIL_LINES) -> list[str]:
     lines = [_ANSI.sub("", line).rstrip() for line in text.splitlines()]
     kept = [ln for ln in lines if ln and not (ln.startswith("wandb:") and "ERROR" not in ln)]
     return list(collections.deque(kept, maxlen=n))
-
-
-def nonfinite(history: list[dict[str, Any]], summary: dict[str, Any]) -> list[str]:
-    """The metrics logged as NaN or +-inf in any row of ``history`` or in ``summary``.
-
-    A run keeps the state its script gave it (W&B's rule: a script that logs NaN and
-    exits 0 has finished); its summary's ``nonfinite`` names these metrics (comma
-    separated), so the engine can count the run as the worst of the sweep for them."""
-    return sorted({
-        k
-        for row in (*history, summary)
-        for k, v in row.items()
-        if isinstance(v, float) and not math.isfinite(v)
-    })
 
 
 def _scalars(values: dict[str, Any]) -> dict[str, Any]:

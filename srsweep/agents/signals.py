@@ -9,6 +9,8 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING
 from typing import Protocol
 
+from srsweep.errors import LeaseLostError
+
 if TYPE_CHECKING:
     from types import FrameType
 
@@ -96,6 +98,7 @@ class Heartbeat:
 
     def __init__(self, backend: Backend, run_ids: list[str]) -> None:
         self._stop = threading.Event()
+        self.lost: str | None = None  # why the lease was lost, once it was
         every = min(10.0, backend.lease_timeout / 4)
         self._thread = threading.Thread(
             target=self._beat, args=(backend, run_ids, every), daemon=True, name="srsweep-heartbeat"
@@ -107,6 +110,8 @@ class Heartbeat:
         try:
             while not self._stop.wait(every):
                 own.heartbeat(run_ids)
+        except LeaseLostError as e:  # the trial's next write says so and ends it
+            self.lost = str(e)
         finally:
             own.close()
 

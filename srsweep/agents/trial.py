@@ -21,6 +21,7 @@ from srsweep import config as _config
 from srsweep.agents.packing import limit_threads
 from srsweep.agents.signals import Heartbeat
 from srsweep.agents.signals import training
+from srsweep.errors import LeaseLostError
 from srsweep.errors import SpecError
 from srsweep.errors import SrsweepError
 from srsweep.kernels import Entry
@@ -37,6 +38,7 @@ __all__ = [
     "Echo",
     "execute",
     "last_saved",
+    "lost_lease",
     "outcome_line",
     "params_line",
     "record_outcome",
@@ -78,11 +80,11 @@ def last_saved(backend: Backend, record: RunRecord, models: Path) -> Path | None
 
 def record_outcome(backend: Backend, record: RunRecord, state: str, **fields: Any) -> None:
     """Write a trial's end (``Backend.finish``'s ``fields``); a preempted trial of a sweep
-    is queued again first, so that no kill between the two writes loses its grid point (a
-    run still ``running`` when its agent dies is queued again when its lease expires)."""
-    if state == "preempted" and record.sweep_id is not None:
-        backend.requeue(record.id)
-    backend.finish(record.id, state, **fields)
+    has its next attempt queued in the same transaction, so that no kill can leave its grid
+    point preempted and not queued (a run still ``running`` when its agent dies is queued
+    again when its lease expires). LeaseLostError when another agent holds the trial."""
+    requeue = state == "preempted" and record.sweep_id is not None
+    backend.finish(record.id, state, requeue=requeue, **fields)
 
 
 def _error_text(exc: BaseException) -> str:
@@ -151,24 +153,41 @@ class _Trial:
                 state, error = "preempted", str(exc) or "interrupted"
             else:
                 error = _error_text(exc)
+        if isinstance(exc, LeaseLostError):
+            return self.lost(exc)
         summary: dict[str, Any] = {}
-        if run is not None:
-            run.flush()
-            summary = dict(run.summary, runtime=round(run.elapsed(), 3))
-            if record.retry_of is not None:  # a re-run says where it started: 0 is afresh
-                summary["resumed_from_step"] = run.resumed_from_step or 0
-        record_outcome(
-            self.backend,
-            record,
-            state,
-            summary=summary,
-            error=error,
-            model_path=str(run.model_path) if run and run.saved else None,
-        )
+        try:
+            if run is not None:
+                run.flush()
+                summary = dict(run.summary, runtime=round(run.elapsed(), 3))
+                if record.retry_of is not None:  # a re-run says where it started: 0 is afresh
+                    summary["resumed_from_step"] = run.resumed_from_step or 0
+            record_outcome(
+                self.backend,
+                record,
+                state,
+                summary=summary,
+                error=error,
+                model_path=str(run.model_path) if run and run.saved else None,
+            )
+        except LeaseLostError as e:
+            return self.lost(e)
         if self.sink is not None:
             self.sink.finish(state, summary, run.model_path if run and run.saved else None)
         record.state, record.error, record.summary = state, error, summary
         return record
+
+    def lost(self, exc: LeaseLostError) -> RunRecord:
+        if self.sink is not None:
+            self.sink.finish("crashed", {}, None)
+        return lost_lease(self.record, exc)
+
+
+def lost_lease(record: RunRecord, exc: LeaseLostError) -> RunRecord:
+    """A trial whose lease another agent took over: nothing more is recorded for it
+    (the ledger holds it ``crashed`` and queued again); the agent goes on."""
+    record.state, record.error = "crashed", f"lease lost: {exc}"
+    return record
 
 
 def execute(

@@ -8,6 +8,7 @@ that decides which of them holds a sweep (``open_backend``).
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,6 +19,9 @@ from srsweep.backends._base import ServerAgents
 from srsweep.backends._base import SweepRecord
 from srsweep.backends._base import current
 from srsweep.backends.local import LocalBackend
+from srsweep.backends.postgres import SCHEMES
+from srsweep.backends.postgres import PostgresBackend
+from srsweep.backends.sql import SqlLedger
 from srsweep.backends.wandb import WandbBackend
 from srsweep.backends.wandb import parse_path
 from srsweep.errors import UsageError
@@ -29,6 +33,8 @@ __all__ = [
     "TERMINAL",
     "Backend",
     "LocalBackend",
+    "PostgresBackend",
+    "SqlLedger",
     "RunRecord",
     "SERVERS",
     "ServerAgents",
@@ -43,13 +49,37 @@ __all__ = [
 SERVERS = ("local", "wandb")  # where ``register_sweep`` can register a sweep
 
 
-def open_ledger(results: str | Path) -> LocalBackend:
-    """The ledger under the results folder: standalone runs, local sweeps, and the
-    local record of every sweep registered on a server."""
-    return LocalBackend(Path(results))
+def open_ledger(results: str | Path, ledger: str | None = None) -> SqlLedger:
+    """The ledger: standalone runs, local sweeps, and the local record of every sweep
+    registered on a server.
+
+    Args:
+        results: the results folder (model files, reports; the SQLite ledger by default).
+        ledger: where the ledger is, if not ``results/srsweep.db``: a folder or ``.db``
+            file path, ``sqlite:///PATH``, or ``postgresql://USER@HOST:PORT/DB``.
+            Default: ``SRSWEEP_LEDGER``, else the results folder.
+
+    Raises:
+        UsageError: ``ledger`` is none of these.
+    """
+    ref = ledger if ledger is not None else os.environ.get("SRSWEEP_LEDGER") or None
+    if ref is None:
+        return LocalBackend(Path(results))
+    if ref.startswith(SCHEMES):
+        return PostgresBackend(ref)
+    if "://" in ref and not ref.startswith("sqlite:///"):
+        raise UsageError(
+            f"--ledger {ref!r}: expected a path, sqlite:///PATH or postgresql://USER@HOST:PORT/DB"
+        )
+    path = Path(ref.removeprefix("sqlite://"))
+    if path.suffix in (".db", ".sqlite", ".sqlite3"):
+        return LocalBackend(path.parent, filename=path.name)
+    return LocalBackend(path)
 
 
-def open_backend(ref: str, *, results: str | Path) -> tuple[Backend, str]:
+def open_backend(
+    ref: str, *, results: str | Path, ledger: str | None = None
+) -> tuple[Backend, str]:
     """The backend that holds sweep ``ref``, and the sweep's id there.
 
     Args:
@@ -57,6 +87,7 @@ def open_backend(ref: str, *, results: str | Path) -> tuple[Backend, str]:
             sweep was registered there: ``SweepRecord.remote``), or a W&B sweep's path
             ``ENTITY/PROJECT/SWEEP_ID``.
         results: the results folder.
+        ledger: where the ledger is (see ``open_ledger``).
 
     Raises:
         UsageError: ``ref`` is neither a sweep id nor a W&B path.
@@ -66,11 +97,11 @@ def open_backend(ref: str, *, results: str | Path) -> tuple[Backend, str]:
         return WandbBackend(), ref
     if "/" in ref:
         raise UsageError(f"{ref!r}: expected a local sweep id or ENTITY/PROJECT/SWEEP_ID")
-    ledger = open_ledger(results)
-    remote = ledger.sweep(ref).remote
+    book = open_ledger(results, ledger)
+    remote = book.sweep(ref).remote
     if remote is None:
-        return ledger, ref
-    ledger.close()
+        return book, ref
+    book.close()
     return WandbBackend(), remote
 
 

@@ -66,9 +66,12 @@ class Backend(Protocol):
     Implementations are safe to use from several processes at once: ``claim`` hands a
     given trial to exactly one caller. One instance is used from one thread; a thread
     of its own (the heartbeat) takes ``reopen()``. Unknown ids raise ``NotFoundError``.
+    Writes about a trial (``heartbeat``, ``log``, ``finish``) are accepted only while its
+    attempt is ``running``: once its lease was taken over they raise ``LeaseLostError``.
     """
 
     lease_timeout: float  # seconds without a heartbeat before a running trial is lost
+    max_retries: int  # lost (crashed) attempts of a trial before it counts as failed
 
     @property
     def location(self) -> str:
@@ -121,8 +124,12 @@ class Backend(Protocol):
         summary: dict[str, Any] | None = None,
         error: str | None = None,
         model_path: str | None = None,
+        requeue: bool = False,
     ) -> None:
-        """Record the end of a run (``state`` one of ``TERMINAL``)."""
+        """Record the end of a run (``state`` one of ``TERMINAL``); with ``requeue``, queue
+        its next attempt in the same transaction (as ``requeue`` does), so that no agent
+        dies between the two. LeaseLostError when the run is not running (neither is
+        written)."""
 
     def requeue(self, run_id: str) -> str | None:
         """Queue a new attempt of ``run_id``'s trial; its id, or None if already queued."""

@@ -133,6 +133,9 @@ class Kernel:
     goal: str  # "maximize" | "minimize"
     curve: str  # raw per-step metric the report smooths, e.g. "acc"
     summary: str  # one line for `srsweep kernels`
+    # every metric the kernel logs (a spec's metric.name is checked against it; empty:
+    # not declared, nothing checked); the summary also holds ``runtime``
+    logs: tuple[str, ...] = ()
     # Packing (optional): trials whose configs share a ``pack_key`` train together in
     # one batched model via ``train_packed(cfgs, runs)``, which returns, per trial, None
     # (finished or stopped on its run's request) or the exception that failed it alone

@@ -31,7 +31,11 @@ __all__ = [
     "exclude",
     "format_value",
     "config_columns",
+    "thin",
+    "MAX_POINTS",
 ]
+
+MAX_POINTS = 200  # steps per curve drawn and in history.csv: enough for a smoothed curve
 
 # Columns runs_frame fills itself; a config key with one of these names is kept
 # under "config.<key>" so that it cannot overwrite them.
@@ -212,6 +216,35 @@ def smooth(
     out[f"{metric}_smooth"] = mean
     out[f"{metric}_std"] = std
     return out
+
+
+def thin(
+    df: pd.DataFrame, max_points: int = MAX_POINTS, id_col: str = "run_id", step_col: str = "step"
+) -> pd.DataFrame:
+    """The rows of at most about ``max_points`` steps per curve, for drawing.
+
+    Steps are kept on one grid for every curve (every k-th of the distinct steps, so
+    curves logged at the same steps stay aligned and a mean over them is the mean at
+    those steps) plus each curve's last step, so that where it ends is drawn.
+
+    Args:
+        df: One row per curve and step (e.g. from ``smooth``).
+        max_points: About how many steps to keep per curve.
+        id_col: The column naming the curve.
+        step_col: The step column.
+
+    Returns:
+        The kept rows of ``df``, in its order.
+    """
+    steps = df[step_col].to_numpy()
+    distinct = np.unique(steps)
+    if len(distinct) <= max_points:
+        return df
+    grid = distinct[:: -(-len(distinct) // max_points)]
+    codes, ids = pd.factorize(df[id_col])
+    last = np.full(len(ids), -np.inf)
+    np.maximum.at(last, codes, steps.astype(float))
+    return df[np.isin(steps, grid) | (steps == last[codes])]
 
 
 def best_k(runs_df: pd.DataFrame, metric: str, goal: str, k: int) -> pd.DataFrame:

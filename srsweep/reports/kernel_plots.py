@@ -99,24 +99,42 @@ def _stn(runs: pd.DataFrame, hist: pd.DataFrame, models: ModelFiles) -> list[Ker
         ax.plot(*series(hist, r, "x_range"), color=init_colour[float(init[r])], linewidth=1.0)
     counts = init.astype(float).value_counts()
     ax.legend(
-        handles=[Line2D([], [], color=c, label=f"init_x_range={format_value(v)} (n={counts[v]})")
-                 for v, c in init_colour.items()],
+        handles=[
+            Line2D([], [], color=c, label=f"init_x_range={format_value(v)} (n={counts[v]})")
+            for v, c in init_colour.items()
+        ],
         fontsize="small",
-    )  # fmt: skip
+    )
     ax.set(xlabel="cycle", ylabel="x_range", title="x_range trajectories")
-    figs = [("stn_x_range.png", fig, "Training half-width x_range per cycle, coloured by its "
-             "initial value (seed 000: converging hyperparameter trajectories).")]  # fmt: skip
+    figs = [
+        (
+            "stn_x_range.png",
+            fig,
+            "Training half-width x_range per cycle, coloured by its "
+            "initial value (seed 000: converging hyperparameter trajectories).",
+        )
+    ]
 
     fig, (ax,) = new_figure()
     for r in ids:
-        ax.plot(*series(hist, r, "dist"), color=colour[r], linewidth=1.0,
-                label=run_label(r) if per_run else None)  # fmt: skip
+        ax.plot(
+            *series(hist, r, "dist"),
+            color=colour[r],
+            linewidth=1.0,
+            label=run_label(r) if per_run else None,
+        )
     ax.axhline(SUCCESS_DIST, color="0.3", linestyle="--", linewidth=1.0)
     ax.set_yscale("log", nonpositive="mask")
     ax.set(xlabel="cycle", ylabel="max |f(x) − x²| on the eval grid", title="sup-norm distance")
     success_legend(ax)
-    figs.append(("stn_dist.png", fig, "Sup-norm distance to x² per cycle (log scale); reds "
-                 "reached min dist < 1 (dashed line), blues did not, as in seed 000."))  # fmt: skip
+    figs.append(
+        (
+            "stn_dist.png",
+            fig,
+            "Sup-norm distance to x² per cycle (log scale); reds "
+            "reached min dist < 1 (dashed line), blues did not, as in seed 000.",
+        )
+    )
 
     fig, (ax,) = new_figure()
     drawn, clean = 0, True
@@ -126,8 +144,13 @@ def _stn(runs: pd.DataFrame, hist: pd.DataFrame, models: ModelFiles) -> list[Ker
             continue
         f = payload.get("f_eval_clean", payload.get("f_eval"))
         clean = clean and "f_eval_clean" in payload
-        ax.plot(payload["x_eval"], f, color=colour[r], linewidth=1.0,
-                label=run_label(r) if per_run else None)  # fmt: skip
+        ax.plot(
+            payload["x_eval"],
+            f,
+            color=colour[r],
+            linewidth=1.0,
+            label=run_label(r) if per_run else None,
+        )
         grid, drawn = np.asarray(payload["x_eval"]), drawn + 1
     if not drawn:
         models.notes.append("stn_function.png: no run has a readable model file; not drawn")
@@ -137,8 +160,14 @@ def _stn(runs: pd.DataFrame, hist: pd.DataFrame, models: ModelFiles) -> list[Ker
     ax.set(xlabel="x", ylabel="f(x)", title="learned function at the end")
     success_legend(ax, [target])
     which = "with the perturbation off (ε = 0)" if clean else "as evaluated in training"
-    figs.append(("stn_function.png", fig, f"The learned f(x) at the end of each run, {which}, "
-                 f"against x² (dashed); {drawn} of {len(ids)} runs."))  # fmt: skip
+    figs.append(
+        (
+            "stn_function.png",
+            fig,
+            f"The learned f(x) at the end of each run, {which}, "
+            f"against x² (dashed); {drawn} of {len(ids)} runs.",
+        )
+    )
     return figs
 
 
@@ -179,14 +208,24 @@ def _lazy(runs: pd.DataFrame, hist: pd.DataFrame, models: ModelFiles) -> list[Ke
         ax.set_xlabel("SGD updates")
 
     fig, axes = new_figure(2, 13)
-    for ax, col, what in zip(axes, ("rel_move_last", "rel_move_all"),
-                             ("last layer (lout.bias)", "all weights"), strict=True):  # fmt: skip
+    for ax, col, what in zip(
+        axes,
+        ("rel_move_last", "rel_move_all"),
+        ("last layer (lout.bias)", "all weights"),
+        strict=True,
+    ):
         curves(ax, col)
         ax.set(ylabel="‖w − w0‖ / ‖w0‖", title=f"relative movement: {what}")
     axes[1].legend(fontsize="small")
-    figs = [("lazy_movement.png", fig, "Relative weight movement over SGD updates per α and "
-             "width (log–log). As in the notebook, 'last layer' is list(params)[-1], the "
-             "output bias; the right panel is the whole weight vector.")]  # fmt: skip
+    figs = [
+        (
+            "lazy_movement.png",
+            fig,
+            "Relative weight movement over SGD updates per α and "
+            "width (log–log). As in the notebook, 'last layer' is list(params)[-1], the "
+            "output bias; the right panel is the whole weight vector.",
+        )
+    ]
 
     fig, axes = new_figure(2, 13)
     for ax, col in zip(axes, ("rel_move_last", "rel_move_all"), strict=True):
@@ -209,16 +248,21 @@ def _lazy(runs: pd.DataFrame, hist: pd.DataFrame, models: ModelFiles) -> list[Ke
         ax.set(xlabel="α", ylabel=f"final {col}", title=f"final {col} against α")
     slope = Line2D([], [], color="0.4", linestyle=":", label="∝ 1/α")
     axes[0].legend(handles=[*axes[0].get_legend_handles_labels()[0], slope], fontsize="small")
-    figs.append(("lazy_final_movement.png", fig, "Final relative movement against α "
-                 "(log–log), one line per model and width (mean over runs, runs as dots); "
-                 "dotted: ∝ 1/α, the lazy-training slope."))  # fmt: skip
+    figs.append(
+        (
+            "lazy_final_movement.png",
+            fig,
+            "Final relative movement against α "
+            "(log–log), one line per model and width (mean over runs, runs as dots); "
+            "dotted: ∝ 1/α, the lazy-training slope.",
+        )
+    )
 
     fig, (ax,) = new_figure()
     curves(ax, "loss")
     ax.set(ylabel="train loss (MSE)", title="training loss")
     ax.legend(fontsize="small")
-    figs.append(("lazy_loss.png", fig, "Training loss over SGD updates per α and width "
-                 "(log–log)."))  # fmt: skip
+    figs.append(("lazy_loss.png", fig, "Training loss over SGD updates per α and width (log–log)."))
     return figs
 
 

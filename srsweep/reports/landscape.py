@@ -84,8 +84,9 @@ def landscape_plot(
     x, y = result["coords"][:, 0], result["coords"][:, 1]
     ax_map.plot(x, y, color="w", linewidth=1.2, marker=".", markersize=4, label="trajectory")
     ax_map.plot(x[0], y[0], "o", color="tab:orange", markeredgecolor="k", label="start")
-    ax_map.plot(x[-1], y[-1], "*", color="tab:red", markeredgecolor="k", markersize=14,
-                label="end θ*")  # fmt: skip
+    ax_map.plot(
+        x[-1], y[-1], "*", color="tab:red", markeredgecolor="k", markersize=14, label="end θ*"
+    )
     ax_map.set_xlabel(_pc_label(0, float(ratio[0])))
     ax_map.set_ylabel(_pc_label(1, float(ratio[1])))
     ax_map.set_title(f"train loss in the PCA plane ({100 * float(ratio.sum()):.1f} % of variance)")
@@ -94,14 +95,33 @@ def landscape_plot(
     steps = result["steps"]
     logged = np.asarray(result["logged_loss"])
     if logged.size:
-        ax_loss.plot(np.arange(logged.size), logged, color="tab:blue", linewidth=0.8,
-                     alpha=0.6, label="train (logged each step)")  # fmt: skip
-    ax_loss.plot(steps, result["path_loss"], "o-", color="tab:blue", markersize=3,
-                 label="train at checkpoints")  # fmt: skip
-    ax_loss.plot(steps, result["test_loss"], "s-", color="tab:green", markersize=3,
-                 label="held-out at checkpoints")  # fmt: skip
-    ax_loss.plot(steps, result["plane_loss"], "--", color="tab:red",
-                 label="train at projection on plane")  # fmt: skip
+        ax_loss.plot(
+            np.arange(logged.size),
+            logged,
+            color="tab:blue",
+            linewidth=0.8,
+            alpha=0.6,
+            label="train (logged each step)",
+        )
+    ax_loss.plot(
+        steps,
+        result["path_loss"],
+        "o-",
+        color="tab:blue",
+        markersize=3,
+        label="train at checkpoints",
+    )
+    ax_loss.plot(
+        steps,
+        result["test_loss"],
+        "s-",
+        color="tab:green",
+        markersize=3,
+        label="held-out at checkpoints",
+    )
+    ax_loss.plot(
+        steps, result["plane_loss"], "--", color="tab:red", label="train at projection on plane"
+    )
     ax_loss.set_yscale("log", nonpositive="mask")
     ax_loss.set_xlabel("SGD updates")
     ax_loss.set_ylabel("loss")
@@ -109,8 +129,14 @@ def landscape_plot(
     ax_loss.legend(fontsize="small")
 
     ax_res.plot(steps, result["distance"], "o-", markersize=3, label="‖θ_i − θ*‖")
-    ax_res.plot(steps, result["residual"], "s-", markersize=3, color="tab:red",
-                label="off-plane residual ‖d_i − proj d_i‖")  # fmt: skip
+    ax_res.plot(
+        steps,
+        result["residual"],
+        "s-",
+        markersize=3,
+        color="tab:red",
+        label="off-plane residual ‖d_i − proj d_i‖",
+    )
     ax_res.set_yscale("log", nonpositive="mask")
     ax_res.set_xlabel("SGD updates")
     ax_res.set_ylabel("distance in weight space")

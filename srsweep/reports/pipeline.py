@@ -1,14 +1,17 @@
-"""Write a sweep's report: frames, trends, figures and ``report.md`` in one folder.
+"""Write a sweep's report: tables, figures, ``report.md`` and ``report.html`` in one folder.
 
-``report_sweep`` picks what a sweep is reported by (its kernel's curve, or a script's
-metric) from the spec; ``write_report`` writes a report of any runs, given the metric,
-goal and curve. Every file is written through ``store.atomic_write``.
+The stages run in one direction: ``analysis.analyse`` builds the frames and every
+analysis from the run records; the figures are drawn from that ``Study``; the
+``document`` blocks are rendered as Markdown and as HTML. ``report_sweep`` picks what a
+sweep is reported by (its kernel's curve, or a script's metric) from the spec;
+``write_report`` writes a report of any runs, given the metric, goal and curve. Every
+file is written through ``store.atomic_write``.
 """
 
 from __future__ import annotations
 
+import json
 import re
-from collections import Counter
 from collections.abc import Iterable
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,15 +24,23 @@ from srsweep import kernels
 from srsweep import store
 from srsweep.errors import UsageError
 from srsweep.reports import frames
+from srsweep.reports.analysis import Study
+from srsweep.reports.analysis import analyse
+from srsweep.reports.document import Files
+from srsweep.reports.document import curves_section
+from srsweep.reports.document import kernel_section
+from srsweep.reports.document import report_blocks
+from srsweep.reports.hparam_plots import importance_plot
+from srsweep.reports.hparam_plots import metric_plot
+from srsweep.reports.hparam_plots import parallel_plot
+from srsweep.reports.html import render_html
+from srsweep.reports.interactive import interactive_figures
 from srsweep.reports.kernel_plots import kernel_figures
-from srsweep.reports.markdown import curves_section
-from srsweep.reports.markdown import kernel_section
-from srsweep.reports.markdown import report_markdown
+from srsweep.reports.levels import numeric_order
+from srsweep.reports.markdown import render_markdown
 from srsweep.reports.plots import comparison_plot
 from srsweep.reports.plots import grouped_plot
 from srsweep.reports.plots import save
-from srsweep.reports.trends import characterise
-from srsweep.reports.trends import classify
 from srsweep.spec import objective
 
 if TYPE_CHECKING:
@@ -37,11 +48,7 @@ if TYPE_CHECKING:
 
     from srsweep.backends._base import RunRecord
 
-__all__ = ["report_sweep", "write_report"]
-
-DEFAULT_AVG_HOR = 50  # the window of the study's later plots (symrep §10)
-MAX_LEGEND_RUNS = 12  # beyond this the comparison legend stops being readable
-HIGHLIGHT = 8  # how many best runs keep colour and a legend entry in a large sweep
+__all__ = ["report_sweep", "write_report", "csv_text"]
 
 
 def report_sweep(
@@ -86,9 +93,18 @@ def report_sweep(
     metric, goal = objective(spec, kernel)
     if kernel is not None:
         return write_report(
-            runs, out_dir, metric=metric, goal=goal, curve=curve or kernel.curve,
-            avg_hor=avg_hor, exclude=exclude, band=band, title=title, kernel=kernel.name,
-        )  # fmt: skip
+            runs,
+            out_dir,
+            metric=metric,
+            goal=goal,
+            curve=curve or kernel.curve,
+            avg_hor=avg_hor,
+            exclude=exclude,
+            band=band,
+            title=title,
+            kernel=kernel.name,
+            spec=spec,
+        )
     curve = curve or metric  # a script: its spec's metric, and every other metric it logged
     if not curve:
         logged = sorted({k for r in runs for h in r.history for k in h} - {"_step"})
@@ -97,9 +113,18 @@ def report_sweep(
             f"pass --curve (logged: {', '.join(logged) or 'nothing'})"
         )
     return write_report(
-        runs, out_dir, metric=metric or curve, goal=goal, curve=curve,
-        avg_hor=avg_hor, exclude=exclude, band=band, title=title, more_curves=True,
-    )  # fmt: skip
+        runs,
+        out_dir,
+        metric=metric or curve,
+        goal=goal,
+        curve=curve,
+        avg_hor=avg_hor,
+        exclude=exclude,
+        band=band,
+        title=title,
+        more_curves=True,
+        spec=spec,
+    )
 
 
 def write_report(
@@ -116,33 +141,42 @@ def write_report(
     k: int = 10,
     kernel: str | None = None,
     more_curves: bool = False,
+    spec: dict[str, Any] | None = None,
 ) -> list[Path]:
-    """Write a sweep's report (CSV tables, PNG figures and ``report.md``) to ``out_dir``.
+    """Write a sweep's report (CSV tables, PNG figures, ``report.md``, ``report.html``).
 
     Args:
         records: The sweep's runs; running ones are included with partial curves.
         out_dir: Folder for the files (created if missing); files are replaced
             atomically.
-        metric: Summary metric the best-k table ranks by, e.g. ``"avg_acc"``.
+        metric: Summary metric the report ranks by, e.g. ``"avg_acc"`` (its final
+            value per run).
         goal: ``"maximize"`` or ``"minimize"`` for ``metric`` (and for ``curve``).
         curve: Logged metric to smooth and plot, e.g. ``"acc"``.
         avg_hor: Smoothing window in steps; None takes the most common ``avg_hor``
             in the runs' configs, or 50.
         exclude: Drop runs whose id or name contains any of these.
-        band: Shade ±1 std around the curves.
+        band: Shade ±1 std around the curves (over seeds for replicated
+            configurations, else of the raw values in the window).
         title: Report and figure title; default from the sweep id.
         k: Rows in the best-k table.
         kernel: The runs' kernel; one with a ``KERNEL_PLOTS`` entry adds its figures
             (e.g. ``stn_dist.png``) and a section to the report. Runs whose model file
-            is missing or unreadable are left out of those figures, with a note.
+            is missing or unreadable are left out of those figures, with a note. A
+            kernel also gives the best run's ``srsweep run`` command.
         more_curves: Also plot every other numeric metric the runs logged, smoothed
             the same way (``curve_<metric>.png``), e.g. for a script's sweep.
+        spec: The sweep's spec, for the keys drawn on a log axis.
 
     Returns:
-        The written paths: ``runs.csv``, ``history.csv`` (with the smoothed curve),
-        ``best.csv``, ``trends.csv`` (trend per run), ``comparison.png``,
-        ``by_<key>.png`` per varying swept key (in column order), the kernel's
+        The written paths: ``runs.csv``, ``configs.csv``, ``history.csv`` (with the
+        smoothed curve), ``best.csv``, ``trends.csv`` (trend per run and of its
+        configuration), ``curves.csv`` (curves over seeds, when some configuration has
+        several), ``importance.csv`` and ``trend_drivers.csv`` (when they can be
+        made), ``comparison.png``, ``importance.png``, ``metric_vs_<key>.png`` per
+        swept key, ``parallel.png``, ``by_<key>.png`` per swept key, the kernel's
         figures, ``curve_<metric>.png`` per other metric with ``more_curves``,
+        ``report.html`` (the report with interactive figures, self-contained) and
         ``report.md``.
 
     Raises:
@@ -150,92 +184,187 @@ def write_report(
             ``avg_hor``.
     """
     records = frames.exclude(records, exclude)
-    hist = frames.history_frame(records)
-    if curve not in hist.columns or pd.to_numeric(hist[curve], errors="coerce").isna().all():
-        logged = sorted(c for c in hist.columns if c not in ("run_id", "step"))
-        raise UsageError(
-            f"report: no run (of {len(records)} after exclusions) has any history of "
-            f"{curve!r}; logged metrics: {', '.join(logged) or 'none'}"
-        )
-    runs = frames.runs_frame(records)
-    if avg_hor is None:
-        avg_hor = _default_avg_hor(runs)
-    smoothed = frames.smooth(hist, curve, avg_hor)
-    best = frames.best_k(runs, metric, goal, k)
-    keys = _swept_keys(records, runs)
-    labels = frames.run_labels(runs, keys)
-    running = labels.index.isin(runs.loc[runs["state"] == "running", "run_id"])
-    labels = labels.where(~running, labels + " (running)")
-
-    smooth_col = f"{curve}_smooth"
-    values = smoothed[smooth_col].dropna()
-    accuracy = "acc" in curve.lower() and values.between(0.0, 1.0).all()
-    # Non-accuracy curves have no chance level: judge each against its own start, with
-    # "learning" meaning a gain of 5 % of the range all curves span.
-    spread = float(values.max() - values.min()) if len(values) else 0.0
-    margin = 0.05 if accuracy else max(0.05 * spread, 1e-12)
-    trends = classify(
-        smoothed,
-        smooth_col,
-        chance=0.5 if accuracy else None,
-        margin=margin,
-        warmup=avg_hor,
-        goal=goal,
-    )
-    summary = characterise(runs, trends, keys)
-
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    sweeps = sorted({s for s in runs["sweep_id"] if isinstance(s, str)})
-    title = title or (f"Sweep {', '.join(sweeps)}" if sweeps else "Runs report")
-    xlabel = "epoch" if "epoch" in hist.columns else "step"
-    trends_table = trends.merge(runs[["run_id", "name", "state", *keys]], on="run_id")
-
-    paths = [
-        _write_text(out_dir / "runs.csv", runs.to_csv(index=False)),
-        _write_text(out_dir / "history.csv", smoothed.to_csv(index=False)),
-        _write_text(out_dir / "best.csv", best.to_csv(index=False)),
-        _write_text(out_dir / "trends.csv", trends_table.to_csv(index=False)),
-    ]
-    highlight = None
-    if len(runs) > MAX_LEGEND_RUNS:
-        highlight = list(frames.best_k(runs, metric, goal, HIGHLIGHT)["run_id"])
-    fig = comparison_plot(
-        smoothed, labels, curve, band=band, title=title, highlight=highlight, xlabel=xlabel
-    )
-    paths.append(save(fig, out_dir / "comparison.png"))
-    figures = {}
-    for key in keys:
-        fig = grouped_plot(smoothed, runs, key, curve, band=band, xlabel=xlabel)
-        figures[key] = save(fig, out_dir / f"by_{_file_key(key)}.png").name
-        paths.append(out_dir / figures[key])
-
-    text = report_markdown(
-        title=title,
-        runs=runs,
-        best=best,
-        trends=trends_table,
-        summary=summary,
-        keys=keys,
+    study = analyse(
+        records,
         metric=metric,
         goal=goal,
         curve=curve,
         avg_hor=avg_hor,
         band=band,
-        excluded=[p for p in exclude if p],
-        highlight=highlight,
-        figures=figures,
+        title=title,
+        k=k,
+        kernel=kernel,
+        spec=spec,
+        excluded=exclude,
     )
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files = Files(html="report.html")
+    paths = [_table(out_dir, files, name, what, df) for name, what, df in _tables(study)]
+    figures = _figures(study, files)
+    paths += [save(fig, out_dir / name) for name, fig in figures]
+    blocks = report_blocks(study, files)
     if kernel is not None:
         figs, notes = kernel_figures(kernel, records)
         paths += [save(fig, out_dir / name) for name, fig, _ in figs]
-        text += kernel_section(kernel, [(n, c) for n, _, c in figs], notes)
+        blocks += kernel_section(kernel, [(n, c) for n, _, c in figs], notes)
     if more_curves:
-        extra = _more_curves(hist, curve, labels, avg_hor, band=band, xlabel=xlabel)
+        extra = _more_curves(study)
         paths += [save(fig, out_dir / name) for _, name, fig in extra]
-        text += curves_section([(key, name) for key, name, _ in extra])
-    paths.append(_write_text(out_dir / "report.md", text))
+        blocks += curves_section([(key, name) for key, name, _ in extra])
+    page = render_html(blocks, study, interactive_figures(study), out_dir)
+    paths.append(_write_text(out_dir / "report.html", page))
+    paths.append(_write_text(out_dir / "report.md", render_markdown(blocks)))
     return paths
+
+
+def csv_text(df: pd.DataFrame) -> str:
+    """``df`` as CSV, with list, tuple and dict cells as JSON (``[2, 0]``, not ``(2, 0)``)."""
+
+    def cell(v: Any) -> Any:
+        return json.dumps(_plain(v)) if isinstance(v, (list, tuple, dict)) else v
+
+    out = df.copy()
+    for col in out.select_dtypes(include="object").columns:
+        out[col] = out[col].map(cell)
+    return str(out.to_csv(index=False))
+
+
+def _plain(v: Any) -> Any:
+    if isinstance(v, (list, tuple)):
+        return [_plain(x) for x in v]
+    if isinstance(v, dict):
+        return {str(k): _plain(x) for k, x in v.items()}
+    return v.item() if hasattr(v, "item") else v
+
+
+def _runs_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """The runs frame with one runtime column: the ledger's start-to-end time, else the
+    runtime the run reported in its summary."""
+    if "summary.runtime" not in runs:
+        return runs
+    reported = pd.to_numeric(runs["summary.runtime"], errors="coerce")
+    return runs.assign(runtime=runs["runtime"].fillna(reported)).drop(columns="summary.runtime")
+
+
+def _tables(study: Study) -> list[tuple[str, str, pd.DataFrame]]:
+    """(file, what it holds, frame) of every table the report writes."""
+    out = [
+        (
+            "runs.csv",
+            "one row per run: state, config, summary metrics, runtime, config number",
+            _runs_table(study.runs),
+        ),
+        (
+            "configs.csv",
+            "one row per configuration: its hyperparameters, seeds, runs, "
+            f"{study.metric} over seeds and its trend",
+            study.configs,
+        ),
+        ("history.csv", _history_text(study), study.plotted),
+        ("best.csv", f"the best runs by {study.metric}", _runs_table(study.best)),
+        ("trends.csv", "each run's trend, and its configuration's over seeds", study.trends),
+    ]
+    if study.replicated:
+        out.append(
+            (
+                "curves.csv",
+                f"per configuration and step: mean, std and count over seeds "
+                f"of the smoothed `{study.curve}` (at the steps of history.csv)",
+                study.curves,
+            )
+        )
+    if study.importance is not None:
+        out.append(
+            (
+                "importance.csv",
+                "importance of each hyperparameter, with its spread",
+                study.importance,
+            )
+        )
+    if study.drivers is not None:
+        out.append(
+            ("trend_drivers.csv", "every trend × value test (Fisher's exact test)", study.drivers)
+        )
+    return out
+
+
+def _history_text(study: Study) -> str:
+    """What history.csv holds: every logged row, or (for long runs) the drawn steps."""
+    what = f"logged rows, with the smoothed `{study.curve}` and its std"
+    if len(study.plotted) == len(study.smoothed):
+        return f"every one of the {what}"
+    return (
+        f"the {what}, at the {study.plotted['step'].nunique()} of "
+        f"{study.smoothed['step'].nunique()} logged steps the figures draw (every k-th, and "
+        "each run's last); every row is in the ledger (`srsweep.history(SWEEP_ID)`)"
+    )
+
+
+def _table(out_dir: Path, files: Files, name: str, what: str, df: pd.DataFrame) -> Path:
+    files.tables.append((name, what))
+    return _write_text(out_dir / name, csv_text(df))
+
+
+def _figures(study: Study, files: Files) -> list[tuple[str, Figure]]:
+    """(file name, figure) of the report's own figures, noting each in ``files``."""
+    curve, keys, chance, value_range = study.curve, study.keys, study.chance, study.value_range
+    out: list[tuple[str, Figure]] = []
+    if study.replicated:
+        configs = numeric_order(study.configs, keys)
+        labels = study.config_labels.reindex(configs["config"])
+        labels.index = configs["config"].astype(str).to_numpy()
+        data = study.curves.rename(columns={"mean": f"{curve}_smooth", "std": f"{curve}_std"})
+        data = data.assign(run_id=data["config"].astype(str))
+    else:
+        runs = numeric_order(study.runs, keys)
+        labels = frames.run_labels(runs, keys)
+        running = labels.index.isin(runs.loc[runs["state"] == "running", "run_id"])
+        labels = labels.where(~running, labels + " (running)")
+        data = study.plotted
+    fig = comparison_plot(
+        data,
+        labels,
+        curve,
+        band=study.band,
+        title=study.title,
+        highlight=study.highlight,
+        xlabel=study.xlabel,
+        chance=chance,
+        value_range=value_range,
+    )
+    out.append((files.comparison, fig))
+    if study.importance is not None:
+        files.importance = "importance.png"
+        out.append((files.importance, importance_plot(study.importance, study.metric)))
+    for key in keys:
+        name = f"metric_vs_{_file_key(key)}.png"
+        fig = metric_plot(
+            study.runs, key, study.metric, study.levels[key], log=key in study.log_keys
+        )
+        files.metric_vs[key] = name
+        out.append((name, fig))
+    if keys and study.runs[f"summary.{study.metric}"].notna().sum() > 1:
+        files.parallel = "parallel.png"
+        fig = parallel_plot(
+            study.runs, keys, study.metric, study.levels, study.log_keys, study.goal
+        )
+        out.append((files.parallel, fig))
+    for key in keys:
+        fig = grouped_plot(
+            study.plotted,
+            study.runs,
+            key,
+            curve,
+            band=study.band,
+            xlabel=study.xlabel,
+            levels=study.levels[key],
+            chance=chance,
+            value_range=value_range,
+        )
+        files.by_key[key] = f"by_{_file_key(key)}.png"
+        out.append((files.by_key[key], fig))
+    return out
 
 
 def _write_text(path: Path, text: str) -> Path:
@@ -244,43 +373,21 @@ def _write_text(path: Path, text: str) -> Path:
     return path
 
 
-def _default_avg_hor(runs_df: pd.DataFrame) -> int:
-    """The most common ``avg_hor`` in the runs' configs, else ``DEFAULT_AVG_HOR``."""
-    cols = [c for c in frames.config_columns(runs_df) if c.split(".")[-1] == "avg_hor"]
-    found = [
-        int(v)
-        for c in cols
-        for v in runs_df[c]
-        if isinstance(v, (int, float)) and not isinstance(v, bool) and v == v and v > 0
-    ]
-    return Counter(found).most_common(1)[0][0] if found else DEFAULT_AVG_HOR
-
-
 def _file_key(key: str) -> str:
     return re.sub(r"[^A-Za-z0-9._=-]", "_", key)
 
 
-def _swept_keys(records: Sequence[RunRecord], runs_df: pd.DataFrame) -> list[str]:
-    """Varying keys among those the sweep chose (``params``); all config keys when
-    no run records its params, e.g. hand-started runs."""
-    swept: dict[str, None] = {}
-    for r in records:
-        swept.update(dict.fromkeys(frames._flatten(r.params or {})))
-    return frames.varying_keys(runs_df, list(swept) if swept else None)
-
-
-def _more_curves(
-    hist: pd.DataFrame, curve: str, labels: pd.Series, avg_hor: int, *, band: bool, xlabel: str
-) -> list[tuple[str, str, Figure]]:
-    """(metric, file name, comparison figure) per numeric logged metric but ``curve``."""
+def _more_curves(study: Study) -> list[tuple[str, str, Figure]]:
+    """(metric, file name, comparison figure) per numeric logged metric but the curve."""
+    hist, labels = study.history, frames.run_labels(study.runs, study.keys)
     out = []
     for key in hist.columns:
-        if key in ("run_id", "step", "epoch", curve) or key.startswith("_"):
+        if key in ("run_id", "step", "epoch", study.curve) or key.startswith("_"):
             continue
         values = pd.to_numeric(hist[key], errors="coerce")
         if values.isna().all() or hist[key].map(lambda v: isinstance(v, bool)).any():
             continue
-        frame = frames.smooth(hist.assign(**{key: values}), key, avg_hor)
-        fig = comparison_plot(frame, labels, key, band=band, xlabel=xlabel)
+        frame = frames.smooth(hist.assign(**{key: values}), key, study.avg_hor)
+        fig = comparison_plot(frame, labels, key, band=study.band, xlabel=study.xlabel)
         out.append((key, f"curve_{_file_key(key)}.png", fig))
     return out

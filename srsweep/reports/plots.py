@@ -16,34 +16,44 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from matplotlib import colormaps
+from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 
 from srsweep import store
-from srsweep.reports.frames import format_value
+from srsweep.reports.levels import Levels
+from srsweep.reports.levels import levels_of
+from srsweep.reports.levels import palette
+from srsweep.reports.trends import CHANCE
+from srsweep.reports.trends import metric_range
 
-__all__ = ["comparison_plot", "grouped_plot", "save"]
+__all__ = ["comparison_plot", "grouped_plot", "save", "chance_line", "AUTO"]
 
 BAND_ALPHA = 0.25  # as the study's uncertainty plots (symrep §10)
-CHANCE = 0.5
 OTHER_COLOUR = "0.6"
+AUTO = "auto"  # chance and range from the metric's name and values (trends.metric_range)
 # Past this length a legend beside the axes squeezes them; put it underneath instead.
 _LONG_LABEL = 38
 
-
-def _looks_like_accuracy(metric: str, values: pd.Series) -> bool:
-    v = values.dropna()
-    return "acc" in metric.lower() and len(v) > 0 and v.min() >= 0.0 and v.max() <= 1.0
+Range = tuple[float, float] | None
 
 
-def _colours(n: int) -> list[Any]:
-    # Integer arguments index a qualitative map's colour list directly. tab10's grey
-    # (index 7) is skipped: grey is for the runs left out of the legend.
-    if n <= 9:
-        return [colormaps["tab10"](i) for i in (0, 1, 2, 3, 4, 5, 6, 8, 9)[:n]]
-    if n <= 20:
-        return [colormaps["tab20"](i) for i in range(n)]
-    return [colormaps["viridis"](x) for x in np.linspace(0.0, 0.9, n)]
+def _resolve(
+    metric: str, values: pd.Series, chance: float | str | None, value_range: Range | str
+) -> tuple[float | None, Range]:
+    """``AUTO`` chance and range: ``CHANCE`` and [0, 1] for an accuracy, else none."""
+    found = metric_range(metric, values) if AUTO in (chance, value_range) else None
+    if chance == AUTO:
+        chance = CHANCE if found is not None else None
+    if value_range == AUTO:
+        value_range = found
+    return (None if chance is None else float(chance)), value_range  # type: ignore[return-value]
+
+
+def _band(ax: Any, x: Any, lo: Any, hi: Any, colour: Any, value_range: Range) -> None:
+    """Shade [lo, hi], clipped to the metric's range when it has one."""
+    if value_range is not None:
+        lo, hi = np.clip(lo, *value_range), np.clip(hi, *value_range)
+    ax.fill_between(x, lo, hi, color=colour, alpha=BAND_ALPHA, linewidth=0)
 
 
 def _figure(labels: Sequence[str], title: str, xlabel: str, ylabel: str) -> tuple[Figure, Any]:
@@ -72,9 +82,20 @@ def _legend(fig: Figure, handles: Sequence[Any], labels: Sequence[str]) -> None:
         fig.legend(handles, labels, loc="outside right upper", fontsize="small", frameon=False)
 
 
-def _chance_line(ax: Any, metric: str, values: pd.Series) -> None:
-    if _looks_like_accuracy(metric, values):
-        ax.axhline(CHANCE, color="0.3", linestyle="--", linewidth=1.0)
+def chance_line(ax: Any, chance: float | None) -> None:
+    """A dashed line at the chance level, labelled on the axes."""
+    if chance is None:
+        return
+    ax.axhline(chance, color="0.3", linestyle="--", linewidth=1.0)
+    ax.annotate(
+        f"chance ({chance:g})",
+        (0.005, chance),
+        xycoords=("axes fraction", "data"),
+        xytext=(2, 2),
+        textcoords="offset points",
+        fontsize="small",
+        color="0.3",
+    )
 
 
 def comparison_plot(
@@ -86,55 +107,71 @@ def comparison_plot(
     title: str = "",
     highlight: Sequence[str] | None = None,
     xlabel: str = "step",
+    chance: float | str | None = AUTO,
+    value_range: Range | str = AUTO,
 ) -> Figure:
-    """One smoothed curve per run, optionally with its ±1 std band.
+    """One smoothed curve per run (or per configuration), optionally with its band.
 
     Args:
-        smoothed_df: A frame from ``frames.smooth`` (``<metric>_smooth``, ``_std``).
-        labels: Legend label per run id; runs without one use their id.
+        smoothed_df: A frame from ``frames.smooth`` (``<metric>_smooth``, ``_std``), or
+            per configuration the same columns with the configuration in ``run_id``.
+        labels: Legend label per run id; the legend lists runs in this order (the
+            report passes them in numeric order of their values); runs without a
+            label use their id, after the others.
         metric: The raw metric that was smoothed, e.g. ``"acc"``.
-        band: Shade ±1 population std of the raw values in each window.
+        band: Shade ±1 std (``<metric>_std``) around each curve.
         title: Axes title.
-        highlight: When given, only these runs are coloured and in the legend; the
-            others are drawn thin and grey (for sweeps with many runs).
+        highlight: When given, only these runs are coloured and in the legend, in
+            this order; the others are drawn thin and grey, as one ``LineCollection``
+            (for sweeps with many runs).
         xlabel: Label of the step axis, e.g. ``"epoch"``.
+        chance: Level of a dashed, labelled chance line (None: none); ``AUTO``: 0.5
+            when the metric looks like an accuracy (name has "acc", values in [0, 1]).
+        value_range: Bands are clipped to it (None: not clipped); ``AUTO`` as above.
 
     Returns:
-        The figure: one line per run, plus a dashed chance line at 0.5 when the metric
-        looks like an accuracy (name contains "acc", values in [0, 1]).
+        The figure: one line per run, plus the chance line.
     """
     mean_col, std_col = f"{metric}_smooth", f"{metric}_std"
-    groups = list(smoothed_df.groupby("run_id", sort=False))
-    ids = [rid for rid, _ in groups]
-    shown = ids if highlight is None else [rid for rid in highlight if rid in ids]
-    colour = dict(zip(shown, _colours(len(shown)), strict=True))
+    chance, value_range = _resolve(metric, smoothed_df[mean_col], chance, value_range)
+    groups = dict(list(smoothed_df.groupby("run_id", sort=False)))
+    ids = list(groups)
+    if highlight is None:
+        order = {rid: i for i, rid in enumerate(labels.keys())}
+        shown = sorted(ids, key=lambda rid: order.get(rid, len(order)))
+    else:
+        shown = [rid for rid in highlight if rid in groups]
+    colour = dict(zip(shown, palette(len(shown), ordered=False), strict=True))
     legend = [str(labels.get(rid, rid)) for rid in shown]
     fig, ax = _figure(legend, title, xlabel, f"smoothed {metric}")
-    handles = {}
-    # Grey runs first so the coloured ones are drawn on top of them.
-    for rid, g in sorted(groups, key=lambda item: item[0] in colour):
-        g = g.dropna(subset=[mean_col]).sort_values("step", kind="stable")
-        x, y = g["step"].to_numpy(), g[mean_col].to_numpy()
-        c, lw = (colour[rid], 1.4) if rid in colour else (OTHER_COLOUR, 0.7)
-        (handles[rid],) = ax.plot(x, y, color=c, linewidth=lw)
-        if band and rid in colour:
-            sd = g[std_col].to_numpy()
-            ax.fill_between(x, y - sd, y + sd, color=c, alpha=BAND_ALPHA, linewidth=0)
-    _chance_line(ax, metric, smoothed_df[mean_col])
-    # Legend in the order asked for (best first when highlighting), not drawing order.
-    legend_handles = [handles[rid] for rid in shown]
+    # The other runs first, as one grey collection, so the coloured ones lie on top.
     others = [rid for rid in ids if rid not in colour]
+    grey = None
     if others:
-        legend_handles.append(handles[others[0]])
+        lines = [
+            g.dropna(subset=[mean_col]).sort_values("step", kind="stable")[["step", mean_col]]
+            for g in (groups[rid] for rid in others)
+        ]
+        grey = LineCollection(
+            [g.to_numpy(dtype=float) for g in lines], colors=OTHER_COLOUR, linewidths=0.7
+        )
+        ax.add_collection(grey)
+        ax.autoscale_view()
+    handles = {}
+    for rid in shown:
+        g = groups[rid].dropna(subset=[mean_col]).sort_values("step", kind="stable")
+        x, y = g["step"].to_numpy(), g[mean_col].to_numpy()
+        (handles[rid],) = ax.plot(x, y, color=colour[rid], linewidth=1.4)
+        if band:
+            sd = g[std_col].to_numpy()
+            _band(ax, x, y - sd, y + sd, colour[rid], value_range)
+    chance_line(ax, chance)
+    legend_handles: list[Any] = [handles[rid] for rid in shown]
+    if grey is not None:
+        legend_handles.append(grey)
         legend.append(f"{len(others)} other runs")
     _legend(fig, legend_handles, legend)
     return fig
-
-
-def _sort_key(value: Any) -> tuple[int, Any]:
-    if isinstance(value, (int, float, np.number)) and not isinstance(value, bool):
-        return (0, float(value))
-    return (1, str(value))
 
 
 def grouped_plot(
@@ -146,58 +183,76 @@ def grouped_plot(
     band: bool,
     title: str = "",
     xlabel: str = "step",
+    levels: Levels | None = None,
+    chance: float | str | None = AUTO,
+    value_range: Range | str = AUTO,
 ) -> Figure:
-    """Curves coloured by the value of one hyperparameter, with each group's mean.
+    """Curves coloured by the level of one hyperparameter, with each level's mean.
 
-    Every run is a thin line in its group's colour; each group's mean over its runs
-    at each step is a thick line with one legend entry ``"<key>=<value> (n=<runs>)"``.
-    With ``band``, the mean is shaded ±1 std across the group's runs (groups of two
-    or more). Numeric values get an ordered colour scale, others distinct colours.
+    Every run is a thin line in its level's colour (one ``LineCollection`` per level);
+    each level's mean over its runs
+    at each step is a thick line with one legend entry ``"<key>=<level> (n=<runs>)"``
+    (``(n=<configurations> configs, <runs> runs)`` when ``runs_df`` has a ``config``
+    column and some configuration has several seeds). With ``band``, the mean is
+    shaded ±1 std across the level's runs (levels of two or more runs).
 
     Args:
         smoothed_df: A frame from ``frames.smooth``.
         runs_df: A frame from ``frames.runs_frame`` holding ``key``.
         key: The hyperparameter column to group by.
         metric: The raw metric that was smoothed.
-        band: Shade the spread across each group's runs.
+        band: Shade the spread across each level's runs.
         title: Axes title; default ``"smoothed <metric> by <key>"``.
         xlabel: Label of the step axis.
+        levels: The key's levels (values or quantile bins, their order and colours);
+            default ``levels.levels_of`` the runs' values.
+        chance: As ``comparison_plot``.
+        value_range: As ``comparison_plot``.
 
     Returns:
-        The figure: one thin line per run, one thick line per value of ``key``.
+        The figure: one thin line per run, one thick line per level, in level order.
     """
     mean_col = f"{metric}_smooth"
-    values = runs_df.set_index("run_id")[key].map(lambda v: "n/a" if v is None or v != v else v)
-    levels = sorted(values.unique(), key=_sort_key)
-    numeric = all(_sort_key(v)[0] == 0 for v in levels)
-    if numeric and len(levels) > 1:
-        cmap = colormaps["viridis"]
-        colours = [cmap(x) for x in np.linspace(0.0, 0.85, len(levels))]
-    else:
-        colours = _colours(len(levels))
-    # Element-wise == on a Series would treat a tuple value as a list to compare with.
-    members = {v: values.index[[x == v for x in values]] for v in levels}
-    legend = [f"{key}={format_value(v)} (n={len(members[v])})" for v in levels]
+    chance, value_range = _resolve(metric, smoothed_df[mean_col], chance, value_range)
+    values = runs_df.set_index("run_id")[key]
+    levels = levels or levels_of(values, key)
+    level_of = levels.of(values)
+    replicated = "config" in runs_df and runs_df["config"].duplicated().any()
+    config = runs_df.set_index("run_id")["config"] if replicated else None
+    present = [lv for lv in levels.order if (level_of == lv).any()]
+    members = {lv: level_of.index[(level_of == lv).to_numpy()] for lv in present}
+
+    def count(lv: str) -> str:
+        if config is None:
+            return f"n={len(members[lv])}"
+        return f"n={config[members[lv]].nunique()} configs, {len(members[lv])} runs"
+
+    legend = [f"{key}={lv} ({count(lv)})" for lv in present]
     fig, ax = _figure(legend, title or f"smoothed {metric} by {key}", xlabel, f"smoothed {metric}")
-    data = smoothed_df.dropna(subset=[mean_col])
+    data = smoothed_df.dropna(subset=[mean_col]).sort_values(["run_id", "step"], kind="stable")
+    data = data.assign(_level=data["run_id"].map(level_of).to_numpy())
+    # Mean over the runs present at each step; a shorter (running) run simply stops
+    # contributing where its curve ends.
+    by_step = data.groupby(["_level", "step"], sort=True)[mean_col]
+    means, sds = by_step.mean(), by_step.std(ddof=0)
     handles = []
-    for level, colour in zip(levels, colours, strict=True):
-        sub = data[data["run_id"].isin(members[level])]
-        for _, g in sub.groupby("run_id", sort=False):
-            g = g.sort_values("step", kind="stable")
-            ax.plot(g["step"], g[mean_col], color=colour, linewidth=0.7, alpha=0.45)
-        # Mean over the runs present at each step; a shorter (running) run simply
-        # stops contributing where its curve ends.
-        by_step = sub.groupby("step")[mean_col]
-        mean = by_step.mean()
+    for lv in present:
+        colour = levels.colours[lv]
+        sub = data[(data["_level"] == lv).to_numpy()]
+        # one collection of thin lines per level: thousands of runs draw in a moment
+        xy = sub[["step", mean_col]].to_numpy(dtype=float)
+        cuts = np.flatnonzero(sub["run_id"].to_numpy()[1:] != sub["run_id"].to_numpy()[:-1]) + 1
+        ax.add_collection(
+            LineCollection(np.split(xy, cuts), colors=[colour], linewidths=0.7, alpha=0.45)
+        )
+        mean = means.loc[lv]
         (line,) = ax.plot(mean.index, mean.to_numpy(), color=colour, linewidth=2.4)
         handles.append(line)
-        if band and len(members[level]) > 1:
-            sd = by_step.std(ddof=0).to_numpy()
-            ax.fill_between(
-                mean.index, mean - sd, mean + sd, color=colour, alpha=BAND_ALPHA, linewidth=0
-            )
-    _chance_line(ax, metric, smoothed_df[mean_col])
+        if band and len(members[lv]) > 1:
+            sd = sds.loc[lv].to_numpy()
+            _band(ax, mean.index, mean - sd, mean + sd, colour, value_range)
+    ax.autoscale_view()
+    chance_line(ax, chance)
     _legend(fig, handles, legend)
     return fig
 

@@ -46,8 +46,13 @@ def _levels(values: pd.Series) -> list[Any]:
     return sorted(set(values), key=key)
 
 
-def _grouped(ax: Any, sm: pd.DataFrame, col: str, group: pd.Series, colour: dict[Any, Any],
-             ) -> list[Line2D]:  # fmt: skip
+def _grouped(
+    ax: Any,
+    sm: pd.DataFrame,
+    col: str,
+    group: pd.Series,
+    colour: dict[Any, Any],
+) -> list[Line2D]:
     """Thin smoothed curves per run, a thick mean per group; returns the legend handles."""
     mean_col, handles = f"{col}_smooth", []
     data = sm.dropna(subset=[mean_col])
@@ -69,8 +74,11 @@ def srnet_figures(runs: pd.DataFrame, hist: pd.DataFrame, models: ModelFiles) ->
         return []
     ids = list(runs["run_id"])
     window = _window(runs, SRNET_AVG_HOR)
-    sm = {col: smooth(hist, col, window) for col in ("val_loss", "min_corr", "sd_share")
-          if col in hist.columns}  # fmt: skip
+    sm = {
+        col: smooth(hist, col, window)
+        for col in ("val_loss", "min_corr", "sd_share")
+        if col in hist.columns
+    }
     figs: list[KernelFigure] = []
     keys: list[str | None] = list(varying_keys(runs)) or [None]
     for key in keys:
@@ -86,9 +94,12 @@ def srnet_figures(runs: pd.DataFrame, hist: pd.DataFrame, models: ModelFiles) ->
         else:
             colour = {v: colormaps["tab10"](i % 10) for i, v in enumerate(levels)}
         fig, axes = new_figure(2, 13)
-        for ax, col, what in zip(axes, ("val_loss", "min_corr"),
-                                 ("validation MSE", "min_corr (worst latent's best |r|)"),
-                                 strict=True):  # fmt: skip
+        for ax, col, what in zip(
+            axes,
+            ("val_loss", "min_corr"),
+            ("validation MSE", "min_corr (worst latent's best |r|)"),
+            strict=True,
+        ):
             handles = _grouped(ax, sm[col], col, group, colour)
             ax.set(xlabel="epoch", ylabel=f"smoothed {col}", title=what)
         axes[0].set_yscale("log", nonpositive="mask")
@@ -96,15 +107,22 @@ def srnet_figures(runs: pd.DataFrame, hist: pd.DataFrame, models: ModelFiles) ->
         axes[1].legend(handles=handles, title=key, fontsize="small")
         name = "srnet_curves.png" if key is None else f"srnet_by_{_FILE_CHARS.sub('_', key)}.png"
         by = "" if key is None else f", grouped by {key} (thick: group mean)"
-        figs.append((name, fig, f"Validation loss (log scale) and min_corr, trailing mean over "
-                     f"{window} epochs{by}."))  # fmt: skip
+        figs.append(
+            (
+                name,
+                fig,
+                f"Validation loss (log scale) and min_corr, trailing mean over "
+                f"{window} epochs{by}.",
+            )
+        )
     figs += _srnet_sd_share(runs, sm.get("sd_share"), window, models)
     figs += _srnet_latents(runs, models)
     return figs
 
 
-def _srnet_sd_share(runs: pd.DataFrame, sm: pd.DataFrame | None, window: int,
-                    models: ModelFiles) -> list[KernelFigure]:  # fmt: skip
+def _srnet_sd_share(
+    runs: pd.DataFrame, sm: pd.DataFrame | None, window: int, models: ModelFiles
+) -> list[KernelFigure]:
     if sm is None or sm["sd_share_smooth"].isna().all():
         models.notes.append("srnet_sd_share.png: no run had the SD term on (sd > 0); not drawn")
         return []
@@ -118,20 +136,35 @@ def _srnet_sd_share(runs: pd.DataFrame, sm: pd.DataFrame | None, window: int,
     for r in ids:
         g = sm[sm["run_id"] == r].dropna(subset=["sd_share_smooth"])
         label = f"sd={format_value(sd[r])}, {fun[r]}"
-        ax.plot(g["step"], g["sd_share_smooth"], color=colour[sd[r]], linestyle=styles[fun[r]],
-                linewidth=1.1, label=None if label in seen else label)  # fmt: skip
+        ax.plot(
+            g["step"],
+            g["sd_share_smooth"],
+            color=colour[sd[r]],
+            linestyle=styles[fun[r]],
+            linewidth=1.1,
+            label=None if label in seen else label,
+        )
         seen.add(label)
-    ax.set(xlabel="epoch", ylabel="|L_SD| / (|L_SD| + |L_pred|)",
-           title="share of the SD term in the loss")  # fmt: skip
+    ax.set(
+        xlabel="epoch",
+        ylabel="|L_SD| / (|L_SD| + |L_pred|)",
+        title="share of the SD term in the loss",
+    )
     shares = sm.loc[sm["run_id"].isin(ids), "sd_share_smooth"]
     if (shares > 0).all() and shares.max() < 0.1:  # small sd: on 0..1 every line lies on 0
         ax.set_yscale("log")
     else:
         ax.set_ylim(0, 1.02)
     ax.legend(fontsize="small")
-    return [("srnet_sd_share.png", fig, f"SD share of the loss per run (trailing mean over "
-             f"{window} epochs), coloured by sd, dashed by sd_fun; near 1 the critic "
-             "dominates the regression.")]  # fmt: skip
+    return [
+        (
+            "srnet_sd_share.png",
+            fig,
+            f"SD share of the loss per run (trailing mean over "
+            f"{window} epochs), coloured by sd, dashed by sd_fun; near 1 the critic "
+            "dominates the regression.",
+        )
+    ]
 
 
 def _srnet_latents(runs: pd.DataFrame, models: ModelFiles) -> list[KernelFigure]:
@@ -145,8 +178,9 @@ def _srnet_latents(runs: pd.DataFrame, models: ModelFiles) -> list[KernelFigure]
         if payload is not None and "val_latents" in payload:
             break
     else:
-        models.notes.append("srnet_latents.png: no run with min_corr has a readable model "
-                            "file; not drawn")  # fmt: skip
+        models.notes.append(
+            "srnet_latents.png: no run with min_corr has a readable model file; not drawn"
+        )
         return []
     lat = np.asarray(payload["val_latents"], dtype=float)
     true = np.asarray(payload["val_true"], dtype=float)
@@ -159,9 +193,18 @@ def _srnet_latents(runs: pd.DataFrame, models: ModelFiles) -> list[KernelFigure]
         slope, icpt = np.polyfit(true[:, j], lat[:, i], 1)
         xs = np.linspace(true[:, j].min(), true[:, j].max(), 2)
         ax.plot(xs, slope * xs + icpt, "k--", linewidth=1.0)
-        ax.set(xlabel=f"{true_name}[{j}]", ylabel=f"latent {i}",
-               title=f"latent {i} vs {true_name}[{j}]: r = {corr[i, j]:.3f}")  # fmt: skip
-    return [("srnet_latents.png", fig, f"Best run by min_corr, {best['name']} (min_corr "
-             f"{format_value(float(best['_v']))}): each learned latent against the true "
-             f"latent it correlates with most, on the validation rows, with a least-squares "
-             "line (a latent is only defined up to scale and offset).")]  # fmt: skip
+        ax.set(
+            xlabel=f"{true_name}[{j}]",
+            ylabel=f"latent {i}",
+            title=f"latent {i} vs {true_name}[{j}]: r = {corr[i, j]:.3f}",
+        )
+    return [
+        (
+            "srnet_latents.png",
+            fig,
+            f"Best run by min_corr, {best['name']} (min_corr "
+            f"{format_value(float(best['_v']))}): each learned latent against the true "
+            f"latent it correlates with most, on the validation rows, with a least-squares "
+            "line (a latent is only defined up to scale and offset).",
+        )
+    ]

@@ -33,7 +33,16 @@ import pandas as pd
 
 from srsweep.errors import UsageError
 
-__all__ = ["TRENDS", "NO_DATA", "classify", "characterise"]
+__all__ = [
+    "TRENDS",
+    "NO_DATA",
+    "SEED_DEPENDENT",
+    "CHANCE",
+    "classify",
+    "characterise",
+    "rules",
+    "metric_range",
+]
 
 FAST_HOLDS = "learns fast, holds"
 FAST_DROPS = "learns fast, then drops"
@@ -41,6 +50,25 @@ SLOW = "slow, still improving"
 FLAT = "not learning"
 TRENDS = (FAST_HOLDS, FAST_DROPS, SLOW, FLAT)
 NO_DATA = "no data"
+SEED_DEPENDENT = "seed-dependent"  # a configuration whose seeds show no majority trend
+CHANCE = 0.5  # a two-class accuracy's chance level (the sd critic's task)
+
+
+def metric_range(name: str, values: pd.Series) -> tuple[float, float] | None:
+    """The range a metric can take, when it has one: [0, 1] for an accuracy.
+
+    A metric counts as an accuracy when its name contains "acc" and every value seen
+    lies in [0, 1]: the kernels declare no ranges, so the name and the values are what
+    there is to go by. Accuracies are judged against ``CHANCE`` and their bands clipped
+    to the range.
+    """
+    if "acc" not in name.lower():
+        return None
+    v = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float)
+    v = v[~np.isnan(v)]
+    if len(v) and v.min() >= 0.0 and v.max() <= 1.0:
+        return (0.0, 1.0)
+    return None
 
 
 def _judge(
@@ -105,10 +133,11 @@ def classify(
     sign = 1.0 if goal == "maximize" else -1.0
     baseline = None if chance is None else sign * chance
     rows: list[dict[str, Any]] = []
-    for run_id, g in smoothed_df.groupby("run_id", sort=False):
-        g = g.sort_values(step_col, kind="stable")
-        y = sign * pd.to_numeric(g[metric_col], errors="coerce").to_numpy(dtype=float)
-        s = g[step_col].to_numpy(dtype=float)
+    values = sign * pd.to_numeric(smoothed_df[metric_col], errors="coerce").to_numpy(dtype=float)
+    steps = smoothed_df[step_col].to_numpy(dtype=float)
+    for run_id, idx in smoothed_df.groupby("run_id", sort=False).indices.items():
+        idx = idx[np.argsort(steps[idx], kind="stable")]
+        y, s = values[idx], steps[idx]
         keep = ~np.isnan(y)
         y, s = y[keep], s[keep]
         row: dict[str, Any] = {"run_id": run_id, "trend": NO_DATA}
@@ -131,32 +160,52 @@ def _mode(values: pd.Series) -> Any:
     return counts.most_common(1)[0][0] if counts else None
 
 
-def characterise(
-    runs_df: pd.DataFrame, trends_df: pd.DataFrame, keys: Sequence[str]
-) -> pd.DataFrame:
-    """Per trend: how many runs, and the typical value of each hyperparameter.
+def rules(curve: str, goal: str) -> str:
+    """The classification rules in words, for the report; a minimised curve improves
+    by falling, so its rules say "improves" where a maximised one "rises"."""
+    better = "rises clearly above chance (or above its start)"
+    worse = "ends well below its peak"
+    if goal == "minimize":
+        better = "improves clearly on chance (or on its start)"
+        worse = "ends well short of its best value"
+    return (
+        f"Each run's smoothed `{curve}` is sorted by these rules, in order: *not learning* if "
+        f"it never {better}; *learns fast, then drops* if it {worse}; *learns fast, holds* if "
+        "it got close to its best within the first quarter of its steps; otherwise *slow, "
+        "still improving*."
+    )
+
+
+def characterise(configs_df: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
+    """Per trend: how many configurations and runs, and each hyperparameter's typical value.
 
     Args:
-        runs_df: A frame from ``frames.runs_frame``.
-        trends_df: A frame from ``classify``.
+        configs_df: A frame from ``seeds.configs_frame`` (one row per configuration,
+            with its ``trend`` over seeds and its number of ``seeds``).
         keys: Hyperparameter columns to describe, usually the varying ones.
 
     Returns:
-        One row per trend, all four in ``TRENDS`` order (count 0 when empty) plus
-        ``"no data"`` when present: ``trend``, ``count``, then ``"<key> mode"`` for
-        each key and ``"<key> median"`` for each numeric key.
+        One row per trend, all four in ``TRENDS`` order (counts 0 when empty), then
+        ``"seed-dependent"`` and ``"no data"`` when present: ``trend``,
+        ``configurations``, ``runs``, then ``"<key> mode"`` for each key and ``"<key>
+        median"`` for each numeric key, over the trend's configurations.
     """
-    merged = trends_df[["run_id", "trend"]].merge(runs_df, on="run_id", how="left")
     numeric = [
         k
         for k in keys
-        if pd.api.types.is_numeric_dtype(runs_df[k]) and not pd.api.types.is_bool_dtype(runs_df[k])
+        if pd.api.types.is_numeric_dtype(configs_df[k])
+        and not pd.api.types.is_bool_dtype(configs_df[k])
     ]
-    order = list(TRENDS) + ([NO_DATA] if (trends_df["trend"] == NO_DATA).any() else [])
+    present = set(configs_df["trend"])
+    order = list(TRENDS) + [t for t in (SEED_DEPENDENT, NO_DATA) if t in present]
     rows = []
     for trend in order:
-        members = merged[merged["trend"] == trend]
-        row: dict[str, Any] = {"trend": trend, "count": len(members)}
+        members = configs_df[configs_df["trend"] == trend]
+        row: dict[str, Any] = {
+            "trend": trend,
+            "configurations": len(members),
+            "runs": int(members["seeds"].sum()),
+        }
         for k in keys:
             row[f"{k} mode"] = _mode(members[k])
             if k in numeric:

@@ -30,6 +30,7 @@ from srsweep.backends import TERMINAL
 from srsweep.backends import Backend
 from srsweep.backends import RunRecord
 from srsweep.backends import current
+from srsweep.errors import LeaseLostError
 from srsweep.errors import NotFoundError
 from srsweep.spec import Spec
 from srsweep.spec import validate
@@ -120,11 +121,17 @@ class BackendContract:
         s = backend.sweep(sid)
         assert (s.state, s.reason) == ("finished", "run_cap of 2 reached")
 
-    @pytest.mark.parametrize(("goal", "values", "hit"), [("minimize", [0.5, 0.05], 1),
-                                                         ("maximize", [0.5, 0.95], 1),
-                                                         ("minimize", [0.5, 0.2], None)])
-    def test_metric_target_ends_the_sweep(self, backend: Backend, goal: str,
-                                          values: list[float], hit: int | None) -> None:
+    @pytest.mark.parametrize(
+        ("goal", "values", "hit"),
+        [
+            ("minimize", [0.5, 0.05], 1),
+            ("maximize", [0.5, 0.95], 1),
+            ("minimize", [0.5, 0.2], None),
+        ],
+    )
+    def test_metric_target_ends_the_sweep(
+        self, backend: Backend, goal: str, values: list[float], hit: int | None
+    ) -> None:
         metric = {"name": "loss", "goal": goal, "target": 0.1 if goal == "minimize" else 0.9}
         sid = backend.create_sweep(grid_spec(5, metric=metric))
         ids = []
@@ -139,8 +146,9 @@ class BackendContract:
             assert nxt is not None and s.state == "active"
             return
         assert nxt is None and s.state == "finished"
-        assert s.reason == (f"metric.target {metric['target']:g} reached by run {ids[hit]} "
-                            f"({values[hit]:g})")
+        assert s.reason == (
+            f"metric.target {metric['target']:g} reached by run {ids[hit]} ({values[hit]:g})"
+        )
 
     # --- claims -----------------------------------------------------------------------
 
@@ -162,7 +170,9 @@ class BackendContract:
         assert got[r1.id].config == {"target": 0} and got[r1.id].model_path == "m.joblib"
         assert got[r2.id].state == "running" and got[r2.id].history == []
         assert backend.sweep(sid).counts == {"finished": 1, "running": 1}
-        assert backend.reopen().run(r1.id).history[1]["_step"] == 1
+        other = backend.reopen()
+        assert other.run(r1.id).history[1]["_step"] == 1
+        other.close()
 
     def test_a_claimed_trial_is_running_for_its_agent(self, backend: Backend) -> None:
         sid = backend.create_sweep(grid_spec(3))
@@ -245,6 +255,61 @@ class BackendContract:
         assert other is not None and other.params != first.params
         assert backend.claim(sid, "live-agent") is None
         assert [r.id for r in current(backend.runs(sid))] == [again.id, other.id]
+
+    def test_a_taken_over_lease_fences_off_its_old_holder(self, backend: Backend) -> None:
+        # a stalled agent (a lock wait, a paused VM) outlives its lease: the trial is
+        # given to another agent, and the stalled one must not write over it afterwards
+        backend.lease_timeout = LEASE / 2
+        sid = backend.create_sweep(grid_spec(1))
+        stalled = backend.claim(sid, "stalled")
+        assert stalled is not None
+        time.sleep(LEASE)
+        again = backend.claim(sid, "live")
+        assert again is not None and again.retry_of == stalled.id
+        writes: list[Callable[[], object]] = [
+            lambda: backend.heartbeat([stalled.id]),
+            lambda: backend.log(stalled.id, [{"_step": 0, "loss": 9.0}]),
+            lambda: backend.finish(stalled.id, "finished", summary={"loss": 9.0}),
+        ]
+        for write in writes:
+            with pytest.raises(LeaseLostError, match=stalled.id):
+                write()
+        old = backend.run(stalled.id)
+        assert old.state == "crashed" and old.history == [] and old.summary == {}
+        backend.finish(again.id, "finished", summary={"loss": 1.0})
+        finished = [r for r in backend.runs(sid) if r.state == "finished"]
+        assert [r.id for r in finished] == [again.id]  # one finished run per point
+
+    def test_a_dead_standalone_run_is_marked_crashed(self, backend: Backend) -> None:
+        backend.lease_timeout = LEASE / 4
+        dead = backend.start_run("toy", {"target": 1.0}, "killed")
+        time.sleep(LEASE / 2)  # its `srsweep run` was killed: no heartbeat since
+        alive = backend.start_run("toy", {"target": 2.0}, "next")
+        assert backend.run(dead.id).state == "crashed"
+        assert backend.run(alive.id).state == "running"  # nothing re-runs a standalone run
+        assert [r.id for r in backend.runs(None)] == [dead.id, alive.id]
+
+    def test_crashes_are_retried_at_most_max_retries_times(self, backend: Backend) -> None:
+        backend.lease_timeout = LEASE / 4
+        backend.max_retries = 2
+        sid = backend.create_sweep(grid_spec(1))
+        first = backend.claim(sid, "a")
+        assert first is not None
+        time.sleep(LEASE / 2)
+        second = backend.claim(sid, "a")  # the first crashed: queued once more
+        assert second is not None and second.retry_of == first.id
+        time.sleep(LEASE / 2)
+        assert backend.claim(sid, "a") is None  # crashed twice: the trial failed
+        last = backend.run(second.id)
+        assert last.state == "failed" and last.error is not None
+        assert last.error.startswith("crashed 2 times: agent lost")
+        backend.retry(sid, ("failed",))  # `srsweep retry` starts the count again
+        backend.set_sweep_state(sid, "active")  # ... and re-opens the finished sweep
+        third = backend.claim(sid, "a")
+        assert third is not None and third.retry_of == second.id
+        time.sleep(LEASE / 2)
+        fourth = backend.claim(sid, "a")
+        assert fourth is not None and fourth.retry_of == third.id
 
     # --- runs ---------------------------------------------------------------------------
 

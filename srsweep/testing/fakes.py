@@ -13,9 +13,7 @@ class RecordingRun:
     offers ``resume`` (another run's ``resumable``: what ``resume_state`` would hand over)
     to resume from. Every checkpoint is due."""
 
-    def __init__(
-        self, stop_after: int | None = None, resume: dict[str, Any] | None = None
-    ) -> None:
+    def __init__(self, stop_after: int | None = None, resume: dict[str, Any] | None = None) -> None:
         self.history: list[dict[str, float]] = []
         self.saved: dict[str, Any] | None = None
         self.resumable: dict[str, Any] | None = None  # the last save or checkpoint with a step

@@ -113,6 +113,15 @@ class KernelContract:
         other = trainer.on_smoke({"seed": trainer.config(smoke).seed + 1})
         assert unclocked(trainer.finished(other)) != unclocked(a)
 
+    def test_declares_what_it_logs(self, kernel: Kernel, trainer: Trainer) -> None:
+        """``logs`` names every key the smoke run logs, the default metric and the curve
+        (a spec's metric.name is checked against it)."""
+        run = trainer.finished(trainer.on_smoke({}))
+        logged = {k for row in run.history for k in row} - {"_step"}
+        assert kernel.logs, f"kernel {kernel.name!r} declares no logs"
+        assert logged <= set(kernel.logs), f"logged, not declared: {logged - set(kernel.logs)}"
+        assert {kernel.metric, kernel.curve} <= set(kernel.logs)
+
     def test_nonfinite_loss_fails_the_trial_saying_so(self, trainer: Trainer) -> None:
         """The nonfinite example raises ``KernelFailed`` whose message says non-finite,
         NaN or inf, and saves nothing."""

@@ -72,15 +72,42 @@ def throwaway_server(db: str = "srsweep") -> Iterator[str]:
     env = {**os.environ, "LC_ALL": "C"}
 
     def run(*argv: str) -> None:
-        subprocess.run(_as_server_user(list(argv)), check=True, env=env, cwd=top,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=120)
+        subprocess.run(
+            _as_server_user(list(argv)),
+            check=True,
+            env=env,
+            cwd=top,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            timeout=120,
+        )
 
     try:
-        run(str(bin_dir / "initdb"), "-D", str(data), "-U", USER, "--auth=trust",
-            "--no-sync", "-E", "UTF8")
-        run(str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(top / "server.log"), "-w",
-            "-t", "60", "-o", f"-c listen_addresses=127.0.0.1 -p {port} -k {sock} "
-            "-c fsync=off -c synchronous_commit=off -c max_connections=200", "start")
+        run(
+            str(bin_dir / "initdb"),
+            "-D",
+            str(data),
+            "-U",
+            USER,
+            "--auth=trust",
+            "--no-sync",
+            "-E",
+            "UTF8",
+        )
+        run(
+            str(bin_dir / "pg_ctl"),
+            "-D",
+            str(data),
+            "-l",
+            str(top / "server.log"),
+            "-w",
+            "-t",
+            "60",
+            "-o",
+            f"-c listen_addresses=127.0.0.1 -p {port} -k {sock} "
+            "-c fsync=off -c synchronous_commit=off -c max_connections=200",
+            "start",
+        )
         try:
             run(str(bin_dir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", USER, db)
             yield f"postgresql://{USER}@127.0.0.1:{port}/{db}"

@@ -13,7 +13,9 @@ def test_agent_runs_grid_to_exhaustion_and_saves(toy_sweep, results):
     b, sid = toy_sweep(results, {"target": {"values": [1.0, 2.0, 3.0]}, "steps": {"value": 4}})
     lines = []
     res = run_agent(b, sid, results=results, echo=lines.append)
-    assert res.states == {"finished": 3} and res.reason == "sweep finished: every grid point has run"
+    assert (
+        res.states == {"finished": 3} and res.reason == "sweep finished: every grid point has run"
+    )
     runs = b.runs(sid)
     assert [len(r.history) for r in runs] == [4, 4, 4]
     assert all(r.config["steps"] == 4 and r.config["opt"]["lr"] == 0.1 for r in runs)
@@ -92,3 +94,21 @@ def test_an_agent_stops_once_a_run_reaches_the_metric_target(toy_sweep, results)
     (only,) = b.runs(sid)
     assert res.states == {"finished": 1} and only.params["target"] == 0.0
     assert res.reason == f"sweep finished: metric.target 1e-09 reached by run {only.id} (0)"
+
+
+def test_agent_name_carries_the_slurm_job_id(monkeypatch):
+    import os
+    import socket
+
+    from srsweep.agents import agent_name
+
+    here = f"{socket.gethostname()}-{os.getpid()}"
+    for var in ("SLURM_JOB_ID", "SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID"):
+        monkeypatch.delenv(var, raising=False)
+    assert agent_name() == here
+    monkeypatch.setenv("SLURM_JOB_ID", "123")
+    assert agent_name() == f"{here}-slurm123"
+    monkeypatch.setenv("SLURM_JOB_ID", "130")  # a job array's task has an id of its own,
+    monkeypatch.setenv("SLURM_ARRAY_JOB_ID", "123")  # but squeue names it ARRAY_TASK
+    monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "7")
+    assert agent_name() == f"{here}-slurm123_7"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from srsweep.agents import packing
@@ -46,6 +48,7 @@ def test_threads_one_per_lone_trial_every_core_per_cpu_pack(
     before = torch.get_num_threads()
     monkeypatch.delenv("SRSWEEP_THREADS", raising=False)
     monkeypatch.setattr(packing, "_cores", lambda: 3)
+    monkeypatch.setattr(packing, "_load", lambda: 0.0)  # an idle machine
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     try:
         packing.limit_threads(packed=False)
@@ -62,3 +65,22 @@ def test_threads_one_per_lone_trial_every_core_per_cpu_pack(
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+def test_cpu_pack_takes_one_thread_on_an_oversubscribed_machine(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    machine = os.cpu_count()
+    monkeypatch.setattr(packing, "_cores", lambda: machine)  # the whole machine
+    monkeypatch.setattr(packing, "_load", lambda: 0.5)
+    assert packing.cpu_pack_threads() == machine
+    monkeypatch.setattr(packing, "_load", lambda: machine + 0.5)  # more runnable than cores
+    assert packing.cpu_pack_threads() == 1
+
+
+def test_a_narrower_mask_keeps_its_cores_whatever_the_load(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A mask SLURM or taskset gave this process is its own, however loaded the machine."""
+    machine = os.cpu_count() or 1
+    monkeypatch.setattr(packing, "_cores", lambda: machine + 1)  # not the machine's count
+    monkeypatch.setattr(packing, "_load", lambda: 1e6)
+    assert packing.cpu_pack_threads() == machine + 1

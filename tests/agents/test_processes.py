@@ -1,9 +1,7 @@
-"""Agents as real processes: many at once on one grid, one killed mid-trial, and one
-killed while its script trial runs."""
+"""Agents as real processes: many at once on one grid, and one killed mid-trial."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -15,7 +13,6 @@ from pathlib import Path
 import pytest
 
 from srsweep.backends.local import LocalBackend
-from srsweep.spec import load_spec
 from srsweep.spec import validate
 
 pytestmark = pytest.mark.slow
@@ -94,52 +91,96 @@ def test_agent_killed_mid_trial_loses_nothing(results):
     assert finished == [1.0, 2.0, 3.0]
 
 
-SLEEPER = """\
-import json, os, subprocess, sys, time
+SLEEPER = "import time\nprint('started', flush=True)\ntime.sleep(60)\n"
+
+
+@pytest.mark.parametrize(
+    ("signals", "code"),
+    [
+        ([signal.SIGINT], 130),
+        ([signal.SIGTERM], 143),
+        pytest.param(
+            [signal.SIGTERM, signal.SIGTERM],
+            143,
+            marks=pytest.mark.xfail(
+                reason="known race: a second SIGTERM can still leave the point preempted but "
+                "not queued (seen 2 in ~8 CI runs); wt-robust19 fixes it, to be merged",
+                strict=False,
+            ),
+        ),
+    ],
+)
+def test_an_interrupted_agent_exits_as_shells_expect_and_its_point_stays_queued(
+    results, tmp_path, signals, code
+):
+    (tmp_path / "sleeper.py").write_text(SLEEPER)
+    (tmp_path / "spec.yaml").write_text(
+        "program: sleeper.py\nmethod: grid\nparameters:\n  x: {values: [1, 2]}\n"
+    )
+    from srsweep.spec import load_spec
+
+    b = LocalBackend(results)
+    sid = b.create_sweep(load_spec(tmp_path / "spec.yaml"))
+    agent = _agent(results, sid, ("WANDB_MODE", "disabled"), ("WANDB_AGENT_KILL_DELAY", "30"))
+    deadline = time.monotonic() + 60
+    while not [r for r in b.runs(sid, history=False) if r.state == "running"]:
+        assert time.monotonic() < deadline, "the trial never started"
+        time.sleep(0.1)
+    time.sleep(1.0)  # the script is sleeping now
+    for sig in signals:
+        agent.send_signal(sig)
+        time.sleep(0.5)
+    out = agent.communicate(timeout=60)[0]
+    # a shell reads "killed by signal N" as 128 + N too: a second signal may land while
+    # the interpreter is already exiting, where Python has given the default action back
+    shell_code = 128 - agent.returncode if agent.returncode < 0 else agent.returncode
+    assert shell_code == code, out
+    states = sorted(r.state for r in b.runs(sid, history=False))
+    assert states == ["preempted", "queued"], out  # nothing lost: the point runs next time
+    assert "Traceback" not in out
+
+
+FAMILY = """\
+import os, subprocess, sys, time
 kid = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"])
-out = os.environ["PROBE_OUT"]
-with open(os.path.join(out, "pids.tmp"), "w") as fh:
-    json.dump({"script": os.getpid(), "kid": kid.pid, "group": os.getpgrp()}, fh)
-os.rename(os.path.join(out, "pids.tmp"), os.path.join(out, "pids.json"))
+with open(os.environ["FAMILY_OUT"], "w") as fh:
+    fh.write(f"{os.getpid()} {kid.pid}")
 time.sleep(300)
 """
 
 
-def _group(pgid: int) -> list[int]:
-    """Live (not zombie) processes of process group ``pgid``."""
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:  # ended while we looked
-            continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            found.append(int(stat.parent.name))
-    return found
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has ended
 
 
-@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
-def test_a_script_trial_and_its_children_die_with_an_agent_killed_by_sigkill(tmp_path, results):
-    (tmp_path / "sleeper.py").write_text(SLEEPER)
+def test_a_script_trial_and_its_children_end_when_their_agent_is_killed(results, tmp_path):
+    (tmp_path / "family.py").write_text(FAMILY)
     (tmp_path / "spec.yaml").write_text(
-        "program: sleeper.py\nmethod: grid\nparameters:\n  x: {values: [1]}\n"
+        "program: family.py\nmethod: grid\nparameters:\n  x: {values: [1]}\n"
     )
+    from srsweep.spec import load_spec
+
     b = LocalBackend(results)
     sid = b.create_sweep(load_spec(tmp_path / "spec.yaml"))
-    victim = _agent(results, sid, ("PROBE_OUT", str(tmp_path)))
-    pids = tmp_path / "pids.json"
+    pids_file = tmp_path / "pids"
+    agent = _agent(results, sid, ("WANDB_MODE", "disabled"), ("FAMILY_OUT", str(pids_file)))
     deadline = time.monotonic() + 60
-    while not pids.exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    trial = json.loads(pids.read_text())
-    assert {trial["script"], trial["kid"]} <= set(_group(trial["group"]))
-    victim.send_signal(signal.SIGKILL)
-    victim.wait(10)
-    victim.stdout.close()
-    deadline = time.monotonic() + 5
-    while _group(trial["group"]) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    left = _group(trial["group"])
-    for pid in left:  # leave nothing behind, whatever the outcome
-        os.kill(pid, signal.SIGKILL)
-    assert not left, "processes of the trial outlived its agent"
+    while not (pids_file.exists() and pids_file.read_text().strip()):
+        assert time.monotonic() < deadline and agent.poll() is None, agent.stdout.read()
+        time.sleep(0.1)
+    family = [int(p) for p in pids_file.read_text().split()]
+    assert all(_alive(p) for p in family)
+    agent.kill()  # kill -9: no handler, no cleanup of its own
+    agent.wait()
+    agent.stdout.close()  # (an orphaned script would hold the pipe open: do not read it)
+    deadline = time.monotonic() + 10
+    while any(_alive(p) for p in family) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    left = [p for p in family if _alive(p)]
+    for p in left:  # (without the supervisor: do not leave them running)
+        os.kill(p, signal.SIGKILL)
+    assert not left, "a process of the trial outlived its agent"

@@ -195,8 +195,11 @@ def test_a_second_sigterm_kills_the_script_at_once_and_queues_it_again(probe, re
 
     threading.Thread(target=preempt_twice, daemon=True).start()
     res, _ = _agent(b, sid, results)
-    assert (res.reason, res.signal, res.states) == ("stopped by signal", signal.SIGTERM,
-                                                    {"preempted": 1})
+    assert (res.reason, res.signal, res.states) == (
+        "stopped by signal",
+        signal.SIGTERM,
+        {"preempted": 1},
+    )
     first, again = b.runs(sid)
     assert first.state == "preempted"
     assert first.error == "interrupted by a second signal (SIGTERM)"
@@ -287,14 +290,16 @@ def _alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
-@pytest.mark.parametrize(("mode", "state"), [("children", "finished"),
-                                             ("children-sleep", "stopped")])
+@pytest.mark.parametrize(
+    ("mode", "state"), [("children", "finished"), ("children-sleep", "stopped")]
+)
 def test_a_trials_child_processes_end_with_it(probe, results, monkeypatch, mode, state):
     monkeypatch.setenv("PROBE_MODE", mode)
     b, sid, out = probe("method: grid\nparameters:\n  x: {values: [1]}\n")
     record = b.claim(sid, "t")
-    trial = scripts.ScriptTrial(b, record, b.sweep(sid).spec, out.parent, results=results,
-                                echo=lambda _: None)
+    trial = scripts.ScriptTrial(
+        b, record, b.sweep(sid).spec, out.parent, results=results, echo=lambda _: None
+    )
     if state == "stopped":
         threading.Timer(3.0, trial.request_stop, args=("stopped by the test",)).start()
     assert trial.run().state == state
@@ -306,8 +311,9 @@ def test_a_trials_child_processes_end_with_it(probe, results, monkeypatch, mode,
 
 
 def test_a_command_that_cannot_start_fails_the_trial_saying_so(probe, results):
-    b, sid, _ = probe("command: [./no-such-launcher, '${program}']\nmethod: grid\n"
-                      "parameters:\n  x: {value: 1}\n")
+    b, sid, _ = probe(
+        "command: [./no-such-launcher, '${program}']\nmethod: grid\nparameters:\n  x: {value: 1}\n"
+    )
     res, _ = _agent(b, sid, results)
     (run,) = b.runs(sid)
     assert run.state == "failed" and "cannot start the trial's command" in run.error
@@ -330,14 +336,16 @@ def test_nan_or_inf_logged_by_a_script_is_flagged_and_the_run_keeps_its_state(
     monkeypatch.setenv("WANDB_MODE", "offline")
     (tmp_path / "nan.py").write_text(NAN_SCRIPT)
     spec = tmp_path / "spec.yaml"
-    spec.write_text("program: nan.py\nmethod: grid\nmetric: {name: loss, goal: minimize}\n"
-                    "parameters:\n  x: {value: 1}\n")
+    spec.write_text(
+        "program: nan.py\nmethod: grid\nmetric: {name: loss, goal: minimize}\n"
+        "parameters:\n  x: {value: 1}\n"
+    )
     b = LocalBackend(results)
     sid = b.create_sweep(load_spec(spec))
     _agent(b, sid, results)
     (run,) = b.runs(sid)
     assert run.state == "finished"  # as on W&B: the script exited 0
-    assert run.summary["nonfinite"] == "loss" and run.summary["loss"] == 0.5
+    assert run.summary["nonfinite"] == ["loss"] and run.summary["loss"] == 0.5
     assert [h["loss"] for h in run.history][:2] == [1.0, pytest.approx(float("nan"), nan_ok=True)]
     (line,) = [ln for ln in status_lines(b, sid) if ln.startswith(run.id)]
     assert "finished (NaN/inf: loss)" in line

@@ -87,8 +87,9 @@ def test_a_second_signal_during_a_long_step_preempts_and_queues_the_trial(
     toy_sweep, results, sequence
 ):
     # each step sleeps 30 s: only the second signal can end it soon
-    b, sid = toy_sweep(results, {"target": {"values": [1, 2]}, "steps": {"value": 3},
-                                 "sleep": {"value": 30.0}})
+    b, sid = toy_sweep(
+        results, {"target": {"values": [1, 2]}, "steps": {"value": 3}, "sleep": {"value": 30.0}}
+    )
     args = (results, sid, sequence, os.getpid())
     threading.Thread(target=_signal_when_running, args=args, daemon=True).start()
     t0 = time.monotonic()
@@ -121,8 +122,9 @@ EXITS = {  # signals -> exit code, seconds per step
 def test_a_signalled_agent_exits_as_a_shell_expects_with_its_trial_queued(
     toy_sweep, results, sequence, code, sleep
 ):
-    b, sid = toy_sweep(results, {"target": {"values": [1, 2]}, "steps": {"value": 100},
-                                 "sleep": {"value": sleep}})
+    b, sid = toy_sweep(
+        results, {"target": {"values": [1, 2]}, "steps": {"value": 100}, "sleep": {"value": sleep}}
+    )
     agent = _agent_process(results, sid)
     _signal_when_running(results, sid, sequence, agent.pid)
     out = agent.communicate(timeout=60)[0]
@@ -130,7 +132,6 @@ def test_a_signalled_agent_exits_as_a_shell_expects_with_its_trial_queued(
     assert "agent done: 1 preempted (stopped by signal)" in out and "Traceback" not in out
     run, again = b.runs(sid)
     assert run.state == "preempted" and again.state == "queued" and again.retry_of == run.id
-
 
 
 class _Beats(LocalBackend):
@@ -150,7 +151,8 @@ class _Beats(LocalBackend):
 
 def test_a_standalone_run_holds_its_lease_by_heartbeats(results):
     b = _Beats(results, [], lease_timeout=0.4)  # a beat every 0.1 s
-    rec = run_single(b, "toy", {"steps": 4, "sleep": 0.25}, results=results, source="--set",
-                     echo=lambda s: None)
+    rec = run_single(
+        b, "toy", {"steps": 4, "sleep": 0.25}, results=results, source="--set", echo=lambda s: None
+    )
     assert rec.state == "finished"
     assert b.beats.count(rec.id) >= 5 and set(b.beats) == {rec.id}

@@ -65,9 +65,15 @@ def test_a_fresh_agent_process_sets_threads_for_a_kernel_whose_torch_loads_lazil
     assert out.stdout.split()[-2:] == ["finished", "1"]
 
 
-SD = {"device": {"value": "cpu"}, "epochs": {"value": 100}, "log_freq": {"value": 10},
-      "arch.lat_size": {"value": 3}, "disc.hid_num": {"value": 2},
-      "disc.hid_size": {"value": 16}, "disc.iters": {"value": 2}}
+SD = {
+    "device": {"value": "cpu"},
+    "epochs": {"value": 100},
+    "log_freq": {"value": 10},
+    "arch.lat_size": {"value": 3},
+    "disc.hid_num": {"value": 2},
+    "disc.hid_size": {"value": 16},
+    "disc.iters": {"value": 2},
+}
 
 
 def _sd_sweep(results: Path) -> tuple[LocalBackend, str]:

@@ -162,7 +162,9 @@ def test_bad_saved_hyperparameters_name_the_file(payload: dict) -> None:
     bad = {**payload, "hyperparams": {**payload["hyperparams"], "alpha": -1.0}}
     with pytest.raises(SpecError) as err:
         landscape.compute(bad, source="x.joblib")
-    assert str(err.value) == "x.joblib: alpha: must be > 0, but got -1.0"
+    assert str(err.value) == (
+        "x.joblib: alpha: must be > 0, but got -1.0 (allowed: 0 < alpha <= 1e+06)"
+    )
 
 
 def test_even_grid_is_rejected(payload: dict) -> None:

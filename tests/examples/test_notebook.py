@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-nbclient = pytest.importorskip("nbclient", reason="nbclient is a dev dependency: pip install -e '.[dev]'")
+nbclient = pytest.importorskip(
+    "nbclient", reason="nbclient is a dev dependency: pip install -e '.[dev]'"
+)
 nbformat = pytest.importorskip("nbformat")
 pytest.importorskip("ipykernel", reason="ipykernel runs the notebook's kernel")
 
@@ -29,8 +31,9 @@ def test_the_notebook_sweeps_a_function_and_a_kernel_and_shows_the_report(tmp_pa
     work.mkdir()
     shutil.copy(NOTEBOOK, work)
     nb = nbformat.read(work / NOTEBOOK.name, as_version=4)
-    client = nbclient.NotebookClient(nb, timeout=600, kernel_name="python3",
-                                     resources={"metadata": {"path": str(work)}})
+    client = nbclient.NotebookClient(
+        nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(work)}}
+    )
     client.execute()  # raises CellExecutionError, with the cell and its traceback
     code = [c for c in nb.cells if c.cell_type == "code"]
     assert "{'finished': 6} sweep finished: every grid point has run" in _text(code[1])
@@ -40,5 +43,7 @@ def test_the_notebook_sweeps_a_function_and_a_kernel_and_shows_the_report(tmp_pa
     assert "{'finished': 2}" in _text(code[4])
     shown = [o for o in code[5]["outputs"] if o.get("output_type") == "display_data"]
     assert any("image/png" in o["data"] for o in shown), "the comparison figure is not shown"
-    assert any("## Best 2 by avg_acc (maximize)" in o["data"].get("text/markdown", "") for o in shown)
+    assert any(
+        "## Best 2 by avg_acc (maximize)" in o["data"].get("text/markdown", "") for o in shown
+    )
     assert (work / "results" / "srsweep.db").exists()

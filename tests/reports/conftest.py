@@ -124,10 +124,16 @@ def _records() -> list[FakeRun]:
         make_run("r4", "fast_holds", 1e-4, 6, seed=4),
         make_run("r5", "slow", 1e-5, 6, seed=5, epochs=2500, state="running", finished_at=None),
         make_run(
-            "r6", "flat", 1e-2, 6, seed=6, epochs=1000, state="failed",
+            "r6",
+            "flat",
+            1e-2,
+            6,
+            seed=6,
+            epochs=1000,
+            state="failed",
             error="KernelFailed: NaN loss at epoch 1000\nTraceback (most recent call last): ...",
         ),
-    ]  # fmt: skip
+    ]
 
 
 @pytest.fixture(scope="session")
@@ -141,3 +147,24 @@ def records(shared_records: list[FakeRun]) -> list[FakeRun]:
     """Seven runs: two fast-and-holding, one dropping, two slow (one still running),
     two not learning (one failed early). A fresh copy per test."""
     return copy.deepcopy(shared_records)
+
+
+def _replicated() -> list[FakeRun]:
+    runs = []
+    settings = [(lr, loss) for lr in (1e-4, 1e-3, 1e-2, 1e-5) for loss in ("bce", "wgan")]
+    kinds = {1e-4: "fast_holds", 1e-3: "fast_holds", 1e-2: "flat", 1e-5: "flat"}
+    for c, (lr, loss) in enumerate(settings):
+        for seed in range(3):
+            run = _make_run(f"c{c}s{seed}", kinds[lr], lr, 2, seed=10 * c + seed)
+            run.config["seed"] = run.params["seed"] = seed
+            run.config["disc"]["loss"] = run.params["disc"]["loss"] = loss
+            runs.append(run)
+    return runs
+
+
+@pytest.fixture(scope="session")
+def replicated_records() -> list[FakeRun]:
+    """8 configurations x 3 seeds (runs ``c<config>s<seed>``): ``disc.lr`` decides the
+    trend (1e-4 and 1e-3 learn fast and hold, 1e-2 and 1e-5 do not learn) and
+    ``disc.loss`` (bce, wgan) plays no part. Built once; do not modify."""
+    return _replicated()

@@ -27,10 +27,25 @@ def _history(rows: list[tuple[str, float, float]]) -> pd.DataFrame:
 def test_runs_frame_columns_and_values(records):
     df = runs_frame(records)
     assert list(df.columns) == [
-        "run_id", "name", "state", "sweep_id", "seed", "avg_hor", "disc.lr", "disc.hid_num",
-        "disc.hid_size", "disc.betas", "arch.hid_num", "summary.acc", "summary.avg_acc",
-        "summary.runtime", "summary.epoch", "summary.loss", "runtime", "error",
-    ]  # fmt: skip
+        "run_id",
+        "name",
+        "state",
+        "sweep_id",
+        "seed",
+        "avg_hor",
+        "disc.lr",
+        "disc.hid_num",
+        "disc.hid_size",
+        "disc.betas",
+        "arch.hid_num",
+        "summary.acc",
+        "summary.avg_acc",
+        "summary.runtime",
+        "summary.epoch",
+        "summary.loss",
+        "runtime",
+        "error",
+    ]
     assert list(df["run_id"]) == [r.id for r in records]
     r0 = df.iloc[0]
     assert (r0["name"], r0["state"], r0["disc.lr"], r0["disc.hid_num"]) == (
@@ -95,9 +110,16 @@ def test_smooth_against_hand_computed_windows():
     # Steps with a gap: the window (s - 25, s] holds 1, 2, 3 values at the start, then
     # the gap empties it again. Run "b" is interleaved and must not leak into "a".
     hist = _history(
-        [("a", 0, 1.0), ("b", 0, 100.0), ("a", 10, 2.0), ("a", 20, 3.0), ("b", 10, 300.0),
-         ("a", 50, 4.0), ("a", 60, 6.0)]
-    )  # fmt: skip
+        [
+            ("a", 0, 1.0),
+            ("b", 0, 100.0),
+            ("a", 10, 2.0),
+            ("a", 20, 3.0),
+            ("b", 10, 300.0),
+            ("a", 50, 4.0),
+            ("a", 60, 6.0),
+        ]
+    )
     out = smooth(hist, "acc", 25)
     a = out[out["run_id"] == "a"]
     np.testing.assert_allclose(a["acc_smooth"], [1.0, 1.5, 2.0, 4.0, 5.0])
@@ -187,10 +209,21 @@ def test_best_k_errors(records):
 
 @pytest.mark.parametrize(
     ("value", "text"),
-    [(1e-4, "1e-4"), (0.01, "1e-2"), (0.5, "0.5"), (6, "6"), (128.0, "128"), (1e5, "1e5"),
-     (0.875, "0.875"), ((2, 64), "(2, 64)"), (True, "True"), ("wgan", "wgan"), (None, "None")],
+    [
+        (1e-4, "1e-4"),
+        (0.01, "1e-2"),
+        (0.5, "0.5"),
+        (6, "6"),
+        (128.0, "128"),
+        (1e5, "1e5"),
+        (0.875, "0.875"),
+        ((2, 64), "(2, 64)"),
+        (True, "True"),
+        ("wgan", "wgan"),
+        (None, "None"),
+    ],
     ids=lambda v: repr(v),
-)  # fmt: skip
+)
 def test_format_value(value, text):
     assert format_value(value) == text
 
@@ -213,3 +246,17 @@ def test_exclude(records):
     kept = exclude(records, ["r1", "sd-r5", ""])
     assert [r.id for r in kept] == ["r0", "r2", "r3", "r4", "r6"]
     assert exclude(records, []) == records
+
+
+def test_thin_keeps_one_grid_of_steps_and_each_runs_last():
+    from srsweep.reports.frames import thin
+
+    df = pd.DataFrame(
+        {"run_id": ["a"] * 10 + ["b"] * 8, "step": [*range(10), *range(8)], "acc": range(18)}
+    )
+    out = thin(df, max_points=4)  # 10 distinct steps: every 3rd, plus each run's last
+    assert out.groupby("run_id")["step"].agg(list).to_dict() == {
+        "a": [0, 3, 6, 9], "b": [0, 3, 6, 7],
+    }  # fmt: skip
+    assert list(out["acc"]) == [0, 3, 6, 9, 10, 13, 16, 17]  # rows as they were, in order
+    assert thin(df, max_points=10) is df  # short enough: untouched

@@ -40,13 +40,27 @@ def stn_runs(fake_run, tmp_path):
             path = tmp_path / f"{rid}.joblib"
             if model == "ok":
                 x = np.linspace(-2, 2, 100)
-                store.save(path, {"hyperparams": config, "kernel": "stn", "x_eval": x,
-                                  "f_eval": x**2 + 0.3, "f_eval_clean": x**2 + end_dist})  # fmt: skip
+                store.save(
+                    path,
+                    {
+                        "hyperparams": config,
+                        "kernel": "stn",
+                        "x_eval": x,
+                        "f_eval": x**2 + 0.3,
+                        "f_eval_clean": x**2 + end_dist,
+                    },
+                )
             else:
                 path.write_bytes(b"truncated")
-        return fake_run(id=rid, name=f"stn-{rid}", config=config, params={"init_x_range": init},
-                        summary={"dist": float(dist[-1])}, history=history,
-                        model_path=None if path is None else str(path))  # fmt: skip
+        return fake_run(
+            id=rid,
+            name=f"stn-{rid}",
+            config=config,
+            params={"init_x_range": init},
+            summary={"dist": float(dist[-1])},
+            history=history,
+            model_path=None if path is None else str(path),
+        )
 
     return [
         make("s0", 0.5, 0.1, "ok"),
@@ -63,13 +77,22 @@ def lazy_runs(fake_run):
     def make(alpha: float, width: int):
         grow = 1 - np.exp(-(steps + 1) / 50)
         history = [
-            {"_step": int(s), "loss": float(0.07 * np.exp(-s / 40) + 0.02),
-             "rel_move_last": float(g / alpha), "rel_move_all": float(0.1 * g / alpha / width)}
+            {
+                "_step": int(s),
+                "loss": float(0.07 * np.exp(-s / 40) + 0.02),
+                "rel_move_last": float(g / alpha),
+                "rel_move_all": float(0.1 * g / alpha / width),
+            }
             for s, g in zip(steps, grow, strict=True)
-        ]  # fmt: skip
+        ]
         config = {"alpha": alpha, "width": width, "model": "deep"}
-        return fake_run(id=f"a{alpha:g}w{width}", name=f"lazy-{alpha:g}-{width}", config=config,
-                        params={"alpha": alpha, "width": width}, history=history)  # fmt: skip
+        return fake_run(
+            id=f"a{alpha:g}w{width}",
+            name=f"lazy-{alpha:g}-{width}",
+            config=config,
+            params={"alpha": alpha, "width": width},
+            history=history,
+        )
 
     return [make(a, w) for a in (1.0, 100.0) for w in (8, 32)]
 
@@ -137,9 +160,10 @@ def test_missing_metrics_are_a_note_not_an_error(lazy_runs) -> None:
 @pytest.mark.slow
 def test_write_report_adds_the_kernel_section(stn_runs, tmp_path) -> None:
     out = tmp_path / "rep"
-    paths = write_report(stn_runs, out, metric="dist", goal="minimize", curve="x_range",
-                         avg_hor=10, kernel="stn")  # fmt: skip
-    assert [p.name for p in paths[-4:]] == [*STN_FIGS, "report.md"]
+    paths = write_report(
+        stn_runs, out, metric="dist", goal="minimize", curve="x_range", avg_hor=10, kernel="stn"
+    )
+    assert [p.name for p in paths[-5:]] == [*STN_FIGS, "report.html", "report.md"]
     text = (out / "report.md").read_text()
     assert "## stn figures" in text
     for name in STN_FIGS:
@@ -152,8 +176,9 @@ def test_write_report_adds_the_kernel_section(stn_runs, tmp_path) -> None:
 
 @pytest.mark.slow
 def test_write_report_draws_every_lazy_figure(lazy_runs, tmp_path) -> None:
-    paths = write_report(lazy_runs, tmp_path, metric="loss", goal="minimize", curve="loss",
-                         avg_hor=10, kernel="lazy")  # fmt: skip
-    assert [p.name for p in paths[-4:]] == [*LAZY_FIGS, "report.md"]
+    paths = write_report(
+        lazy_runs, tmp_path, metric="loss", goal="minimize", curve="loss", avg_hor=10, kernel="lazy"
+    )
+    assert [p.name for p in paths[-5:]] == [*LAZY_FIGS, "report.html", "report.md"]
     text = (tmp_path / "report.md").read_text()
     assert "## lazy figures" in text and "Skipped" not in text

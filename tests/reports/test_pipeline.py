@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import re
+
 import pandas as pd
 import pytest
 
@@ -8,9 +10,22 @@ from srsweep.reports import report_sweep
 from srsweep.reports import write_report
 
 FILES = [
-    "runs.csv", "history.csv", "best.csv", "trends.csv", "comparison.png",
-    "by_disc.lr.png", "by_disc.hid_num.png", "report.md",
-]  # fmt: skip
+    "runs.csv",
+    "configs.csv",
+    "history.csv",
+    "best.csv",
+    "trends.csv",
+    "trend_drivers.csv",
+    "comparison.png",
+    "metric_vs_disc.lr.png",
+    "metric_vs_disc.hid_num.png",
+    "parallel.png",
+    "by_disc.lr.png",
+    "by_disc.hid_num.png",
+    "report.html",
+    "report.md",
+]
+TABLES = ["runs.csv", "configs.csv", "history.csv", "best.csv", "trends.csv"]
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +70,10 @@ def test_markdown_report(report):
     assert "7 (1 running, 5 finished, 1 failed)" in text
     assert "avg_hor = 500" in text  # the most common avg_hor in the configs
     assert "| 1 | sd-r4 | finished | 0.8973 | 1e-4 | 6 | 5 min |" in text
-    assert "| learns fast, holds | 2 | 1e-4 | 2 (median 4) |" in text
+    assert "| learns fast, holds | 2 | 2 | 1e-4 | 2 (median 4) |" in text
+    for p in paths:
+        if p.suffix == ".csv":
+            assert f"- [{p.name}]({p.name}): " in text
     assert "| sd-r6 | failed | KernelFailed: NaN loss at epoch 1000 |" in text
     assert "Traceback" not in text  # only the error's first line
 
@@ -73,14 +91,12 @@ def test_one_run_without_avg_hor_uses_50_and_has_no_grouped_plots(records, tmp_p
     run = records[0]
     del run.config["avg_hor"]
     paths = write_report([run], tmp_path, metric="acc", goal="maximize", curve="acc", band=False)
-    assert [p.name for p in paths] == ["runs.csv", "history.csv", "best.csv", "trends.csv",
-                                       "comparison.png", "report.md"]  # fmt: skip
+    assert [p.name for p in paths] == [*TABLES, "comparison.png", "report.html", "report.md"]
     assert "avg_hor = 50 steps." in (tmp_path / "report.md").read_text()
 
 
 def test_many_runs_colour_only_the_best(make_run, tmp_path):
-    # Nothing varies, so only comparison.png is drawn (quick); labels fall back to names.
-    runs = [make_run(f"q{i}", "slow", 1e-4, 2, seed=i, epochs=500) for i in range(13)]
+    runs = [make_run(f"q{i}", "slow", 1e-4 * (i + 1), 2, seed=i, epochs=500) for i in range(13)]
     write_report(runs, tmp_path, metric="avg_acc", goal="maximize", curve="acc", avg_hor=100)
     text = (tmp_path / "report.md").read_text()
     assert "The 8 best runs by avg_acc are coloured, the rest grey." in text
@@ -97,12 +113,16 @@ def test_exclude(records, tmp_path):
 
 
 def test_missing_curve_is_a_usage_error(records, tmp_path):
-    with pytest.raises(UsageError, match=r"no run \(of 7 after exclusions\) has any history of "
-                       r"'val_loss'; logged metrics: acc, epoch, loss"):  # fmt: skip
+    with pytest.raises(
+        UsageError,
+        match=r"no run \(of 7 after exclusions\) has any history of "
+        r"'val_loss'; logged metrics: acc, epoch, loss",
+    ):
         write_report(records, tmp_path, metric="avg_acc", goal="maximize", curve="val_loss")
     with pytest.raises(UsageError, match="of 0 after exclusions"):
-        write_report(records, tmp_path, metric="avg_acc", goal="maximize", curve="acc",
-                     exclude=["sd-"])  # fmt: skip
+        write_report(
+            records, tmp_path, metric="avg_acc", goal="maximize", curve="acc", exclude=["sd-"]
+        )
     assert not list(tmp_path.iterdir())  # nothing written
 
 
@@ -119,13 +139,21 @@ def two_runs(records):
 
 def test_report_sweep_of_a_kernel_plots_its_curve_and_adds_its_section(two_runs, tmp_path):
     paths = report_sweep({"program": "lazy"}, two_runs, tmp_path, sweep_id="sw1", title="L")
-    assert [p.name for p in paths] == ["runs.csv", "history.csv", "best.csv", "trends.csv",
-                                       "comparison.png", "report.md"]  # fmt: skip
+    # the two runs share a configuration: its curve over them is in curves.csv
+    assert [p.name for p in paths] == [
+        *TABLES,
+        "curves.csv",
+        "comparison.png",
+        "report.html",
+        "report.md",
+    ]
     text = (tmp_path / "report.md").read_text()
     assert "## Smoothed loss, all runs" in text  # lazy's curve, metric and goal
     assert "## Best 2 by loss (minimize)" in text
-    assert text.endswith("## lazy figures\n\nSkipped:\n\n"
-                         "- lazy plots: no run logged rel_move_last, rel_move_all; none drawn\n")  # fmt: skip
+    assert text.endswith(
+        "## lazy figures\n\nSkipped:\n\n"
+        "- lazy plots: no run logged rel_move_last, rel_move_all; none drawn\n"
+    )
 
 
 def test_report_sweep_of_a_kernel_takes_the_specs_metric_and_a_given_curve(two_runs, tmp_path):
@@ -141,15 +169,21 @@ def test_report_sweep_of_a_kernel_takes_the_specs_metric_and_a_given_curve(two_r
 def test_report_sweep_of_a_script_plots_its_metric_and_every_other(two_runs, tmp_path):
     spec = {"program": "train.py", "metric": {"name": "acc", "goal": "maximize"}}
     paths = report_sweep(spec, two_runs, tmp_path, sweep_id="sw1", title="T")
-    assert [p.name for p in paths[-3:]] == ["comparison.png", "curve_loss.png", "report.md"]
+    assert [p.name for p in paths[-4:]] == [
+        "comparison.png",
+        "curve_loss.png",
+        "report.html",
+        "report.md",
+    ]
     text = (tmp_path / "report.md").read_text()
     assert "## Smoothed acc, all runs" in text and "## Best 2 by acc (maximize)" in text
     assert text.endswith("\n## Smoothed loss\n\n![Smoothed loss](curve_loss.png)\n")
 
 
 def test_report_sweep_of_a_script_without_a_metric_ranks_by_the_curve(two_runs, tmp_path):
-    report_sweep({"program": "train.py"}, two_runs, tmp_path, sweep_id="sw1", title="T",
-                 curve="loss")  # fmt: skip
+    report_sweep(
+        {"program": "train.py"}, two_runs, tmp_path, sweep_id="sw1", title="T", curve="loss"
+    )
     text = (tmp_path / "report.md").read_text()
     assert "## Best 2 by loss (minimize)" in text  # W&B's default goal
     assert "![Smoothed acc](curve_acc.png)" in text
@@ -159,6 +193,90 @@ def test_report_sweep_of_a_script_without_a_metric_or_curve_names_the_logged(rec
     out = tmp_path / "rep"
     with pytest.raises(UsageError) as e:
         report_sweep({"program": "train.py"}, records, out, sweep_id="sw1", title="T")
-    assert str(e.value) == ("report: sweep sw1 runs a script and its spec names no metric; "
-                            "pass --curve (logged: acc, epoch, loss)")  # fmt: skip
+    assert str(e.value) == (
+        "report: sweep sw1 runs a script and its spec names no metric; "
+        "pass --curve (logged: acc, epoch, loss)"
+    )
     assert not out.exists()
+
+
+@pytest.fixture(scope="module")
+def replicated_report(replicated_records, tmp_path_factory):
+    out = tmp_path_factory.mktemp("replicated")
+    spec = {
+        "program": "sd",
+        "parameters": {
+            "disc": {
+                "parameters": {
+                    "lr": {"values": [1e-5, 1e-4, 1e-3, 1e-2]},
+                    "loss": {"values": ["bce", "wgan"]},
+                }
+            },
+            "seed": {"values": [0, 1, 2]},
+        },
+    }
+    paths = report_sweep(spec, replicated_records, out, sweep_id="sw1", title="Replicated")
+    return out, paths
+
+
+def test_a_replicated_sweep_reports_configurations_over_seeds(replicated_report):
+    out, paths = replicated_report
+    names = [p.name for p in paths]
+    assert names[:9] == [
+        "runs.csv",
+        "configs.csv",
+        "history.csv",
+        "best.csv",
+        "trends.csv",
+        "curves.csv",
+        "importance.csv",
+        "trend_drivers.csv",
+        "comparison.png",
+    ]
+    text = (out / "report.md").read_text()
+    assert "- Configurations: 8 configurations × 3 seeds (24 runs);" in text
+    assert "a configuration's curve is the mean over its seeds, with a band of ±1 std over" in text
+    configs = pd.read_csv(out / "configs.csv")
+    assert configs["seeds"].tolist() == [3] * 8
+    assert configs["run_ids"][0] == '["c0s0", "c0s1", "c0s2"]'  # lists as JSON
+    lr = dict(zip(configs["disc.lr"], configs["trend"], strict=False))
+    assert lr == {
+        1e-4: "learns fast, holds",
+        1e-3: "learns fast, holds",
+        1e-2: "not learning",
+        1e-5: "not learning",
+    }
+    assert set(configs["label"]) <= {f"{n}/3 seeds: {t}" for n in (2, 3) for t in set(lr.values())}
+    curves = pd.read_csv(out / "curves.csv")
+    assert set(curves.columns) == {"config", "step", "mean", "std", "seeds"}
+
+
+def test_importance_and_drivers_answer_the_study(replicated_report):
+    out, _ = replicated_report
+    importance = pd.read_csv(out / "importance.csv")
+    assert importance["key"].tolist() == ["disc.lr", "disc.loss"]  # the seed is not a key
+    assert importance["importance"][0] > 0.5 > importance["importance"][1] + 0.4
+    drivers = pd.read_csv(out / "trend_drivers.csv")
+    flagged = drivers[drivers["flagged"]]
+    assert set(flagged["key"]) <= {"disc.lr"} and (drivers["tests"] == len(drivers)).all()
+    text = (out / "report.md").read_text()
+    assert "![Importance for avg_acc](importance.png)" in text
+    assert "| 1 | disc.lr |" in text
+    assert f"{len(drivers)} tests were made" in text
+    assert "The forests explain " in text and "of the variance of held-out runs" in text
+    # each configuration of a trend with its seeds' agreement and its runs
+    assert re.search(r"- \*not learning\*: [23]/3 seeds \(sd-c\d+s0, sd-c\d+s1, sd-c\d+s2\)", text)
+
+
+def test_the_best_run_has_its_command_and_csvs_hold_json(replicated_report):
+    out, _ = replicated_report
+    text = (out / "report.md").read_text()
+    best = pd.read_csv(out / "best.csv")
+    top = best.iloc[0]
+    assert f"- **{top['name']}** (`{top['run_id']}`, finished): avg_acc = " in text
+    lr = "0.0001" if top["disc.lr"] == 1e-4 else "0.001"
+    assert f"Train it again:\n\n```\nsrsweep run sd --set disc.lr={lr} --set disc.hid_num=2" in text
+    assert "- Best configuration by the mean over its seeds: " in text
+    runs = pd.read_csv(out / "runs.csv")
+    assert runs["disc.betas"][0] == "[0.9, 0.999]" and runs["arch.hid_num"][0] == "[2, 0]"
+    assert [c for c in runs.columns if "runtime" in c] == ["runtime"]

@@ -3,7 +3,9 @@ from __future__ import annotations
 import io
 
 import pytest
+from matplotlib.collections import LineCollection
 from matplotlib.collections import PolyCollection
+from matplotlib.colors import to_hex
 from matplotlib.figure import Figure
 
 from srsweep.reports import comparison_plot
@@ -61,24 +63,32 @@ def test_comparison_plot_highlights_a_few_runs(frames):
     runs, smoothed, labels = frames
     fig = comparison_plot(smoothed, labels, "acc", band=True, highlight=["r4", "r0"])
     (ax,) = fig.axes
-    assert len(ax.lines) == 8
-    assert len(ax.collections) == 2  # bands only for the coloured runs
+    assert len(ax.lines) == 3  # the two coloured runs and the chance line
+    (greys,) = [c for c in ax.collections if isinstance(c, LineCollection)]
+    assert len(greys.get_segments()) == 5  # the other runs, in one grey collection
+    assert to_hex(greys.get_colors()[0]) == to_hex("0.6")
+    assert sum(isinstance(c, PolyCollection) for c in ax.collections) == 2  # coloured only
     assert _legend_texts(fig) == [labels["r4"], labels["r0"], "5 other runs"]
-    greys = [line for line in ax.lines[:-1] if line.get_color() == "0.6"]
-    assert len(greys) == 5
 
 
 def test_grouped_plot_thin_runs_and_thick_group_means(frames):
     runs, smoothed, _ = frames
     fig = grouped_plot(smoothed, runs, "disc.lr", "acc", band=True)
     (ax,) = fig.axes
-    # 7 thin run lines, 4 group means (lr 1e-5, 1e-4, 1e-3, 1e-2) and the chance line.
-    assert len(ax.lines) == 7 + 4 + 1
+    # 4 group means (lr 1e-5, 1e-4, 1e-3, 1e-2) and the chance line as lines, and the
+    # 7 thin run lines as one collection per group.
+    assert len(ax.lines) == 4 + 1
+    thin = [c for c in ax.collections if isinstance(c, LineCollection)]
+    assert [len(c.get_segments()) for c in thin] == [2, 2, 1, 2]
     assert sum(line.get_linewidth() > 2 for line in ax.lines) == 4
     assert _legend_texts(fig) == [
-        "disc.lr=1e-5 (n=2)", "disc.lr=1e-4 (n=2)", "disc.lr=1e-3 (n=1)", "disc.lr=1e-2 (n=2)"
-    ]  # fmt: skip
-    assert len(ax.collections) == 3  # a spread band for each group of two or more
+        "disc.lr=1e-5 (n=2)",
+        "disc.lr=1e-4 (n=2)",
+        "disc.lr=1e-3 (n=1)",
+        "disc.lr=1e-2 (n=2)",
+    ]
+    # a spread band for each group of two or more
+    assert sum(isinstance(c, PolyCollection) for c in ax.collections) == 3
     assert ax.get_title() == "smoothed acc by disc.lr"
     assert _png(fig).startswith(PNG)
 

@@ -23,10 +23,15 @@ def srnet_runs(fake_run, tmp_path):
         corr = corr_end * (1 - np.exp(-STEPS / 300))
         share = sd / (sd + 1) * (1 - np.exp(-STEPS / 500))
         history = [
-            {"_step": int(s), "epoch": int(s), "val_loss": float(v), "min_corr": float(c),
-             "sd_share": float(h) if sd > 0 else None}
+            {
+                "_step": int(s),
+                "epoch": int(s),
+                "val_loss": float(v),
+                "min_corr": float(c),
+                "sd_share": float(h) if sd > 0 else None,
+            }
             for s, v, c, h in zip(STEPS, val, corr, share, strict=True)
-        ]  # fmt: skip
+        ]
         config = {"seed": 0, "sd": sd, "sd_fun": fun, "avg_hor": 100, "arch": {"lat_size": 3}}
         path = None
         if with_file:
@@ -35,12 +40,26 @@ def srnet_runs(fake_run, tmp_path):
             lat = true[:, [1, 0, 2]] * [2.0, -1.0, 0.5] + 0.1 * rng.normal(size=(200, 3))
             c = np.corrcoef(lat.T, true.T)[:3, 3:]
             path = tmp_path / f"{rid}.joblib"
-            store.save(path, {"hyperparams": config, "kernel": "srnet", "val_latents": lat,
-                              "val_true": true, "corr_mat": c, "lat_var": "G07"})  # fmt: skip
-        return fake_run(id=rid, name=f"srnet-{rid}", config=config,
-                        params={"sd": sd, "sd_fun": fun},
-                        summary={"min_corr": float(corr[-1]), "val_loss": float(val[-1])},
-                        history=history, model_path=None if path is None else str(path))  # fmt: skip
+            store.save(
+                path,
+                {
+                    "hyperparams": config,
+                    "kernel": "srnet",
+                    "val_latents": lat,
+                    "val_true": true,
+                    "corr_mat": c,
+                    "lat_var": "G07",
+                },
+            )
+        return fake_run(
+            id=rid,
+            name=f"srnet-{rid}",
+            config=config,
+            params={"sd": sd, "sd_fun": fun},
+            summary={"min_corr": float(corr[-1]), "val_loss": float(val[-1])},
+            history=history,
+            model_path=None if path is None else str(path),
+        )
 
     return [
         make("a", 0.0, "linear", 0.6, False),
@@ -59,8 +78,11 @@ def _png(fig) -> bytes:
 def test_srnet_figures(srnet_runs) -> None:
     figs, notes = kernel_figures("srnet", srnet_runs)
     names = [n for n, _, _ in figs]
-    assert names == ["srnet_by_sd.png", "srnet_by_sd_fun.png", "srnet_sd_share.png",
-                     "srnet_latents.png"] and notes == []  # fmt: skip
+    assert (
+        names
+        == ["srnet_by_sd.png", "srnet_by_sd_fun.png", "srnet_sd_share.png", "srnet_latents.png"]
+        and notes == []
+    )
     loss_ax, corr_ax = figs[0][1].axes
     assert loss_ax.get_yscale() == "log"
     legend = [t.get_text() for t in corr_ax.get_legend().get_texts()]
@@ -92,9 +114,10 @@ def test_missing_model_files_and_sd_off_are_notes(srnet_runs) -> None:
 @pytest.mark.slow
 def test_write_report_adds_the_srnet_section(srnet_runs, tmp_path) -> None:
     out = tmp_path / "rep"
-    paths = write_report(srnet_runs, out, metric="min_corr", goal="maximize", curve="min_corr",
-                         kernel="srnet")  # fmt: skip
-    assert paths[-1].name == "report.md" and paths[-2].name == "srnet_latents.png"
+    paths = write_report(
+        srnet_runs, out, metric="min_corr", goal="maximize", curve="min_corr", kernel="srnet"
+    )
+    assert [p.name for p in paths[-3:]] == ["srnet_latents.png", "report.html", "report.md"]
     text = (out / "report.md").read_text()
     assert "## srnet figures" in text and "![srnet_sd_share.png](srnet_sd_share.png)" in text
     assert (out / "srnet_latents.png").read_bytes().startswith(b"\x89PNG")

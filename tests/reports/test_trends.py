@@ -12,8 +12,13 @@ from srsweep.reports import classify
 from srsweep.reports import history_frame
 from srsweep.reports import runs_frame
 from srsweep.reports import smooth
+from srsweep.reports.seeds import config_ids
+from srsweep.reports.seeds import config_trends
+from srsweep.reports.seeds import configs_frame
+from srsweep.reports.trends import metric_range
 
 AVG_HOR = 500  # as the synthetic runs' configs
+KEYS = ["disc.lr", "disc.hid_num"]
 
 
 def _smoothed(records, metric="acc"):
@@ -58,25 +63,58 @@ def test_run_without_values_is_no_data():
     assert classify(df, "m")["trend"].item() == NO_DATA
 
 
-def test_characterise_counts_and_typical_values(records):
+def _configs(records, keys):
     runs = runs_frame(records)
-    trends = classify(_smoothed(records), "acc_smooth", warmup=AVG_HOR)
-    out = characterise(runs, trends, ["disc.lr", "disc.hid_num"]).set_index("trend")
+    config = config_ids(runs)
+    per_config = config_trends(classify(_smoothed(records), "acc_smooth", warmup=AVG_HOR), config)
+    return configs_frame(runs, config, keys, "avg_acc", per_config)
+
+
+def test_characterise_counts_configurations_runs_and_typical_values(records):
+    out = characterise(_configs(records, KEYS), KEYS).set_index("trend")
     assert list(out.index) == list(TRENDS)
     assert list(out.columns) == [
-        "count", "disc.lr mode", "disc.lr median", "disc.hid_num mode", "disc.hid_num median"
-    ]  # fmt: skip
-    assert out["count"].to_dict() == dict(zip(TRENDS, [2, 1, 2, 2], strict=True))
+        "configurations",
+        "runs",
+        "disc.lr mode",
+        "disc.lr median",
+        "disc.hid_num mode",
+        "disc.hid_num median",
+    ]
+    assert out["configurations"].to_dict() == dict(zip(TRENDS, [2, 1, 2, 2], strict=True))
+    assert out["runs"].to_dict() == out["configurations"].to_dict()  # one seed each
     assert out.loc["learns fast, holds", "disc.lr mode"] == 1e-4
     assert out.loc["learns fast, holds", "disc.hid_num median"] == 4.0  # runs with 2 and 6
     assert out.loc["not learning", "disc.lr mode"] == 1e-2
 
 
+def test_characterise_counts_seeds_apart_from_configurations(records):
+    for i, r in enumerate(records):  # r0 and r4: two seeds of one configuration
+        r.config["seed"] = i
+    records[4].config["disc"]["hid_num"] = records[0].config["disc"]["hid_num"]
+    records[4].params["disc"]["hid_num"] = records[0].params["disc"]["hid_num"]
+    out = characterise(_configs(records, KEYS), KEYS).set_index("trend")
+    assert out.loc["learns fast, holds", ["configurations", "runs"]].tolist() == [1, 2]
+    assert out["runs"].sum() == 7 and out["configurations"].sum() == 6
+
+
 def test_characterise_keeps_empty_trends_and_tuple_values(records):
-    runs = runs_frame(records[:1])
-    trends = classify(_smoothed(records[:1]), "acc_smooth", warmup=AVG_HOR)
-    out = characterise(runs, trends, ["arch.hid_num"]).set_index("trend")
-    assert out["count"].tolist() == [1, 0, 0, 0]
+    out = characterise(_configs(records[:1], ["arch.hid_num"]), ["arch.hid_num"]).set_index("trend")
+    assert out["configurations"].tolist() == [1, 0, 0, 0]
     assert out.loc["learns fast, holds", "arch.hid_num mode"] == (2, 0)
     assert out.loc["not learning", "arch.hid_num mode"] is None
     assert "arch.hid_num median" not in out.columns  # tuples have no median
+
+
+@pytest.mark.parametrize(
+    ("name", "values", "expected"),
+    [
+        ("acc", [0.0, 0.7, 1.0], (0.0, 1.0)),
+        ("val_accuracy", [0.5], (0.0, 1.0)),
+        ("acc", [0.5, 1.2], None),  # an "acc" beyond 1 is no accuracy
+        ("loss", [0.1, 0.9], None),
+    ],
+    ids=["acc", "accuracy", "beyond-1", "loss"],
+)
+def test_metric_range(name, values, expected):
+    assert metric_range(name, pd.Series(values)) == expected

@@ -122,6 +122,7 @@ class WandbBackend:
 
     # the server decides when one of its agents is lost; srsweep never expires a W&B run
     lease_timeout = math.inf
+    max_retries = 0  # W&B's own agents re-run nothing
 
     def __init__(self, project: str | None = None, entity: str | None = None) -> None:
         self.project = project
@@ -245,6 +246,7 @@ class WandbBackend:
         summary: dict[str, Any] | None = None,
         error: str | None = None,
         model_path: str | None = None,
+        requeue: bool = False,
     ) -> None:
         self._refuse(self._written_by_the_run(run_id))
 

@@ -39,6 +39,12 @@ KERNEL = Kernel(
     train=Entry("srsweep.kernels.lazy.solo", "train"),
     metric="loss",
     goal="minimize",
+    logs=(
+        "loss",
+        "rel_move_all",
+        "rel_move_last",
+        "rel_move_last_weight",
+    ),
     curve="loss",
     summary="lazy training: alpha-scaled ReLU MLP alpha*(f - f0) with SGD at lr0/alpha^2 "
     "(seed 002)",

@@ -7,7 +7,9 @@ from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Literal
 
+from srsweep.config import MAX_SEED
 from srsweep.config import param
+from srsweep.kernels.common import bounds
 
 __all__ = ["F32_MAX_ALPHA", "LazyConfig", "dtype_name", "pack_key"]
 
@@ -22,24 +24,30 @@ class LazyConfig:
     the plain MSE against y (not divided by α²), and SGD runs at lr = lr0/α².
     """
 
-    seed: int = param(0, ge=0, help="seeds the data, the init and the batch order")
-    n: int = param(10, ge=1, help="training points")
+    seed: int = param(0, ge=0, le=MAX_SEED, help="seeds the data, the init and the batch order")
+    n: int = param(10, ge=1, le=1_000_000, help="training points")
     x_min: float = param(-1.0, help="inputs are U(x_min, x_max)")
     x_max: float = param(1.0, help="inputs are U(x_min, x_max)")
     noise: float = param(0.0, ge=0, help="std of the Gaussian noise added to y")
     target: Literal["simple", "middle", "complex"] = param("middle", help="target function")
     model: Literal["shallow", "deep"] = param("deep", help="1-h-1, or 1-h-h-h-h-h-1; ReLU")
-    width: int = param(8, ge=1, help="hidden width h")
-    alpha: float = param(1.0, gt=0, help="output scale α")
-    lr0: float = param(0.01, gt=0, help="SGD learning rate before the 1/α² factor")
-    steps: int = param(10_000, ge=1, help="SGD steps")
+    width: int = param(8, ge=1, le=bounds.MAX_WIDTH, help="hidden width h")
+    # The notebook's α reaches 1e3 (float64 from there); at 1e6 float64 keeps α(f − f0)
+    # to about 1e-10, and lr = lr0/α² lets lr0 reach 1e13 for an SGD rate of 10.
+    alpha: float = param(1.0, gt=0, le=1e6, help="output scale α")
+    lr0: float = param(0.01, gt=0, le=1e13, help="SGD learning rate before the 1/α² factor")
+    steps: int = param(10_000, ge=1, le=bounds.MAX_EPOCHS, help="SGD steps")
     # None is the notebook's batch_size = n: plain full-batch gradient descent.
-    batch_size: int | None = param(None, ge=1, help="minibatch size; null = n")
-    log_every: int = param(10, ge=1, help="log every this many steps (and the last)")
-    history_every: int = param(100, ge=0, help="weight snapshot every this many steps; 0 = off")
+    batch_size: int | None = param(None, ge=1, le=1_000_000, help="minibatch size; null = n")
+    log_every: int = param(
+        10, ge=1, le=bounds.MAX_EPOCHS, help="log every this many steps (and the last)"
+    )
+    history_every: int = param(
+        100, ge=0, le=bounds.MAX_EPOCHS, help="weight snapshot every this many steps; 0 = off"
+    )
     # A deep width-1000 net has 4M weights (16 MB a snapshot): the stride is doubled until
     # the history fits, and the saved steps say which were kept.
-    history_mb: float = param(256.0, gt=0, help="size cap of the saved weight history")
+    history_mb: float = param(256.0, gt=0, le=1e5, help="size cap of the saved weight history")
     # α(f_w − f_w0) subtracts two nearly equal numbers and multiplies the difference by
     # α, so float32's 1e-7 relative error becomes ~α·1e-7 in the output.
     dtype: Literal["float32", "float64", "auto"] = param("auto", help="auto: f64 iff alpha > 1e3")

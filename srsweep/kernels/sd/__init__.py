@@ -53,6 +53,16 @@ KERNEL = Kernel(
     train=Entry("srsweep.kernels.sd.solo", "train"),
     metric="avg_acc",
     goal="maximize",
+    logs=(
+        "acc",
+        "avg_acc",
+        "epoch",
+        "gp",
+        "loss",
+        "loss_fake",
+        "loss_real",
+        "time",
+    ),
     curve="acc",
     summary="symbolic discriminator: critic separating library curves from "
     "untrained-MLP latents (seed 003)",

@@ -13,7 +13,9 @@ from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Literal
 
+from srsweep.config import MAX_SEED
 from srsweep.config import param
+from srsweep.kernels.common import bounds
 from srsweep.kernels.common import data
 from srsweep.kernels.common import funlib
 
@@ -24,13 +26,17 @@ __all__ = ["ArchConfig", "DiscConfig", "SDConfig", "library", "pack_key"]
 class ArchConfig:
     """The fake generator, an SRNet whose first half is an untrained MLP."""
 
-    in_size: int = param(1, ge=1, help="input columns of in_var used (X10 column 0 in the study)")
-    out_size: int = param(1, ge=1, help="SRNet output size; unused here, kept for srnet")
+    in_size: int = param(
+        1, ge=1, le=64, help="input columns of in_var used (X10 column 0 in the study)"
+    )
+    out_size: int = param(1, ge=1, le=64, help="SRNet output size; unused here, kept for srnet")
     # (layers1, layers2) as in SRNet: only layers1 (in -> 32 -> 32 -> lat) makes the
     # latents; layers2 is the regression head and never runs in this study.
-    hid_num: tuple[int, int] = param((2, 0), ge=0, help="hidden layers (latent MLP, head)")
-    hid_size: int = param(32, ge=1, help="generator hidden width")
-    lat_size: int = param(5, ge=1, help="latents = fake (and real) samples per epoch")
+    hid_num: tuple[int, int] = param(
+        (2, 0), ge=0, le=bounds.MAX_LAYERS, help="hidden layers (latent MLP, head)"
+    )
+    hid_size: int = param(32, ge=1, le=bounds.MAX_WIDTH, help="generator hidden width")
+    lat_size: int = param(5, ge=1, le=1024, help="latents = fake (and real) samples per epoch")
 
 
 @dataclass(frozen=True)
@@ -39,16 +45,20 @@ class DiscConfig:
 
     # Study 153's base critic. An int applies to both parts; the 155 sweeps used
     # (embedding, critic) pairs such as (2, 4).
-    hid_num: int | tuple[int, int] = param(6, ge=0, help="hidden layers, or (embed, critic)")
-    hid_size: int | tuple[int, int] = param(128, ge=1, help="hidden width, or (embed, critic)")
-    lr: float = param(1e-4, gt=0, help="Adam learning rate")
+    hid_num: int | tuple[int, int] = param(
+        6, ge=0, le=bounds.MAX_LAYERS, help="hidden layers, or (embed, critic)"
+    )
+    hid_size: int | tuple[int, int] = param(
+        128, ge=1, le=bounds.MAX_WIDTH, help="hidden width, or (embed, critic)"
+    )
+    lr: float = param(1e-4, gt=0, le=bounds.MAX_LR, help="Adam learning rate")
     # The sweeps replaced the whole disc section, so unswept keys fell back to SDNet's
     # class defaults: wd 1e-7 (the notebook's 1e-4 never ran in a sweep), section 9.
-    wd: float = param(1e-7, ge=0, help="Adam weight decay")
+    wd: float = param(1e-7, ge=0, le=10, help="Adam weight decay")
     betas: tuple[float, float] = param((0.9, 0.999), ge=0, help="Adam betas, each in [0, 1)")
-    iters: int = param(5, ge=1, help="critic steps per freshly drawn batch")
+    iters: int = param(5, ge=1, le=1000, help="critic steps per freshly drawn batch")
     # 153's base; runs with no penalty mostly did not learn (trend 4, section 11).
-    gp: float = param(1e-5, ge=0, help="gradient-penalty weight; 0 turns it off")
+    gp: float = param(1e-5, ge=0, le=1e4, help="gradient-penalty weight; 0 turns it off")
     # Every F10 study sweep used WGAN; BCE came later and learned far better (section 11).
     loss: Literal["wgan", "bce"] = param("wgan", help="critic loss")
 
@@ -57,11 +67,17 @@ class DiscConfig:
 class SDConfig:
     """Config of the ``sd`` kernel; defaults are study 153's base run."""
 
-    seed: int = param(0, ge=0, help="seeds the critic's init and every per-epoch draw")
-    epochs: int = param(100_000, ge=1, help="epochs; one fresh generator each")
-    log_freq: int = param(25, ge=1, help="log every this many epochs (and the last)")
-    avg_hor: int = param(500, ge=1, help="epochs averaged into avg_acc")
-    runtime: float | None = param(None, gt=0, help="stop after this many seconds")
+    seed: int = param(0, ge=0, le=MAX_SEED, help="seeds the critic's init and every per-epoch draw")
+    epochs: int = param(
+        100_000, ge=1, le=bounds.MAX_EPOCHS, help="epochs; one fresh generator each"
+    )
+    log_freq: int = param(
+        25, ge=1, le=bounds.MAX_EPOCHS, help="log every this many epochs (and the last)"
+    )
+    avg_hor: int = param(500, ge=1, le=bounds.MAX_EPOCHS, help="epochs averaged into avg_acc")
+    runtime: float | None = param(
+        None, gt=0, le=bounds.MAX_SECONDS, help="stop after this many seconds"
+    )
     device: Literal["auto", "cpu", "cuda"] = param("auto", help="auto = cuda when available")
     in_var: str = param("X10", help="input variable; its training rows are the N points")
     fun_lib: str = param("F10_v1", help="function library of the real samples")
@@ -70,7 +86,7 @@ class SDConfig:
     iter_sample: bool = param(False, help="draw a new real batch for every critic step")
     ext: tuple[Literal["input", "grad"], ...] = param((), help="extra per-point features")
     ext_type: Literal["embed", "stack"] = param("embed", help="how extras reach the critic")
-    ext_size: int | None = param(None, ge=0, help="extra channels; null = derived from ext")
+    ext_size: int | None = param(None, ge=0, le=64, help="extra channels; null = derived from ext")
     arch: ArchConfig = param(factory=ArchConfig)
     disc: DiscConfig = param(factory=DiscConfig)
 

@@ -291,8 +291,14 @@ def train_packed(cfgs: list[SDConfig], runs: list[Run]) -> list[BaseException | 
 def _state(pack: _Pack, row: int, tot_accs: list[float], times: list[float]) -> dict[str, Any]:
     """A row's trial as ``solo.train`` saves it (``model.saved_state``), to resume alone."""
     s = pack.state(row)
-    return saved_state(pack.cfgs[row], s["disc_state"], s["disc_opt_state"], pack.gens[row],
-                       tot_accs, times[: len(tot_accs)])
+    return saved_state(
+        pack.cfgs[row],
+        s["disc_state"],
+        s["disc_opt_state"],
+        pack.gens[row],
+        tot_accs,
+        times[: len(tot_accs)],
+    )
 
 
 def _log(

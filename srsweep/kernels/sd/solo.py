@@ -82,4 +82,3 @@ def train(cfg: SDConfig, run: Run) -> None:
             break
         run.checkpoint(state, epoch)
     run.save(state(), epoch)
-

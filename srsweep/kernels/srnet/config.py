@@ -12,7 +12,9 @@ from dataclasses import dataclass
 from typing import Any
 from typing import Literal
 
+from srsweep.config import MAX_SEED
 from srsweep.config import param
+from srsweep.kernels.common import bounds
 from srsweep.kernels.common import data
 from srsweep.kernels.common import funlib
 
@@ -52,13 +54,17 @@ class HidKwargs:
 class ArchConfig:
     """The SRNet: input -> layers1 -> lat_size latents -> layers2 -> output."""
 
-    in_size: int | None = param(None, ge=1, help="input columns used; null = all of in_var")
-    out_size: int = param(1, ge=1, help="output size (the target's columns)")
-    lat_size: int = param(3, ge=1, help="latent features (G07 has 3)")
+    in_size: int | None = param(None, ge=1, le=64, help="input columns used; null = all of in_var")
+    out_size: int = param(1, ge=1, le=64, help="output size (the target's columns)")
+    lat_size: int = param(3, ge=1, le=1024, help="latent features (G07 has 3)")
     # 184 swept (2|3|4, 0) x 32/64/128: its DSNs needed hid_num >= 3 and the width was
     # inconclusive (section 11), so 3 layers of the cheapest width.
-    hid_num: int | tuple[int, int] = param((3, 0), ge=0, help="hidden layers, or (l1, l2)")
-    hid_size: int | tuple[int, int] = param(32, ge=1, help="hidden width, or (l1, l2)")
+    hid_num: int | tuple[int, int] = param(
+        (3, 0), ge=0, le=bounds.MAX_LAYERS, help="hidden layers, or (l1, l2)"
+    )
+    hid_size: int | tuple[int, int] = param(
+        32, ge=1, le=bounds.MAX_WIDTH, help="hidden width, or (l1, l2)"
+    )
     hid_type: HidType | tuple[HidType, HidType] = param(("DSN", "MLP"), help="MLP or DSN")
     hid_kwargs: HidKwargs = param(factory=HidKwargs)
 
@@ -70,13 +76,17 @@ class DiscConfig:
     from_run: str | None = param(
         None, help="fixed critic: an sd run id or .joblib path (then disc.* are ignored)"
     )
-    hid_num: int | tuple[int, int] = param(2, ge=0, help="hidden layers, or (embed, critic)")
-    hid_size: int | tuple[int, int] = param(64, ge=1, help="hidden width, or (embed, critic)")
-    lr: float = param(1e-4, gt=0, help="critic Adam learning rate")
-    wd: float = param(1e-7, ge=0, help="critic Adam weight decay")
+    hid_num: int | tuple[int, int] = param(
+        2, ge=0, le=bounds.MAX_LAYERS, help="hidden layers, or (embed, critic)"
+    )
+    hid_size: int | tuple[int, int] = param(
+        64, ge=1, le=bounds.MAX_WIDTH, help="hidden width, or (embed, critic)"
+    )
+    lr: float = param(1e-4, gt=0, le=bounds.MAX_LR, help="critic Adam learning rate")
+    wd: float = param(1e-7, ge=0, le=10, help="critic Adam weight decay")
     betas: tuple[float, float] = param((0.9, 0.999), ge=0, help="critic Adam betas, each < 1")
-    iters: int = param(5, ge=1, help="critic steps per epoch, before the SD term")
-    gp: float = param(0.0, ge=0, help="gradient-penalty weight (every BCE run used 0)")
+    iters: int = param(5, ge=1, le=1000, help="critic steps per epoch, before the SD term")
+    gp: float = param(0.0, ge=0, le=1e4, help="gradient-penalty weight (every BCE run used 0)")
     loss: Literal["bce", "wgan"] = param("bce", help="critic loss")
 
 
@@ -84,11 +94,15 @@ class DiscConfig:
 class SRNetConfig:
     """Config of the ``srnet`` kernel; defaults are the 184 study's base run."""
 
-    seed: int = param(0, ge=0, help="seeds both networks' init and every draw")
-    epochs: int = param(50_000, ge=1, help="full-batch epochs")
-    log_freq: int = param(25, ge=1, help="log every this many epochs (and the last)")
-    avg_hor: int = param(500, ge=1, help="report smoothing window in epochs")
-    runtime: float | None = param(None, gt=0, help="stop after this many seconds")
+    seed: int = param(0, ge=0, le=MAX_SEED, help="seeds both networks' init and every draw")
+    epochs: int = param(50_000, ge=1, le=bounds.MAX_EPOCHS, help="full-batch epochs")
+    log_freq: int = param(
+        25, ge=1, le=bounds.MAX_EPOCHS, help="log every this many epochs (and the last)"
+    )
+    avg_hor: int = param(500, ge=1, le=bounds.MAX_EPOCHS, help="report smoothing window in epochs")
+    runtime: float | None = param(
+        None, gt=0, le=bounds.MAX_SECONDS, help="stop after this many seconds"
+    )
     device: Literal["auto", "cpu", "cuda"] = param("auto", help="auto = cuda when available")
     in_var: str = param("X07", help="inputs")
     target_var: str = param("F07", help="regression target")
@@ -98,13 +112,14 @@ class SRNetConfig:
     iter_sample: bool = param(False, help="a fresh real batch for every critic step")
     ext: tuple[Literal["input", "grad"], ...] = param((), help="extra per-point critic features")
     ext_type: Literal["embed", "stack"] = param("embed", help="how extras reach the critic")
-    lr: float = param(1e-4, gt=0, help="SRNet Adam learning rate")
-    wd: float = param(1e-7, ge=0, help="SRNet Adam weight decay")
-    l1: float = param(0.0, ge=0, help="L1 on the latents")
-    a1: float = param(0.0, ge=0, help="DSN mask sparsity: sum of row L1 norms")
-    a2: float = param(0.0, ge=0, help="DSN mask sparsity: L2 norm of the row L1 norms")
-    e1: float = param(0.0, ge=0, help="DSN mask entropy: sum of squared row entropies")
-    sd: float = param(1.0, ge=0, help="weight of the SD term; 0 turns the critic off")
+    lr: float = param(1e-4, gt=0, le=bounds.MAX_LR, help="SRNet Adam learning rate")
+    wd: float = param(1e-7, ge=0, le=10, help="SRNet Adam weight decay")
+    # penalty weights: Adam's steps do not grow with them, 1e6 is far past any study's
+    l1: float = param(0.0, ge=0, le=1e6, help="L1 on the latents")
+    a1: float = param(0.0, ge=0, le=1e6, help="DSN mask sparsity: sum of row L1 norms")
+    a2: float = param(0.0, ge=0, le=1e6, help="DSN mask sparsity: L2 norm of the row L1 norms")
+    e1: float = param(0.0, ge=0, le=1e6, help="DSN mask entropy: sum of squared row entropies")
+    sd: float = param(1.0, ge=0, le=1e6, help="weight of the SD term; 0 turns the critic off")
     sd_fun: Literal["linear", "sigmoid", "logsigmoid"] = param("linear", help="phi(p)")
     arch: ArchConfig = param(factory=ArchConfig)
     disc: DiscConfig = param(factory=DiscConfig)
@@ -246,7 +261,16 @@ def pack_key(cfg: SRNetConfig) -> tuple[Hashable, ...]:
     critic: tuple[Hashable, ...] = ()
     if cfg.cotrained:
         d = cfg.disc
-        critic = (cfg.fun_lib, cfg.shuffle, cfg.iter_sample, cfg.ext, cfg.ext_type,
-                  d.hid_num, d.hid_size, d.iters, d.loss)  # fmt: skip
+        critic = (
+            cfg.fun_lib,
+            cfg.shuffle,
+            cfg.iter_sample,
+            cfg.ext,
+            cfg.ext_type,
+            d.hid_num,
+            d.hid_size,
+            d.iters,
+            d.loss,
+        )
     sched = (cfg.epochs, cfg.log_freq, cfg.runtime)
     return ("srnet", cfg.device, arch, data_, sched, regs, cfg.cotrained, critic)

@@ -47,8 +47,12 @@ def make_critic(cfg: SRNetConfig, n: int) -> SDNet:
     embed = cfg.ext_type == "embed"
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed + 1)  # not the SRNet's stream
-        return SDNet(n if embed else n * (1 + c), cfg.disc.hid_num, cfg.disc.hid_size,
-                     emb_size=1 + c if embed else None)  # fmt: skip
+        return SDNet(
+            n if embed else n * (1 + c),
+            cfg.disc.hid_num,
+            cfg.disc.hid_size,
+            emb_size=1 + c if embed else None,
+        )
 
 
 def load_sd_run(path: str) -> dict[str, Any]:
@@ -84,8 +88,12 @@ def fixed_critic(cfg: SRNetConfig, payload: dict[str, Any]) -> tuple[SDNet, tupl
     def tup(v: Any) -> Any:
         return tuple(v) if isinstance(v, list) else v
 
-    critic = SDNet(want, tup(d.get("hid_num", 1)), tup(d.get("hid_size", 100)),
-                   emb_size=emb if emb > 1 else None)  # fmt: skip
+    critic = SDNet(
+        want,
+        tup(d.get("hid_num", 1)),
+        tup(d.get("hid_size", 100)),
+        emb_size=emb if emb > 1 else None,
+    )
     try:
         critic.load_state_dict(to_tensors(payload["disc_state"]))
     except RuntimeError as e:

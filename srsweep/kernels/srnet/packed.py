@@ -66,8 +66,9 @@ def train_packed(cfgs: list[SRNetConfig], runs: list[Run]) -> list[BaseException
     xv, yv, gv = shared.rows(c0, "val", device)
     split = (x, y, xv, yv, gv)
     pack = Pack(list(cfgs), device)
-    trials = [Trial(c, r, torch.Generator().manual_seed(c.seed))
-              for c, r in zip(cfgs, runs, strict=True)]  # fmt: skip
+    trials = [
+        Trial(c, r, torch.Generator().manual_seed(c.seed)) for c, r in zip(cfgs, runs, strict=True)
+    ]
     pending: list[torch.Tensor] = []
     t0 = time.perf_counter()
     for epoch in range(c0.epochs):
@@ -88,14 +89,21 @@ def train_packed(cfgs: list[SRNetConfig], runs: list[Run]) -> list[BaseException
                 tr.train_loss += [r[0] for r in recs]
                 loss, pred_loss, l_sd, p_mean, ok, l_r, l_f, pen = recs[-1]
                 val_loss, corr = evals[row]
-                log = {"epoch": epoch, "time": elapsed, "train_loss": loss,
-                       "pred_loss": pred_loss, "val_loss": val_loss,
-                       "min_corr": shared.min_corr(corr)}  # fmt: skip
+                log = {
+                    "epoch": epoch,
+                    "time": elapsed,
+                    "train_loss": loss,
+                    "pred_loss": pred_loss,
+                    "val_loss": val_loss,
+                    "min_corr": shared.min_corr(corr),
+                }
                 if pack.use_sd:
                     share = abs(l_sd) / max(abs(l_sd) + abs(pred_loss), 1e-30)
                     log.update(disc_preds=p_mean, disc_loss=l_sd, sd_share=share)
-                    log.update(critic_acc=ok / (cfg.disc.iters * 2 * cfg.arch.lat_size),
-                               critic_loss=l_r + l_f + cfg.disc.gp * pen)  # fmt: skip
+                    log.update(
+                        critic_acc=ok / (cfg.disc.iters * 2 * cfg.arch.lat_size),
+                        critic_loss=l_r + l_f + cfg.disc.gp * pen,
+                    )
                 values = (val_loss, corr, p_mean, l_sd, elapsed)
                 for key, value in zip(tr.logs, values, strict=True):
                     tr.logs[key].append(value)

@@ -44,8 +44,17 @@ def build_model(cfg: SRNetConfig) -> SRNet:
     p = cfg.pairs()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
-        return SRNet(cfg.n_in, cfg.arch.out_size, cfg.arch.lat_size, p["hid_num"],
-                     p["hid_size"], p["hid_type"], p["alpha"], p["norm"], p["prune"])  # fmt: skip
+        return SRNet(
+            cfg.n_in,
+            cfg.arch.out_size,
+            cfg.arch.lat_size,
+            p["hid_num"],
+            p["hid_size"],
+            p["hid_type"],
+            p["alpha"],
+            p["norm"],
+            p["prune"],
+        )
 
 
 def rows(cfg: SRNetConfig, split: str, device: torch.device) -> tuple[torch.Tensor, ...]:
@@ -53,8 +62,11 @@ def rows(cfg: SRNetConfig, split: str, device: torch.device) -> tuple[torch.Tens
     idx = data.masks(cfg.in_var)[split]
     if split == "val" and len(idx) == 0:
         idx = data.masks(cfg.in_var)["train"]  # X11 has no mask: validate on every row
-    arrays = (data.inputs(cfg.in_var)[:, : cfg.n_in], data.targets(cfg.target_var),
-              data.targets(cfg.lat_var))  # fmt: skip
+    arrays = (
+        data.inputs(cfg.in_var)[:, : cfg.n_in],
+        data.targets(cfg.target_var),
+        data.targets(cfg.lat_var),
+    )
     return tuple(torch.as_tensor(a[idx], dtype=torch.float32, device=device) for a in arrays)
 
 
@@ -111,8 +123,16 @@ def correlations(lat: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
 
 
 # one row per epoch, kept on the device until the next log
-RECORD = ("train_loss", "pred_loss", "disc_loss", "disc_preds", "critic_ok", "loss_real",
-           "loss_fake", "gp")  # fmt: skip
+RECORD = (
+    "train_loss",
+    "pred_loss",
+    "disc_loss",
+    "disc_preds",
+    "critic_ok",
+    "loss_real",
+    "loss_fake",
+    "gp",
+)
 
 
 def check(records: list[list[float]], first: int, cfg: SRNetConfig) -> None:
@@ -174,8 +194,12 @@ def save(
         state["disc_state"] = c.net.state_dict()
         state["disc_fixed"] = c.opt is None
         if c.opt is not None:
-            state.update(disc_opt_state=c.opt.state_dict(), fun_lib=cfg.fun_lib,
-                         disc_shuffle=cfg.shuffle, disc_iter_sample=cfg.iter_sample)  # fmt: skip
+            state.update(
+                disc_opt_state=c.opt.state_dict(),
+                fun_lib=cfg.fun_lib,
+                disc_shuffle=cfg.shuffle,
+                disc_iter_sample=cfg.iter_sample,
+            )
         if c.saved_hyperparams is not None:  # the sd run's config, for a fixed critic
             state.update(disc_hyperparams=c.saved_hyperparams, disc_from_run=cfg.disc.from_run)
     run.save(to_numpy(state))  # as a model file holds it: arrays, not tensors

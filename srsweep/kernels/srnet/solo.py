@@ -51,9 +51,15 @@ def _step(
         fake = critic_input(lat.detach().T, feats, c.ext_type)
         c.net.requires_grad_(True)
         correct, terms, _ = critic_steps(
-            c.net, c.opt, real_batch(cfg, c, x, gen), fake, iters=cfg.disc.iters,
-            loss=cfg.disc.loss, gp=cfg.disc.gp, generator=gen,
-        )  # fmt: skip
+            c.net,
+            c.opt,
+            real_batch(cfg, c, x, gen),
+            fake,
+            iters=cfg.disc.iters,
+            loss=cfg.disc.loss,
+            gp=cfg.disc.gp,
+            generator=gen,
+        )
         c.net.requires_grad_(False)  # the SD term below must not train the critic
         ok = correct.to(zero.dtype)
     pred_loss = F.mse_loss(pred, y)
@@ -84,8 +90,9 @@ def train(cfg: SRNetConfig, run: Run) -> None:
     c = build_critic(cfg, len(x), device)
     gen = torch.Generator().manual_seed(cfg.seed)  # CPU: the same draws on every device
     train_loss: list[float] = []
-    logs: dict[str, list[Any]] = {k: [] for k in ("val_loss", "corr_mats", "disc_preds",
-                                                  "disc_loss", "times")}  # fmt: skip
+    logs: dict[str, list[Any]] = {
+        k: [] for k in ("val_loss", "corr_mats", "disc_preds", "disc_loss", "times")
+    }
     pending: list[torch.Tensor] = []
     t0 = time.perf_counter()
     for epoch in range(cfg.epochs):
@@ -100,14 +107,22 @@ def train(cfg: SRNetConfig, run: Run) -> None:
         train_loss += [r[0] for r in records]
         loss, pred_loss, l_sd, p_mean, ok, l_r, l_f, pen = records[-1]
         val_loss, corr = _evaluate(model, xv, yv, gv)
-        row = {"epoch": epoch, "time": elapsed, "train_loss": loss, "pred_loss": pred_loss,
-               "val_loss": val_loss, "min_corr": shared.min_corr(corr)}  # fmt: skip
+        row = {
+            "epoch": epoch,
+            "time": elapsed,
+            "train_loss": loss,
+            "pred_loss": pred_loss,
+            "val_loss": val_loss,
+            "min_corr": shared.min_corr(corr),
+        }
         if c is not None and cfg.sd > 0:
             share = abs(l_sd) / max(abs(l_sd) + abs(pred_loss), 1e-30)
             row.update(disc_preds=p_mean, disc_loss=l_sd, sd_share=share)
         if c is not None and c.opt is not None:
-            row.update(critic_acc=ok / (cfg.disc.iters * 2 * cfg.arch.lat_size),
-                       critic_loss=l_r + l_f + cfg.disc.gp * pen)  # fmt: skip
+            row.update(
+                critic_acc=ok / (cfg.disc.iters * 2 * cfg.arch.lat_size),
+                critic_loss=l_r + l_f + cfg.disc.gp * pen,
+            )
         for key, value in zip(logs, (val_loss, corr, p_mean, l_sd, elapsed), strict=True):
             logs[key].append(value)
         run.log(row, step=epoch)

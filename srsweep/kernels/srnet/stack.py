@@ -79,7 +79,7 @@ class Trial:
     logs: dict[str, list[Any]] = field(
         default_factory=lambda: {
             k: [] for k in ("val_loss", "corr_mats", "disc_preds", "disc_loss", "times")
-        }  # fmt: skip
+        }
     )
 
 
@@ -112,9 +112,12 @@ class Pack:
         self.params, self.buffers = _leaves(params), {k: v.detach() for k, v in buffers.items()}
         self.gen_grads = {k: torch.zeros_like(v).detach() for k, v in self.params.items()}
         self.gen_opt = StackedAdam(
-            list(self.params.values()), list(self.gen_grads.values()),
-            [c.lr for c in cfgs], [(0.9, 0.999)] * len(cfgs), [c.wd for c in cfgs],
-        )  # fmt: skip
+            list(self.params.values()),
+            list(self.gen_grads.values()),
+            [c.lr for c in cfgs],
+            [(0.9, 0.999)] * len(cfgs),
+            [c.wd for c in cfgs],
+        )
         self.w = self._rows([[c.l1, c.a1, c.a2, c.e1] for c in cfgs])  # (T, 4)
         self.sd = self._rows([c.sd for c in cfgs])  # (T,)
         self.sd_fun = torch.tensor([_SD_FUNS.index(c.sd_fun) for c in cfgs], device=device)
@@ -129,9 +132,12 @@ class Pack:
             self.crit_grads = {k: torch.zeros_like(v).detach() for k, v in self.cparams.items()}
             d = [c.disc for c in cfgs]
             self.crit_opt = StackedAdam(
-                list(self.cparams.values()), list(self.crit_grads.values()),
-                [e.lr for e in d], [e.betas for e in d], [e.wd for e in d],
-            )  # fmt: skip
+                list(self.cparams.values()),
+                list(self.crit_grads.values()),
+                [e.lr for e in d],
+                [e.betas for e in d],
+                [e.wd for e in d],
+            )
             self.lib = funlib.FunctionLibrary(c0.fun_lib)
             # what ``real_batch`` reads of a critic: its library and extras
             self.draws = Critic(self.critic, c0.ext, c0.ext_type, lib=self.lib)
@@ -176,8 +182,8 @@ class Pack:
         if self.use_sd:
             L = lat.shape[2]
             fake = critic_input(lat.detach().mT, self.extras(x, jac.detach(), T, L), c0.ext_type)
-            reals = torch.stack([real_batch(tr.cfg, self.draws, x, tr.gen)
-                                 for tr in trials])  # fmt: skip  # (T, R, L, ...)
+            # (T, R, L, ...)
+            reals = torch.stack([real_batch(tr.cfg, self.draws, x, tr.gen) for tr in trials])
             n_r = reals.shape[2]
             labels = torch.arange(n_r + fake.shape[1], device=x.device) < n_r
             correct = torch.zeros(T, dtype=torch.long, device=x.device)
@@ -205,8 +211,9 @@ class Pack:
             inp = critic_input(lat.mT, self.extras(x, jac, T, lat.shape[2]), c0.ext_type)
             p = self.critic_logits(cp, inp)  # (T, lat)
             kind = self.sd_fun.unsqueeze(1)
-            phi = torch.where(kind == 0, -p, torch.where(kind == 1, torch.sigmoid(-p),
-                                                         F.softplus(-p)))  # fmt: skip
+            phi = torch.where(
+                kind == 0, -p, torch.where(kind == 1, torch.sigmoid(-p), F.softplus(-p))
+            )
             l_sd, p_mean = self.sd * phi.mean(1), p.mean(1)
             loss = loss + l_sd
         grads = torch.autograd.grad(loss.sum(), list(self.params.values()))
@@ -253,7 +260,8 @@ class Pack:
         if self.use_sd:
             net = make_critic(cfg, self.n).to(self.device)
             net.load_state_dict({k: v[row].detach().clone() for k, v in self.cparams.items()})
-            c = Critic(net, cfg.ext, cfg.ext_type, cast("Adam", _OptRow(self.crit_opt, row)),
-                              self.lib)  # fmt: skip
+            c = Critic(
+                net, cfg.ext, cfg.ext_type, cast("Adam", _OptRow(self.crit_opt, row)), self.lib
+            )
         opt = cast("Adam", _OptRow(self.gen_opt, row))
         shared.save(cfg, tr.run, model, opt, c, tr.train_loss, tr.logs, split)

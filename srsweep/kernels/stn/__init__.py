@@ -42,6 +42,17 @@ KERNEL = Kernel(
     train=Entry("srsweep.kernels.stn.solo", "train"),
     metric="dist",
     goal="minimize",
+    logs=(
+        "boundary",
+        "converged",
+        "cycle",
+        "dist",
+        "dist_clean",
+        "scale",
+        "train_loss",
+        "val_loss",
+        "x_range",
+    ),
     curve="x_range",
     summary="self-tuning network: hypertrains the training range x_range of y = x^2 "
     "(seeds 000, 001)",

@@ -24,6 +24,10 @@ KERNEL = Kernel(
     train=Entry("srsweep.testing.toy.solo", "train"),
     metric="loss",
     goal="minimize",
+    logs=(
+        "loss",
+        "w",
+    ),
     curve="loss",
     summary="test kernel: a scalar pulled to a target",
     pack_key=pack_key,

@@ -91,8 +91,16 @@ def test_unknown_names_are_refused_with_the_known_ones(call: object) -> None:
 def test_x07_follows_the_recorded_draw_order_and_shares_the_mask() -> None:
     # symrep §2: one RandomState(0), normal draws in this order; X07 is the eighth.
     rng = np.random.RandomState(0)
-    order = [("X01", 2), ("X02", 2), ("X03", 3), ("X04", 3), ("X05", 5), ("X00", 2),
-             ("X06", 8), ("X07", 2)]  # fmt: skip
+    order = [
+        ("X01", 2),
+        ("X02", 2),
+        ("X03", 3),
+        ("X04", 3),
+        ("X05", 5),
+        ("X00", 2),
+        ("X06", 8),
+        ("X07", 2),
+    ]
     drawn = {name: rng.normal(size=(1000, cols)) for name, cols in order}
     np.testing.assert_array_equal(data.inputs("X07"), drawn["X07"])
     for split in ("train", "val", "test"):

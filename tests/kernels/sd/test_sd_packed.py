@@ -84,7 +84,10 @@ def assert_same_run(alone: RecordingRun, pack: RecordingRun, rel: float = 1e-4) 
     assert len(pack.saved["times"]) == len(alone.saved["times"])
     for name, w in alone.saved["disc_state"].items():
         torch.testing.assert_close(pack.saved["disc_state"][name], w, rtol=1e-3, atol=1e-4)
-    a_opt, b_opt = to_tensors(alone.saved["disc_opt_state"]), to_tensors(pack.saved["disc_opt_state"])
+    a_opt, b_opt = (
+        to_tensors(alone.saved["disc_opt_state"]),
+        to_tensors(pack.saved["disc_opt_state"]),
+    )
     assert b_opt["param_groups"] == a_opt["param_groups"]
     assert b_opt["state"].keys() == a_opt["state"].keys()
     for k, state in a_opt["state"].items():

@@ -42,7 +42,6 @@ def cfg_of(**over: Any) -> SRNetConfig:
     return cfg
 
 
-
 # --- config -----------------------------------------------------------------------
 
 
@@ -52,8 +51,13 @@ def test_defaults_are_the_184_base_run() -> None:
     assert cfg.arch.hid_type == ("DSN", "MLP") and cfg.arch.lat_size == 3
     assert cfg.arch.hid_kwargs.alpha == F07_MASK
     assert (cfg.sd, cfg.sd_fun, cfg.lr, cfg.wd, cfg.log_freq, cfg.epochs) == (
-        1.0, "linear", 1e-4, 1e-7, 25, 50_000,
-    )  # fmt: skip
+        1.0,
+        "linear",
+        1e-4,
+        1e-7,
+        25,
+        50_000,
+    )
     d = cfg.disc
     assert (d.from_run, d.loss, d.hid_num, d.hid_size, d.gp) == (None, "bce", 2, 64, 0.0)
     assert cfg.cotrained and cfg.violations() == []
@@ -83,8 +87,10 @@ def test_tuple_rule_resolves_scalars_and_pairs() -> None:
 @pytest.mark.parametrize(
     ("over", "message"),
     [
-        ({"arch": {"hid_kwargs": {"alpha": [[1, 0], [0, 1]]}}},
-         "arch.hid_kwargs.alpha: the DSN layers1 needs a mask of 3 row(s) of 2"),
+        (
+            {"arch": {"hid_kwargs": {"alpha": [[1, 0], [0, 1]]}}},
+            "arch.hid_kwargs.alpha: the DSN layers1 needs a mask of 3 row(s) of 2",
+        ),
         ({"arch": {"hid_kwargs": {"alpha": 2}}}, "arch.hid_kwargs.alpha: an integer must be -1"),
         ({"arch": {"hid_type": "MLP"}, "a1": 0.1}, "a1: acts on a DSN mask"),
         ({"in_var": "X99"}, "in_var: must be one of"),
@@ -95,9 +101,19 @@ def test_tuple_rule_resolves_scalars_and_pairs() -> None:
         ({"disc": {"iters": 0}}, "disc.iters: must be >= 1"),
         ({"sd_fun": "tanh"}, "sd_fun: must be one of 'linear', 'sigmoid', 'logsigmoid'"),
     ],
-    ids=["alpha-shape", "alpha-int", "a1-no-dsn", "in_var", "lat-rows", "lib-var", "ext-dup",
-         "betas", "iters", "sd_fun"],
-)  # fmt: skip
+    ids=[
+        "alpha-shape",
+        "alpha-int",
+        "a1-no-dsn",
+        "in_var",
+        "lat-rows",
+        "lib-var",
+        "ext-dup",
+        "betas",
+        "iters",
+        "sd_fun",
+    ],
+)
 def test_bad_configs_name_their_keys(over: dict[str, Any], message: str) -> None:
     with pytest.raises(SpecError, match="test: ") as err:
         cfg_of(**over)
@@ -114,10 +130,15 @@ def test_library_checks_only_apply_when_the_critic_is_co_trained() -> None:
 # which regularisers are on is in the key.
 VARY: list[dict[str, Any]] = [
     {"seed": 1, "lr": 1e-3, "sd_fun": "sigmoid", "l1": 0.01},
-    {"seed": 2, "l1": 1e-9, "sd": 0.5, "sd_fun": "logsigmoid",
-     "disc": {"lr": 1e-3, "betas": [0.5, 0.9]}},
+    {
+        "seed": 2,
+        "l1": 1e-9,
+        "sd": 0.5,
+        "sd_fun": "logsigmoid",
+        "disc": {"lr": 1e-3, "betas": [0.5, 0.9]},
+    },
     {"seed": 0, "wd": 1e-3, "sd": 2.0, "l1": 0.1, "disc": {"wd": 1e-3}},
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize("over", VARY)
@@ -314,7 +335,9 @@ def test_cli_refuses_a_critic_file_that_would_run_code(tmp_path: Path, code_file
     res = cli("run", "srnet", "--set", f"disc.from_run={path}")
     assert res.exit_code == 2 and res.stderr.startswith(f"Error: --set: {why}"), res.output
     spec = tmp_path / "spec.yaml"
-    spec.write_text((SWEEPS / "srnet_fixed_critic.yaml").read_text().replace("FILL_IN_SD_RUN_ID", str(path)))
+    spec.write_text(
+        (SWEEPS / "srnet_fixed_critic.yaml").read_text().replace("FILL_IN_SD_RUN_ID", str(path))
+    )
     for create in (["create", "--dry-run"], ["create"]):
         res = cli(*create, str(spec))
         assert res.exit_code == 2, res.output

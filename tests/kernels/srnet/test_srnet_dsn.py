@@ -45,11 +45,14 @@ def test_dsn_mask_restricts_which_inputs_reach_a_latent() -> None:
     [
         {"hid_type": ["MLP", "MLP"], "hid_num": [2, 1]},
         {"hid_type": ["DSN", "MLP"], "hid_num": [2, 0], "hid_kwargs": {"alpha": None}},
-        {"hid_type": ["DSN", "DSN"], "hid_num": [0, 1],
-         "hid_kwargs": {"alpha": [None, -1], "norm": "softmax"}},
+        {
+            "hid_type": ["DSN", "DSN"],
+            "hid_num": [0, 1],
+            "hid_kwargs": {"alpha": [None, -1], "norm": "softmax"},
+        },
     ],
     ids=["mlp", "dsn-trainable-alpha", "dsn-softmax-no-hidden"],
-)  # fmt: skip
+)
 def test_latent_jacobian_matches_jacrev(arch: dict[str, Any]) -> None:
     model = build_model(cfg_of(arch=arch))
     x = x_small(7)

@@ -57,7 +57,6 @@ def cfg_of(**over: Any) -> SRNetConfig:
     return cfg
 
 
-
 def solo(cfg: SRNetConfig) -> RecordingRun:
     run = RecordingRun()
     train(cfg, run)

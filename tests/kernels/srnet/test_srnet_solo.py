@@ -68,10 +68,13 @@ class FixedLogits(torch.nn.Module):
 
 @pytest.mark.parametrize(
     ("sd_fun", "phi"),
-    [("linear", lambda p: -p), ("sigmoid", lambda p: torch.sigmoid(-p)),
-     ("logsigmoid", lambda p: -torch.log(torch.sigmoid(p)))],
+    [
+        ("linear", lambda p: -p),
+        ("sigmoid", lambda p: torch.sigmoid(-p)),
+        ("logsigmoid", lambda p: -torch.log(torch.sigmoid(p))),
+    ],
     ids=["linear", "sigmoid", "logsigmoid"],
-)  # fmt: skip
+)
 def test_sd_term_by_hand(sd_fun: str, phi: Any) -> None:
     p = torch.tensor([2.0, -1.0, 0.5])
     cfg = cfg_of(sd=0.3, sd_fun=sd_fun)
@@ -94,8 +97,13 @@ def test_regularisers_by_hand() -> None:
 
 def test_mlp_srnet_without_sd_learns_f07() -> None:
     # A plain MLP SRNet, no critic: the validation MSE must fall at least tenfold.
-    cfg = cfg_of(sd=0, lr=3e-3, epochs=300, log_freq=50,
-                 arch={"hid_type": "MLP", "hid_num": [2, 0], "hid_size": 32})  # fmt: skip
+    cfg = cfg_of(
+        sd=0,
+        lr=3e-3,
+        epochs=300,
+        log_freq=50,
+        arch={"hid_type": "MLP", "hid_num": [2, 0], "hid_size": 32},
+    )
     val = run_of(cfg).series("val_loss")
     assert val[0] > 30 and val[-1] <= val[0] / 10, val
 
@@ -103,8 +111,19 @@ def test_mlp_srnet_without_sd_learns_f07() -> None:
 def test_logs_every_log_freq_and_saves_the_state() -> None:
     run = run_of(cfg_of())
     assert [h["_step"] for h in run.history] == [0, 5, 10, 11]
-    keys = {"epoch", "time", "train_loss", "pred_loss", "val_loss", "min_corr", "disc_preds",
-            "disc_loss", "sd_share", "critic_acc", "critic_loss"}  # fmt: skip
+    keys = {
+        "epoch",
+        "time",
+        "train_loss",
+        "pred_loss",
+        "val_loss",
+        "min_corr",
+        "disc_preds",
+        "disc_loss",
+        "sd_share",
+        "critic_acc",
+        "critic_loss",
+    }
     assert set(run.history[-1]) - {"_step"} == keys
     assert all(0 <= h["sd_share"] <= 1 and 0 <= h["min_corr"] <= 1 for h in run.history)
     s = run.saved
@@ -246,9 +265,25 @@ def test_cli_runs_srnet_and_refuses_a_bad_critic_with_exit_2(tmp_path: Path) -> 
         return CliRunner().invoke(main, list(args), catch_exceptions=False)
 
     small = ["--set", "device=cpu", "--set", "epochs=30", "--set", "log_freq=10"]
-    res = cli("run", "sd", *small, "--set", "in_var=X07", "--set", "fun_lib=F07_v2",
-              "--set", "arch.in_size=2", "--set", "arch.lat_size=3", "--set", "disc.hid_num=2",
-              "--set", "disc.hid_size=8", "--set", "disc.loss=bce")  # fmt: skip
+    res = cli(
+        "run",
+        "sd",
+        *small,
+        "--set",
+        "in_var=X07",
+        "--set",
+        "fun_lib=F07_v2",
+        "--set",
+        "arch.in_size=2",
+        "--set",
+        "arch.lat_size=3",
+        "--set",
+        "disc.hid_num=2",
+        "--set",
+        "disc.hid_size=8",
+        "--set",
+        "disc.loss=bce",
+    )
     assert res.exit_code == 0, res.output
     (sd_run,) = LocalBackend(results).runs(None)
     for extra in ([], ["--set", f"disc.from_run={sd_run.id}"]):

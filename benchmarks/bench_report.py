@@ -1,0 +1,127 @@
+"""Report and status at the study's scale: a ledger of RUNS runs x STEPS logged steps of
+the sd kernel's keys, written through the backend's own write path, then `srsweep
+report` and `srsweep status` timed as processes (wall time and peak memory), against
+the floor: reading the same numbers once from a single NumPy file.
+
+Targets (issue 17, 2 cores): report <= 5 s and <= 1 GB, status <= 1 s, report <= 10x
+the floor.
+
+    python benchmarks/bench_report.py [--runs 1000] [--steps 4000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+
+KEYS = ("acc", "avg_acc", "epoch", "gp", "loss", "loss_fake", "loss_real", "time")
+
+
+def build(results: Path, runs: int, steps: int) -> tuple[str, NDArray[np.float64]]:
+    """The ledger, and the same numbers as one array (runs, steps, keys)."""
+    from srsweep.backends import LocalBackend
+    from srsweep.spec import validate
+
+    spec = validate(
+        {
+            "program": "sd",
+            "method": "random",
+            "metric": {"name": "avg_acc", "goal": "maximize"},
+            "parameters": {
+                "epochs": {"value": steps},
+                "log_freq": {"value": 1},
+                "disc": {
+                    "parameters": {
+                        "lr": {"distribution": "log_uniform_values", "min": 1e-4, "max": 1e-2},
+                        "hid_num": {"values": [1, 2, 4, 8]},
+                        "gp": {"values": [0.0, 1e-4, 1e-2]},
+                    }
+                },
+            },
+        },
+        "bench",
+    )
+    ledger = LocalBackend(results)
+    sid = ledger.create_sweep(spec)
+    rng = np.random.default_rng(0)
+    data = np.empty((runs, steps, len(KEYS)))
+    for i in range(runs):
+        r = ledger.claim(sid, "bench")
+        assert r is not None
+        acc = np.clip(0.5 + np.cumsum(rng.normal(0.0005, 0.01, steps)), 0, 1)
+        data[i] = rng.normal(size=(steps, len(KEYS)))
+        data[i, :, 0], data[i, :, 1], data[i, :, 2] = acc, acc, np.arange(steps)
+        for at in range(0, steps, 1000):  # the agent logs in chunks as it flushes
+            ledger.log(
+                r.id,
+                [
+                    {"_step": s, **dict(zip(KEYS, map(float, data[i, s]), strict=True))}
+                    for s in range(at, min(steps, at + 1000))
+                ],
+            )
+        last = dict(zip(KEYS, map(float, data[i, -1]), strict=True))
+        ledger.finish(r.id, "finished", summary={**last, "runtime": 1.0})
+        if (i + 1) % max(1, runs // 10) == 0:
+            print(f"  built {i + 1}/{runs} runs", flush=True)
+    ledger.close()
+    return sid, data
+
+
+def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """Wall seconds and peak resident MB of a command."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    took = time.perf_counter() - t0
+    err = proc.stderr.read().decode() if proc.stderr else ""
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{err[-2000:]}")
+    return took, usage.ru_maxrss / 1024
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", type=int, default=1000)
+    ap.add_argument("--steps", type=int, default=4000)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        results = Path(tmp) / "results"
+        print(f"report and status of {args.runs} runs x {args.steps} steps x {len(KEYS)} keys:")
+        t0 = time.perf_counter()
+        sid, data = build(results, args.runs, args.steps)
+        print(
+            f"  ledger written in {time.perf_counter() - t0:.0f} s "
+            f"({(results / 'srsweep.db').stat().st_size / 2**20:.0f} MB)"
+        )
+        floor_file = Path(tmp) / "floor.npy"
+        np.save(floor_file, data)
+        t0 = time.perf_counter()
+        np.load(floor_file).sum()
+        floor = time.perf_counter() - t0
+        env = {**os.environ, "WANDB_MODE": "disabled", "SRSWEEP_RESULTS": str(results)}
+        cli = [sys.executable, "-m", "srsweep"]
+        rep, rep_mb = timed([*cli, "report", sid], env)
+        st, st_mb = timed([*cli, "status", sid], env)
+
+        def verdict(ok: bool) -> str:
+            return "ok" if ok else "over target"
+
+        print(f"  floor (np.load of the same numbers): {floor:.2f} s")
+        print(
+            f"  srsweep report: {rep:7.1f} s, {rep_mb:6.0f} MB peak "
+            f"({verdict(rep <= 5 and rep_mb <= 1024)}: <= 5 s, <= 1 GB); "
+            f"report / floor = {rep / floor:.0f}x ({verdict(rep <= 10 * floor)}: <= 10x)"
+        )
+        print(f"  srsweep status: {st:7.1f} s, {st_mb:6.0f} MB peak ({verdict(st <= 1)}: <= 1 s)")
+
+
+if __name__ == "__main__":
+    main()

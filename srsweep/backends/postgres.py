@@ -1,0 +1,108 @@
+"""The ledger on a PostgreSQL server (``--ledger postgresql://user@host:port/db``), for
+clusters whose nodes share no reliable file system or reach no W&B server.
+
+The same ``SqlLedger`` logic as the SQLite ledger, through psycopg 3. A claim locks its
+sweep's row (``SELECT … FOR UPDATE``), so claims of one sweep serialise while other
+sweeps, heartbeats and logging go on; trials of different agents never collide. The
+schema is created (and later columns added) on first use, under an advisory lock so
+that many agents starting at once do not race.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+from typing import Any
+
+from srsweep.backends.sql import SqlLedger
+from srsweep.errors import SrsweepError
+from srsweep.errors import UsageError
+
+if TYPE_CHECKING:
+    from srsweep.backends._base import Backend
+
+__all__ = ["PostgresBackend", "SCHEMES"]
+
+SCHEMES = ("postgresql://", "postgres://")
+
+_SCHEMA = [
+    """CREATE TABLE IF NOT EXISTS sweeps (
+        id TEXT PRIMARY KEY, name TEXT NOT NULL, kernel TEXT NOT NULL, spec TEXT NOT NULL,
+        source TEXT NOT NULL, state TEXT NOT NULL, seed BIGINT NOT NULL,
+        created_at DOUBLE PRECISION NOT NULL, remote TEXT, reason TEXT)""",
+    """CREATE TABLE IF NOT EXISTS runs (
+        id TEXT PRIMARY KEY, sweep_id TEXT REFERENCES sweeps(id), seq BIGINT NOT NULL,
+        name TEXT NOT NULL, kernel TEXT NOT NULL, state TEXT NOT NULL, params TEXT NOT NULL,
+        config TEXT NOT NULL, summary TEXT NOT NULL DEFAULT '{}', error TEXT, model_path TEXT,
+        agent TEXT, created_at DOUBLE PRECISION NOT NULL, started_at DOUBLE PRECISION,
+        finished_at DOUBLE PRECISION, heartbeat_at DOUBLE PRECISION,
+        attempt INTEGER NOT NULL DEFAULT 1, retry_of TEXT, crashes INTEGER NOT NULL DEFAULT 0)""",
+    "CREATE INDEX IF NOT EXISTS runs_by_sweep ON runs(sweep_id, seq)",
+    "CREATE INDEX IF NOT EXISTS runs_by_retry ON runs(retry_of)",
+    """CREATE TABLE IF NOT EXISTS history (
+        n BIGSERIAL PRIMARY KEY, run_id TEXT NOT NULL REFERENCES runs(id),
+        step BIGINT NOT NULL, data TEXT NOT NULL)""",
+    "CREATE INDEX IF NOT EXISTS history_by_run ON history(run_id, step)",
+]
+_SCHEMA_LOCK = 0x5253_5357  # pg_advisory_lock key: "SRSW"
+
+
+def _redacted(url: str) -> str:
+    """The URL without its password, for messages."""
+    return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", url)
+
+
+class PostgresBackend(SqlLedger):
+    """The ledger in database ``url`` (``postgresql://user[:password]@host:port/db``).
+
+    Args:
+        url: a libpq connection URL.
+        lease_timeout, max_retries: as for ``SqlLedger``.
+    """
+
+    paramstyle = "%s"
+
+    def __init__(
+        self, url: str, lease_timeout: float | None = None, max_retries: int | None = None
+    ) -> None:
+        super().__init__(lease_timeout, max_retries)
+        if not url.startswith(SCHEMES):
+            raise UsageError(f"--ledger {url!r}: expected postgresql://USER@HOST:PORT/DB")
+        self.url = url
+
+    @property
+    def location(self) -> str:
+        return _redacted(self.url)
+
+    def reopen(self) -> PostgresBackend:
+        return PostgresBackend(self.url, self.lease_timeout, self.max_retries)
+
+    def _connect(self, create: bool) -> Any:
+        try:
+            import psycopg  # an optional dependency: srsweep[postgres]
+        except ImportError:
+            raise UsageError(
+                f"--ledger {self.location}: a PostgreSQL ledger needs psycopg; install it "
+                "with pip install 'srsweep[postgres]'"
+            ) from None
+        try:
+            conn = psycopg.connect(self.url, autocommit=True, connect_timeout=10)
+        except psycopg.Error as e:
+            raise SrsweepError(
+                f"cannot reach the PostgreSQL ledger {self.location}: "
+                f"{str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__}"
+            ) from None
+        conn.execute("SELECT pg_advisory_lock(%s)", (_SCHEMA_LOCK,))
+        try:
+            for statement in _SCHEMA:
+                conn.execute(statement)
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (_SCHEMA_LOCK,))
+        return conn
+
+    def _lock_sweep(self, db: Any, sweep_id: str) -> None:
+        db.execute("SELECT id FROM sweeps WHERE id=%s FOR UPDATE", (sweep_id,))
+
+
+if TYPE_CHECKING:
+    _: Backend = PostgresBackend("postgresql://localhost/srsweep")

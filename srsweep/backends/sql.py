@@ -1,0 +1,671 @@
+"""The sweep ledger in SQL, written once for every database that holds one.
+
+``SqlLedger`` implements the ``Backend`` protocol over a DB-API connection; a subclass
+says how to connect, how a write transaction begins, and how the claim is serialised
+per sweep (SQLite: ``BEGIN IMMEDIATE`` takes the database's write lock; PostgreSQL:
+``SELECT … FOR UPDATE`` on the sweep's row). Queries are written with ``?`` and
+translated once for drivers that take ``%s``.
+
+Fencing: every attempt of a trial is a row of its own, and a lease that ran out turns
+its row ``crashed`` and queues a new row. The ledger accepts writes about a trial
+(log, heartbeat, finish) only while its row is ``running``, so an agent whose lease
+was taken over cannot write over the new attempt: it gets ``LeaseLostError``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import string
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from srsweep import engine
+from srsweep.backends._base import RunRecord
+from srsweep.backends._base import SweepRecord
+from srsweep.backends._base import current
+from srsweep.errors import LeaseLostError
+from srsweep.errors import NotFoundError
+from srsweep.spec import SCRIPT
+from srsweep.spec import Spec
+
+__all__ = ["SqlLedger", "new_id", "RUN_COLUMNS", "SWEEP_COLUMNS"]
+
+# column order of the two main tables, as every query reads them
+SWEEP_COLUMNS = "id, name, kernel, spec, source, state, seed, created_at, remote, reason"
+RUN_COLUMNS = (
+    "id, sweep_id, seq, name, kernel, state, params, config, summary, error, model_path, agent,"
+    " created_at, started_at, finished_at, heartbeat_at, attempt, retry_of, crashes"
+)
+DEFAULT_LEASE = 120.0  # seconds without a heartbeat before a running trial is lost
+DEFAULT_RETRIES = 3  # crashed or lost attempts of one trial before it counts as failed
+
+
+def new_id(n: int = 8) -> str:
+    """A W&B-style id: lowercase letters and digits."""
+    alphabet = string.ascii_lowercase + string.digits
+    return "".join(secrets.choice(alphabet) for _ in range(n))
+
+
+def _env_float(name: str, default: float) -> float:
+    return float(os.environ.get(name, default))
+
+
+class SqlLedger:
+    """The ledger's logic over a SQL database; subclasses connect.
+
+    Args:
+        lease_timeout: seconds without a heartbeat after which a running trial's agent
+            counts as dead: the attempt is marked ``crashed`` (its metrics kept) and the
+            trial is queued again. Default: ``SRSWEEP_LEASE_TIMEOUT`` or 120 s.
+        max_retries: crashed attempts of one trial after which it is ``failed``
+            ("crashed N times") instead of queued again; ``retry`` resets the count.
+            Default: ``SRSWEEP_MAX_RETRIES`` or 3.
+    """
+
+    paramstyle = "?"  # the driver's placeholder
+    history_order = "n"  # the column that keeps a run's history rows in logging order
+
+    def __init__(self, lease_timeout: float | None = None, max_retries: int | None = None) -> None:
+        self.lease_timeout = (
+            _env_float("SRSWEEP_LEASE_TIMEOUT", DEFAULT_LEASE)
+            if lease_timeout is None
+            else lease_timeout
+        )
+        self.max_retries = (
+            int(_env_float("SRSWEEP_MAX_RETRIES", DEFAULT_RETRIES))
+            if max_retries is None
+            else max_retries
+        )
+        self._conn: Any = None
+        self._params: dict[str, dict[str, Any]] = {}
+
+    # -- what a subclass provides -------------------------------------------------------
+    @property
+    def location(self) -> str:
+        raise NotImplementedError
+
+    def reopen(self) -> SqlLedger:
+        raise NotImplementedError
+
+    def _connect(self, create: bool) -> Any:
+        """A new connection with the schema in place; None when ``create`` is False and
+        there is no ledger yet."""
+        raise NotImplementedError
+
+    def _begin(self, db: Any) -> None:
+        """Start a write transaction."""
+        db.execute("BEGIN")
+
+    def _lock_sweep(self, db: Any, sweep_id: str) -> None:
+        """Serialise claims of one sweep until the transaction ends."""
+
+    # -- plumbing -----------------------------------------------------------------------
+    def _q(self, sql: str) -> str:
+        return sql if self.paramstyle == "?" else sql.replace("?", "%s")
+
+    def _x(self, db: Any, sql: str, args: tuple[Any, ...] | list[Any] = ()) -> Any:
+        return db.execute(self._q(sql), tuple(args))
+
+    def _db(self, create: bool = False) -> Any:
+        if self._conn is None:
+            self._conn = self._connect(create)
+        return self._conn
+
+    @contextlib.contextmanager
+    def _tx(self) -> Iterator[Any]:
+        db = self._db(create=True)
+        self._begin(db)
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    # -- sweeps -------------------------------------------------------------------------
+    def create_sweep(self, spec: Spec, remote: str | None = None) -> str:
+        """Register ``spec``; ``remote`` records its W&B server path when it lives there."""
+        sweep_id = new_id()
+        with self._tx() as db:
+            self._x(
+                db,
+                f"INSERT INTO sweeps ({SWEEP_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,NULL)",
+                (
+                    sweep_id,
+                    spec.name,
+                    spec.kernel.name if spec.kernel is not None else SCRIPT,
+                    json.dumps(spec.raw),
+                    # a script runs in its spec's folder, wherever the agent starts
+                    spec.source if spec.kernel is not None else str(Path(spec.source).resolve()),
+                    "active",
+                    secrets.randbits(31),
+                    time.time(),
+                    remote,
+                ),
+            )
+        return sweep_id
+
+    def sweeps(self) -> list[SweepRecord]:
+        db = self._db()
+        if db is None:
+            return []
+        rows = self._x(db, f"SELECT {SWEEP_COLUMNS} FROM sweeps ORDER BY created_at").fetchall()
+        counts: dict[str, dict[str, int]] = {}
+        for sid, state, n in self._x(
+            db, "SELECT sweep_id, state, COUNT(*) FROM runs GROUP BY sweep_id, state"
+        ).fetchall():
+            if sid is not None:
+                counts.setdefault(sid, {})[state] = n
+        return [self._sweep(r, counts.get(r[0], {})) for r in rows]
+
+    def sweep(self, sweep_id: str) -> SweepRecord:
+        """The sweep ``sweep_id``; raises NotFoundError naming how to list them."""
+        db = self._db()
+        row = (
+            self._x(db, f"SELECT {SWEEP_COLUMNS} FROM sweeps WHERE id=?", (sweep_id,)).fetchone()
+            if db is not None
+            else None
+        )
+        if row is None:
+            raise NotFoundError(
+                f"unknown sweep id {sweep_id!r} in {self.location}; `srsweep ls` lists the sweeps"
+            )
+        counts = dict(
+            self._x(
+                db, "SELECT state, COUNT(*) FROM runs WHERE sweep_id=? GROUP BY state", (sweep_id,)
+            ).fetchall()
+        )
+        return self._sweep(row, counts)
+
+    @staticmethod
+    def _sweep(row: tuple[Any, ...], counts: dict[str, int]) -> SweepRecord:
+        sid, name, kernel, spec, source, state, seed, created, remote, reason = row
+        return SweepRecord(
+            sid,
+            name,
+            kernel,
+            json.loads(spec),
+            source,
+            state,
+            int(seed),
+            float(created),
+            counts,
+            remote,
+            reason,
+        )
+
+    def set_sweep_state(self, sweep_id: str, state: str, reason: str | None = None) -> None:
+        self.sweep(sweep_id)
+        with self._tx() as db:
+            self._x(db, "UPDATE sweeps SET state=?, reason=? WHERE id=?", (state, reason, sweep_id))
+
+    # -- trials -------------------------------------------------------------------------
+    def claim(self, sweep_id: str, agent: str) -> RunRecord | None:
+        self.sweep(sweep_id)
+        with self._tx() as db:
+            self._lock_sweep(db, sweep_id)
+            sweep = self.sweep(sweep_id)  # re-read under the lock
+            if sweep.state != "active":
+                return None
+            metric = sweep.spec.get("metric") or {}
+            if metric.get("target") is not None:
+                hit = engine.reached_target(
+                    sweep.spec, current(self._engine_runs(db, sweep_id, with_summary=True))
+                )
+                if hit is not None:
+                    self._end(
+                        db,
+                        sweep_id,
+                        f"metric.target {metric['target']:g} reached by run "
+                        f"{hit[0]} ({hit[1]:.6g})",
+                    )
+                    return None
+            now = time.time()
+            self._reap(db, now, "sweep_id=?", (sweep_id,))
+            queued = self._x(
+                db,
+                "SELECT id FROM runs WHERE sweep_id=? AND state='queued' ORDER BY seq LIMIT 1",
+                (sweep_id,),
+            ).fetchone()
+            if queued is not None:
+                self._x(
+                    db,
+                    "UPDATE runs SET state='running', agent=?, started_at=?, heartbeat_at=? "
+                    "WHERE id=?",
+                    (agent, now, now, queued[0]),
+                )
+                return self._run_in(db, queued[0])
+            runs = self._engine_runs(db, sweep_id, with_summary=sweep.spec["method"] == "bayes")
+            params = engine.suggest(sweep.spec, current(runs), 1, seed=sweep.seed)
+            if not params:
+                if not any(r.state in ("running", "queued") for r in runs):
+                    cap, done = sweep.spec.get("run_cap"), len(current(runs))
+                    why = (
+                        f"run_cap of {cap} reached"
+                        if cap is not None and done >= cap
+                        else "every grid point has run"
+                    )
+                    self._end(db, sweep_id, why)
+                return None
+            return self._insert(db, sweep_id, sweep.kernel, params[0], {}, agent, len(runs))
+
+    def _end(self, db: Any, sweep_id: str, reason: str) -> None:
+        """Mark the sweep finished (inside a claim): no trial starts again until
+        ``retry`` re-opens it."""
+        self._x(db, "UPDATE sweeps SET state='finished', reason=? WHERE id=?", (reason, sweep_id))
+
+    def _reap(self, db: Any, now: float, where: str, args: tuple[Any, ...]) -> None:
+        """Running attempts whose lease ran out: ``crashed``, and queued again unless
+        they crashed ``max_retries`` times already (then the trial is ``failed``)."""
+        dead = self._x(
+            db,
+            f"SELECT id, crashes, sweep_id FROM runs WHERE {where} AND state='running' "
+            "AND heartbeat_at < ?",
+            (*args, now - self.lease_timeout),
+        ).fetchall()
+        lost = f"agent lost: no heartbeat for {self.lease_timeout:g}s"
+        for run_id, crashes, sweep_id in dead:
+            if sweep_id is not None and crashes + 1 < self.max_retries:
+                self._x(
+                    db,
+                    "UPDATE runs SET state='crashed', finished_at=?, error=? WHERE id=?",
+                    (now, lost, run_id),
+                )
+                self._requeue(db, run_id, crashes=crashes + 1)
+            else:  # a standalone run has nothing to re-run it; a crash loop ends here
+                error = lost if sweep_id is None else f"crashed {crashes + 1} times: {lost}"
+                self._x(
+                    db,
+                    "UPDATE runs SET state=?, finished_at=?, error=? WHERE id=?",
+                    ("crashed" if sweep_id is None else "failed", now, error, run_id),
+                )
+
+    def _engine_runs(self, db: Any, sweep_id: str, with_summary: bool) -> list[RunRecord]:
+        """The little the engine needs of each run, cheaply: a claim on a large grid
+        reads every run, so parameters (immutable) are parsed once per backend."""
+        summary = "summary" if with_summary else "NULL"
+        out = []
+        for rid, state, params, retry_of, summ in self._x(
+            db,
+            f"SELECT id, state, params, retry_of, {summary} FROM runs WHERE sweep_id=? "
+            "ORDER BY seq",
+            (sweep_id,),
+        ).fetchall():
+            if rid not in self._params:
+                self._params[rid] = json.loads(params)
+            out.append(
+                RunRecord(
+                    rid,
+                    sweep_id,
+                    "",
+                    "",
+                    state,
+                    self._params[rid],
+                    {},
+                    json.loads(summ) if summ else {},
+                    retry_of=retry_of,
+                )
+            )
+        return out
+
+    def requeue(self, run_id: str) -> str | None:
+        """Queue a new attempt of ``run_id``'s trial (same parameters); its id, or None
+        when the run was already re-queued."""
+        with self._tx() as db:
+            return self._requeue(db, run_id)
+
+    def _requeue(self, db: Any, run_id: str, crashes: int | None = None) -> str | None:
+        if self._x(db, "SELECT 1 FROM runs WHERE retry_of=?", (run_id,)).fetchone():
+            return None
+        old = self._row(db, run_id)
+        seq = self._next_seq(db, old.sweep_id)
+        new = new_id()
+        (kept,) = self._x(db, "SELECT crashes FROM runs WHERE id=?", (run_id,)).fetchone()
+        self._x(
+            db,
+            "INSERT INTO runs (id, sweep_id, seq, name, kernel, state, params, config, summary,"
+            " created_at, attempt, retry_of, crashes) VALUES (?,?,?,?,?,'queued',?,?,'{}',?,?,?,?)",
+            (
+                new,
+                old.sweep_id,
+                seq,
+                old.name,
+                old.kernel,
+                json.dumps(old.params),
+                json.dumps(old.config),
+                time.time(),
+                old.attempt + 1,
+                run_id,
+                kept if crashes is None else crashes,
+            ),
+        )
+        return new
+
+    def _next_seq(self, db: Any, sweep_id: str | None) -> int:
+        where = "sweep_id IS NULL" if sweep_id is None else "sweep_id=?"
+        args = () if sweep_id is None else (sweep_id,)
+        (seq,) = self._x(
+            db, f"SELECT COALESCE(MAX(seq), -1) + 1 FROM runs WHERE {where}", args
+        ).fetchone()
+        return int(seq)
+
+    def retry(self, sweep_id: str, states: tuple[str, ...]) -> list[str]:
+        """Queue a new attempt of every run of ``sweep_id`` in ``states`` not yet retried;
+        a retried trial's crash count starts again."""
+        self.sweep(sweep_id)
+        with self._tx() as db:
+            marks = ",".join("?" * len(states))
+            ids = [
+                r
+                for (r,) in self._x(
+                    db,
+                    f"SELECT id FROM runs WHERE sweep_id=? AND state IN ({marks}) ORDER BY seq",
+                    (sweep_id, *states),
+                ).fetchall()
+            ]
+            return [new for r in ids if (new := self._requeue(db, r, crashes=0)) is not None]
+
+    def heartbeat(self, run_ids: list[str]) -> None:
+        """Mark the agent of these runs alive now; raises LeaseLostError naming the runs
+        whose lease was taken over (no longer ``running``)."""
+        now = time.time()
+        with self._tx() as db:
+            lost = [r for r in run_ids if not self._renew(db, r, now)]
+        if lost:
+            raise self._lost(lost)
+
+    def _renew(self, db: Any, run_id: str, now: float) -> bool:
+        """Renew ``run_id``'s lease; False when it is not running (taken over, ended)."""
+        cur = self._x(
+            db, "UPDATE runs SET heartbeat_at=? WHERE id=? AND state='running'", (now, run_id)
+        )
+        if cur.rowcount:
+            return True
+        self._row(db, run_id)  # NotFoundError for an unknown id
+        return False
+
+    def _lost(self, run_ids: list[str]) -> LeaseLostError:
+        return LeaseLostError(
+            f"lease lost for run(s) {', '.join(run_ids)}: the ledger gave the trial to "
+            f"another agent after {self.lease_timeout:g}s without a heartbeat "
+            "(raise SRSWEEP_LEASE_TIMEOUT on a slow shared file system)"
+        )
+
+    def start_run(self, kernel: str, config: dict[str, Any], agent: str) -> RunRecord:
+        """Register a standalone run (``srsweep run``), already running."""
+        with self._tx() as db:
+            self._reap(db, time.time(), "sweep_id IS NULL", ())
+            return self._insert(db, None, kernel, {}, config, agent, self._next_seq(db, None))
+
+    def _insert(
+        self,
+        db: Any,
+        sweep_id: str | None,
+        kernel: str,
+        params: dict[str, Any],
+        config: dict[str, Any],
+        agent: str,
+        seq: int,
+    ) -> RunRecord:
+        now = time.time()
+        run = RunRecord(
+            id=new_id(),
+            sweep_id=sweep_id,
+            name=f"{kernel}-{seq + 1:03d}",
+            kernel=kernel,
+            state="running",
+            params=params,
+            config=config,
+            agent=agent,
+            created_at=now,
+            started_at=now,
+        )
+        self._x(
+            db,
+            "INSERT INTO runs (id, sweep_id, seq, name, kernel, state, params, config, summary,"
+            " agent, created_at, started_at, heartbeat_at) VALUES (?,?,?,?,?,?,?,?,'{}',?,?,?,?)",
+            (
+                run.id,
+                sweep_id,
+                seq,
+                run.name,
+                kernel,
+                run.state,
+                json.dumps(params),
+                json.dumps(config),
+                agent,
+                now,
+                now,
+                now,
+            ),
+        )
+        return run
+
+    def log(self, run_id: str, rows: list[dict[str, Any]]) -> None:
+        """Append history rows (each with ``_step``); renews the lease."""
+        if not rows:
+            return
+        with self._tx() as db:
+            if not self._renew(db, run_id, time.time()):
+                raise self._lost([run_id])
+            db.cursor().executemany(
+                self._q("INSERT INTO history (run_id, step, data) VALUES (?,?,?)"),
+                [(run_id, int(r["_step"]), json.dumps(r)) for r in rows],
+            )
+
+    def finish(
+        self,
+        run_id: str,
+        state: str,
+        *,
+        config: dict[str, Any] | None = None,
+        summary: dict[str, Any] | None = None,
+        error: str | None = None,
+        model_path: str | None = None,
+        requeue: bool = False,
+    ) -> None:
+        """Record a running attempt's outcome (and with ``requeue`` its next attempt, in
+        the same transaction); LeaseLostError when it is not running."""
+        with self._tx() as db:
+            cur = self._x(
+                db,
+                "UPDATE runs SET state=?, summary=?, error=?, model_path=?, finished_at=?,"
+                " config=COALESCE(?, config) WHERE id=? AND state='running'",
+                (
+                    state,
+                    json.dumps(summary or {}),
+                    error,
+                    model_path,
+                    time.time(),
+                    json.dumps(config) if config is not None else None,
+                    run_id,
+                ),
+            )
+            if not cur.rowcount:
+                old = self._row(db, run_id)
+                raise LeaseLostError(
+                    f"run {run_id} is {old.state}, not running: its outcome ({state}) was "
+                    "not recorded"
+                    + (" (its lease was taken over)" if old.state == "crashed" else "")
+                )
+            if requeue:
+                self._requeue(db, run_id)
+
+    def set_config(self, run_id: str, config: dict[str, Any]) -> None:
+        with self._tx() as db:
+            self._row(db, run_id)
+            self._x(db, "UPDATE runs SET config=? WHERE id=?", (json.dumps(config), run_id))
+
+    # -- moving a study ---------------------------------------------------------------
+    def copy_to(self, dst: SqlLedger, sweep_ids: list[str] | None = None) -> dict[str, int]:
+        """Copy sweeps, their runs and histories (all, or ``sweep_ids``; standalone runs
+        with all) into ``dst``, idempotently: what ``dst`` has already is left as it is
+        unless the run changed here since (its state, summary, history), then replaced.
+
+        Returns:
+            Counts: ``sweeps`` and ``runs`` added, ``updated`` runs, ``rows`` of history.
+        """
+        db = self._db()
+        counts = {"sweeps": 0, "runs": 0, "updated": 0, "rows": 0}
+        if db is None:
+            return counts
+        if sweep_ids is None:
+            sweeps = self._x(db, f"SELECT {SWEEP_COLUMNS} FROM sweeps ORDER BY created_at")
+            runs = self._x(db, f"SELECT {RUN_COLUMNS} FROM runs ORDER BY sweep_id, seq")
+        else:
+            for sid in sweep_ids:
+                self.sweep(sid)  # NotFoundError before anything is written
+            marks = ",".join("?" * len(sweep_ids))
+            sweeps = self._x(
+                db, f"SELECT {SWEEP_COLUMNS} FROM sweeps WHERE id IN ({marks})", sweep_ids
+            )
+            runs = self._x(
+                db,
+                f"SELECT {RUN_COLUMNS} FROM runs WHERE sweep_id IN ({marks}) "
+                "ORDER BY sweep_id, seq",
+                sweep_ids,
+            )
+        sweep_rows, run_rows = sweeps.fetchall(), runs.fetchall()
+        with dst._tx() as out:
+            for row in sweep_rows:
+                if dst._x(out, "SELECT 1 FROM sweeps WHERE id=?", (row[0],)).fetchone():
+                    dst._x(
+                        out,
+                        "UPDATE sweeps SET state=?, reason=?, remote=? WHERE id=?",
+                        (row[5], row[9], row[8], row[0]),
+                    )
+                else:
+                    dst._x(
+                        out,
+                        f"INSERT INTO sweeps ({SWEEP_COLUMNS}) VALUES ({','.join('?' * len(row))})",
+                        row,
+                    )
+                    counts["sweeps"] += 1
+            for row in run_rows:
+                have = dst._x(
+                    out, f"SELECT {RUN_COLUMNS} FROM runs WHERE id=?", (row[0],)
+                ).fetchone()
+                if have is not None and tuple(have) == tuple(row):
+                    continue
+                if have is None:
+                    dst._x(
+                        out,
+                        f"INSERT INTO runs ({RUN_COLUMNS}) VALUES ({','.join('?' * len(row))})",
+                        row,
+                    )
+                    counts["runs"] += 1
+                else:
+                    names = [c.strip() for c in RUN_COLUMNS.split(",")]
+                    sets = ", ".join(f"{c}=?" for c in names[1:])
+                    dst._x(out, f"UPDATE runs SET {sets} WHERE id=?", (*row[1:], row[0]))
+                    dst._x(out, "DELETE FROM history WHERE run_id=?", (row[0],))
+                    counts["updated"] += 1
+                history = self._x(
+                    db,
+                    f"SELECT run_id, step, data FROM history WHERE run_id=? "
+                    f"ORDER BY step, {self.history_order}",
+                    (row[0],),
+                ).fetchall()
+                out.cursor().executemany(
+                    dst._q("INSERT INTO history (run_id, step, data) VALUES (?,?,?)"), history
+                )
+                counts["rows"] += len(history)
+        return counts
+
+    # -- reading ------------------------------------------------------------------------
+    def _row(self, db: Any, run_id: str) -> RunRecord:
+        row = self._x(db, f"SELECT {RUN_COLUMNS} FROM runs WHERE id=?", (run_id,)).fetchone()
+        if row is None:
+            raise NotFoundError(f"unknown run id {run_id!r} in {self.location}")
+        return self._run(row)
+
+    def _run_in(self, db: Any, run_id: str) -> RunRecord:
+        return self._with_history(db, [self._row(db, run_id)])[0]
+
+    def run(self, run_id: str) -> RunRecord:
+        db = self._db()
+        if db is None:
+            raise NotFoundError(f"unknown run id {run_id!r} in {self.location}")
+        return self._run_in(db, run_id)
+
+    def runs(self, sweep_id: str | None, *, history: bool = True) -> list[RunRecord]:
+        db = self._db()
+        if db is None:
+            return []
+        where = "sweep_id IS NULL" if sweep_id is None else "sweep_id=?"
+        args = () if sweep_id is None else (sweep_id,)
+        runs = [
+            self._run(r)
+            for r in self._x(
+                db, f"SELECT {RUN_COLUMNS} FROM runs WHERE {where} ORDER BY seq", args
+            ).fetchall()
+        ]
+        return self._with_history(db, runs) if history else runs
+
+    def _with_history(self, db: Any, runs: list[RunRecord]) -> list[RunRecord]:
+        by_id = {r.id: r for r in runs}
+        ids = list(by_id)
+        for i in range(0, len(ids), 500):  # drivers cap bound parameters
+            chunk = ids[i : i + 500]
+            marks = ",".join("?" * len(chunk))
+            for run_id, data in self._x(
+                db,
+                f"SELECT run_id, data FROM history WHERE run_id IN ({marks}) "
+                f"ORDER BY run_id, step, {self.history_order}",
+                chunk,
+            ).fetchall():
+                by_id[run_id].history.append(json.loads(data))
+        return runs
+
+    @staticmethod
+    def _run(row: tuple[Any, ...]) -> RunRecord:
+        (
+            rid,
+            sweep_id,
+            _seq,
+            name,
+            kernel,
+            state,
+            params,
+            config,
+            summary,
+            error,
+            model_path,
+            agent,
+            created,
+            started,
+            finished,
+            _heartbeat,
+            attempt,
+            retry_of,
+            _crashes,
+        ) = row
+        return RunRecord(
+            rid,
+            sweep_id,
+            name,
+            kernel,
+            state,
+            json.loads(params),
+            json.loads(config),
+            json.loads(summary),
+            [],
+            error,
+            model_path,
+            agent,
+            created,
+            started,
+            finished,
+            attempt,
+            retry_of,
+        )

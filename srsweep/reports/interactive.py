@@ -1,0 +1,313 @@
+"""The interactive twins of the report's figures, drawn with plotly for ``report.html``.
+
+Each function draws one ``Study`` figure: hovering a point or curve shows its runs and
+their hyperparameters, and clicking a legend entry hides or shows its traces. Colours
+and level order come from ``levels.Levels``, as in the PNG figures. Curves are drawn
+from ``Study.plotted`` (``frames.thin``: about 200 steps each), so the page stays small.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+import plotly.graph_objects as go
+
+from srsweep.reports.analysis import Study
+from srsweep.reports.frames import format_value
+from srsweep.reports.hparam_plots import axis_positions
+from srsweep.reports.levels import numeric_order
+from srsweep.reports.levels import palette
+
+__all__ = ["interactive_figures", "MAX_CURVES"]
+
+MAX_CURVES = 40  # more curves than this: the best stay coloured, the rest one grey trace
+GREY = "#aaaaaa"
+BAND_OPACITY = 0.2
+
+
+def _rgba(hex_colour: str, alpha: float) -> str:
+    r, g, b = (int(hex_colour[i : i + 2], 16) for i in (1, 3, 5))
+    return f"rgba({r},{g},{b},{alpha})"
+
+
+def _layout(fig: go.Figure, title: str, xlabel: str, ylabel: str) -> go.Figure:
+    fig.update_layout(
+        title=title,
+        xaxis_title=xlabel,
+        yaxis_title=ylabel,
+        template="plotly_white",
+        height=480,
+        margin={"l": 60, "r": 20, "t": 50, "b": 50},
+        legend={"itemclick": "toggle", "itemdoubleclick": "toggleothers"},
+    )
+    return fig
+
+
+def _chance(fig: go.Figure, chance: float | None) -> None:
+    if chance is not None:
+        fig.add_hline(
+            y=chance,
+            line_dash="dash",
+            line_color="#555555",
+            annotation_text=f"chance ({chance:g})",
+            annotation_position="bottom left",
+        )
+
+
+def _describe(row: pd.Series, keys: Sequence[str]) -> str:
+    """Hover text: the hyperparameters of a run or configuration, one per line."""
+    return "<br>".join(html.escape(f"{k}={format_value(row[k])}") for k in keys)
+
+
+def _band(
+    fig: go.Figure,
+    x: npt.NDArray[np.float64],
+    lo: npt.NDArray[np.float64],
+    hi: npt.NDArray[np.float64],
+    colour: str,
+    group: str,
+    value_range: tuple[float, float] | None,
+) -> None:
+    if value_range is not None:
+        lo, hi = np.clip(lo, *value_range), np.clip(hi, *value_range)
+    fig.add_trace(
+        go.Scatter(
+            x=np.concatenate([x, x[::-1]]),
+            y=np.concatenate([hi, lo[::-1]]).round(5),
+            fill="toself",
+            fillcolor=_rgba(colour, BAND_OPACITY),
+            line={"width": 0},
+            hoverinfo="skip",
+            showlegend=False,
+            legendgroup=group,
+        )
+    )
+
+
+def comparison_figure(study: Study) -> go.Figure:
+    """One curve per configuration (mean over its seeds) or, without replicates, per
+    run; hover names its runs and hyperparameters."""
+    curve, keys = study.curve, study.keys
+    fig = go.Figure()
+    if study.replicated:
+        data = study.curves.rename(columns={"mean": "y", "std": "sd"}).assign(
+            id=lambda d: d["config"].astype(str)
+        )
+        rows = numeric_order(study.configs, keys).assign(id=lambda d: d["config"].astype(str))
+        runs_of = {
+            str(c): ", ".join(map(str, r)) for c, r in zip(rows["id"], rows["run_ids"], strict=True)
+        }
+        heading = {i: f"configuration {i} (runs {runs_of[i]})" for i in rows["id"]}
+    else:
+        data = study.plotted.rename(columns={f"{curve}_smooth": "y", f"{curve}_std": "sd"})
+        data = data.assign(id=data["run_id"])
+        rows = numeric_order(study.runs, keys).assign(id=lambda d: d["run_id"])
+        heading = {
+            i: f"{n} ({i}, {s})"
+            for i, n, s in zip(rows["id"], rows["name"], rows["state"], strict=True)
+        }
+    labels = {i: _describe(r, keys) for i, r in rows.set_index("id", drop=False).iterrows()}
+    groups = {i: g.dropna(subset=["y"]) for i, g in data.groupby("id", sort=False)}
+    ids = [i for i in rows["id"] if i in groups]
+    shown = ids
+    if len(ids) > MAX_CURVES and study.highlight is not None:
+        shown = [i for i in study.highlight if i in groups]
+    rest = [i for i in ids if i not in shown]
+    what = "configurations" if study.replicated else "runs"
+    for n, i in enumerate(rest):
+        # one trace per curve, all in one legend entry: hover text once per curve
+        g = groups[i]
+        fig.add_trace(
+            go.Scattergl(
+                x=g["step"].to_numpy(),
+                y=g["y"].to_numpy(dtype=float).round(5),
+                mode="lines",
+                line={"color": GREY, "width": 1},
+                name=f"{len(rest)} other {what}",
+                legendgroup="others",
+                showlegend=n == 0,
+                hovertemplate=f"{heading[i]}<br>{labels[i]}<br>%{{x}}: %{{y:.4g}}<extra></extra>",
+            )
+        )
+    colours = dict(zip(shown, palette(len(shown), ordered=False), strict=True))
+    for i in shown:
+        g = groups[i]
+        x, y = g["step"].to_numpy(dtype=float), g["y"].to_numpy(dtype=float).round(5)
+        if study.band:
+            sd = g["sd"].fillna(0.0).to_numpy(dtype=float)
+            _band(fig, x, y - sd, y + sd, colours[i], i, study.value_range)
+        name = labels[i].replace("<br>", ", ") or heading[i]
+        fig.add_trace(
+            go.Scatter(
+                x=x,
+                y=y,
+                mode="lines",
+                name=name,
+                legendgroup=i,
+                line={"color": colours[i], "width": 2},
+                hovertemplate=f"{heading[i]}<br>{labels[i]}<br>%{{x}}: %{{y:.4g}}<extra></extra>",
+            )
+        )
+    _chance(fig, study.chance)
+    return _layout(fig, f"smoothed {curve}", study.xlabel, f"smoothed {curve}")
+
+
+def _run_text(study: Study, df: pd.DataFrame) -> list[str]:
+    return [
+        f"{html.escape(str(r['name']))} ({html.escape(str(r['run_id']))}, config "
+        f"{r['config']})<br>{_describe(r, study.keys)}<br>{study.metric} = {r['_y']:.4g}"
+        for _, r in df.iterrows()
+    ]
+
+
+def _with_metric(study: Study) -> pd.DataFrame:
+    y = pd.to_numeric(study.runs[f"summary.{study.metric}"], errors="coerce")
+    return study.runs.assign(_y=y).dropna(subset=["_y"])
+
+
+def metric_figure(study: Study, key: str) -> go.Figure:
+    """The final metric of every run against ``key``: a scatter per level (log axis
+    for a log key) or, for a categorical key, a box with every point per value."""
+    df = _with_metric(study)
+    lv = study.levels[key]
+    level = lv.of(df[key])
+    fig = go.Figure()
+    for name in lv.order:
+        sub = df[(level == name).to_numpy()]
+        if sub.empty:
+            continue
+        text = _run_text(study, sub)
+        common = {"name": f"{key}={name}", "text": text, "marker": {"color": lv.colours[name]}}
+        hover = "%{text}<extra></extra>"
+        if lv.numeric:
+            fig.add_trace(
+                go.Scatter(
+                    x=pd.to_numeric(sub[key]),
+                    y=sub["_y"],
+                    mode="markers",
+                    hovertemplate=hover,
+                    **common,
+                )
+            )
+        else:
+            fig.add_trace(
+                go.Box(
+                    x=[name] * len(sub),
+                    y=sub["_y"],
+                    boxpoints="all",
+                    jitter=0.4,
+                    pointpos=0,
+                    hovertemplate=hover,
+                    **common,
+                )
+            )
+    if key in study.log_keys:
+        fig.update_xaxes(type="log")
+    if not lv.numeric:
+        fig.update_xaxes(type="category", categoryorder="array", categoryarray=list(lv.order))
+    _chance(fig, study.chance if study.metric == study.curve else None)
+    return _layout(fig, f"{study.metric} by {key}", key, f"final {study.metric}")
+
+
+def parallel_figure(study: Study) -> go.Figure:
+    """Parallel coordinates of every run: one axis per key and one for the metric,
+    lines coloured by the metric; drag along an axis to select runs."""
+    df = _with_metric(study)
+    dims = []
+    for key in study.keys:
+        pos, ticks = axis_positions(df[key], study.levels[key], key in study.log_keys)
+        dims.append(
+            {
+                "label": key,
+                "values": pos,
+                "range": [0, 1],
+                "tickvals": [p for p, _ in ticks],
+                "ticktext": [t for _, t in ticks],
+            }
+        )
+    dims.append({"label": study.metric, "values": df["_y"]})
+    line = {
+        "color": df["_y"],
+        "colorscale": "Viridis",
+        "showscale": True,
+        "colorbar": {"title": {"text": study.metric}},
+    }
+    fig = go.Figure(go.Parcoords(dimensions=dims, line=line))
+    fig.update_layout(title=f"every run's hyperparameters and final {study.metric}", height=480)
+    return fig
+
+
+def importance_figure(study: Study) -> go.Figure:
+    """Importance of each key with its spread over resamples."""
+    t = study.importance
+    assert t is not None
+    rows = t.iloc[::-1]
+    fig = go.Figure(
+        go.Bar(
+            x=rows["importance"],
+            y=rows["key"],
+            orientation="h",
+            error_x={"type": "data", "array": rows["std"]},
+            hovertemplate="%{y}: %{x:.3f}<extra></extra>",
+            name="importance",
+        )
+    )
+    _layout(fig, f"importance for {study.metric}", "share of variance lost when shuffled", "")
+    fig.update_layout(height=160 + 40 * len(t))
+    return fig
+
+
+def grouped_figure(study: Study, key: str) -> go.Figure:
+    """The mean smoothed curve of each level of ``key`` over its runs, with a band."""
+    curve = study.curve
+    lv = study.levels[key]
+    level = lv.of(study.runs.set_index("run_id")[key])
+    data = study.plotted.dropna(subset=[f"{curve}_smooth"])
+    data = data.assign(_level=data["run_id"].map(level).to_numpy())
+    by_step = data.groupby(["_level", "step"], sort=True)[f"{curve}_smooth"]
+    stats = pd.DataFrame({"mean": by_step.mean(), "sd": by_step.std(ddof=0)})
+    runs_per_level = data.groupby("_level")["run_id"].nunique()
+    fig = go.Figure()
+    for name in lv.order:
+        if name not in runs_per_level.index:
+            continue
+        g = stats.loc[name].reset_index()
+        x, y = g["step"].to_numpy(dtype=float), g["mean"].to_numpy(dtype=float)
+        n = int(runs_per_level[name])
+        if study.band and n > 1:
+            sd = g["sd"].fillna(0.0).to_numpy(dtype=float)
+            _band(fig, x, y - sd, y + sd, lv.colours[name], name, study.value_range)
+        fig.add_trace(
+            go.Scatter(
+                x=x,
+                y=y,
+                mode="lines",
+                name=f"{key}={name} (n={n})",
+                legendgroup=name,
+                line={"color": lv.colours[name], "width": 2.5},
+                hovertemplate=f"{html.escape(key)}={html.escape(name)}, {n} runs<br>"
+                "%{x}: %{y:.4g}<extra></extra>",
+            )
+        )
+    _chance(fig, study.chance)
+    return _layout(fig, f"smoothed {curve} by {key}", study.xlabel, f"smoothed {curve}")
+
+
+def interactive_figures(study: Study) -> dict[str, go.Figure]:
+    """Every interactive figure by the name ``document`` gives its PNG twin:
+    ``comparison``, ``importance``, ``metric_vs:<key>``, ``parallel``, ``by:<key>``."""
+    out = {"comparison": comparison_figure(study)}
+    if study.importance is not None:
+        out["importance"] = importance_figure(study)
+    has_metric = len(_with_metric(study))
+    for key in study.keys:
+        if has_metric:
+            out[f"metric_vs:{key}"] = metric_figure(study, key)
+        out[f"by:{key}"] = grouped_figure(study, key)
+    if study.keys and has_metric > 1:
+        out["parallel"] = parallel_figure(study)
+    return out
