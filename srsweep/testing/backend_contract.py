@@ -397,6 +397,20 @@ class BackendContract:
         assert backend.run(r.id).history == [{"_step": 0, "loss": 2.0}]
         assert [x.id for x in current(backend.runs(sid))] == [new]
 
+    def test_finish_with_requeue_writes_the_outcome_and_the_next_attempt_at_once(
+        self, backend: Backend
+    ) -> None:
+        sid = backend.create_sweep(grid_spec(3))
+        r = backend.claim(sid, "a")
+        assert r is not None
+        backend.finish(r.id, "preempted", error="preempted by SIGTERM", requeue=True)
+        old, new = backend.runs(sid, history=False)
+        assert (old.id, old.state, old.error) == (r.id, "preempted", "preempted by SIGTERM")
+        assert (new.state, new.retry_of, new.attempt, new.params) == ("queued", r.id, 2, r.params)
+        with pytest.raises(LeaseLostError, match=r.id):  # not running: neither is written
+            backend.finish(r.id, "preempted", requeue=True)
+        assert backend.sweep(sid).counts == {"preempted": 1, "queued": 1}
+
     def test_retry_requeues_failed_and_preempted_runs_once(self, backend: Backend) -> None:
         sid = backend.create_sweep(grid_spec(3))
         runs = [backend.claim(sid, "a") for _ in range(3)]
