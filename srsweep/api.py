@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from typing import Any
 
 from srsweep.agents import AgentResult
+from srsweep.agents import backup_target
 from srsweep.agents import run_agent
 from srsweep.backends import ServerAgents
 from srsweep.backends import SqlLedger
@@ -117,6 +118,7 @@ def agent(
     project: str | None = None,
     pack: int | None = None,
     max_retries: int | None = None,
+    backup_every: float | None = None,
     results: str | Path | None = None,
     ledger: str | None = None,
     echo: Callable[[str], None] = print,
@@ -136,6 +138,8 @@ def agent(
         pack: kernel sweeps only: train up to this many same-shaped trials together.
         max_retries: crashed attempts of a trial before it is failed (default: the
             ledger's, ``SRSWEEP_MAX_RETRIES`` or 3).
+        backup_every: minutes between copies of an SQLite ledger, kept beside it as
+            ``srsweep.backup.db`` (one more copy when the agent stops).
         echo: where progress lines go.
 
     Returns:
@@ -151,12 +155,21 @@ def agent(
         backend.max_retries = max_retries
     with closing(backend):
         if isinstance(backend, ServerAgents):  # the server hands trials to its own agents
+            if backup_every is not None:
+                backup_target(backend, backup_every)  # refused: not an SQLite ledger
             code = backend.run_server_agent(sid, count, function)
             if code != 0:
                 raise SrsweepError(f"wandb agent exited with code {code}")
             return AgentResult(reason=SERVER_AGENT_DONE)
         return run_agent(
-            backend, sid, results=folder, count=count, pack=pack, function=function, echo=echo
+            backend,
+            sid,
+            results=folder,
+            count=count,
+            pack=pack,
+            function=function,
+            backup_every=backup_every,
+            echo=echo,
         )
 
 

@@ -233,9 +233,23 @@ def create(
     help="Crashed attempts of one trial (its agent lost) before it counts as failed. "
     "Default: SRSWEEP_MAX_RETRIES or 3.",
 )
+@click.option(
+    "--backup-every",
+    type=float,
+    metavar="MINUTES",
+    default=None,
+    help="Copy the SQLite ledger every MINUTES (SQLite's online backup) and when the "
+    "agent stops, to srsweep.backup.db beside it (RESULTS/srsweep.backup.db), each copy "
+    "replacing the last at once.",
+)
 @pass_obj
 def agent(
-    obj: _Obj, sweep_id: str, count: int | None, pack: int | None, max_retries: int | None
+    obj: _Obj,
+    sweep_id: str,
+    count: int | None,
+    pack: int | None,
+    max_retries: int | None,
+    backup_every: float | None,
 ) -> None:
     """Run trials of SWEEP_ID until it is exhausted or --count trials have run.
 
@@ -261,6 +275,7 @@ def agent(
             count=count,
             pack=pack,
             max_retries=max_retries,
+            backup_every=backup_every,
             results=obj.results,
             ledger=obj.ledger_url,
             echo=click.echo,

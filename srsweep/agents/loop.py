@@ -24,6 +24,7 @@ from typing import Any
 from srsweep import config as _config
 from srsweep import engine
 from srsweep import kernels
+from srsweep.agents.backup import backed_up
 from srsweep.agents.function import execute_function
 from srsweep.agents.packing import groups
 from srsweep.agents.packing import pack_size
@@ -80,13 +81,15 @@ def run_agent(
     count: int | None = None,
     pack: int | None = None,
     function: Callable[[], Any] | None = None,
+    backup_every: float | None = None,
     echo: Echo = print,
 ) -> AgentResult:
     """Claim and run trials of ``sweep_id`` until it is exhausted, stopped, or ``count``
     trials have run. With ``pack`` > 1, claim that many at a time and train those that
     share a shape as one batched model (each is still its own run). With ``function``,
     each trial is a call of it in this process instead of the sweep's program
-    (``wandb.agent(function=...)``)."""
+    (``wandb.agent(function=...)``). With ``backup_every``, an SQLite ledger is copied
+    every so many minutes and when the agent stops (``agents.backup``)."""
     sweep = backend.sweep(sweep_id)
     kernel = None if sweep.kernel == SCRIPT or function else kernels.get(sweep.kernel)
     metric, _ = objective(sweep.spec, kernel)
@@ -160,7 +163,7 @@ def run_agent(
                     signals=signals,
                 )
 
-    with signals.installed():
+    with signals.installed(), backed_up(backend, backup_every, echo):
         while count is None or len(result.runs) < count:
             if signals.received:
                 break

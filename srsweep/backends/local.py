@@ -106,9 +106,13 @@ class LocalBackend(SqlLedger):
         return str(self.path)
 
     def reopen(self) -> LocalBackend:
-        return LocalBackend(
+        """A handle of its own on the same file: it stops, as this one does, should that
+        file be replaced by another."""
+        again = LocalBackend(
             self.root, self.lease_timeout, self.max_retries, filename=self.path.name
         )
+        again._identity = self._identity
+        return again
 
     def _connect(self, create: bool) -> sqlite3.Connection | None:
         if not self.path.exists():
@@ -218,16 +222,25 @@ class LocalBackend(SqlLedger):
 
     def backup(self, to: str | Path) -> Path:
         """A consistent copy of the ledger at ``to`` (SQLite's online backup: agents may
-        go on writing meanwhile)."""
+        go on writing meanwhile), written atomically. CorruptFileError, and ``to`` left as
+        it was, when the copy fails SQLite's quick check."""
         src = self._db()
         if src is None:
             raise NotFoundError(f"no ledger at {self.path} to back up")
         target = Path(to)
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-        with closing(sqlite3.connect(tmp)) as out:
-            src.backup(out)
-        os.replace(tmp, target)
+        try:
+            with closing(sqlite3.connect(tmp)) as out:
+                src.backup(out)
+                check = str(out.execute("PRAGMA quick_check").fetchone()[0])
+            if check != "ok":  # a damaged ledger: the copy there is stays
+                raise CorruptFileError(f"{self.path}: not backed up, it is damaged ({check})")
+            os.replace(tmp, target)
+        except sqlite3.DatabaseError as e:
+            raise CorruptFileError(f"{self.path}: not backed up ({e})") from None
+        finally:
+            tmp.unlink(missing_ok=True)
         return target
 
 
