@@ -118,14 +118,19 @@ class SqlLedger:
 
     @contextlib.contextmanager
     def _tx(self) -> Iterator[Any]:
+        """One write transaction. Whatever is raised after BEGIN, at the COMMIT too (a
+        second signal's KeyboardInterrupt in a write from training code), rolls it back,
+        so the connection is never left inside a transaction that the next write (the
+        trial's outcome) could not begin."""
         db = self._db(create=True)
         self._begin(db)
         try:
             yield db
+            db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            with contextlib.suppress(Exception):  # none open: it was raised after COMMIT
+                db.execute("ROLLBACK")
             raise
-        db.execute("COMMIT")
 
     def close(self) -> None:
         if self._conn is not None:

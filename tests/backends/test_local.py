@@ -76,3 +76,23 @@ def test_older_ledger_gains_new_columns(results):
     b = LocalBackend(results)
     (sweep,) = b.sweeps()
     assert sweep.id == "old1" and sweep.remote is None
+
+
+def test_a_write_cut_off_at_its_commit_leaves_the_ledger_writable(results):
+    # what a second signal's KeyboardInterrupt at a log's COMMIT would do: the trial's
+    # outcome, written next, must still begin its own transaction
+    b = LocalBackend(results)
+    sid = b.create_sweep(grid_spec(2))
+    r = b.claim(sid, "a")
+    assert r is not None
+    db = b._db()
+    said: list[str] = []
+    db.set_trace_callback(said.append)
+    db.set_progress_handler(lambda: int(said[-1:] == ["COMMIT"]), 1)  # abort the COMMIT
+    with pytest.raises(sqlite3.OperationalError, match="interrupted"):
+        b.log(r.id, [{"_step": 0, "loss": 1.0}])
+    db.set_progress_handler(None, 1)
+    db.set_trace_callback(None)
+    assert not db.in_transaction
+    b.finish(r.id, "preempted", requeue=True)
+    assert [(x.state, x.history) for x in b.runs(sid)] == [("preempted", []), ("queued", [])]
