@@ -99,16 +99,9 @@ SLEEPER = "import time\nprint('started', flush=True)\ntime.sleep(60)\n"
     [
         ([signal.SIGINT], 130),
         ([signal.SIGTERM], 143),
-        pytest.param(
-            [signal.SIGTERM, signal.SIGTERM],
-            143,
-            marks=pytest.mark.xfail(
-                reason="known race: a second SIGTERM can still leave the point preempted but "
-                "not queued (seen 2 in ~8 CI runs); wt-robust19 fixes it, to be merged",
-                strict=False,
-            ),
-        ),
+        ([signal.SIGTERM, signal.SIGTERM], 143),
     ],
+    ids=["SIGINT", "SIGTERM", "SIGTERM twice"],
 )
 def test_an_interrupted_agent_exits_as_shells_expect_and_its_point_stays_queued(
     results, tmp_path, signals, code
