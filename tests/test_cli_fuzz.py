@@ -307,6 +307,9 @@ OPTIONS = {
     "help",
 }
 BAD_COUNT = st.one_of(st.integers(-5, 0).map(str), IDENT, st.just("1.5"))
+BAD_MINUTES = st.one_of(
+    st.floats(max_value=0.0).map(repr), IDENT, st.sampled_from(["nan", "inf", "-inf", "0"])
+)
 
 
 @st.composite
@@ -366,12 +369,16 @@ def _flat_bomb(levels: int) -> str:
 def bad_command_lines(draw, sweep_id: str) -> tuple[list[str], str | tuple[str, ...]]:
     """A command line that must exit 2, and what its error names (the flag, the key,
     the id or the file)."""
-    kind = draw(st.sampled_from(["flag", "unknown_id", "set", "json", "kernel", "option"]))
+    kind = draw(
+        st.sampled_from(["flag", "backup", "unknown_id", "set", "json", "kernel", "option"])
+    )
     if kind == "flag":
         cmd, flag = draw(
             st.sampled_from([("agent", "--count"), ("agent", "--pack"), ("report", "--avg-hor")])
         )
         return [cmd, sweep_id, flag, draw(BAD_COUNT)], f"Invalid value for '{flag}'"
+    if kind == "backup":  # not a positive number of minutes: refused before any claim
+        return ["agent", sweep_id, "--backup-every", draw(BAD_MINUTES)], "--backup-every"
     if kind == "unknown_id":
         cmd = draw(st.sampled_from(["agent", "report", "status", "retry", "stop"]))
         missing = draw(IDENT.filter(lambda i: i != sweep_id))
