@@ -95,16 +95,18 @@ SLEEPER = "import time\nprint('started', flush=True)\ntime.sleep(60)\n"
 
 
 @pytest.mark.parametrize(
-    ("signals", "code"),
+    ("signals", "code", "gap"),
     [
-        ([signal.SIGINT], 130),
-        ([signal.SIGTERM], 143),
-        ([signal.SIGTERM, signal.SIGTERM], 143),
+        ([signal.SIGINT], 130, 0.5),
+        ([signal.SIGTERM], 143, 0.5),
+        ([signal.SIGTERM, signal.SIGTERM], 143, 0.5),
+        # the second lands as the trial ends and its outcome is written (where it raced)
+        ([signal.SIGTERM, signal.SIGTERM], 143, 0.05),
     ],
-    ids=["SIGINT", "SIGTERM", "SIGTERM twice"],
+    ids=["SIGINT", "SIGTERM", "SIGTERM twice", "SIGTERM twice 0.05 s apart"],
 )
 def test_an_interrupted_agent_exits_as_shells_expect_and_its_point_stays_queued(
-    results, tmp_path, signals, code
+    results, tmp_path, signals, code, gap
 ):
     (tmp_path / "sleeper.py").write_text(SLEEPER)
     (tmp_path / "spec.yaml").write_text(
@@ -122,7 +124,7 @@ def test_an_interrupted_agent_exits_as_shells_expect_and_its_point_stays_queued(
     time.sleep(1.0)  # the script is sleeping now
     for sig in signals:
         agent.send_signal(sig)
-        time.sleep(0.5)
+        time.sleep(gap)
     out = agent.communicate(timeout=60)[0]
     # a shell reads "killed by signal N" as 128 + N too: a second signal may land while
     # the interpreter is already exiting, where Python has given the default action back
