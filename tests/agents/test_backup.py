@@ -3,6 +3,7 @@ so many minutes and when the agent stops; refused for bad periods and server led
 
 from __future__ import annotations
 
+import signal
 import sqlite3
 import time
 
@@ -13,6 +14,15 @@ from srsweep.agents.backup import Backups
 from srsweep.backends.local import LocalBackend
 from srsweep.cli import main
 from srsweep.testing.backend_contract import grid_spec
+
+
+@pytest.fixture(autouse=True)
+def _handlers():
+    """``srsweep agent`` sets this process's SIGINT/SIGTERM handlers: give them back."""
+    kept = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    yield
+    for s, handler in kept.items():
+        signal.signal(s, handler)
 
 
 def _agent(results, *args):
