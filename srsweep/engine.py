@@ -92,6 +92,7 @@ class _Draws:
         too_big = grid_violation(spec)
         if too_big:  # sweeps would build the list of every point
             raise EngineError(too_big)
+        import_sweeps()
         _install_hash_cache()
         self.spec = spec
         self.drawn: list[dict[str, Any]] = []
@@ -222,26 +223,29 @@ def suggest_packed(
     so on (``first``: keys to take before those, e.g. of re-runs already claimed).
 
     It draws ``n`` suggestions, and more (twice as many in all, each time) until one
-    key (or the keys of ``first``) fills them or ``candidates`` were drawn. A key is chosen by the
-    draw that comes first, not by how many share it, so each key keeps its share of a
-    random sweep's trials. The rest are dropped: random and bayes draws are fresh
-    ones, and a grid suggests the points not taken again next time. ``run_cap``
-    bounds what is returned, not the candidates. Raises ``EngineError`` as ``suggest``.
+    key (or the keys of ``first``) fills them or ``candidates`` were drawn. A key is
+    chosen by the draw that comes first, not by how many share it, so each key keeps
+    its share of a random sweep's trials. The rest are dropped: random and bayes draws
+    are fresh ones, and a grid suggests the points not taken again next time.
+    ``run_cap`` bounds what is returned, not the candidates. Raises ``EngineError`` as
+    ``suggest`` does.
     """
     room = _room(spec, runs, n)
     if room == 0:
         return []
     draws = _Draws(spec, runs, seed + len(runs))
-    want, keys, lead = room, [], len(dict.fromkeys(first))
+    keys: list[Hashable] = []
+    want, lead = room, len(dict.fromkeys(first))
     while True:
         drawn = draws.first(want)
         keys += [key(p) for p in drawn[len(keys) :]]
         out: list[dict[str, Any]] = []
-        used = 0  # keys taken from
-        for used, k in enumerate(dict.fromkeys([*first, *keys]), 1):  # in order of coming
-            out += [p for p, pk in zip(drawn, keys, strict=True) if pk == k][: room - len(out)]
+        used = 0  # how many keys it took from
+        for k in dict.fromkeys([*first, *keys]):  # in the order they come
             if len(out) == room:
                 break
+            used += 1
+            out += [p for p, pk in zip(drawn, keys, strict=True) if pk == k][: room - len(out)]
         if used <= max(1, lead) or len(drawn) < want or want >= candidates:
             return out
         want = min(2 * want, candidates)
