@@ -34,6 +34,7 @@ quick: install
 bench: install
 	SRSWEEP_KERNELS=toy=srsweep.testing.toy $(BIN)/python benchmarks/bench_agent.py
 	$(BIN)/python benchmarks/bench_pack.py
+	$(BIN)/python benchmarks/bench_pack_fill.py
 	$(BIN)/python benchmarks/bench_pack_lazy.py
 	$(BIN)/python benchmarks/bench_pack_stn.py
 	$(BIN)/python benchmarks/bench_report.py

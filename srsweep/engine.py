@@ -6,13 +6,13 @@ network or clock, so the same spec behaves the same locally and on a W&B server.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import math
 import random
 import re
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable
+from collections.abc import Hashable
 from collections.abc import Sequence
 from typing import Any
 from typing import Protocol
@@ -22,7 +22,15 @@ import numpy as np
 from srsweep.errors import EngineError
 from srsweep.limits import grid_violation
 
-__all__ = ["EngineRun", "suggest", "to_stop", "plain", "import_sweeps", "leaf_violations"]
+__all__ = [
+    "EngineRun",
+    "suggest",
+    "suggest_packed",
+    "to_stop",
+    "plain",
+    "import_sweeps",
+    "leaf_violations",
+]
 
 
 def import_sweeps() -> Any:
@@ -71,18 +79,61 @@ def plain(value: Any) -> Any:
     return value
 
 
-@contextlib.contextmanager
-def _seeded(seed: int) -> Iterator[None]:
-    """sweeps draws from the global ``random`` (random search) and numpy (bayes) RNGs;
-    seed both for this call only."""
-    np_state, py_state = np.random.get_state(), random.getstate()
-    np.random.seed(seed % 2**32)
-    random.seed(seed)
-    try:
-        yield
-    finally:
-        np.random.set_state(np_state)
-        random.setstate(py_state)
+class _Draws:
+    """A sweep's next suggestions from sweeps, drawn as they are asked for: ``first(n)``
+    is the first ``n`` (fewer when a grid runs out), whether drawn in one step or in
+    several. sweeps draws from the global ``random`` (random search) and numpy (bayes)
+    RNGs; these draws keep RNG states of their own, seeded with ``seed``, and leave the
+    global ones as they were. A grid or random search draws many in one call of sweeps
+    (the same ones as one call each, without building its parameters each time: ~50 ms
+    for the sd study); bayes one at a time, each seeing those before it as running."""
+
+    def __init__(self, spec: dict[str, Any], runs: Sequence[EngineRun], seed: int) -> None:
+        too_big = grid_violation(spec)
+        if too_big:  # sweeps would build the list of every point
+            raise EngineError(too_big)
+        import_sweeps()
+        _install_hash_cache()
+        self.spec = spec
+        self.drawn: list[dict[str, Any]] = []
+        self.history = _sweep_runs(runs, with_history=False)
+        self.batch = spec.get("method") in ("grid", "random")
+        self.ended = False
+        outer = np.random.get_state(), random.getstate()
+        np.random.seed(seed % 2**32)
+        random.seed(seed)
+        self.rng = np.random.get_state(), random.getstate()
+        np.random.set_state(outer[0])
+        random.setstate(outer[1])
+
+    def first(self, n: int) -> list[dict[str, Any]]:
+        sweeps = import_sweeps()
+        outer = np.random.get_state(), random.getstate()
+        np.random.set_state(self.rng[0])
+        random.setstate(self.rng[1])
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # sweeps' bayes search warns on tiny data
+                while len(self.drawn) < n and not self.ended:
+                    self._more(sweeps, n - len(self.drawn) if self.batch else 1)
+        finally:
+            self.rng = np.random.get_state(), random.getstate()
+            np.random.set_state(outer[0])
+            random.setstate(outer[1])
+        return self.drawn[:n]
+
+    def _more(self, sweeps: Any, n: int) -> None:
+        try:
+            got = sweeps.next_runs(self.spec, self.history, validate=False, n=n)
+        except Exception as e:  # jsonschema, ValueError, KeyError... of a bad spec
+            raise _refused(e, self.spec) from None
+        for suggestion in got or [None]:  # (none at all: the engine has no more)
+            if suggestion is None:
+                self.ended = True
+                return
+            self.drawn.append(plain({k: v["value"] for k, v in suggestion.config.items()}))
+            suggestion.state = "running"
+            self.history.append(suggestion)
 
 
 def _canon(value: Any) -> Any:
@@ -154,30 +205,56 @@ def suggest(
         EngineError: the spec cannot be searched (e.g. a continuous parameter in a grid,
             a grid of more than ``limits.MAX_GRID`` points, a malformed distribution).
     """
-    sweeps = import_sweeps()
-    _install_hash_cache()
-    too_big = grid_violation(spec)
-    if too_big:  # sweeps would build the list of every point
-        raise EngineError(too_big)
-    run_cap = spec.get("run_cap")
-    if run_cap is not None:
-        n = max(0, min(n, int(run_cap) - len(runs)))
-    out: list[dict[str, Any]] = []
-    history = _sweep_runs(runs, with_history=False)
-    with _seeded(seed + len(runs)), warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # sweeps' bayes search warns on tiny data
-        for _ in range(n):
-            try:
-                suggestion = sweeps.next_run(spec, history, validate=False)
-            except Exception as e:  # jsonschema, ValueError, KeyError... of a bad spec
-                raise _refused(e, spec) from None
-            if suggestion is None:
+    return _Draws(spec, runs, seed + len(runs)).first(_room(spec, runs, n))
+
+
+def suggest_packed(
+    spec: dict[str, Any],
+    runs: Sequence[EngineRun],
+    n: int,
+    *,
+    seed: int,
+    key: Callable[[dict[str, Any]], Hashable],
+    candidates: int,
+    first: Sequence[Hashable] = (),
+) -> list[dict[str, Any]]:
+    """Up to ``n`` suggestions with as few distinct ``key`` values among them as it
+    takes: those of the first suggestion's key, then of the first one left's key, and
+    so on (``first``: keys to take before those, e.g. of re-runs already claimed).
+
+    It draws ``n`` suggestions, and more (twice as many in all, each time) until one
+    key (or the keys of ``first``) fills them or ``candidates`` were drawn. A key is
+    chosen by the draw that comes first, not by how many share it, so each key keeps
+    its share of a random sweep's trials. The rest are dropped: random and bayes draws
+    are fresh ones, and a grid suggests the points not taken again next time.
+    ``run_cap`` bounds what is returned, not the candidates. Raises ``EngineError`` as
+    ``suggest`` does.
+    """
+    room = _room(spec, runs, n)
+    if room == 0:
+        return []
+    draws = _Draws(spec, runs, seed + len(runs))
+    keys: list[Hashable] = []
+    want, lead = room, len(dict.fromkeys(first))
+    while True:
+        drawn = draws.first(want)
+        keys += [key(p) for p in drawn[len(keys) :]]
+        out: list[dict[str, Any]] = []
+        used = 0  # how many keys it took from
+        for k in dict.fromkeys([*first, *keys]):  # in the order they come
+            if len(out) == room:
                 break
-            params = plain({k: v["value"] for k, v in suggestion.config.items()})
-            out.append(params)
-            suggestion.state = "running"
-            history.append(suggestion)
-    return out
+            used += 1
+            out += [p for p, pk in zip(drawn, keys, strict=True) if pk == k][: room - len(out)]
+        if used <= max(1, lead) or len(drawn) < want or want >= candidates:
+            return out
+        want = min(2 * want, candidates)
+
+
+def _room(spec: dict[str, Any], runs: Sequence[EngineRun], n: int) -> int:
+    """``n``, or fewer where the spec's ``run_cap`` leaves less."""
+    run_cap = spec.get("run_cap")
+    return n if run_cap is None else max(0, min(n, int(run_cap) - len(runs)))
 
 
 def _implied(leaf: dict[str, Any]) -> str:

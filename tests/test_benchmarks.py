@@ -56,3 +56,20 @@ def test_the_report_benchmark_runs_and_prints_its_targets() -> None:
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "srsweep report:" in proc.stdout and "report / floor =" in proc.stdout
     assert "srsweep status:" in proc.stdout
+
+
+@pytest.mark.slow
+def test_the_pack_fill_benchmark_prints_both_pack_sizes() -> None:
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "bench_pack_fill.py"), "--packs", "4"],
+        cwd=ROOT,
+        env={**os.environ, "WANDB_MODE": "disabled"},
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    header, row = proc.stdout.splitlines()[1:3]
+    assert header.split()[:3] == ["--pack", "engine", "order"]
+    pack, before, after = row.split()[:3]
+    assert pack == "4" and float(after) == 4.0 and 1.0 <= float(before) <= 4.0

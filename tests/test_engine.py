@@ -8,6 +8,7 @@ import pytest
 from srsweep.backends._base import RunRecord
 from srsweep.engine import plain
 from srsweep.engine import suggest
+from srsweep.engine import suggest_packed
 from srsweep.engine import to_stop
 from srsweep.errors import EngineError
 
@@ -65,6 +66,57 @@ def test_run_cap_limits_suggestions():
     spec = {"method": "random", "run_cap": 2, "parameters": {"x": {"min": 0.0, "max": 1.0}}}
     assert len(suggest(spec, [], 5, seed=0)) == 2
     assert suggest(spec, _runs([{"x": 0.1}, {"x": 0.2}]), 5, seed=0) == []
+
+
+SHAPES = {
+    "method": "random",
+    "parameters": {
+        "width": {"values": [4, 8, 16, 32]},
+        "lr": {"distribution": "log_uniform_values", "min": 1e-4, "max": 1e-1},
+    },
+}
+
+
+def _width(p):
+    return p["width"]
+
+
+def test_packed_suggestions_share_the_first_draws_key():
+    drawn = suggest(SHAPES, [], 256, seed=5)
+    got = suggest_packed(SHAPES, [], 8, seed=5, key=_width, candidates=256)
+    # the first draw's key, then its next draws in order: the engine's own draws
+    assert got == [p for p in drawn if p["width"] == drawn[0]["width"]][:8]
+    state, py_state = np.random.get_state()[1].copy(), random.getstate()
+    few = suggest_packed(SHAPES, [], 8, seed=5, key=_width, candidates=8)
+    widths = [p["width"] for p in few]
+    # no more candidates than trials: the engine's first draws, grouped by key
+    assert sorted(map(repr, few)) == sorted(map(repr, drawn[:8]))
+    assert widths == sorted(widths, key=widths.index)
+    assert (np.random.get_state()[1] == state).all() and random.getstate() == py_state
+
+
+def test_packed_suggestions_take_the_keys_asked_for_first():
+    drawn = suggest(SHAPES, [], 256, seed=2)
+    other = next(w for w in (4, 8, 16, 32) if w != drawn[0]["width"])
+    got = suggest_packed(SHAPES, [], 5, seed=2, key=_width, candidates=256, first=[other])
+    assert [p["width"] for p in got] == [other] * 5
+
+
+def test_packed_suggestions_fill_from_the_next_key_when_candidates_run_short():
+    got = suggest_packed(SHAPES, [], 64, seed=3, key=_width, candidates=64)
+    widths = [p["width"] for p in got]
+    assert len(got) == 64 and widths == sorted(widths, key=widths.index)  # one run per key
+    assert sorted(got, key=repr) == sorted(suggest(SHAPES, [], 64, seed=3), key=repr)
+
+
+def test_packed_suggestions_on_a_grid_and_a_run_cap():
+    got = suggest_packed(GRID, [], 2, seed=0, key=lambda p: p["disc"]["hid_num"], candidates=8)
+    assert len({p["disc"]["hid_num"] for p in got}) == 1 and len(got) == 2
+    rest = suggest_packed(GRID, _runs(got), 4, seed=0, key=lambda p: 0, candidates=8)
+    assert sorted(map(repr, got + rest)) == sorted(map(repr, suggest(GRID, [], 4, seed=0)))
+    capped = {**SHAPES, "run_cap": 3}
+    assert len(suggest_packed(capped, [], 8, seed=0, key=_width, candidates=64)) == 3
+    assert suggest_packed(capped, _runs(got + rest[:1]), 8, seed=0, key=_width, candidates=64) == []
 
 
 def test_bayes_uses_finished_metrics():

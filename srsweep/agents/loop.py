@@ -26,8 +26,10 @@ from srsweep import engine
 from srsweep import kernels
 from srsweep.agents.backup import backed_up
 from srsweep.agents.function import execute_function
+from srsweep.agents.packing import candidates
 from srsweep.agents.packing import groups
 from srsweep.agents.packing import pack_size
+from srsweep.agents.packing import params_key
 from srsweep.agents.scripts import execute_script
 from srsweep.agents.signals import Signals
 from srsweep.agents.trial import execute
@@ -85,8 +87,9 @@ def run_agent(
     echo: Echo = print,
 ) -> AgentResult:
     """Claim and run trials of ``sweep_id`` until it is exhausted, stopped, or ``count``
-    trials have run. With ``pack`` > 1, claim that many at a time and train those that
-    share a shape as one batched model (each is still its own run). With ``function``,
+    trials have run. With ``pack`` > 1, claim that many at a time, those that share a
+    shape first (of more suggestions than it claims), and train those that share a shape
+    as one batched model (each is still its own run). With ``function``,
     each trial is a call of it in this process instead of the sweep's program
     (``wandb.agent(function=...)``). With ``backup_every``, an SQLite ledger is copied
     every so many minutes and when the agent stops (``agents.backup``)."""
@@ -113,6 +116,7 @@ def run_agent(
     if kernel is None and pack is not None and pack > 1:
         echo("note: a script or function sweep runs its trials one by one")
     pack = 1 if kernel is None else pack_size(kernel, pack, echo)
+    key = None if kernel is None else params_key(kernel)
 
     def check(run_id: str) -> str | None:
         stop = engine.to_stop(sweep.spec, backend.runs(sweep_id))
@@ -169,8 +173,12 @@ def run_agent(
                 break
             want = pack if count is None else min(pack, count - len(result.runs))
             claimed: list[RunRecord] = []
-            while len(claimed) < want and (r := backend.claim(sweep_id, agent)) is not None:
-                claimed.append(r)
+            if want > 1 and key is not None:  # those that share a pack key, in one claim
+                pool = candidates(sweep.spec, want)
+                claimed = backend.claim_pack(sweep_id, agent, want, key=key, candidates=pool)
+            else:
+                while len(claimed) < want and (r := backend.claim(sweep_id, agent)) is not None:
+                    claimed.append(r)
             if not claimed:
                 now = backend.sweep(sweep_id)
                 result.reason = {"active": "sweep exhausted", "stopped": "sweep stopped"}.get(

@@ -1,4 +1,5 @@
-"""How claimed trials share the hardware: how many to claim at once, which of them train
+"""How claimed trials share the hardware: how many to claim at once and among how many
+suggestions (those that share a pack key are claimed together), which of them train
 as one batched model (a pack), and how many torch threads a trial or pack gets."""
 
 from __future__ import annotations
@@ -6,6 +7,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
+from collections.abc import Hashable
 from typing import TYPE_CHECKING
 from typing import Any
 
@@ -15,9 +17,19 @@ if TYPE_CHECKING:
     from srsweep.backends._base import RunRecord
     from srsweep.kernels import Kernel
 
-__all__ = ["DEFAULT_CUDA_PACK", "cpu_pack_threads", "groups", "limit_threads", "pack_size"]
+__all__ = [
+    "DEFAULT_CUDA_PACK",
+    "candidates",
+    "cpu_pack_threads",
+    "groups",
+    "limit_threads",
+    "pack_size",
+    "params_key",
+]
 
 DEFAULT_CUDA_PACK = 64
+CANDIDATES_PER_TRIAL = 32  # suggestions a packed claim may draw per trial it takes
+MAX_CANDIDATES = 2048
 
 
 def pack_size(kernel: Kernel, pack: int | None, echo: Callable[[str], None]) -> int:
@@ -33,17 +45,42 @@ def pack_size(kernel: Kernel, pack: int | None, echo: Callable[[str], None]) -> 
     return DEFAULT_CUDA_PACK if torch is not None and torch.cuda.is_available() else 1
 
 
+def params_key(kernel: Kernel) -> Callable[[dict[str, Any]], Hashable] | None:
+    """The kernel's ``pack_key`` of a trial's params (a bad config: a key of its own,
+    so it runs alone); None when the kernel has no pack key."""
+    pack_key = kernel.pack_key
+    if pack_key is None:
+        return None
+
+    def key(params: dict[str, Any]) -> Hashable:
+        try:
+            return pack_key(_config.build(kernel.config, params, "pack"))
+        except Exception:
+            return ("alone", object())
+
+    return key
+
+
+def candidates(spec: dict[str, Any], n: int) -> int:
+    """How many suggestions a claim of ``n`` packed trials chooses among, at most: 32
+    per trial, up to 2048. A random draw of the sd study's 16 critic shapes costs ~1.3
+    ms and its pack key ~1 ms; one shape fills a pack of 16 from ~500 draws and of 64
+    from ~2000 (``benchmarks/bench_pack_fill.py``). A bayes sweep takes its ``n``
+    suggestions as they come: each of its draws fits a model to the runs (~0.4 s for
+    60 sd runs), more than a fuller pack is worth."""
+    if spec.get("method") == "bayes":
+        return n
+    return min(CANDIDATES_PER_TRIAL * n, MAX_CANDIDATES)
+
+
 def groups(kernel: Kernel, records: list[RunRecord]) -> list[list[RunRecord]]:
     """Claimed trials grouped by the kernel's ``pack_key`` (a bad config: alone)."""
-    if kernel.pack_key is None or len(records) == 1:
+    key = params_key(kernel)
+    if key is None or len(records) == 1:
         return [[r] for r in records]
-    found: dict[Any, list[RunRecord]] = {}
+    found: dict[Hashable, list[RunRecord]] = {}
     for r in records:
-        try:
-            key = kernel.pack_key(_config.build(kernel.config, r.params, "pack"))
-        except Exception:
-            key = ("alone", r.id)
-        found.setdefault(key, []).append(r)
+        found.setdefault(key(r.params), []).append(r)
     return list(found.values())
 
 

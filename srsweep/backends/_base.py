@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from collections.abc import Hashable
 from dataclasses import dataclass
 from dataclasses import field
 from typing import Any
@@ -102,6 +103,21 @@ class Backend(Protocol):
         engine's next suggestion), now ``running`` for ``agent``; None when the sweep is
         exhausted or stopped. Running trials whose heartbeat is older than
         ``lease_timeout`` are marked ``crashed`` and queued again first."""
+
+    def claim_pack(
+        self,
+        sweep_id: str,
+        agent: str,
+        n: int,
+        *,
+        key: Callable[[dict[str, Any]], Hashable],
+        candidates: int,
+    ) -> list[RunRecord]:
+        """Atomically take up to ``n`` trials, as ``claim`` takes one, that share ``key``
+        (of a trial's params: the kernel's pack key) as far as they can: queued re-runs
+        first, then ``engine.suggest_packed`` of up to ``candidates`` suggestions, which
+        drops those it does not take (none is registered; a grid suggests its points
+        again later). [] where ``claim`` gives None."""
 
     def start_run(self, kernel: str, config: dict[str, Any], agent: str) -> RunRecord:
         """Register a standalone run (no sweep), already running."""

@@ -20,6 +20,8 @@ import os
 import secrets
 import string
 import time
+from collections.abc import Callable
+from collections.abc import Hashable
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -216,12 +218,36 @@ class SqlLedger:
 
     # -- trials -------------------------------------------------------------------------
     def claim(self, sweep_id: str, agent: str) -> RunRecord | None:
+        got = self._claim(sweep_id, agent, 1, None, 1)
+        return got[0] if got else None
+
+    def claim_pack(
+        self,
+        sweep_id: str,
+        agent: str,
+        n: int,
+        *,
+        key: Callable[[dict[str, Any]], Hashable],
+        candidates: int,
+    ) -> list[RunRecord]:
+        return self._claim(sweep_id, agent, n, key, candidates)
+
+    def _claim(
+        self,
+        sweep_id: str,
+        agent: str,
+        n: int,
+        key: Callable[[dict[str, Any]], Hashable] | None,
+        candidates: int,
+    ) -> list[RunRecord]:
+        """Up to ``n`` trials in one transaction: queued re-runs, then suggestions (those
+        that share ``key`` first, of up to ``candidates``; None: the engine's order)."""
         self.sweep(sweep_id)
         with self._tx() as db:
             self._lock_sweep(db, sweep_id)
             sweep = self.sweep(sweep_id)  # re-read under the lock
             if sweep.state != "active":
-                return None
+                return []
             metric = sweep.spec.get("metric") or {}
             if metric.get("target") is not None:
                 hit = engine.reached_target(
@@ -234,25 +260,40 @@ class SqlLedger:
                         f"metric.target {metric['target']:g} reached by run "
                         f"{hit[0]} ({hit[1]:.6g})",
                     )
-                    return None
+                    return []
             now = time.time()
             self._reap(db, now, "sweep_id=?", (sweep_id,))
-            queued = self._x(
+            claimed = []
+            for (run_id,) in self._x(
                 db,
-                "SELECT id FROM runs WHERE sweep_id=? AND state='queued' ORDER BY seq LIMIT 1",
-                (sweep_id,),
-            ).fetchone()
-            if queued is not None:
+                "SELECT id FROM runs WHERE sweep_id=? AND state='queued' ORDER BY seq LIMIT ?",
+                (sweep_id, n),
+            ).fetchall():
                 self._x(
                     db,
                     "UPDATE runs SET state='running', agent=?, started_at=?, heartbeat_at=? "
                     "WHERE id=?",
-                    (agent, now, now, queued[0]),
+                    (agent, now, now, run_id),
                 )
-                return self._run_in(db, queued[0])
+                claimed.append(self._run_in(db, run_id))
+            if len(claimed) == n:
+                return claimed
             runs = self._engine_runs(db, sweep_id, with_summary=sweep.spec["method"] == "bayes")
-            params = engine.suggest(sweep.spec, current(runs), 1, seed=sweep.seed)
-            if not params:
+            if key is None:
+                params = engine.suggest(
+                    sweep.spec, current(runs), n - len(claimed), seed=sweep.seed
+                )
+            else:
+                params = engine.suggest_packed(
+                    sweep.spec,
+                    current(runs),
+                    n - len(claimed),
+                    seed=sweep.seed,
+                    key=key,
+                    candidates=candidates,
+                    first=[key(r.params) for r in claimed],
+                )
+            if not params and not claimed:
                 if not any(r.state in ("running", "queued") for r in runs):
                     cap, done = sweep.spec.get("run_cap"), len(current(runs))
                     why = (
@@ -261,8 +302,11 @@ class SqlLedger:
                         else "every grid point has run"
                     )
                     self._end(db, sweep_id, why)
-                return None
-            return self._insert(db, sweep_id, sweep.kernel, params[0], {}, agent, len(runs))
+                return []
+            return claimed + [
+                self._insert(db, sweep_id, sweep.kernel, p, {}, agent, len(runs) + i)
+                for i, p in enumerate(params)
+            ]
 
     def _end(self, db: Any, sweep_id: str, reason: str) -> None:
         """Mark the sweep finished (inside a claim): no trial starts again until

@@ -20,11 +20,13 @@ import threading
 import time
 from collections.abc import Callable
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from srsweep import engine
 from srsweep import kernels
 from srsweep.backends import TERMINAL
 from srsweep.backends import Backend
@@ -35,7 +37,7 @@ from srsweep.errors import NotFoundError
 from srsweep.spec import Spec
 from srsweep.spec import validate
 
-__all__ = ["BackendContract", "grid_spec"]
+__all__ = ["BackendContract", "grid_spec", "packs_spec"]
 
 LEASE = 1.0  # seconds: short enough to run out in a test, long enough to keep beating
 
@@ -45,6 +47,18 @@ def grid_spec(n: int, method: str = "grid", **more: Any) -> Spec:
     further top-level keys, e.g. ``run_cap``, ``metric``)."""
     raw = {"program": "toy", "method": method, "parameters": {"target": {"values": list(range(n))}}}
     return validate({**raw, **more}, "contract.yaml")
+
+
+def packs_spec(method: str = "random", **more: Any) -> Spec:
+    """A validated sweep of the toy kernel over ``target`` in ``0 .. 7`` and ``steps``
+    in ``1 .. 4``: four pack keys when trials are keyed by ``steps``."""
+    params = {"target": {"values": list(range(8))}, "steps": {"values": [1, 2, 3, 4]}}
+    return validate({"program": "toy", "method": method, "parameters": params, **more}, "c.yaml")
+
+
+def _steps(params: dict[str, Any]) -> int:
+    """The pack key of the packed-claim tests."""
+    return int(params["steps"])
 
 
 def _targets(runs: list[RunRecord]) -> list[int]:
@@ -311,6 +325,122 @@ class BackendContract:
         fourth = backend.claim(sid, "a")
         assert fourth is not None and fourth.retry_of == third.id
 
+    # --- packed claims ------------------------------------------------------------------
+
+    def test_a_packed_claim_takes_trials_that_share_a_key(self, backend: Backend) -> None:
+        sid = backend.create_sweep(packs_spec())
+        claimed = backend.claim_pack(sid, "a", 4, key=_steps, candidates=128)
+        assert len(claimed) == 4 and len({_steps(r.params) for r in claimed}) == 1
+        assert all((r.sweep_id, r.state, r.agent) == (sid, "running", "a") for r in claimed)
+        assert len({r.id for r in claimed}) == 4 and len({r.name for r in claimed}) == 4
+        runs = backend.runs(sid)  # the candidates it did not take are not registered
+        assert sorted(r.id for r in runs) == sorted(r.id for r in claimed)
+        assert backend.sweep(sid).counts == {"running": 4}
+
+    def test_a_packed_claim_takes_queued_reruns_first_then_their_key(
+        self, backend: Backend
+    ) -> None:
+        sid = backend.create_sweep(packs_spec())
+        r = backend.claim(sid, "a")
+        assert r is not None
+        backend.finish(r.id, "preempted")
+        new = backend.requeue(r.id)
+        claimed = backend.claim_pack(sid, "b", 4, key=_steps, candidates=128)
+        assert [c.id for c in claimed][:1] == [new] and claimed[0].params == r.params
+        assert {_steps(c.params) for c in claimed} == {_steps(r.params)} and len(claimed) == 4
+        assert backend.sweep(sid).counts == {"preempted": 1, "running": 4}
+
+    def test_packed_claims_run_every_grid_point_exactly_once(self, backend: Backend) -> None:
+        sid = backend.create_sweep(packs_spec("grid"))  # 8 targets x 4 step counts
+        claims = []
+        while got := backend.claim_pack(sid, "a", 4, key=_steps, candidates=16):
+            claims.append(got)
+            for r in got:
+                backend.finish(r.id, "finished")
+        points = [(r.params["target"], r.params["steps"]) for got in claims for r in got]
+        assert sorted(points) == [(t, s) for t in range(8) for s in (1, 2, 3, 4)]
+        assert [len(got) for got in claims] == [4] * 8
+        assert all(len({_steps(r.params) for r in got}) == 1 for got in claims)
+        s = backend.sweep(sid)
+        assert (s.state, s.reason) == ("finished", "every grid point has run")
+
+    def test_concurrent_packed_claims_hand_out_every_trial_exactly_once(
+        self, backend: Backend
+    ) -> None:
+        threads = 4
+        sid = backend.create_sweep(packs_spec("grid"))
+        claimed: list[RunRecord] = []
+        errors: list[BaseException] = []
+        lock = threading.Lock()
+        start = threading.Barrier(threads)
+
+        def claim_all(name: str) -> None:
+            handle = backend.reopen()
+            try:
+                start.wait()
+                while got := handle.claim_pack(sid, name, 3, key=_steps, candidates=12):
+                    with lock:
+                        claimed.extend(got)
+            except BaseException as e:  # reported below, not lost in the thread
+                errors.append(e)
+            finally:
+                handle.close()
+
+        workers = [threading.Thread(target=claim_all, args=(f"t{i}",)) for i in range(threads)]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join(120)
+        assert not errors, errors
+        points = sorted((r.params["target"], r.params["steps"]) for r in claimed)
+        assert points == [(t, s) for t in range(8) for s in (1, 2, 3, 4)]
+        assert len(backend.runs(sid)) == 32
+
+    def test_a_packed_claim_keeps_the_run_cap(self, backend: Backend) -> None:
+        sid = backend.create_sweep(packs_spec(run_cap=6))
+        first = backend.claim_pack(sid, "a", 4, key=_steps, candidates=128)
+        rest = backend.claim_pack(sid, "a", 4, key=_steps, candidates=128)
+        assert (len(first), len(rest)) == (4, 2)
+        assert len({_steps(r.params) for r in first}) == 1
+        for r in first + rest:
+            backend.finish(r.id, "finished")
+        assert backend.claim_pack(sid, "a", 4, key=_steps, candidates=128) == []
+        s = backend.sweep(sid)
+        assert (s.state, s.reason) == ("finished", "run_cap of 6 reached")
+        assert len(backend.runs(sid)) == 6
+
+    def test_a_packed_bayes_claim_sees_the_finished_runs(self, backend: Backend) -> None:
+        metric = {"name": "loss", "goal": "minimize"}
+        spec = validate(
+            {
+                "program": "toy",
+                "method": "bayes",
+                "metric": metric,
+                "parameters": {"target": {"min": 0.0, "max": 4.0}, "steps": {"values": [1, 2]}},
+            },
+            "contract.yaml",
+        )
+        sid = backend.create_sweep(spec)
+        for _ in range(8):
+            r = backend.claim(sid, "a")
+            assert r is not None
+            backend.finish(r.id, "finished", summary={"loss": (r.params["target"] - 1) ** 2})
+        runs = current(backend.runs(sid, history=False))
+        seed = backend.sweep(sid).seed
+        expected = engine.suggest_packed(spec.raw, runs, 2, seed=seed, key=_steps, candidates=2)
+        blind = [replace(r, summary={}) for r in runs]  # as if no run had finished
+        assert expected != engine.suggest_packed(
+            spec.raw, blind, 2, seed=seed, key=_steps, candidates=2
+        )
+        got = backend.claim_pack(sid, "a", 2, key=_steps, candidates=2)
+        assert [r.params for r in got] == expected
+
+    def test_a_stopped_sweep_hands_out_no_packed_claim(self, backend: Backend) -> None:
+        sid = backend.create_sweep(packs_spec())
+        backend.set_sweep_state(sid, "stopped")
+        assert backend.claim_pack(sid, "a", 4, key=_steps, candidates=16) == []
+        assert backend.runs(sid) == []
+
     # --- runs ---------------------------------------------------------------------------
 
     def test_history_reads_back_in_logging_order(self, backend: Backend) -> None:
@@ -443,6 +573,9 @@ class BackendContract:
             "sweep": lambda: backend.sweep("nosuchsweep"),
             "set_sweep_state": lambda: backend.set_sweep_state("nosuchsweep", "stopped"),
             "claim": lambda: backend.claim("nosuchsweep", "a"),
+            "claim_pack": lambda: backend.claim_pack(
+                "nosuchsweep", "a", 2, key=_steps, candidates=4
+            ),
             "retry": lambda: backend.retry("nosuchsweep", ("failed",)),
             "run": lambda: backend.run("nosuchrun"),
             "requeue": lambda: backend.requeue("nosuchrun"),

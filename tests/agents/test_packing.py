@@ -84,3 +84,75 @@ def test_a_narrower_mask_keeps_its_cores_whatever_the_load(monkeypatch: pytest.M
     monkeypatch.setattr(packing, "_cores", lambda: machine + 1)  # not the machine's count
     monkeypatch.setattr(packing, "_load", lambda: 1e6)
     assert packing.cpu_pack_threads() == machine + 1
+
+
+def test_a_packed_agent_fills_its_packs_from_a_random_sweep_of_many_shapes(results):
+    # 8 critic shapes drawn at random: in the engine's order a claim of 8 holds ~5
+    from srsweep import engine
+    from srsweep.backends.local import LocalBackend
+    from srsweep.spec import validate
+
+    spec = validate(
+        {
+            "program": "sd",
+            "method": "random",
+            "parameters": {
+                "device": {"value": "cpu"},
+                "epochs": {"value": 4},
+                "log_freq": {"value": 2},
+                "arch": {"parameters": {"lat_size": {"value": 3}}},
+                "disc": {
+                    "parameters": {
+                        "hid_num": {"values": [1, 2]},
+                        "hid_size": {"values": [4, 8, 12, 16]},
+                        "iters": {"value": 1},
+                        "lr": {"values": [1e-3, 1e-2]},
+                    }
+                },
+            },
+        },
+        "shapes.yaml",
+    )
+    b = LocalBackend(results)
+    sid = b.create_sweep(spec)
+    lines: list[str] = []
+    res = run_agent(b, sid, results=results, pack=8, count=16, echo=lines.append)
+    assert res.states == {"finished": 16}
+    assert sum(line.startswith("  packing 8 trials") for line in lines) == 2
+    runs = b.runs(sid, history=False)
+    shapes = [(r.params["disc"]["hid_num"], r.params["disc"]["hid_size"]) for r in runs]
+    assert len(runs) == 16 and len(set(shapes[:8])) == 1 and len(set(shapes[8:])) == 1
+    in_order = engine.suggest(spec.raw, [], 16, seed=b.sweep(sid).seed)
+    ordered = [(p["disc"]["hid_num"], p["disc"]["hid_size"]) for p in in_order]
+    assert len(set(ordered[:8])) + len(set(ordered[8:])) > 2  # what claims in order got
+
+
+def test_a_packed_agent_runs_a_grid_once_in_packs(toy_sweep, results):
+    from srsweep.testing.toy.packed import PACKS
+
+    PACKS.clear()
+    b, sid = toy_sweep(
+        results, {"target": {"values": [0.0, 1.0, 2.0, 3.0, 4.0]}, "steps": {"values": [2, 3, 4]}}
+    )
+    res = run_agent(b, sid, results=results, pack=5, echo=lambda s: None)
+    assert res.states == {"finished": 15}
+    assert res.reason == "sweep finished: every grid point has run"
+    assert PACKS == [5, 5, 5]  # one shape per claim
+    points = sorted((r.params["target"], r.params["steps"]) for r in b.runs(sid))
+    assert points == [(t, s) for t in (0.0, 1.0, 2.0, 3.0, 4.0) for s in (2, 3, 4)]
+
+
+def test_a_packed_agent_keeps_the_run_cap(toy_sweep, results):
+    from srsweep.testing.toy.packed import PACKS
+
+    PACKS.clear()
+    b, sid = toy_sweep(
+        results,
+        {"target": {"min": 0.0, "max": 4.0}, "steps": {"values": [2, 3]}},
+        method="random",
+        run_cap=11,
+    )
+    res = run_agent(b, sid, results=results, pack=4, echo=lambda s: None)
+    assert res.states == {"finished": 11} and len(b.runs(sid)) == 11
+    assert PACKS == [4, 4, 3]
+    assert b.sweep(sid).reason == "run_cap of 11 reached"

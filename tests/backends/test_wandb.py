@@ -219,7 +219,11 @@ REFUSED = {
     ),
     "claim": (
         lambda b: b.claim(PATH, "a"),
-        f"its server hands the trials to its own agents; run `srsweep agent {PATH}`",
+        f"its server hands the trials to its own agents, one by one; run `srsweep agent {PATH}`",
+    ),
+    "claim_pack": (
+        lambda b: b.claim_pack(PATH, "a", 4, key=repr, candidates=16),
+        f"its server hands the trials to its own agents, one by one; run `srsweep agent {PATH}`",
     ),
     "start_run": (
         lambda b: b.start_run("toy", {}, "a"),

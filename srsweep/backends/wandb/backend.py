@@ -35,6 +35,7 @@ from srsweep.errors import UsageError
 from srsweep.spec import SCRIPT
 
 if TYPE_CHECKING:
+    from collections.abc import Hashable
     from collections.abc import Iterable
 
     from srsweep.backends._base import Backend
@@ -217,9 +218,24 @@ class WandbBackend:
         return subprocess.call(cmd)
 
     def claim(self, sweep_id: str, agent: str) -> RunRecord | None:
-        self._refuse(
-            f"W&B sweep {sweep_id}: its server hands the trials to its own agents; run "
-            f"`srsweep agent {sweep_id}` (or `wandb agent {sweep_id}`)"
+        self._refuse(self._served(sweep_id))
+
+    def claim_pack(
+        self,
+        sweep_id: str,
+        agent: str,
+        n: int,
+        *,
+        key: Callable[[dict[str, Any]], Hashable],
+        candidates: int,
+    ) -> list[RunRecord]:
+        self._refuse(self._served(sweep_id))
+
+    @staticmethod
+    def _served(sweep_id: str) -> str:
+        return (
+            f"W&B sweep {sweep_id}: its server hands the trials to its own agents, one by "
+            f"one; run `srsweep agent {sweep_id}` (or `wandb agent {sweep_id}`)"
         )
 
     def start_run(self, kernel: str, config: dict[str, Any], agent: str) -> RunRecord:
