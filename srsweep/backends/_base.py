@@ -11,7 +11,7 @@ from typing import Protocol
 from typing import runtime_checkable
 
 if TYPE_CHECKING:
-    import numpy as np
+    from numpy.typing import NDArray
 
 # queued -> running -> finished | stopped | failed | preempted | crashed (agent lost)
 TERMINAL = ("finished", "stopped", "failed", "preempted", "crashed")
@@ -146,7 +146,7 @@ class Backend(Protocol):
 
     def history_columns(
         self, run_ids: list[str], keys: list[str] | None = None
-    ) -> dict[str, dict[str, np.ndarray]]:
+    ) -> dict[str, dict[str, NDArray[Any]]]:
         """The runs' histories as columns, for reading many runs at once.
 
         Args:

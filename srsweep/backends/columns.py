@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 __all__ = ["Column", "encode", "decode", "to_rows", "from_rows", "last_of", "KINDS"]
 
@@ -68,9 +69,7 @@ def encode(rows: Sequence[dict[str, Any]]) -> list[Column]:
         values = [row[key] for row in rows if key in row]
         kind = _kind(values)
         dtype = KINDS[kind]
-        data = (
-            json.dumps(values).encode() if dtype is None else np.asarray(values, dtype).tobytes()
-        )
+        data = json.dumps(values).encode() if dtype is None else np.asarray(values, dtype).tobytes()
         last = next((v for v in reversed(values) if v is not None), None)
         out.append(
             Column(
@@ -84,13 +83,13 @@ def encode(rows: Sequence[dict[str, Any]]) -> list[Column]:
     return out
 
 
-def _mask(present: bytes | None, n: int) -> np.ndarray | None:
+def _mask(present: bytes | None, n: int) -> NDArray[Any] | None:
     if present is None:
         return None
     return np.unpackbits(np.frombuffer(present, np.uint8), count=n).astype(bool)
 
 
-def _values(kind: str, data: bytes) -> np.ndarray:
+def _values(kind: str, data: bytes) -> NDArray[Any]:
     dtype = KINDS[kind]
     if dtype is None:
         values = json.loads(data)
@@ -100,7 +99,7 @@ def _values(kind: str, data: bytes) -> np.ndarray:
     return np.frombuffer(data, dtype)
 
 
-def decode(kind: str, n: int, present: bytes | None, data: bytes) -> np.ndarray:
+def decode(kind: str, n: int, present: bytes | None, data: bytes) -> NDArray[Any]:
     """A column as one value per row, for reading: ``f8`` as float64 with NaN where a
     row did not log the key; ``i8`` and ``b1`` as int64 and bool when every row logged
     it, else as float64 with NaN (``i8``) or objects with None (``b1``); ``json`` as
@@ -116,7 +115,9 @@ def decode(kind: str, n: int, present: bytes | None, data: bytes) -> np.ndarray:
     return out
 
 
-def to_rows(n: int, columns: Iterable[tuple[str, str, bytes | None, bytes]]) -> list[dict[str, Any]]:
+def to_rows(
+    n: int, columns: Iterable[tuple[str, str, bytes | None, bytes]]
+) -> list[dict[str, Any]]:
     """The ``n`` rows that ``(key, kind, present, data)`` columns were encoded from, with
     every value of the type it was logged as."""
     rows: list[dict[str, Any]] = [{} for _ in range(n)]
@@ -131,7 +132,7 @@ def to_rows(n: int, columns: Iterable[tuple[str, str, bytes | None, bytes]]) -> 
 
 def from_rows(
     rows: Sequence[dict[str, Any]], keys: Sequence[str] | None = None
-) -> dict[str, np.ndarray]:
+) -> dict[str, NDArray[Any]]:
     """``rows`` as ``decode`` reads columns: every key (or ``keys`` and ``_step``, those
     logged), one value per row."""
     wanted = None if keys is None else {"_step", *keys}
@@ -148,4 +149,3 @@ def last_of(rows: Iterable[dict[str, Any]]) -> dict[str, Any]:
     for row in rows:
         last.update((k, v) for k, v in row.items() if k != "_step" and v is not None)
     return last
-

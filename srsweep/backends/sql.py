@@ -31,17 +31,17 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+from numpy.typing import NDArray
 
 from srsweep import engine
+from srsweep.backends._base import RunRecord
+from srsweep.backends._base import SweepRecord
+from srsweep.backends._base import current
 from srsweep.backends.columns import decode
 from srsweep.backends.columns import encode
 from srsweep.backends.columns import from_rows
 from srsweep.backends.columns import last_of
 from srsweep.backends.columns import to_rows
-from srsweep.backends._base import RunRecord
-from srsweep.backends._base import SweepRecord
-from srsweep.backends._base import current
 from srsweep.errors import LeaseLostError
 from srsweep.errors import NotFoundError
 from srsweep.spec import SCRIPT
@@ -586,25 +586,26 @@ class SqlLedger:
 
     def history_columns(
         self, run_ids: list[str], keys: list[str] | None = None
-    ) -> dict[str, dict[str, np.ndarray]]:
+    ) -> dict[str, dict[str, NDArray[Any]]]:
         """Each run's history as one array per key (``columns.decode``), ``_step``
         included; only ``keys`` (and ``_step``) when given. Runs that logged nothing
         map to ``{}``; a key a run never logged is not in its dict."""
         db = self._db()
-        out: dict[str, dict[str, np.ndarray]] = {rid: {} for rid in run_ids}
+        out: dict[str, dict[str, NDArray[Any]]] = {rid: {} for rid in run_ids}
         if db is None:
             return out
-        pick, args = "", ()
+        pick = ""  # no key filter
+        wanted: list[str] = []
         if keys is not None:
             wanted = list(dict.fromkeys(["_step", *keys]))
-            pick, args = f" AND key IN ({','.join('?' * len(wanted))})", tuple(wanted)
-        for chunk, marks in _chunks(run_ids, _CHUNK - len(args)):
+            pick = f" AND key IN ({','.join('?' * len(wanted))})"
+        for chunk, marks in _chunks(run_ids, _CHUNK - len(wanted)):
             for run_id, key, kind, n, present, data in self._x(
                 db,
                 "SELECT run_id, key, kind, n, present, data FROM history_columns "
                 f"WHERE run_id IN ({marks}){pick} ORDER BY run_id, pos",
-                (*chunk, *args),
-            ).fetchall():
+                (*chunk, *wanted),
+            ):  # row by row: a chunk's blobs are not all held twice
                 out[run_id][key] = decode(kind, int(n), _bytes(present), bytes(data))
         for run_id, rows in self._json_rows(db, run_ids).items():
             out[run_id] = from_rows(rows, keys)

@@ -3,8 +3,9 @@
 
 ``report_sweep`` is the one call the CLI makes; ``write_report`` reports any runs given
 the metric, goal and curve. The stages, in the order the pipeline runs them: ``read``
-(the needed history columns, once, from the backend), ``frames`` (runs -> pandas), ``analysis.analyse`` (``seeds``, ``trends``, ``importance``,
-``drivers``, ``best``) -> figures (``plots``, ``hparam_plots``, ``interactive``) ->
+(the needed history columns, once, from the backend), ``frames`` (runs -> pandas),
+``analysis.analyse`` (``seeds``, ``trends``, ``importance``, ``drivers``, ``best``) ->
+figures (``plots``, ``hparam_plots``, ``interactive``) ->
 ``document`` blocks -> ``markdown`` and ``html``. The pieces are public for notebooks.
 This package is the only place srsweep imports pandas, matplotlib, plotly, scikit-learn
 and SciPy, so import it lazily from the CLI.

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 
 from srsweep.errors import UsageError
 
@@ -147,7 +148,7 @@ def history_frame(records: Iterable[RunRecord]) -> pd.DataFrame:
 
 
 def columns_frame(
-    columns: Mapping[str, Mapping[str, np.ndarray]], run_ids: Sequence[str]
+    columns: Mapping[str, Mapping[str, NDArray[Any]]], run_ids: Sequence[str]
 ) -> pd.DataFrame:
     """``history_frame`` from columns (``Backend.history_columns``), built array by array.
 
@@ -177,7 +178,7 @@ def columns_frame(
     return pd.DataFrame(data)
 
 
-def _joined(parts: Sequence[np.ndarray | None], sizes: Sequence[int]) -> np.ndarray:
+def _joined(parts: Sequence[NDArray[Any] | None], sizes: Sequence[int]) -> NDArray[Any]:
     """One key's arrays end to end; a run without the key is NaN there, and the column
     then holds floats (numbers) or objects (anything else), as pandas fills a gap."""
     present = [p for p in parts if p is not None]

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 
 from srsweep.reports import frames
 
@@ -51,9 +52,7 @@ def logged_of(records: Sequence[RunRecord]) -> Logged:
     return Logged(frame, [c for c in frame.columns if c not in ("run_id", "step")])
 
 
-def read_logged(
-    backend: Backend, run_ids: Sequence[str], keys: Sequence[str] | None
-) -> Logged:
+def read_logged(backend: Backend, run_ids: Sequence[str], keys: Sequence[str] | None) -> Logged:
     """Read the runs' histories from ``backend``'s columns.
 
     Args:
@@ -79,7 +78,7 @@ def read_logged(
     for i in range(0, len(ids), CHUNK):
         chunk = ids[i : i + CHUNK]
         cols = backend.history_columns(chunk, None)
-        sliced: dict[str, dict[str, np.ndarray]] = {}
+        sliced: dict[str, dict[str, NDArray[Any]]] = {}
         labels = []
         for j, rid in enumerate(chunk, start=i):
             order.update(dict.fromkeys(k for k in cols[rid] if k != "_step"))

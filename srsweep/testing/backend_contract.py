@@ -374,7 +374,8 @@ class BackendContract:
             assert cols["_step"].dtype == np.int64 and list(cols["_step"]) == list(range(0, 90, 10))
             assert cols["loss"].dtype == np.float64 and np.isnan(cols["loss"][4])
             assert cols["loss"][8] == 1 / 9 and cols["epoch"].tolist() == list(range(9))
-            assert cols["ok"].dtype == bool and cols["ok"].tolist() == [i % 2 == 0 for i in range(9)]
+            assert cols["ok"].dtype == bool
+            assert cols["ok"].tolist() == [i % 2 == 0 for i in range(9)]
             acc = [0.5 + i / 20 if i % 3 else math.nan for i in range(9)]
             np.testing.assert_array_equal(cols["acc"], acc)  # NaN where not logged
             assert cols["phase"].tolist()[5:7] == ["train", None]

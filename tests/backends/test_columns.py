@@ -62,7 +62,10 @@ def test_an_old_ledger_reads_the_same_and_its_ended_runs_are_compacted_on_open(
 ) -> None:
     path, expected = old
     with sqlite3.connect(path) as db:  # as made: every history is JSON rows
-        assert db.execute("SELECT name FROM sqlite_master WHERE name='history_columns'").fetchone() is None
+        assert (
+            db.execute("SELECT name FROM sqlite_master WHERE name='history_columns'").fetchone()
+            is None
+        )
     ledger = LocalBackend(path.parent, filename=path.name)
     runs = ledger.runs(expected["sweep_id"])
     names = {v: k for k, v in expected["ids"].items()}

@@ -39,7 +39,7 @@ from srsweep.spec import SCRIPT
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    import numpy as np
+    from numpy.typing import NDArray
 
     from srsweep.backends._base import Backend
     from srsweep.backends._base import ServerAgents
@@ -309,7 +309,7 @@ class WandbBackend:
 
     def history_columns(
         self, run_ids: list[str], keys: list[str] | None = None
-    ) -> dict[str, dict[str, np.ndarray]]:
+    ) -> dict[str, dict[str, NDArray[Any]]]:
         """Built from each run's full history (``scan_history``): a W&B server keeps rows."""
         return {rid: from_rows(self._history(rid), keys) for rid in run_ids}
 

@@ -19,10 +19,10 @@ program wrote it. Kept to say what the ledger holds:
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 import math
+import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
