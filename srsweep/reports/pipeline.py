@@ -253,8 +253,13 @@ def csv_text(df: pd.DataFrame) -> str:
 
     out = df.copy()
     for col in out.select_dtypes(include="object").columns:
-        out[col] = out[col].map(cell)
+        # a column of plain scalars (run ids, states) has nothing to turn into JSON
+        if pd.api.types.infer_dtype(out[col], skipna=True) not in _SCALARS:
+            out[col] = out[col].map(cell)
     return str(out.to_csv(index=False))
+
+
+_SCALARS = ("string", "empty", "boolean", "integer", "floating", "mixed-integer-float")
 
 
 def _plain(v: Any) -> Any:

@@ -69,9 +69,10 @@ def read_logged(backend: Backend, run_ids: Sequence[str], keys: Sequence[str] | 
     frame = frames.columns_frame(full, ids)
     if keys is None:
         return Logged(frame, [c for c in frame.columns if c not in ("run_id", "step")], None, last)
-    kept = frames.thin(frame[["run_id", "step"]]).index.to_numpy()
+    kept = np.sort(frames.thin(frame[["run_id", "step"]]).index.to_numpy())
     sizes = [len(full[r].get("_step", ())) for r in ids]
     starts = np.concatenate(([0], np.cumsum(sizes)))
+    bounds = np.searchsorted(kept, starts)  # run j's kept rows: kept[bounds[j]:bounds[j+1]]
     del full
     order: dict[str, None] = {}
     parts = []
@@ -82,8 +83,8 @@ def read_logged(backend: Backend, run_ids: Sequence[str], keys: Sequence[str] | 
         labels = []
         for j, rid in enumerate(chunk, start=i):
             order.update(dict.fromkeys(k for k in cols[rid] if k != "_step"))
-            lo, hi = starts[j], starts[j + 1]
-            at = kept[(kept >= lo) & (kept < hi)]
+            lo = starts[j]
+            at = kept[bounds[j] : bounds[j + 1]]
             labels.append(at)
             sliced[rid] = {
                 k: v[at - lo] for k, v in cols[rid].items() if k == "_step" or k not in keys
