@@ -599,7 +599,7 @@ class SqlLedger:
         if keys is not None:
             wanted = list(dict.fromkeys(["_step", *keys]))
             pick = f" AND key IN ({','.join('?' * len(wanted))})"
-        for chunk, marks in _chunks(run_ids, _CHUNK - len(wanted)):
+        for chunk, marks in _chunks(run_ids, max(1, _CHUNK - len(wanted))):
             for run_id, key, kind, n, present, data in self._x(
                 db,
                 "SELECT run_id, key, kind, n, present, data FROM history_columns "
