@@ -1,7 +1,8 @@
 """Write a sweep's report: tables, figures, ``report.md`` and ``report.html`` in one folder.
 
-The stages run in one direction: ``analysis.analyse`` builds the frames and every
-analysis from the run records; the figures are drawn from that ``Study``; the
+The stages run in one direction: ``read`` reads the runs' logged metrics once, as the
+columns the report needs; ``analysis.analyse`` builds the frames and every analysis
+from the run records and those histories; the figures are drawn from that ``Study``; the
 ``document`` blocks are rendered as Markdown and as HTML. ``report_sweep`` picks what a
 sweep is reported by (its kernel's curve, or a script's metric) from the spec;
 ``write_report`` writes a report of any runs, given the metric, goal and curve. Every
@@ -101,8 +102,11 @@ def report_sweep(
     kernel = kernels.get(program) if program in kernels.names() else None
     metric, goal = objective(spec, kernel)
     runs = frames.exclude(runs, exclude)
-    full = kernel is None or kernel.name in KERNEL_PLOTS  # figures of every logged key
-    need = None if full else [curve or kernel.curve, "epoch"] if kernel is not None else None
+    # every key at every step for a script's curves and a kernel's own figures; else
+    # only the curve (smoothed, classified) and epoch (the x axis)
+    need = None
+    if kernel is not None and kernel.name not in KERNEL_PLOTS:
+        need = [curve or kernel.curve, "epoch"]
     logged = (
         read_logged(backend, [r.id for r in runs], need)
         if backend is not None
