@@ -119,11 +119,10 @@ def comparison_figure(study: Study) -> go.Figure:
         shown = [i for i in study.highlight if i in groups]
     rest = [i for i in ids if i not in shown]
     what = "configurations" if study.replicated else "runs"
-    grey = []
     for n, i in enumerate(rest):
         # one trace per curve, all in one legend entry: hover text once per curve
         x, y, _ = groups[i]
-        grey.append(
+        fig.add_trace(
             go.Scattergl(
                 x=x,
                 y=y.round(5),
@@ -135,7 +134,6 @@ def comparison_figure(study: Study) -> go.Figure:
                 hovertemplate=f"{heading[i]}<br>{labels[i]}<br>%{{x}}: %{{y:.4g}}<extra></extra>",
             )
         )
-    fig.add_traces(grey)  # at once: adding a thousand one by one re-lays out each time
     colours = dict(zip(shown, palette(len(shown), ordered=False), strict=True))
     for i in shown:
         x, y, sd = groups[i]
