@@ -6,7 +6,10 @@ the floor: reading the same numbers once from a single NumPy file.
 Targets (issue 17, 2 cores): report <= 5 s and <= 1 GB, status <= 1 s, report <= 10x
 the floor.
 
-    python benchmarks/bench_report.py [--runs 1000] [--steps 4000]
+    python benchmarks/bench_report.py [--runs 1000] [--steps 4000] [--ledger URL]
+
+``--ledger postgresql://USER@HOST:PORT/DB`` builds the ledger on a PostgreSQL server
+instead of a temporary SQLite file (the sweep is left there).
 """
 
 from __future__ import annotations
@@ -25,9 +28,12 @@ from numpy.typing import NDArray
 KEYS = ("acc", "avg_acc", "epoch", "gp", "loss", "loss_fake", "loss_real", "time")
 
 
-def build(results: Path, runs: int, steps: int) -> tuple[str, NDArray[np.float64]]:
-    """The ledger, and the same numbers as one array (runs, steps, keys)."""
-    from srsweep.backends import LocalBackend
+def build(
+    results: Path, runs: int, steps: int, ledger_url: str | None = None
+) -> tuple[str, NDArray[np.float64]]:
+    """The ledger (under ``results``, or at ``ledger_url``), and the same numbers as one
+    array (runs, steps, keys)."""
+    from srsweep.backends import open_ledger
     from srsweep.spec import validate
 
     spec = validate(
@@ -49,7 +55,7 @@ def build(results: Path, runs: int, steps: int) -> tuple[str, NDArray[np.float64
         },
         "bench",
     )
-    ledger = LocalBackend(results)
+    ledger = open_ledger(results, ledger_url)
     sid = ledger.create_sweep(spec)
     rng = np.random.default_rng(0)
     data = np.empty((runs, steps, len(KEYS)))
@@ -75,38 +81,55 @@ def build(results: Path, runs: int, steps: int) -> tuple[str, NDArray[np.float64
     return sid, data
 
 
+# Runs the command from a fresh, small process and prints its wall time and peak RSS:
+# on Linux a child's ru_maxrss starts at its parent's resident size when it forks, so
+# measured from this process (which holds the ledger's numbers) it would count those.
+_TIMER = """
+import resource, subprocess, sys, time
+t0 = time.perf_counter()
+code = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL).returncode
+took = time.perf_counter() - t0
+print(took, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+sys.exit(code)
+"""
+
+
 def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, float]:
     """Wall seconds and peak resident MB of a command."""
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    took = time.perf_counter() - t0
-    err = proc.stderr.read().decode() if proc.stderr else ""
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed:\n{err[-2000:]}")
-    return took, usage.ru_maxrss / 1024
+    proc = subprocess.run(
+        [sys.executable, "-c", _TIMER, *cmd], env=env, capture_output=True, text=True
+    )
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stderr[-2000:]}")
+    took, kb = proc.stdout.split()
+    return float(took), int(kb) / 1024
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=1000)
     ap.add_argument("--steps", type=int, default=4000)
+    ap.add_argument("--ledger", default=None, help="postgresql://... (default: SQLite)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         results = Path(tmp) / "results"
         print(f"report and status of {args.runs} runs x {args.steps} steps x {len(KEYS)} keys:")
         t0 = time.perf_counter()
-        sid, data = build(results, args.runs, args.steps)
-        print(
-            f"  ledger written in {time.perf_counter() - t0:.0f} s "
-            f"({(results / 'srsweep.db').stat().st_size / 2**20:.0f} MB)"
+        sid, data = build(results, args.runs, args.steps, args.ledger)
+        size = (
+            f" ({(results / 'srsweep.db').stat().st_size / 2**20:.0f} MB)"
+            if args.ledger is None
+            else f" at {args.ledger}"
         )
+        print(f"  ledger written in {time.perf_counter() - t0:.0f} s{size}")
         floor_file = Path(tmp) / "floor.npy"
         np.save(floor_file, data)
         t0 = time.perf_counter()
         np.load(floor_file).sum()
         floor = time.perf_counter() - t0
         env = {**os.environ, "WANDB_MODE": "disabled", "SRSWEEP_RESULTS": str(results)}
+        if args.ledger is not None:
+            env["SRSWEEP_LEDGER"] = args.ledger
         cli = [sys.executable, "-m", "srsweep"]
         rep, rep_mb = timed([*cli, "report", sid], env)
         st, st_mb = timed([*cli, "status", sid], env)

@@ -188,12 +188,13 @@ def runs(
 def history(
     sweep_id: str, *, results: str | Path | None = None, ledger: str | None = None
 ) -> pd.DataFrame:
-    """Every logged row of ``sweep_id``'s runs: ``run_id``, ``_step`` and the metrics."""
-    from srsweep.reports import history_frame
+    """Every logged row of ``sweep_id``'s runs: ``run_id``, ``step`` and the metrics."""
+    from srsweep.reports import columns_frame
 
     backend, sid = open_backend(sweep_id, results=_results(results), ledger=ledger)
     with closing(backend):
-        return history_frame(current(backend.runs(sid)))
+        ids = [r.id for r in current(backend.runs(sid, history=False))]
+        return columns_frame(backend.history_columns(ids), ids)
 
 
 def report(
@@ -217,21 +218,22 @@ def report(
 
     folder = _results(results)
     backend, sid = open_backend(sweep_id, results=folder, ledger=ledger)
-    with closing(backend):
-        record, runs = backend.sweep(sid), current(backend.runs(sid))
     out_dir = Path(out) if out is not None else folder / sid.replace("/", "_")
-    title = f"{record.name} ({sid})"
-    paths = report_sweep(
-        record.spec,
-        runs,
-        out_dir,
-        sweep_id=sweep_id,
-        title=title,
-        curve=curve,
-        avg_hor=avg_hor,
-        exclude=exclude,
-        band=band,
-    )
+    with closing(backend):
+        record = backend.sweep(sid)
+        title = f"{record.name} ({sid})"
+        paths = report_sweep(  # the histories: the columns the report needs, read once
+            record.spec,
+            current(backend.runs(sid, history=False)),
+            out_dir,
+            sweep_id=sweep_id,
+            title=title,
+            curve=curve,
+            avg_hor=avg_hor,
+            exclude=exclude,
+            band=band,
+            backend=backend,
+        )
     if mirror:
         _mirror_figures(paths, sweep_id, record.remote, record.spec, title, folder, echo)
     return paths

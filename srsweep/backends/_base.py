@@ -6,9 +6,13 @@ from collections.abc import Callable
 from collections.abc import Hashable
 from dataclasses import dataclass
 from dataclasses import field
+from typing import TYPE_CHECKING
 from typing import Any
 from typing import Protocol
 from typing import runtime_checkable
+
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
 
 # queued -> running -> finished | stopped | failed | preempted | crashed (agent lost)
 TERMINAL = ("finished", "stopped", "failed", "preempted", "crashed")
@@ -159,6 +163,26 @@ class Backend(Protocol):
 
     def runs(self, sweep_id: str | None, *, history: bool = True) -> list[RunRecord]:
         """The sweep's runs, oldest first (``None``: standalone runs)."""
+
+    def history_columns(
+        self, run_ids: list[str], keys: list[str] | None = None
+    ) -> dict[str, dict[str, NDArray[Any]]]:
+        """The runs' histories as columns, for reading many runs at once.
+
+        Args:
+            run_ids: Runs as ``runs`` returned them.
+            keys: Only these metrics (and ``_step``); None: every logged key.
+
+        Returns:
+            Per run id, one array per key, one value per logged row in logging order:
+            numbers as float64 with NaN where a row did not log the key (int64 or bool
+            when every row did), anything else as objects with None there. A run that
+            logged nothing maps to ``{}``; a key it never logged is left out.
+        """
+
+    def last_logged(self, run_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """Per run id, the last value of each logged key (but ``_step``) that is not
+        None: what a run's summary would say had it ended normally."""
 
 
 @runtime_checkable

@@ -44,6 +44,10 @@ CREATE INDEX IF NOT EXISTS runs_by_retry ON runs(retry_of);
 CREATE TABLE IF NOT EXISTS history (
     run_id TEXT NOT NULL REFERENCES runs(id), step INTEGER NOT NULL, data TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS history_by_run ON history(run_id, step);
+CREATE TABLE IF NOT EXISTS history_columns (
+    run_id TEXT NOT NULL REFERENCES runs(id), key TEXT NOT NULL, pos INTEGER NOT NULL,
+    kind TEXT NOT NULL, n INTEGER NOT NULL, present BLOB, data BLOB NOT NULL, last TEXT,
+    PRIMARY KEY (run_id, key));
 """
 
 # columns added after the first release, in table order: older ledgers get them on open
@@ -127,6 +131,7 @@ class LocalBackend(SqlLedger):
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.executescript(_SCHEMA)
             _migrate(conn)
+            self._compact_ended(conn)
         except sqlite3.DatabaseError as e:
             raise self._unreadable(e) from None
         return conn
@@ -145,6 +150,13 @@ class LocalBackend(SqlLedger):
                     f"file:{self.path}?immutable=1", uri=True, isolation_level=None
                 )
             have = {row[1] for row in conn.execute("PRAGMA table_info(runs)")}
+            if not conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type='table' AND name='history_columns'"
+            ).fetchone():  # older than the columns: its histories are all rows
+                conn.execute(
+                    "CREATE TEMP TABLE history_columns (run_id TEXT, key TEXT, pos INTEGER,"
+                    " kind TEXT, n INTEGER, present BLOB, data BLOB, last TEXT)"
+                )
         except sqlite3.DatabaseError as e:
             raise self._unreadable(e) from None
         have |= {row[1] for row in conn.execute("PRAGMA table_info(sweeps)")}

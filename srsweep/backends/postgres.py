@@ -43,6 +43,10 @@ _SCHEMA = [
         n BIGSERIAL PRIMARY KEY, run_id TEXT NOT NULL REFERENCES runs(id),
         step BIGINT NOT NULL, data TEXT NOT NULL)""",
     "CREATE INDEX IF NOT EXISTS history_by_run ON history(run_id, step)",
+    """CREATE TABLE IF NOT EXISTS history_columns (
+        run_id TEXT NOT NULL REFERENCES runs(id), key TEXT NOT NULL, pos INTEGER NOT NULL,
+        kind TEXT NOT NULL, n BIGINT NOT NULL, present BYTEA, data BYTEA NOT NULL, last TEXT,
+        PRIMARY KEY (run_id, key))""",
 ]
 _SCHEMA_LOCK = 0x5253_5357  # pg_advisory_lock key: "SRSW"
 
@@ -96,6 +100,7 @@ class PostgresBackend(SqlLedger):
         try:
             for statement in _SCHEMA:
                 conn.execute(statement)
+            self._compact_ended(conn)
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (_SCHEMA_LOCK,))
         return conn

@@ -6,6 +6,13 @@ per sweep (SQLite: ``BEGIN IMMEDIATE`` takes the database's write lock; PostgreS
 ``SELECT … FOR UPDATE`` on the sweep's row). Queries are written with ``?`` and
 translated once for drivers that take ``%s``.
 
+History: a running attempt's log calls are JSON rows (``history``); when the attempt
+ends, whichever way (``finish``, or the reaper marking it crashed or failed), its rows
+are compacted into typed columns (``history_columns``, see ``srsweep.backends.columns``) in the same
+transaction and deleted. Reads take either, so a live run reads from its rows and a
+ledger written before the columns existed reads as it did; its ended runs are
+compacted the first time it is opened for writing.
+
 Fencing: every attempt of a trial is a row of its own, and a lease that ran out turns
 its row ``crashed`` and queues a new row. The ledger accepts writes about a trial
 (log, heartbeat, finish) only while its row is ``running``, so an agent whose lease
@@ -26,10 +33,17 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from numpy.typing import NDArray
+
 from srsweep import engine
 from srsweep.backends._base import RunRecord
 from srsweep.backends._base import SweepRecord
 from srsweep.backends._base import current
+from srsweep.backends.columns import decode
+from srsweep.backends.columns import encode
+from srsweep.backends.columns import from_rows
+from srsweep.backends.columns import last_of
+from srsweep.backends.columns import to_rows
 from srsweep.errors import LeaseLostError
 from srsweep.errors import NotFoundError
 from srsweep.spec import SCRIPT
@@ -45,6 +59,8 @@ RUN_COLUMNS = (
 )
 DEFAULT_LEASE = 120.0  # seconds without a heartbeat before a running trial is lost
 DEFAULT_RETRIES = 3  # crashed or lost attempts of one trial before it counts as failed
+COLUMN_FIELDS = "run_id, key, pos, kind, n, present, data, last"
+_CHUNK = 500  # ids per ``IN (...)``: drivers cap bound parameters
 
 
 def new_id(n: int = 8) -> str:
@@ -338,6 +354,7 @@ class SqlLedger:
                     "UPDATE runs SET state=?, finished_at=?, error=? WHERE id=?",
                     ("crashed" if sweep_id is None else "failed", now, error, run_id),
                 )
+            self._compact(db, run_id)
 
     def _engine_runs(self, db: Any, sweep_id: str, with_summary: bool) -> list[RunRecord]:
         """The little the engine needs of each run, cheaply: a claim on a large grid
@@ -547,8 +564,124 @@ class SqlLedger:
                     "not recorded"
                     + (" (its lease was taken over)" if old.state == "crashed" else "")
                 )
+            self._compact(db, run_id)
             if requeue:
                 self._requeue(db, run_id)
+
+    # -- columnar history -------------------------------------------------------------
+    def _compact(self, db: Any, run_id: str) -> None:
+        """Turn ``run_id``'s JSON rows into columns (inside the caller's transaction);
+        a run compacted before keeps its columns, the rows logged since added to them."""
+        rows = [
+            json.loads(data)
+            for (data,) in self._x(
+                db,
+                f"SELECT data FROM history WHERE run_id=? ORDER BY step, {self.history_order}",
+                (run_id,),
+            ).fetchall()
+        ]
+        if not rows:
+            return
+        rows = self._column_rows(db, [run_id]).get(run_id, []) + rows
+        self._x(db, "DELETE FROM history_columns WHERE run_id=?", (run_id,))
+        db.cursor().executemany(
+            self._q(f"INSERT INTO history_columns ({COLUMN_FIELDS}) VALUES (?,?,?,?,?,?,?,?)"),
+            [
+                (run_id, c.key, pos, c.kind, len(rows), c.present, c.data, c.last)
+                for pos, c in enumerate(encode(rows))
+            ],
+        )
+        self._x(db, "DELETE FROM history WHERE run_id=?", (run_id,))
+
+    def _compact_ended(self, db: Any) -> None:
+        """Compact the rows of every run that is no longer running or queued: what a
+        ledger written before the columns existed holds (run once, on a writable open)."""
+        ended = "SELECT id FROM runs r WHERE state NOT IN ('running', 'queued') AND EXISTS "
+        ended += "(SELECT 1 FROM history h WHERE h.run_id = r.id)"
+        if not self._x(db, ended + " LIMIT 1").fetchone():
+            return
+        self._begin(db)
+        try:
+            for (run_id,) in self._x(db, ended).fetchall():
+                self._compact(db, run_id)
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    def _column_rows(self, db: Any, run_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
+        """The compacted history of these runs, as the rows it was logged as."""
+        found: dict[str, tuple[int, list[tuple[str, str, bytes | None, bytes]]]] = {}
+        for chunk, marks in _chunks(run_ids):
+            for run_id, key, kind, n, present, data in self._x(
+                db,
+                "SELECT run_id, key, kind, n, present, data FROM history_columns "
+                f"WHERE run_id IN ({marks}) ORDER BY run_id, pos",
+                chunk,
+            ).fetchall():
+                found.setdefault(run_id, (int(n), []))[1].append(
+                    (key, kind, _bytes(present), bytes(data))
+                )
+        return {rid: to_rows(n, cols) for rid, (n, cols) in found.items()}
+
+    def _json_rows(self, db: Any, run_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
+        """The JSON rows of these runs (live ones, or not compacted yet), in logging order."""
+        out: dict[str, list[dict[str, Any]]] = {}
+        for chunk, marks in _chunks(run_ids):
+            for run_id, data in self._x(
+                db,
+                f"SELECT run_id, data FROM history WHERE run_id IN ({marks}) "
+                f"ORDER BY run_id, step, {self.history_order}",
+                chunk,
+            ).fetchall():
+                out.setdefault(run_id, []).append(json.loads(data))
+        return out
+
+    def history_columns(
+        self, run_ids: list[str], keys: list[str] | None = None
+    ) -> dict[str, dict[str, NDArray[Any]]]:
+        """Each run's history as one array per key (``columns.decode``), ``_step``
+        included; only ``keys`` (and ``_step``) when given. Runs that logged nothing
+        map to ``{}``; a key a run never logged is not in its dict."""
+        db = self._db()
+        out: dict[str, dict[str, NDArray[Any]]] = {rid: {} for rid in run_ids}
+        if db is None:
+            return out
+        pick = ""  # no key filter
+        wanted: list[str] = []
+        if keys is not None:
+            wanted = list(dict.fromkeys(["_step", *keys]))
+            pick = f" AND key IN ({','.join('?' * len(wanted))})"
+        for chunk, marks in _chunks(run_ids, max(1, _CHUNK - len(wanted))):
+            for run_id, key, kind, n, present, data in self._x(
+                db,
+                "SELECT run_id, key, kind, n, present, data FROM history_columns "
+                f"WHERE run_id IN ({marks}){pick} ORDER BY run_id, pos",
+                (*chunk, *wanted),
+            ):  # row by row: a chunk's blobs are not all held twice
+                out[run_id][key] = decode(kind, int(n), _bytes(present), bytes(data))
+        for run_id, rows in self._json_rows(db, run_ids).items():
+            out[run_id] = from_rows(rows, keys)
+        return out
+
+    def last_logged(self, run_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """Each run's last logged value per key (but ``_step``) that is not None."""
+        db = self._db()
+        out: dict[str, dict[str, Any]] = {rid: {} for rid in run_ids}
+        if db is None:
+            return out
+        for chunk, marks in _chunks(run_ids):
+            for run_id, key, last in self._x(
+                db,
+                "SELECT run_id, key, last FROM history_columns "
+                f"WHERE run_id IN ({marks}) AND key <> '_step' ORDER BY run_id, pos",
+                chunk,
+            ).fetchall():
+                if last is not None:
+                    out[run_id][key] = json.loads(last)
+        for run_id, rows in self._json_rows(db, run_ids).items():
+            out[run_id] = last_of(rows)
+        return out
 
     def set_config(self, run_id: str, config: dict[str, Any]) -> None:
         with self._tx() as db:
@@ -618,6 +751,7 @@ class SqlLedger:
                     sets = ", ".join(f"{c}=?" for c in names[1:])
                     dst._x(out, f"UPDATE runs SET {sets} WHERE id=?", (*row[1:], row[0]))
                     dst._x(out, "DELETE FROM history WHERE run_id=?", (row[0],))
+                    dst._x(out, "DELETE FROM history_columns WHERE run_id=?", (row[0],))
                     counts["updated"] += 1
                 history = self._x(
                     db,
@@ -628,7 +762,18 @@ class SqlLedger:
                 out.cursor().executemany(
                     dst._q("INSERT INTO history (run_id, step, data) VALUES (?,?,?)"), history
                 )
-                counts["rows"] += len(history)
+                compacted = self._x(
+                    db,
+                    f"SELECT {COLUMN_FIELDS} FROM history_columns WHERE run_id=? ORDER BY pos",
+                    (row[0],),
+                ).fetchall()
+                out.cursor().executemany(
+                    dst._q(
+                        f"INSERT INTO history_columns ({COLUMN_FIELDS}) VALUES (?,?,?,?,?,?,?,?)"
+                    ),
+                    [(*c[:5], _bytes(c[5]), bytes(c[6]), c[7]) for c in compacted],
+                )
+                counts["rows"] += len(history) + (int(compacted[0][4]) if compacted else 0)
         return counts
 
     # -- reading ------------------------------------------------------------------------
@@ -662,18 +807,10 @@ class SqlLedger:
         return self._with_history(db, runs) if history else runs
 
     def _with_history(self, db: Any, runs: list[RunRecord]) -> list[RunRecord]:
-        by_id = {r.id: r for r in runs}
-        ids = list(by_id)
-        for i in range(0, len(ids), 500):  # drivers cap bound parameters
-            chunk = ids[i : i + 500]
-            marks = ",".join("?" * len(chunk))
-            for run_id, data in self._x(
-                db,
-                f"SELECT run_id, data FROM history WHERE run_id IN ({marks}) "
-                f"ORDER BY run_id, step, {self.history_order}",
-                chunk,
-            ).fetchall():
-                by_id[run_id].history.append(json.loads(data))
+        ids = [r.id for r in runs]
+        compacted, live = self._column_rows(db, ids), self._json_rows(db, ids)
+        for r in runs:
+            r.history = compacted.get(r.id, []) + live.get(r.id, [])
         return runs
 
     @staticmethod
@@ -718,3 +855,15 @@ class SqlLedger:
             attempt,
             retry_of,
         )
+
+
+def _chunks(ids: list[str], size: int = _CHUNK) -> Iterator[tuple[list[str], str]]:
+    """``ids`` in slices a driver takes as bound parameters, each with its ``?`` marks."""
+    for i in range(0, len(ids), size):
+        chunk = ids[i : i + size]
+        yield chunk, ",".join("?" * len(chunk))
+
+
+def _bytes(blob: Any) -> bytes | None:
+    """A BLOB/BYTEA value as bytes (drivers hand back bytes or memoryview), or None."""
+    return None if blob is None else bytes(blob)

@@ -2,9 +2,10 @@
 ``report.md`` and ``report.html``.
 
 ``report_sweep`` is the one call the CLI makes; ``write_report`` reports any runs given
-the metric, goal and curve. The stages, in the order the pipeline runs them: ``frames``
-(runs -> pandas), ``analysis.analyse`` (``seeds``, ``trends``, ``importance``,
-``drivers``, ``best``) -> figures (``plots``, ``hparam_plots``, ``interactive``) ->
+the metric, goal and curve. The stages, in the order the pipeline runs them: ``read``
+(the needed history columns, once, from the backend), ``frames`` (runs -> pandas),
+``analysis.analyse`` (``seeds``, ``trends``, ``importance``, ``drivers``, ``best``) ->
+figures (``plots``, ``hparam_plots``, ``interactive``) ->
 ``document`` blocks -> ``markdown`` and ``html``. The pieces are public for notebooks.
 This package is the only place srsweep imports pandas, matplotlib, plotly, scikit-learn
 and SciPy, so import it lazily from the CLI.
@@ -16,6 +17,7 @@ from srsweep.reports.analysis import Study
 from srsweep.reports.analysis import analyse
 from srsweep.reports.drivers import trend_drivers
 from srsweep.reports.frames import best_k
+from srsweep.reports.frames import columns_frame
 from srsweep.reports.frames import config_columns
 from srsweep.reports.frames import exclude
 from srsweep.reports.frames import format_value
@@ -35,6 +37,8 @@ from srsweep.reports.pipeline import write_report
 from srsweep.reports.plots import comparison_plot
 from srsweep.reports.plots import grouped_plot
 from srsweep.reports.plots import save
+from srsweep.reports.read import Logged
+from srsweep.reports.read import read_logged
 from srsweep.reports.seeds import config_ids
 from srsweep.reports.seeds import config_trends
 from srsweep.reports.trends import NO_DATA
@@ -50,6 +54,9 @@ __all__ = [
     "Study",
     "runs_frame",
     "history_frame",
+    "columns_frame",
+    "Logged",
+    "read_logged",
     "varying_keys",
     "config_columns",
     "smooth",

@@ -33,6 +33,8 @@ from srsweep.reports.importance import importance as hp_importance
 from srsweep.reports.levels import Levels
 from srsweep.reports.levels import is_numeric
 from srsweep.reports.levels import levels_of
+from srsweep.reports.read import Logged
+from srsweep.reports.read import logged_of
 from srsweep.reports.trends import CHANCE
 from srsweep.reports.trends import characterise
 from srsweep.reports.trends import classify
@@ -128,10 +130,12 @@ def analyse(
     kernel: str | None = None,
     spec: dict[str, Any] | None = None,
     excluded: Sequence[str] = (),
+    logged: Logged | None = None,
 ) -> Study:
     """The frames of the runs (``frames``) and their analyses (``analyse_frames``); see
     ``pipeline.write_report`` for the args; ``excluded`` are the patterns the runs were
-    filtered by, for the summary.
+    filtered by, for the summary; ``logged`` their histories (``read.read_logged``),
+    default: the records' own.
 
     Raises:
         UsageError: no run logged ``curve``, no run has ``metric``, a bad ``goal`` or
@@ -140,9 +144,12 @@ def analyse(
     swept: dict[str, None] = {}
     for r in records:
         swept.update(dict.fromkeys(flatten(r.params or {})))
+    logged = logged if logged is not None else logged_of(records)
     return analyse_frames(
-        frames.runs_frame(records),
-        frames.history_frame(records),
+        frames.runs_frame(records, logged.last),
+        logged.frame,
+        extra=logged.extra,
+        logged_keys=logged.keys,
         swept=list(swept) if swept else None,
         model_paths={r.id: r.model_path for r in records},
         run_configs={r.id: r.config for r in records},
@@ -176,6 +183,8 @@ def analyse_frames(
     kernel: str | None = None,
     spec: dict[str, Any] | None = None,
     excluded: Sequence[str] = (),
+    extra: pd.DataFrame | None = None,
+    logged_keys: Sequence[str] | None = None,
 ) -> Study:
     """The analyses of a runs frame and a history frame (``frames.runs_frame`` and
     ``frames.history_frame``, or the same columns read another way).
@@ -183,6 +192,9 @@ def analyse_frames(
     Args:
         runs: One row per run.
         hist: One row per logged step.
+        extra: More logged keys at the rows of ``hist`` that ``frames.thin`` keeps
+            (``read.Logged.extra``), joined to the drawn rows.
+        logged_keys: Every logged key in order (default: ``hist``'s columns).
         swept: The keys the sweep chose (its runs' ``params``); None: every config key.
         model_paths: Model file per run id.
         run_configs: Full nested config per run id (for the best run's command).
@@ -192,8 +204,10 @@ def analyse_frames(
     Raises:
         UsageError: as ``analyse``.
     """
+    if logged_keys is None:
+        logged_keys = [c for c in hist.columns if c not in ("run_id", "step")]
     if curve not in hist.columns or pd.to_numeric(hist[curve], errors="coerce").isna().all():
-        logged = sorted(c for c in hist.columns if c not in ("run_id", "step"))
+        logged = sorted(logged_keys)
         raise UsageError(
             f"report: no run (of {len(runs)} after exclusions) has any history of "
             f"{curve!r}; logged metrics: {', '.join(logged) or 'none'}"
@@ -230,6 +244,10 @@ def analyse_frames(
         per_config[["config", "label"]].rename(columns={"label": "config trend"}), on="config"
     )
     plotted = frames.thin(smoothed)
+    if extra is not None:  # every logged key, in the order history_frame gives them
+        plotted = plotted.join(extra)
+        smooth_cols = [smooth_col, f"{curve}_std"]
+        plotted = plotted[["run_id", "step", *logged_keys, *smooth_cols]]
     curves = seeds.seed_curves(plotted, config, smooth_col)
 
     levels = {k: levels_of(runs[k]) for k in keys}

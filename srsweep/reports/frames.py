@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from collections.abc import Mapping
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 
 from srsweep.errors import UsageError
 
@@ -24,6 +26,7 @@ if TYPE_CHECKING:
 __all__ = [
     "runs_frame",
     "history_frame",
+    "columns_frame",
     "varying_keys",
     "smooth",
     "best_k",
@@ -32,6 +35,7 @@ __all__ = [
     "format_value",
     "config_columns",
     "thin",
+    "curves",
     "MAX_POINTS",
 ]
 
@@ -76,7 +80,9 @@ def _last_logged(history: list[dict[str, Any]]) -> dict[str, Any]:
     return last
 
 
-def runs_frame(records: Iterable[RunRecord]) -> pd.DataFrame:
+def runs_frame(
+    records: Iterable[RunRecord], logged: Mapping[str, Mapping[str, Any]] | None = None
+) -> pd.DataFrame:
     """One row per run, with its config flattened to dotted column names.
 
     Columns: ``run_id``, ``name``, ``state``, ``sweep_id``, one column per config key
@@ -100,7 +106,8 @@ def runs_frame(records: Iterable[RunRecord]) -> pd.DataFrame:
         row["sweep_id"] = r.sweep_id
         row.update({_config_name(k): v for k, v in cfg.items()})
         summary = _flatten(r.summary or {})
-        for k, v in _last_logged(r.history or []).items():
+        last = logged.get(r.id, {}) if logged is not None else _last_logged(r.history or [])
+        for k, v in last.items():
             summary.setdefault(k, v)
         row.update({f"summary.{k}": v for k, v in summary.items()})
         start, end = r.started_at, r.finished_at
@@ -139,6 +146,54 @@ def history_frame(records: Iterable[RunRecord]) -> pd.DataFrame:
     if not rows:
         return pd.DataFrame({"run_id": pd.Series(dtype=object), "step": pd.Series(dtype=int)})
     return pd.DataFrame(rows)
+
+
+def columns_frame(
+    columns: Mapping[str, Mapping[str, NDArray[Any]]], run_ids: Sequence[str]
+) -> pd.DataFrame:
+    """``history_frame`` from columns (``Backend.history_columns``), built array by array.
+
+    Args:
+        columns: Per run id, one array per key with ``_step`` among them.
+        run_ids: The runs, in the order their rows should have.
+
+    Returns:
+        The same frame ``history_frame`` gives for the runs' rows: ``run_id``, ``step``
+        and one column per key in the order the keys first appear; values a run never
+        logged are NaN.
+    """
+    keys: dict[str, None] = {}
+    sizes = []
+    for rid in run_ids:
+        cols = columns.get(rid, {})
+        keys.update(dict.fromkeys(k for k in cols if k != "_step"))
+        sizes.append(len(cols["_step"]) if "_step" in cols else 0)
+    data: dict[str, Any] = {
+        "run_id": np.repeat(np.asarray(run_ids, dtype=object), sizes),
+        "step": _joined([columns.get(r, {}).get("_step") for r in run_ids], sizes),
+    }
+    for key in keys:
+        data[key] = _joined([columns.get(r, {}).get(key) for r in run_ids], sizes)
+    if not data["run_id"].size:
+        return pd.DataFrame({"run_id": pd.Series(dtype=object), "step": pd.Series(dtype=int)})
+    return pd.DataFrame(data)
+
+
+def _joined(parts: Sequence[NDArray[Any] | None], sizes: Sequence[int]) -> NDArray[Any]:
+    """One key's arrays end to end; a run without the key is NaN there, and the column
+    then holds floats (numbers) or objects (anything else), as pandas fills a gap."""
+    present = [p for p in parts if p is not None]
+    if len(present) == len(parts) and len({p.dtype for p in present}) <= 1:
+        return np.concatenate(present) if present else np.empty(0)
+    numeric = all(p.dtype.kind in "iuf" for p in present)
+    dtype: Any = float if numeric else object
+    out = np.full(sum(sizes), np.nan, dtype=dtype)
+    at = 0
+    for p, n in zip(parts, sizes, strict=True):
+        if p is not None:
+            out[at : at + n] = p
+        at += n
+    return out
 
 
 def varying_keys(runs_df: pd.DataFrame, candidates: Sequence[str] | None = None) -> list[str]:
@@ -237,7 +292,7 @@ def thin(
         The kept rows of ``df``, in its order.
     """
     steps = df[step_col].to_numpy()
-    distinct = np.unique(steps)
+    distinct = np.sort(pd.unique(steps))  # hashing first: millions of rows, few steps
     if len(distinct) <= max_points:
         return df
     grid = distinct[:: -(-len(distinct) // max_points)]
@@ -245,6 +300,35 @@ def thin(
     last = np.full(len(ids), -np.inf)
     np.maximum.at(last, codes, steps.astype(float))
     return df[np.isin(steps, grid) | (steps == last[codes])]
+
+
+def curves(
+    df: pd.DataFrame, y: str, more: Sequence[str] = (), id_col: str = "run_id", x_col: str = "step"
+) -> dict[Any, tuple[NDArray[Any], ...]]:
+    """Each curve of ``df`` as arrays, split in one pass instead of a group at a time.
+
+    Args:
+        df: One row per curve and step.
+        y: The values drawn; rows where it is missing are left out.
+        more: Further columns wanted beside it (e.g. the std), as floats.
+        id_col: The column naming the curve.
+        x_col: The step column.
+
+    Returns:
+        Per curve, in the order curves first appear (one whose ``y`` is all missing
+        too, with empty arrays): ``(x, y, *more)`` sorted by ``x`` (stable), ``x`` in its
+        own dtype and the rest as floats.
+    """
+    codes, ids = pd.factorize(df[id_col], sort=False)
+    keep = df[y].notna().to_numpy()
+    codes = codes[keep]
+    x = df[x_col].to_numpy()[keep]
+    order = np.lexsort((x, codes))
+    cols = [x[order]] + [df[c].to_numpy(dtype=float)[keep][order] for c in (y, *more)]
+    bounds = np.searchsorted(codes[order], np.arange(len(ids) + 1))
+    return {
+        rid: tuple(c[bounds[k] : bounds[k + 1]] for c in cols) for k, rid in enumerate(ids)
+    }
 
 
 def best_k(runs_df: pd.DataFrame, metric: str, goal: str, k: int) -> pd.DataFrame:

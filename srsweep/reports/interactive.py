@@ -17,6 +17,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from srsweep.reports.analysis import Study
+from srsweep.reports.frames import curves
 from srsweep.reports.frames import format_value
 from srsweep.reports.hparam_plots import axis_positions
 from srsweep.reports.levels import numeric_order
@@ -111,7 +112,7 @@ def comparison_figure(study: Study) -> go.Figure:
             for i, n, s in zip(rows["id"], rows["name"], rows["state"], strict=True)
         }
     labels = {i: _describe(r, keys) for i, r in rows.set_index("id", drop=False).iterrows()}
-    groups = {i: g.dropna(subset=["y"]) for i, g in data.groupby("id", sort=False)}
+    groups = curves(data, "y", ["sd"], id_col="id")
     ids = [i for i in rows["id"] if i in groups]
     shown = ids
     if len(ids) > MAX_CURVES and study.highlight is not None:
@@ -120,11 +121,11 @@ def comparison_figure(study: Study) -> go.Figure:
     what = "configurations" if study.replicated else "runs"
     for n, i in enumerate(rest):
         # one trace per curve, all in one legend entry: hover text once per curve
-        g = groups[i]
+        x, y, _ = groups[i]
         fig.add_trace(
             go.Scattergl(
-                x=g["step"].to_numpy(),
-                y=g["y"].to_numpy(dtype=float).round(5),
+                x=x,
+                y=y.round(5),
                 mode="lines",
                 line={"color": GREY, "width": 1},
                 name=f"{len(rest)} other {what}",
@@ -135,10 +136,10 @@ def comparison_figure(study: Study) -> go.Figure:
         )
     colours = dict(zip(shown, palette(len(shown), ordered=False), strict=True))
     for i in shown:
-        g = groups[i]
-        x, y = g["step"].to_numpy(dtype=float), g["y"].to_numpy(dtype=float).round(5)
+        x, y, sd = groups[i]
+        x, y = x.astype(float), y.round(5)
         if study.band:
-            sd = g["sd"].fillna(0.0).to_numpy(dtype=float)
+            sd = np.nan_to_num(sd, nan=0.0)
             _band(fig, x, y - sd, y + sd, colours[i], i, study.value_range)
         name = labels[i].replace("<br>", ", ") or heading[i]
         fig.add_trace(

@@ -271,13 +271,20 @@ KERNEL_PLOTS: dict[str, Draw] = {"stn": _stn, "lazy": _lazy, "srnet": srnet_figu
 
 
 def kernel_figures(
-    kernel: str, records: Iterable[RunRecord]
+    kernel: str,
+    records: Iterable[RunRecord],
+    runs: pd.DataFrame | None = None,
+    history: pd.DataFrame | None = None,
 ) -> tuple[list[KernelFigure], list[str]]:
     """The kernel's figures for these runs, and notes on what was skipped.
 
     Args:
         kernel: Kernel name; one without a ``KERNEL_PLOTS`` entry gets no figures.
-        records: The runs (their history, config and ``model_path``).
+        records: The runs (their config and ``model_path``, and their history unless
+            ``history`` is given).
+        runs: Their runs frame; default ``runs_frame(records)``.
+        history: Their history frame, every key at every step; default
+            ``history_frame(records)``.
 
     Returns:
         ``(figures, notes)``: ``(filename, Figure, caption)`` triples, and one line per
@@ -288,5 +295,9 @@ def kernel_figures(
     if draw is None or not records:
         return [], []
     models = ModelFiles(records)
-    figs = draw(runs_frame(records), history_frame(records), models)
+    figs = draw(
+        runs_frame(records) if runs is None else runs,
+        history_frame(records) if history is None else history,
+        models,
+    )
     return figs, models.notes

@@ -1,7 +1,8 @@
 """Write a sweep's report: tables, figures, ``report.md`` and ``report.html`` in one folder.
 
-The stages run in one direction: ``analysis.analyse`` builds the frames and every
-analysis from the run records; the figures are drawn from that ``Study``; the
+The stages run in one direction: ``read`` reads the runs' logged metrics once, as the
+columns the report needs; ``analysis.analyse`` builds the frames and every analysis
+from the run records and those histories; the figures are drawn from that ``Study``; the
 ``document`` blocks are rendered as Markdown and as HTML. ``report_sweep`` picks what a
 sweep is reported by (its kernel's curve, or a script's metric) from the spec;
 ``write_report`` writes a report of any runs, given the metric, goal and curve. Every
@@ -35,17 +36,22 @@ from srsweep.reports.hparam_plots import metric_plot
 from srsweep.reports.hparam_plots import parallel_plot
 from srsweep.reports.html import render_html
 from srsweep.reports.interactive import interactive_figures
+from srsweep.reports.kernel_plots import KERNEL_PLOTS
 from srsweep.reports.kernel_plots import kernel_figures
 from srsweep.reports.levels import numeric_order
 from srsweep.reports.markdown import render_markdown
 from srsweep.reports.plots import comparison_plot
 from srsweep.reports.plots import grouped_plot
 from srsweep.reports.plots import save
+from srsweep.reports.read import Logged
+from srsweep.reports.read import logged_of
+from srsweep.reports.read import read_logged
 from srsweep.spec import objective
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
+    from srsweep.backends._base import Backend
     from srsweep.backends._base import RunRecord
 
 __all__ = ["report_sweep", "write_report", "csv_text"]
@@ -62,6 +68,7 @@ def report_sweep(
     avg_hor: int | None = None,
     exclude: Sequence[str] = (),
     band: bool = True,
+    backend: Backend | None = None,
 ) -> list[Path]:
     """Write the report of a sweep's runs (see ``write_report``), judged as the spec says.
 
@@ -80,6 +87,9 @@ def report_sweep(
         avg_hor: Smoothing window; None takes the runs' own.
         exclude: Drop runs whose id or name contains any of these.
         band: Shade ±1 std around the curves.
+        backend: Where the runs are: their histories are read from its columns, only
+            the keys the report needs at every step (``read.read_logged``); None: the
+            records carry their history.
 
     Returns:
         The written paths, as ``write_report`` lists them.
@@ -91,6 +101,17 @@ def report_sweep(
     program = str(spec.get("program"))
     kernel = kernels.get(program) if program in kernels.names() else None
     metric, goal = objective(spec, kernel)
+    runs = frames.exclude(runs, exclude)
+    # every key at every step for a script's curves and a kernel's own figures; else
+    # only the curve (smoothed, classified) and epoch (the x axis)
+    need = None
+    if kernel is not None and kernel.name not in KERNEL_PLOTS:
+        need = [curve or kernel.curve, "epoch"]
+    logged = (
+        read_logged(backend, [r.id for r in runs], need)
+        if backend is not None
+        else logged_of(runs)
+    )
     if kernel is not None:
         return write_report(
             runs,
@@ -104,13 +125,13 @@ def report_sweep(
             title=title,
             kernel=kernel.name,
             spec=spec,
+            logged=logged,
         )
     curve = curve or metric  # a script: its spec's metric, and every other metric it logged
     if not curve:
-        logged = sorted({k for r in runs for h in r.history for k in h} - {"_step"})
         raise UsageError(
             f"report: sweep {sweep_id} runs a script and its spec names no metric; "
-            f"pass --curve (logged: {', '.join(logged) or 'nothing'})"
+            f"pass --curve (logged: {', '.join(sorted(logged.keys)) or 'nothing'})"
         )
     return write_report(
         runs,
@@ -124,6 +145,7 @@ def report_sweep(
         title=title,
         more_curves=True,
         spec=spec,
+        logged=logged,
     )
 
 
@@ -142,6 +164,7 @@ def write_report(
     kernel: str | None = None,
     more_curves: bool = False,
     spec: dict[str, Any] | None = None,
+    logged: Logged | None = None,
 ) -> list[Path]:
     """Write a sweep's report (CSV tables, PNG figures, ``report.md``, ``report.html``).
 
@@ -167,6 +190,9 @@ def write_report(
         more_curves: Also plot every other numeric metric the runs logged, smoothed
             the same way (``curve_<metric>.png``), e.g. for a script's sweep.
         spec: The sweep's spec, for the keys drawn on a log axis.
+        logged: The runs' histories (``read.read_logged``; it must hold every key
+            at every step for a kernel's figures and ``more_curves``); default: the
+            records' own. Of the records left after ``exclude``.
 
     Returns:
         The written paths: ``runs.csv``, ``configs.csv``, ``history.csv`` (with the
@@ -184,6 +210,8 @@ def write_report(
             ``avg_hor``.
     """
     records = frames.exclude(records, exclude)
+    if logged is None:
+        logged = logged_of(records)
     study = analyse(
         records,
         metric=metric,
@@ -196,6 +224,7 @@ def write_report(
         kernel=kernel,
         spec=spec,
         excluded=exclude,
+        logged=logged,
     )
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -205,7 +234,9 @@ def write_report(
     paths += [save(fig, out_dir / name) for name, fig in figures]
     blocks = report_blocks(study, files)
     if kernel is not None:
-        figs, notes = kernel_figures(kernel, records)
+        figs, notes = kernel_figures(
+            kernel, records, frames.runs_frame(records, logged.last), logged.frame
+        )
         paths += [save(fig, out_dir / name) for name, fig, _ in figs]
         blocks += kernel_section(kernel, [(n, c) for n, _, c in figs], notes)
     if more_curves:
@@ -226,8 +257,13 @@ def csv_text(df: pd.DataFrame) -> str:
 
     out = df.copy()
     for col in out.select_dtypes(include="object").columns:
-        out[col] = out[col].map(cell)
+        # a column of plain scalars (run ids, states) has nothing to turn into JSON
+        if pd.api.types.infer_dtype(out[col], skipna=True) not in _SCALARS:
+            out[col] = out[col].map(cell)
     return str(out.to_csv(index=False))
+
+
+_SCALARS = ("string", "empty", "boolean", "integer", "floating", "mixed-integer-float")
 
 
 def _plain(v: Any) -> Any:

@@ -20,6 +20,7 @@ from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 
 from srsweep import store
+from srsweep.reports.frames import curves
 from srsweep.reports.levels import Levels
 from srsweep.reports.levels import levels_of
 from srsweep.reports.levels import palette
@@ -134,7 +135,7 @@ def comparison_plot(
     """
     mean_col, std_col = f"{metric}_smooth", f"{metric}_std"
     chance, value_range = _resolve(metric, smoothed_df[mean_col], chance, value_range)
-    groups = dict(list(smoothed_df.groupby("run_id", sort=False)))
+    groups = curves(smoothed_df, mean_col, [std_col] if band else [])
     ids = list(groups)
     if highlight is None:
         order = {rid: i for i, rid in enumerate(labels.keys())}
@@ -148,23 +149,16 @@ def comparison_plot(
     others = [rid for rid in ids if rid not in colour]
     grey = None
     if others:
-        lines = [
-            g.dropna(subset=[mean_col]).sort_values("step", kind="stable")[["step", mean_col]]
-            for g in (groups[rid] for rid in others)
-        ]
-        grey = LineCollection(
-            [g.to_numpy(dtype=float) for g in lines], colors=OTHER_COLOUR, linewidths=0.7
-        )
+        lines = [np.column_stack(groups[rid][:2]).astype(float) for rid in others]
+        grey = LineCollection(lines, colors=OTHER_COLOUR, linewidths=0.7)
         ax.add_collection(grey)
         ax.autoscale_view()
     handles = {}
     for rid in shown:
-        g = groups[rid].dropna(subset=[mean_col]).sort_values("step", kind="stable")
-        x, y = g["step"].to_numpy(), g[mean_col].to_numpy()
+        x, y, *sd = groups[rid]
         (handles[rid],) = ax.plot(x, y, color=colour[rid], linewidth=1.4)
         if band:
-            sd = g[std_col].to_numpy()
-            _band(ax, x, y - sd, y + sd, colour[rid], value_range)
+            _band(ax, x, y - sd[0], y + sd[0], colour[rid], value_range)
     chance_line(ax, chance)
     legend_handles: list[Any] = [handles[rid] for rid in shown]
     if grey is not None:

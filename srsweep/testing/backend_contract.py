@@ -16,6 +16,8 @@ several threads, each on its own ``reopen()`` handle, and leases run out on the 
 
 from __future__ import annotations
 
+import json
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -24,6 +26,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from srsweep import engine
@@ -461,6 +464,92 @@ class BackendContract:
             r.id: rows,
             s.id: [{"_step": 0, "loss": 9.0}],
         }
+
+    @staticmethod
+    def _mixed_rows() -> list[dict[str, Any]]:
+        """Rows of every kind a run logs: floats (a NaN, a key some rows lack), ints,
+        bools, strings, a list, None, and a key logged as an int and as a float."""
+        rows: list[dict[str, Any]] = []
+        for i in range(9):
+            row: dict[str, Any] = {"_step": 10 * i, "loss": 1 / (i + 1), "epoch": i}
+            row.update(ok=i % 2 == 0, phase="warmup" if i < 3 else "train", mix=i / 2)
+            if i % 3:
+                row["acc"] = 0.5 + i / 20
+            rows.append(row)
+        rows[4]["loss"] = math.nan
+        rows[5]["lat"] = [0.25, 1.5]
+        rows[6]["phase"] = None
+        rows[2]["mix"] = 1
+        return rows
+
+    def test_an_ended_runs_history_reads_back_the_same_and_as_columns(
+        self, backend: Backend
+    ) -> None:
+        sid = backend.create_sweep(grid_spec(2))
+        r = backend.claim(sid, "a")
+        assert r is not None
+        rows = self._mixed_rows()
+        backend.log(r.id, rows[:4])
+        backend.log(r.id, rows[4:])
+        live = backend.history_columns([r.id])[r.id]
+        backend.finish(r.id, "finished", summary={"loss": 0.1})
+        got = backend.run(r.id).history
+        assert json.dumps(got) == json.dumps(rows)  # values, their types, NaN, key order
+        assert [json.dumps(x.history) for x in backend.runs(sid) if x.id == r.id] == [
+            json.dumps(rows)
+        ]
+        ended = backend.history_columns([r.id])[r.id]
+        for cols in (live, ended):  # a live run's rows read as its columns will
+            assert list(cols) == ["_step", "loss", "epoch", "ok", "phase", "mix", "acc", "lat"]
+            assert cols["_step"].dtype == np.int64 and list(cols["_step"]) == list(range(0, 90, 10))
+            assert cols["loss"].dtype == np.float64 and np.isnan(cols["loss"][4])
+            assert cols["loss"][8] == 1 / 9 and cols["epoch"].tolist() == list(range(9))
+            assert cols["ok"].dtype == bool
+            assert cols["ok"].tolist() == [i % 2 == 0 for i in range(9)]
+            acc = [0.5 + i / 20 if i % 3 else math.nan for i in range(9)]
+            np.testing.assert_array_equal(cols["acc"], acc)  # NaN where not logged
+            assert cols["phase"].tolist()[5:7] == ["train", None]
+            assert cols["lat"].tolist() == [None] * 5 + [[0.25, 1.5]] + [None] * 3
+            assert cols["mix"].tolist()[:3] == [0.0, 0.5, 1]
+        assert list(backend.history_columns([r.id], ["acc", "gone"])[r.id]) == ["_step", "acc"]
+        assert backend.last_logged([r.id])[r.id] == {
+            "loss": 1 / 9,
+            "epoch": 8,
+            "ok": True,
+            "phase": "train",
+            "mix": 4.0,
+            "acc": 0.5 + 8 / 20,
+            "lat": [0.25, 1.5],
+        }
+
+    def test_history_columns_of_runs_that_logged_nothing_are_empty(
+        self, backend: Backend
+    ) -> None:
+        sid = backend.create_sweep(grid_spec(2))
+        r = backend.claim(sid, "a")
+        assert r is not None
+        backend.finish(r.id, "failed", error="boom")
+        assert backend.history_columns([r.id]) == {r.id: {}}
+        assert backend.last_logged([r.id]) == {r.id: {}}
+
+    def test_a_reaped_runs_history_is_kept_and_its_old_holder_still_fenced(
+        self, backend: Backend
+    ) -> None:
+        backend.lease_timeout = LEASE / 2
+        sid = backend.create_sweep(grid_spec(1))
+        lost = backend.claim(sid, "stalled")
+        assert lost is not None
+        rows = self._mixed_rows()
+        backend.log(lost.id, rows)
+        time.sleep(LEASE)
+        again = backend.claim(sid, "live")  # reaps the stalled attempt: crashed
+        assert again is not None and again.retry_of == lost.id
+        with pytest.raises(LeaseLostError, match=lost.id):
+            backend.log(lost.id, [{"_step": 99, "loss": 9.0}])
+        old = backend.run(lost.id)
+        assert old.state == "crashed" and json.dumps(old.history) == json.dumps(rows)
+        cols = backend.history_columns([lost.id, again.id], ["loss"])
+        assert cols[again.id] == {} and cols[lost.id]["_step"].tolist()[-1] == 80
 
     def test_runs_without_history_leave_it_out(self, backend: Backend) -> None:
         sid = backend.create_sweep(grid_spec(2))

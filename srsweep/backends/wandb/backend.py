@@ -25,6 +25,8 @@ from typing import NoReturn
 from srsweep import kernels
 from srsweep.backends._base import RunRecord
 from srsweep.backends._base import SweepRecord
+from srsweep.backends.columns import from_rows
+from srsweep.backends.columns import last_of
 from srsweep.backends.wandb.server import base_url
 from srsweep.backends.wandb.server import parse_path
 from srsweep.backends.wandb.server import require_server
@@ -37,6 +39,8 @@ from srsweep.spec import SCRIPT
 if TYPE_CHECKING:
     from collections.abc import Hashable
     from collections.abc import Iterable
+
+    from numpy.typing import NDArray
 
     from srsweep.backends._base import Backend
     from srsweep.backends._base import ServerAgents
@@ -129,6 +133,8 @@ class WandbBackend:
         self.project = project
         self.entity = entity
         self._api: Any = None
+        self._listed: dict[str, Any] = {}  # run id -> the API run ``runs`` listed it as
+        self._scanned: dict[str, list[dict[str, Any]]] = {}  # run id -> its history rows
 
     @property
     def location(self) -> str:
@@ -302,8 +308,30 @@ class WandbBackend:
         entity, project, sid = _path(sweep_id)
         api = self._server()
         with self._errors():
-            found = api.runs(f"{entity}/{project}", filters={"sweep": sid}, per_page=500)
+            found = list(api.runs(f"{entity}/{project}", filters={"sweep": sid}, per_page=500))
+            self._listed.update((r.id, r) for r in found)
             return [to_record(r, sweep_id, r.scan_history() if history else ()) for r in found]
+
+    def _history(self, run_id: str) -> list[dict[str, Any]]:
+        """The history rows of a run ``runs`` listed (or ``ENTITY/PROJECT/RUN_ID``), as
+        ``RunRecord.history`` holds them, scanned once per backend."""
+        if run_id not in self._scanned:
+            listed = self._listed.get(run_id)
+            if listed is None:
+                self._scanned[run_id] = self.run(run_id).history
+            else:
+                with self._errors():
+                    self._scanned[run_id] = to_record(listed, None, listed.scan_history()).history
+        return self._scanned[run_id]
+
+    def history_columns(
+        self, run_ids: list[str], keys: list[str] | None = None
+    ) -> dict[str, dict[str, NDArray[Any]]]:
+        """Built from each run's full history (``scan_history``): a W&B server keeps rows."""
+        return {rid: from_rows(self._history(rid), keys) for rid in run_ids}
+
+    def last_logged(self, run_ids: list[str]) -> dict[str, dict[str, Any]]:
+        return {rid: last_of(self._history(rid)) for rid in run_ids}
 
     # -- messages ----------------------------------------------------------------------------
     @staticmethod
