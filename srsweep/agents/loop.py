@@ -10,6 +10,7 @@ trial in a process of its own, as W&B's agent would (``scripts``).
 from __future__ import annotations
 
 import collections
+import difflib
 import os
 import socket
 import time
@@ -48,6 +49,7 @@ __all__ = ["AgentResult", "agent_name", "run_agent", "run_single"]
 # the W&B agent's rule: stop when trials keep failing right away (a broken setup)
 FAIL_LIMIT = 5
 FAIL_WINDOW = 60.0
+_AGENT_KEYS = ("runtime", "nonfinite")  # summary keys the agent adds to a script's own
 
 
 @dataclass
@@ -114,6 +116,8 @@ def run_agent(
         return "early-terminated by the sweep's early_terminate rule" if run_id in stop else None
 
     early = "early_terminate" in sweep.spec and "metric" in sweep.spec
+    # a kernel's metric is checked when the sweep is created; a script's only here
+    warned = kernel is not None or not metric
     with signals.installed():
         while count is None or len(result.runs) < count:
             if signals.received:
@@ -177,6 +181,9 @@ def run_agent(
             for record in claimed:
                 result.states[record.state] += 1
                 echo(outcome_line(record, metric))
+                if not warned and (warning := _unlogged_metric(record, metric, sweep.source)):
+                    echo(warning)
+                    warned = True
                 if record.state == "preempted":  # (the trial queued it again already)
                     echo(f"  {record.name} queued again")
                 failures = (
@@ -196,6 +203,22 @@ def run_agent(
         else:
             result.reason = f"count of {count} reached"
     return result
+
+
+def _unlogged_metric(record: RunRecord, metric: str, source: str) -> str | None:
+    """A warning when ``record`` finished without logging the sweep's ``metric``: the
+    sweep then cannot rank its runs (bayes and early termination see nothing either)."""
+    if record.state != "finished" or metric in record.summary:
+        return None
+    logged = sorted(k for k in record.summary if k not in _AGENT_KEYS and not k.startswith("_"))
+    close = difflib.get_close_matches(metric, logged, n=1)
+    return (
+        f"warning: run {record.name} finished without logging {metric!r} (logged: "
+        f"{', '.join(logged) or 'nothing'}); the sweep's metric is {metric!r}, so its runs "
+        f"cannot be ranked: check metric.name in {source}"
+        + (f" (did you mean {close[0]!r}?)" if close else "")
+        + "; said once per agent"
+    )
 
 
 def run_single(
