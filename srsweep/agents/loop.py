@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import collections
 import difflib
+import math
 import os
 import socket
 import time
@@ -24,6 +25,7 @@ from typing import Any
 from srsweep import config as _config
 from srsweep import engine
 from srsweep import kernels
+from srsweep.agents.eta import SweepEta
 from srsweep.agents.function import execute_function
 from srsweep.agents.packing import groups
 from srsweep.agents.packing import pack_size
@@ -34,6 +36,7 @@ from srsweep.agents.trial import outcome_line
 from srsweep.agents.trial import params_line
 from srsweep.agents.trial import resolved
 from srsweep.errors import UsageError
+from srsweep.limits import grid_points
 from srsweep.spec import SCRIPT
 from srsweep.spec import command_text
 from srsweep.spec import objective
@@ -49,6 +52,7 @@ __all__ = ["AgentResult", "agent_name", "run_agent", "run_single"]
 # the W&B agent's rule: stop when trials keep failing right away (a broken setup)
 FAIL_LIMIT = 5
 FAIL_WINDOW = 60.0
+_STARTED = ("finished", "failed", "stopped", "running")  # a trial of these states has begun
 _AGENT_KEYS = ("runtime", "nonfinite")  # summary keys the agent adds to a script's own
 
 
@@ -116,6 +120,7 @@ def run_agent(
         return "early-terminated by the sweep's early_terminate rule" if run_id in stop else None
 
     early = "early_terminate" in sweep.spec and "metric" in sweep.spec
+    eta, size = SweepEta(pack=pack), _size(sweep.spec)
     # a kernel's metric is checked when the sweep is created; a script's only here
     warned = kernel is not None or not metric
     with signals.installed():
@@ -138,6 +143,7 @@ def run_agent(
                 result.runs.append(r.id)
                 n = f"{len(result.runs)}" + (f"/{count}" if count else "")
                 echo(f"[{n}] {r.name} ({r.id}) {params_line(r.params, swept)}")
+            eta.waiting = _waiting(backend, sweep_id, size, count, len(result.runs))
             if function is not None:
                 for r in claimed:
                     execute_function(
@@ -161,6 +167,7 @@ def run_agent(
                         echo=echo,
                         stop_check=check if early else None,
                         signals=signals,
+                        eta=eta,
                     )
             else:
                 for group in groups(kernel, claimed):
@@ -177,10 +184,14 @@ def run_agent(
                         source=f"sweep {sweep_id}",
                         stop_check=check if early else None,
                         signals=signals,
+                        eta=eta,
                     )
             for record in claimed:
                 result.states[record.state] += 1
                 echo(outcome_line(record, metric))
+                runtime = record.summary.get("runtime")
+                if record.state == "finished" and isinstance(runtime, (int, float)):
+                    eta.durations.append(float(runtime))
                 if not warned and (warning := _unlogged_metric(record, metric, sweep.source)):
                     echo(warning)
                     warned = True
@@ -203,6 +214,26 @@ def run_agent(
         else:
             result.reason = f"count of {count} reached"
     return result
+
+
+def _size(spec: dict[str, Any]) -> int | None:
+    """How many trials the sweep has: its grid's points or its ``run_cap``, the fewer;
+    None when it has neither."""
+    known = [n for n in (grid_points(spec), spec.get("run_cap")) if isinstance(n, (int, float))]
+    return int(min(known)) if known and math.isfinite(min(known)) else None
+
+
+def _waiting(
+    backend: Backend, sweep_id: str, size: int | None, count: int | None, claimed: int
+) -> int | None:
+    """Trials still to start once the claimed ones run: ``count`` less those this agent
+    claimed, and the sweep's ``size`` less those run or running (any agent's), the
+    fewer; None when neither is known."""
+    left = [] if count is None else [count - claimed]
+    if size is not None:
+        counts = backend.sweep(sweep_id).counts
+        left.append(size - sum(counts.get(s, 0) for s in _STARTED))
+    return max(min(left), 0) if left else None
 
 
 def _unlogged_metric(record: RunRecord, metric: str, source: str) -> str | None:
