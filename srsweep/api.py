@@ -203,6 +203,8 @@ def report(
     results: str | Path | None = None,
     ledger: str | None = None,
     out: str | Path | None = None,
+    metric: str | None = None,
+    goal: str | None = None,
     curve: str | None = None,
     avg_hor: int | None = None,
     exclude: Sequence[str] = (),
@@ -211,9 +213,11 @@ def report(
     echo: Callable[[str], None] = print,
 ) -> list[Path]:
     """Write ``sweep_id``'s report (as ``srsweep report``); returns the paths written,
-    ``report.md`` among them. ``out`` defaults to ``RESULTS/SWEEP_ID``. With
-    ``mirror``, its figures are also logged to a W&B run beside the sweep's runs
-    (offline unless a server is configured; ``srsweep sync`` uploads it)."""
+    ``report.md`` among them. ``out`` defaults to ``RESULTS/SWEEP_ID``. ``metric`` and
+    ``goal`` judge the runs by any logged metric instead of the spec's (see
+    ``reports.report_sweep``). With ``mirror``, its figures are also logged to a W&B
+    run beside the sweep's runs (offline unless a server is configured; ``srsweep
+    sync`` uploads it)."""
     from srsweep.reports import report_sweep
 
     folder = _results(results)
@@ -228,6 +232,8 @@ def report(
             out_dir,
             sweep_id=sweep_id,
             title=title,
+            metric=metric,
+            goal=goal,
             curve=curve,
             avg_hor=avg_hor,
             exclude=exclude,

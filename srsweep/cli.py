@@ -580,6 +580,20 @@ def status(obj: _Obj, sweep_id: str) -> None:
     help="Logged metric to plot and classify. Default: the kernel's curve, or "
     "for a script the spec's metric.",
 )
+@click.option(
+    "--metric",
+    metavar="NAME",
+    default=None,
+    help="Logged metric to rank, weigh hyperparameters and pick the best run by "
+    "(and, unless --curve says otherwise, to plot). Default: the spec's metric.",
+)
+@click.option(
+    "--goal",
+    type=click.Choice(["maximize", "minimize"]),
+    default=None,
+    help="Whether a larger or smaller --metric is better. Default: the spec's goal "
+    "for the spec's metric, minimize (W&B's default) for another.",
+)
 @pass_obj
 def report(
     obj: _Obj,
@@ -589,6 +603,8 @@ def report(
     out: Path | None,
     band: bool,
     curve: str | None,
+    metric: str | None,
+    goal: str | None,
 ) -> None:
     """Write plots, tables and report.md for SWEEP_ID (local, or ENTITY/PROJECT/ID on a
     W&B server, read with the W&B API)."""
@@ -601,6 +617,8 @@ def report(
         results=obj.results,
         ledger=obj.ledger_url,
         out=out_dir,
+        metric=metric,
+        goal=goal,
         curve=curve,
         avg_hor=avg_hor,
         exclude=exclude,

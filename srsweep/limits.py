@@ -25,6 +25,7 @@ __all__ = [
     "TOO_DEEP",
     "BoundedComposer",
     "LimitExceeded",
+    "grid_points",
     "grid_violation",
     "tree_violations",
 ]
@@ -183,6 +184,15 @@ def _count(leaf: Any) -> float:
         except OverflowError:  # the quotient is beyond any float
             return math.inf
     return 1
+
+
+def grid_points(spec: dict[str, Any]) -> float | None:
+    """The number of points of a grid spec (counted, never expanded); None for a spec
+    of another method."""
+    params = spec.get("parameters")
+    if spec.get("method") != "grid" or not isinstance(params, dict):
+        return None
+    return _grid_points(params)[0]
 
 
 def grid_violation(spec: dict[str, Any]) -> str | None:

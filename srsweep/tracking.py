@@ -234,6 +234,9 @@ class TrialRun:
         progress: called at most every ``progress_every`` seconds with a status line.
         resume_from: the model file of this trial's interrupted previous attempt, which
             ``resume_state`` offers the kernel.
+        time_left: the time-left text the status line ends with, given the seconds so
+            far, the last logged step and the steps the run takes (its config's
+            ``epochs`` or ``steps``; None if it has neither).
     """
 
     def __init__(
@@ -247,6 +250,7 @@ class TrialRun:
         stop_check: Callable[[], str | None] | None = None,
         progress: Callable[[str], None] | None = None,
         resume_from: Path | None = None,
+        time_left: Callable[[float, int, int | None], str] | None = None,
         check_every: float = 2.0,
         progress_every: float = 5.0,
         flush_every: float = 2.0,
@@ -264,6 +268,7 @@ class TrialRun:
         self._wandb = wandb_sink
         self._stop_check = stop_check
         self._progress = progress
+        self._time_left = time_left
         self._every = (check_every, progress_every, flush_every)
         now = time.monotonic()
         self._t0 = now
@@ -361,12 +366,16 @@ class TrialRun:
 
     def status_line(self) -> str:
         last = self.history[-1] if self.history else {"_step": 0}
-        total = self.config.get("epochs")
+        total = next((self.config[k] for k in ("epochs", "steps") if k in self.config), None)
         step = f"step {last['_step']}" + (f"/{total}" if total else "")
         shown = [f"{k}={_fmt(v)}" for k, v in last.items() if k not in ("_step", "epoch", "time")][
             :4
         ]
-        return f"  {self.record.name} {step} {' '.join(shown)} ({self.elapsed():.0f}s)"
+        elapsed = self.elapsed()
+        steps = total if isinstance(total, int) and not isinstance(total, bool) else None
+        left = self._time_left(elapsed, int(last["_step"]), steps) if self._time_left else ""
+        took = f"{elapsed:.0f}s" + (f", {left}" if left else "")
+        return f"  {self.record.name} {step} {' '.join(shown)} ({took})"
 
 
 def _scalar(v: Any) -> Any:

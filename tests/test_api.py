@@ -63,6 +63,18 @@ def test_a_dict_sweep_runs_a_function_and_reads_back(here):
     assert results / sid / "report.md" in paths and (results / sid / "report.md").stat().st_size
 
 
+def test_a_function_that_never_logs_the_metric_is_warned_about_once(here):
+    results, lines = here / "results", []
+    sid = srsweep.sweep({**STUDY, "metric": {"name": "los"}}, results=results)
+    done = srsweep.agent(sid, function=train, results=results, echo=lines.append)
+    assert done.states == {"finished": 2}
+    assert [line for line in lines if "warning" in line] == [
+        "warning: run script-001 finished without logging 'los' (logged: loss, shape_sum); "
+        "the sweep's metric is 'los', so its runs cannot be ranked: check metric.name in "
+        f"{here / 'sweep config'} (did you mean 'loss'?); said once per agent"
+    ]
+
+
 def test_a_dict_and_its_yaml_give_the_same_trials(here):
     results = here / "results"
     (here / "spec.yaml").write_text(

@@ -221,6 +221,16 @@ def test_a_script_sweep_creates_reports_and_shows_status(cli, write_spec, tmp_pa
     assert (results / sid / "curve_acc.png").stat().st_size > 0
     res = cli("report", sid, "--curve", "acc", "--out", str(tmp_path / "acc"))
     assert res.exit_code == 0 and "curve_val_loss.png" in res.output
+    res = cli("report", sid, "--metric", "acc", "--goal", "maximize", "--out", str(tmp_path / "m"))
+    assert res.exit_code == 0, res.output
+    report = (tmp_path / "m" / "report.md").read_text()
+    assert "## Smoothed acc, all runs" in report and "## Best 2 by acc (maximize)" in report
+    res = cli("report", sid, "--metric", "val_los")
+    assert res.exit_code == 2 and "Traceback" not in res.output
+    assert res.stderr == (
+        f"Error: report: no run of sweep {sid} logged 'val_los'; logged: acc, val_loss "
+        "(did you mean 'val_loss'?)\n"
+    )
 
 
 def test_a_script_sweep_without_a_metric_asks_for_a_curve(cli, write_spec, tmp_path):
@@ -229,7 +239,7 @@ def test_a_script_sweep_without_a_metric_asks_for_a_curve(cli, write_spec, tmp_p
     sid = cli("create", str(spec)).stdout.strip()
     res = cli("report", sid)
     assert res.exit_code == 2
-    assert "runs a script and its spec names no metric; pass --curve" in res.output
+    assert "runs a script and its spec names no metric; pass --metric or --curve" in res.output
 
 
 def test_results_is_accepted_after_the_subcommand_and_wins(runner, write_spec, tmp_path):

@@ -10,6 +10,8 @@ trial in a process of its own, as W&B's agent would (``scripts``).
 from __future__ import annotations
 
 import collections
+import difflib
+import math
 import os
 import signal
 import socket
@@ -25,6 +27,7 @@ from srsweep import config as _config
 from srsweep import engine
 from srsweep import kernels
 from srsweep.agents.backup import backed_up
+from srsweep.agents.eta import SweepEta
 from srsweep.agents.function import execute_function
 from srsweep.agents.packing import candidates
 from srsweep.agents.packing import groups
@@ -38,6 +41,7 @@ from srsweep.agents.trial import params_line
 from srsweep.agents.trial import record_outcome
 from srsweep.agents.trial import resolved
 from srsweep.errors import UsageError
+from srsweep.limits import grid_points
 from srsweep.spec import SCRIPT
 from srsweep.spec import command_text
 from srsweep.spec import objective
@@ -53,6 +57,8 @@ __all__ = ["AgentResult", "agent_name", "run_agent", "run_single"]
 # the W&B agent's rule: stop when trials keep failing right away (a broken setup)
 FAIL_LIMIT = 5
 FAIL_WINDOW = 60.0
+_STARTED = ("finished", "failed", "stopped", "running")  # a trial of these states has begun
+_AGENT_KEYS = ("runtime", "nonfinite")  # summary keys the agent adds to a script's own
 
 
 @dataclass
@@ -150,6 +156,7 @@ def run_agent(
                     echo=echo,
                     stop_check=stop_check,
                     signals=signals,
+                    eta=eta,
                 )
         else:
             for group in groups(kernel, claimed):
@@ -165,8 +172,12 @@ def run_agent(
                     source=f"sweep {sweep_id}",
                     stop_check=stop_check,
                     signals=signals,
+                    eta=eta,
                 )
 
+    eta, size = SweepEta(pack=pack), _size(sweep.spec)
+    # a kernel's metric is checked when the sweep is created; a script's only here
+    warned = kernel is not None or not metric
     with signals.installed(), backed_up(backend, backup_every, echo):
         while count is None or len(result.runs) < count:
             if signals.received:
@@ -189,6 +200,7 @@ def run_agent(
                 result.runs.append(r.id)
                 n = f"{len(result.runs)}" + (f"/{count}" if count else "")
                 echo(f"[{n}] {r.name} ({r.id}) {params_line(r.params, swept)}")
+            eta.waiting = _waiting(backend, sweep_id, size, count, len(result.runs))
             try:
                 run_claimed(claimed)
             except KeyboardInterrupt:  # not through the handler (e.g. raised in a function)
@@ -200,6 +212,12 @@ def run_agent(
                     record.state = "preempted"
                 result.states[record.state] += 1
                 echo(outcome_line(record, metric))
+                runtime = record.summary.get("runtime")
+                if record.state == "finished" and isinstance(runtime, (int, float)):
+                    eta.durations.append(float(runtime))
+                if not warned and (warning := _unlogged_metric(record, metric, sweep.source)):
+                    echo(warning)
+                    warned = True
                 if record.state == "preempted":  # (its next attempt is queued already)
                     echo(f"  {record.name} queued again")
                 failures = (
@@ -223,6 +241,42 @@ def run_agent(
         if not result.failed_fast:
             result.reason = "stopped by signal"
     return result
+
+
+def _size(spec: dict[str, Any]) -> int | None:
+    """How many trials the sweep has: its grid's points or its ``run_cap``, the fewer;
+    None when it has neither."""
+    known = [n for n in (grid_points(spec), spec.get("run_cap")) if isinstance(n, (int, float))]
+    return int(min(known)) if known and math.isfinite(min(known)) else None
+
+
+def _waiting(
+    backend: Backend, sweep_id: str, size: int | None, count: int | None, claimed: int
+) -> int | None:
+    """Trials still to start once the claimed ones run: ``count`` less those this agent
+    claimed, and the sweep's ``size`` less those run or running (any agent's), the
+    fewer; None when neither is known."""
+    left = [] if count is None else [count - claimed]
+    if size is not None:
+        counts = backend.sweep(sweep_id).counts
+        left.append(size - sum(counts.get(s, 0) for s in _STARTED))
+    return max(min(left), 0) if left else None
+
+
+def _unlogged_metric(record: RunRecord, metric: str, source: str) -> str | None:
+    """A warning when ``record`` finished without logging the sweep's ``metric``: the
+    sweep then cannot rank its runs (bayes and early termination see nothing either)."""
+    if record.state != "finished" or metric in record.summary:
+        return None
+    logged = sorted(k for k in record.summary if k not in _AGENT_KEYS and not k.startswith("_"))
+    close = difflib.get_close_matches(metric, logged, n=1)
+    return (
+        f"warning: run {record.name} finished without logging {metric!r} (logged: "
+        f"{', '.join(logged) or 'nothing'}); the sweep's metric is {metric!r}, so its runs "
+        f"cannot be ranked: check metric.name in {source}"
+        + (f" (did you mean {close[0]!r}?)" if close else "")
+        + "; said once per agent"
+    )
 
 
 def run_single(

@@ -26,6 +26,7 @@ from typing import IO
 from typing import TYPE_CHECKING
 from typing import Any
 
+from srsweep.agents.eta import SweepEta
 from srsweep.agents.signals import Heartbeat
 from srsweep.agents.signals import training
 from srsweep.agents.trial import lost_lease
@@ -76,6 +77,8 @@ class ScriptTrial:
         echo: where progress lines go.
         stop_check: returns a reason to stop the run now (early termination) or None.
         signals: the agent's signal handling (a second signal kills the script at once).
+        eta: what the agent knows of the sweep's trials ahead, for the time left that
+            progress lines end with (a script's own number of steps is unknown).
     """
 
     def __init__(
@@ -89,11 +92,13 @@ class ScriptTrial:
         echo: Echo,
         stop_check: Callable[[], str | None] | None = None,
         signals: Signals | None = None,
+        eta: SweepEta | None = None,
     ) -> None:
         self.backend, self.record, self.spec = backend, record, spec
         self.signals = signals
         self.workdir, self.results, self.echo = workdir, results.resolve(), echo
         self.stop_check = stop_check
+        self.eta = eta or SweepEta()
         self.stop_reason: str | None = None
         self.history: list[dict[str, Any]] = []
         self._reader: wb.OfflineRunReader | None = None
@@ -275,7 +280,11 @@ class ScriptTrial:
         last = self.history[-1] if self.history else {"_step": 0}
         shown = [f"{k}={_fmt(v)}" for k, v in last.items() if k != "_step"][:4]
         took = time.monotonic() - self._t0
-        return f"  {self.record.name} step {last['_step']} {' '.join(shown)} ({took:.0f}s)"
+        left = self.eta.text(took, int(last["_step"]), None)
+        return (
+            f"  {self.record.name} step {last['_step']} {' '.join(shown)} "
+            f"({took:.0f}s{', ' + left if left else ''})"
+        )
 
 
 def execute_script(
@@ -288,6 +297,7 @@ def execute_script(
     echo: Echo,
     stop_check: Callable[[str], str | None] | None = None,
     signals: Signals | None = None,
+    eta: SweepEta | None = None,
 ) -> RunRecord:
     """Run one claimed trial of a script sweep in its own process, with heartbeats, and
     record its outcome in the ledger."""
@@ -300,6 +310,7 @@ def execute_script(
         echo=echo,
         stop_check=None if stop_check is None else lambda: stop_check(record.id),
         signals=signals,
+        eta=eta,
     )
     return supervised(trial, backend)
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from typing import Any
 
 from srsweep import config as _config
+from srsweep.agents.eta import SweepEta
 from srsweep.agents.packing import limit_threads
 from srsweep.agents.signals import Heartbeat
 from srsweep.agents.signals import training
@@ -109,6 +110,7 @@ class _Trial:
         echo: Echo,
         source: str,
         stop_check: Callable[[], str | None] | None,
+        eta: SweepEta,
     ) -> None:
         self.backend, self.record = backend, record
         self.cfg: Any = None
@@ -135,6 +137,7 @@ class _Trial:
                 stop_check=stop_check,
                 progress=echo,
                 resume_from=last_saved(backend, record, models),
+                time_left=eta.text,
             )
         except Exception as e:  # a bad config fails this trial only
             self.error = _error_text(e)
@@ -202,9 +205,12 @@ def execute(
     overrides: dict[str, Any] | None = None,
     stop_check: Callable[[str], str | None] | None = None,
     signals: Signals | None = None,
+    eta: SweepEta | None = None,
 ) -> list[RunRecord]:
     """Run claimed trials to their end, alone (one record) or packed (several records of
-    one ``pack_key``), and record each outcome in the ledger."""
+    one ``pack_key``), and record each outcome in the ledger. Progress lines end with
+    the time left for the trial, and for the sweep as ``eta`` knows it."""
+    eta = eta or SweepEta()
 
     def check_for(run_id: str) -> Callable[[], str | None] | None:
         return None if stop_check is None else lambda: stop_check(run_id)
@@ -220,6 +226,7 @@ def execute(
             echo=echo,
             source=f"{source} run {r.id}" if overrides is None else source,
             stop_check=check_for(r.id),
+            eta=eta,
         )
         for r in records
     ]

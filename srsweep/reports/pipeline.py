@@ -11,6 +11,7 @@ file is written through ``store.atomic_write``.
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
 from collections.abc import Iterable
@@ -64,18 +65,23 @@ def report_sweep(
     *,
     sweep_id: str,
     title: str,
+    metric: str | None = None,
+    goal: str | None = None,
     curve: str | None = None,
     avg_hor: int | None = None,
     exclude: Sequence[str] = (),
     band: bool = True,
     backend: Backend | None = None,
 ) -> list[Path]:
-    """Write the report of a sweep's runs (see ``write_report``), judged as the spec says.
+    """Write the report of a sweep's runs (see ``write_report``), judged as the spec says
+    unless ``metric`` or ``goal`` say otherwise.
 
     A kernel's sweep (its ``program`` names a kernel) ranks by the spec's metric, else
     the kernel's, plots the kernel's curve and adds the kernel's own figures. A
     script's sweep plots and ranks by the spec's metric, and plots every other metric
-    the runs logged too.
+    the runs logged too. A ``metric`` other than the spec's is also the curve plotted
+    and classified (unless ``curve`` names one), so that the ranking, the importance,
+    the trends and their drivers and the best run all answer for it.
 
     Args:
         spec: The sweep's spec as registered (a W&B sweep config).
@@ -83,6 +89,10 @@ def report_sweep(
         out_dir: Folder for the files.
         sweep_id: The sweep as the user named it, for messages.
         title: Report and figure title.
+        metric: Logged metric to rank by instead of the spec's (any the runs logged).
+        goal: ``"maximize"`` or ``"minimize"`` for ``metric``, else for the spec's
+            metric. Default: the spec's goal for its metric, W&B's ``"minimize"``
+            for another.
         curve: Logged metric to plot and classify instead of the default.
         avg_hor: Smoothing window; None takes the runs' own.
         exclude: Drop runs whose id or name contains any of these.
@@ -95,13 +105,29 @@ def report_sweep(
         The written paths, as ``write_report`` lists them.
 
     Raises:
-        UsageError: a script's spec names no metric and no ``curve`` is given (the
-            message lists what the runs logged), or as ``write_report``.
+        UsageError: a script's spec names no metric and no ``metric`` or ``curve`` is
+            given (the message lists what the runs logged); ``metric`` is not logged by
+            any run (the message lists what was, with a close match), or was logged
+            only as a final value and no ``curve`` is given; or as ``write_report``.
     """
     program = str(spec.get("program"))
     kernel = kernels.get(program) if program in kernels.names() else None
-    metric, goal = objective(spec, kernel)
+    judged_by, spec_goal = objective(spec, kernel)
     runs = frames.exclude(runs, exclude)
+    stepped = _stepped(runs, backend)
+    if metric is not None and metric != judged_by:
+        goal = goal or "minimize"  # the spec's goal is its own metric's; W&B's default
+        _check_logged(runs, stepped, metric, sweep_id)
+        if not curve and stepped and metric not in stepped:
+            raise UsageError(
+                f"report: {metric!r} is only a final value of sweep {sweep_id}'s runs, not "
+                "logged over steps; pass --curve METRIC to name the curve to classify"
+            )
+        curve = curve or metric
+    elif judged_by:
+        hint = "the spec's metric.name; pass --metric NAME"
+        _check_logged(runs, stepped, judged_by, sweep_id, hint)
+    metric, goal = metric or judged_by, goal or spec_goal
     # every key at every step for a script's curves and a kernel's own figures; else
     # only the curve (smoothed, classified) and epoch (the x axis)
     need = None
@@ -131,7 +157,7 @@ def report_sweep(
     if not curve:
         raise UsageError(
             f"report: sweep {sweep_id} runs a script and its spec names no metric; "
-            f"pass --curve (logged: {', '.join(sorted(logged.keys)) or 'nothing'})"
+            f"pass --metric or --curve (logged: {', '.join(sorted(logged.keys)) or 'nothing'})"
         )
     return write_report(
         runs,
@@ -147,6 +173,42 @@ def report_sweep(
         spec=spec,
         logged=logged,
     )
+
+
+def _stepped(runs: Sequence[RunRecord], backend: Backend | None) -> set[str]:
+    """The metrics the runs logged over steps (from the ledger's last logged values,
+    or from the records' own history when there is no backend)."""
+    if backend is None:
+        return {k for r in runs for h in r.history for k in h} - {"_step"}
+    return {k for last in backend.last_logged([r.id for r in runs]).values() for k in last}
+
+
+def _check_logged(
+    runs: Sequence[RunRecord], stepped: set[str], metric: str, sweep_id: str, hint: str = ""
+) -> None:
+    """Check ``metric`` is among what the runs logged at all (``stepped``, over steps,
+    or as a final value). Runs that logged nothing yet are not judged: the report says
+    so later.
+
+    Raises:
+        UsageError: no run logged ``metric``; the message names what they logged, a
+            close match and ``hint``.
+    """
+    final = {k for r in runs for k, v in r.summary.items() if _is_number(v)}
+    logged = sorted(stepped | final)
+    if metric in logged or not logged:
+        return
+    close = difflib.get_close_matches(metric, logged, n=1)
+    raise UsageError(
+        f"report: no run of sweep {sweep_id} logged {metric!r}"
+        + (f" ({hint})" if hint else "")
+        + f"; logged: {', '.join(logged)}"
+        + (f" (did you mean {close[0]!r}?)" if close else "")
+    )
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
 def write_report(

@@ -3,6 +3,8 @@ that stops when trials keep failing, and one run outside any sweep."""
 
 from __future__ import annotations
 
+import re
+
 from srsweep import store
 from srsweep.agents import run_agent
 from srsweep.agents import run_single
@@ -65,6 +67,41 @@ def test_hyperband_early_terminates_bad_runs(toy_sweep, results, monkeypatch):
     assert states == {0.0: "finished", 0.5: "finished", 5.0: "stopped"}
     (bad,) = [r for r in b.runs(sid) if r.state == "stopped"]
     assert len(bad.history) == 3 and "early_terminate" in bad.error
+
+
+def test_progress_lines_carry_the_time_left_for_the_trial_and_the_sweep(
+    toy_sweep, results, monkeypatch
+):
+    import srsweep.tracking as tracking
+
+    b, sid = toy_sweep(
+        results,
+        {"target": {"values": [1.0, 2.0, 3.0]}, "steps": {"value": 5}, "sleep": {"value": 0.4}},
+    )
+    real = tracking.TrialRun.__init__  # a progress line at every step (default: every 5 s)
+    monkeypatch.setattr(
+        tracking.TrialRun,
+        "__init__",
+        lambda self, *a, **k: real(self, *a, **{**k, "progress_every": 0.0}),
+    )
+    lines: list[str] = []
+    run_agent(b, sid, results=results, echo=lines.append)
+    pattern = re.compile(
+        r"  (toy-00\d) step (\d)/5 .*\((\d+)s(?:, ~(\d+)s left)?(?:, sweep ~(\d+)s left)?\)$"
+    )
+    progress = [m.groups() for line in lines if (m := pattern.match(line))]
+    assert {p[0] for p in progress} == {"toy-001", "toy-002", "toy-003"}
+    longest = max(r.summary["runtime"] for r in b.runs(sid))  # each at least 5 x 0.4 s
+    for name, step, _, trial, sweep in progress:
+        waiting = 3 - int(name[-1])  # trials after this one
+        if step == "0":  # no rate yet; the sweep's once a trial finished
+            assert trial is None and (sweep is None) == (name == "toy-001")
+            continue
+        assert int(trial) <= 0.4 * (5 - int(step)) * 2 + 1
+        # the trial's time left, then each trial to come at 2 s or more
+        assert (
+            int(trial) + 2 * waiting - 1 <= int(sweep) <= int(trial) + 1.5 * longest * waiting + 1
+        )
 
 
 def test_run_single(results):

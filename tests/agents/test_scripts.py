@@ -218,6 +218,20 @@ def test_bayes_treats_a_script_without_metrics_by_its_impute_rule(probe, results
     assert len({r.params["x"] for r in b.runs(sid)}) == 3
 
 
+def test_runs_that_never_log_the_metric_are_warned_about_once(probe, results, tmp_path):
+    b, sid, _ = probe("method: grid\nmetric: {name: acc}\nparameters:\n  x: {values: [1, 2, 3]}\n")
+    res, lines = _agent(b, sid, results)
+    assert res.states == {"finished": 3}
+    warnings = [line for line in lines if line.startswith("warning:")]
+    assert warnings == [
+        "warning: run script-001 finished without logging 'acc' (logged: nothing); the "
+        "sweep's metric is 'acc', so its runs cannot be ranked: check metric.name in "
+        f"{tmp_path / 'spec.yaml'}; said once per agent"
+    ]
+    # the warning follows the run's outcome line
+    assert lines[lines.index(warnings[0]) - 1].startswith("  script-001 -> finished")
+
+
 def test_a_missing_program_at_run_time_fails_the_trial(probe, results, tmp_path):
     b, sid, _ = probe("method: grid\nparameters:\n  x: {value: 1}\n")
     (tmp_path / "probe.py").unlink()  # gone since the sweep was created

@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import copy
 import re
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -195,9 +197,82 @@ def test_report_sweep_of_a_script_without_a_metric_or_curve_names_the_logged(rec
         report_sweep({"program": "train.py"}, records, out, sweep_id="sw1", title="T")
     assert str(e.value) == (
         "report: sweep sw1 runs a script and its spec names no metric; "
-        "pass --curve (logged: acc, epoch, loss)"
+        "pass --metric or --curve (logged: acc, epoch, loss)"
     )
     assert not out.exists()
+
+
+def test_report_sweep_takes_the_specs_metric_with_a_given_goal(records, tmp_path):
+    report_sweep({"program": "sd"}, records, tmp_path, sweep_id="sw1", title="S", goal="minimize")
+    best = pd.read_csv(tmp_path / "best.csv")
+    assert best["summary.avg_acc"].is_monotonic_increasing and len(best) == 7
+    assert best["run_id"][0] in ("r3", "r6")  # the flat ones come first now
+    text = (tmp_path / "report.md").read_text()
+    assert "## Best 7 by avg_acc (minimize)" in text and "## Smoothed acc, all runs" in text
+
+
+def test_an_unknown_metric_is_refused_naming_what_was_logged(records, tmp_path):
+    out = tmp_path / "rep"
+    with pytest.raises(UsageError) as e:
+        report_sweep({"program": "sd"}, records, out, sweep_id="sw1", title="S", metric="avg_accu")
+    assert str(e.value) == (
+        "report: no run of sweep sw1 logged 'avg_accu'; logged: acc, avg_acc, epoch, loss, "
+        "runtime (did you mean 'avg_acc'?)"
+    )
+    with pytest.raises(UsageError) as e:
+        report_sweep({"program": "sd"}, records, out, sweep_id="sw1", title="S", metric="runtime")
+    assert str(e.value) == (
+        "report: 'runtime' is only a final value of sweep sw1's runs, not logged over steps; "
+        "pass --curve METRIC to name the curve to classify"
+    )
+    assert not out.exists()
+    report_sweep(
+        {"program": "sd"}, records, out, sweep_id="sw1", title="S", metric="runtime", curve="acc"
+    )
+    assert "## Best 7 by runtime (minimize)" in (out / "report.md").read_text()  # not sd's goal
+
+
+def test_a_script_whose_spec_names_an_unlogged_metric_asks_for_one(records, tmp_path):
+    spec = {"program": "train.py", "metric": {"name": "avg_accuracy", "goal": "maximize"}}
+    with pytest.raises(UsageError) as e:
+        report_sweep(spec, records, tmp_path, sweep_id="sw1", title="T")
+    assert str(e.value) == (
+        "report: no run of sweep sw1 logged 'avg_accuracy' (the spec's metric.name; pass "
+        "--metric NAME); logged: acc, avg_acc, epoch, loss, runtime (did you mean 'avg_acc'?)"
+    )
+    report_sweep(spec, records, tmp_path, sweep_id="sw1", title="T", metric="acc", goal="maximize")
+    text = (tmp_path / "report.md").read_text()
+    assert "## Best 7 by acc (maximize)" in text and "## Smoothed acc, all runs" in text
+
+
+def test_a_given_metric_ranks_weighs_and_drives_the_trends(replicated_records, tmp_path):
+    # a second logged metric, "gap", that only disc.loss decides: bce falls fast, wgan stays
+    runs = copy.deepcopy(replicated_records)
+    for r in runs:
+        bce = r.params["disc"]["loss"] == "bce"
+        rng = np.random.default_rng(len(r.history) + int(r.id[1]) * 7 + int(r.id[-1]))
+        for h in r.history:
+            fall = 0.9 * (1 - np.exp(-h["_step"] / 300)) if bce else 0.0
+            h["gap"] = float(1.0 - fall + rng.normal(0, 0.02))
+        r.summary["gap"] = r.history[-1]["gap"]
+    spec = {"program": "sd", "parameters": {"disc": {"parameters": {"lr": {}, "loss": {}}}}}
+    out = tmp_path / "gap"
+    report_sweep(spec, runs, out, sweep_id="sw1", title="G", metric="gap", goal="minimize")
+    text = (out / "report.md").read_text()
+    assert "## Smoothed gap, " in text and "## Best 10 by gap (minimize)" in text
+    best = pd.read_csv(out / "best.csv")
+    assert best["summary.gap"].is_monotonic_increasing and set(best["disc.loss"]) == {"bce"}
+    importance = pd.read_csv(out / "importance.csv")
+    assert importance["key"].tolist() == ["disc.loss", "disc.lr"]
+    configs = pd.read_csv(out / "configs.csv")
+    trend = configs.groupby("disc.loss")["trend"].agg(set)
+    assert len(trend["bce"]) == len(trend["wgan"]) == 1 and trend["bce"] != trend["wgan"]
+    drivers = pd.read_csv(out / "trend_drivers.csv")
+    # 4 against 4 configurations: the smallest p a Fisher test can give, for disc.loss only
+    assert set(drivers.loc[drivers["p"] == drivers["p"].min(), "key"]) == {"disc.loss"}
+    assert (drivers.loc[drivers["key"] == "disc.lr", "p"] == 1.0).all()
+    bce = drivers[(drivers["key"] == "disc.loss") & (drivers["value"] == "bce")]
+    assert bce["share"].tolist() in ([1.0, 0.0], [0.0, 1.0])
 
 
 @pytest.fixture(scope="module")

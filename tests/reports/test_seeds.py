@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 
+from srsweep import config as cfg_mod
+from srsweep import engine
+from srsweep import kernels
 from srsweep.reports import NO_DATA
 from srsweep.reports import SEED_DEPENDENT
 from srsweep.reports import TRENDS
@@ -15,6 +20,7 @@ from srsweep.reports import config_trends
 from srsweep.reports import runs_frame
 from srsweep.reports.seeds import seed_curves
 from srsweep.reports.seeds import seed_keys
+from srsweep.spec import load_spec
 
 
 def _seeded(fake_run, run_id, seed, lr, **disc):
@@ -117,3 +123,32 @@ def test_a_replicated_sweep_counts_configurations_and_seeds(make_run):
     assert sorted(study.curves["config"].unique()) == [1, 2, 3]
     assert study.best_config is not None and study.best_config.number == 1
     assert study.best_config.seeds == 3
+
+
+@pytest.mark.parametrize(
+    ("name", "configs", "seeds"),
+    [("sd_153_seeds", 24, [0, 1, 2, 3, 4]), ("sd_153_seeds_small", 8, [0, 1, 2])],
+    ids=["full", "small"],
+)
+def test_the_153_seed_studies_repeat_each_configuration_over_every_seed(
+    fake_run, name, configs, seeds
+):
+    spec = load_spec(Path(__file__).parents[2] / "sweeps" / f"{name}.yaml")
+    points = engine.suggest(spec.raw, [], 1000, seed=0)  # every point of the grid
+    assert len(points) == configs * len(seeds)
+    sd = kernels.get("sd")
+    runs = runs_frame(
+        [
+            fake_run(
+                f"r{i}",
+                f"r{i}",
+                config=cfg_mod.to_dict(cfg_mod.build(sd.config, p, name)),
+                params=p,
+            )
+            for i, p in enumerate(points)
+        ]
+    )
+    config = config_ids(runs)
+    assert config.nunique() == configs
+    by_config = runs.assign(config=config.to_numpy()).groupby("config")["seed"]
+    assert all(sorted(s) == seeds for _, s in by_config)  # every seed, once each

@@ -67,7 +67,9 @@ class DiscConfig:
 class SDConfig:
     """Config of the ``sd`` kernel; defaults are study 153's base run."""
 
-    seed: int = param(0, ge=0, le=MAX_SEED, help="seeds the critic's init and every per-epoch draw")
+    seed: int = param(
+        0, ge=0, le=MAX_SEED, help="seeds the critic's init and the per-epoch draws, a stream each"
+    )
     epochs: int = param(
         100_000, ge=1, le=bounds.MAX_EPOCHS, help="epochs; one fresh generator each"
     )

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 from typing import Any
 
+import numpy as np
 import torch
 
 from srsweep.errors import KernelFailed
@@ -31,11 +32,15 @@ if TYPE_CHECKING:
     from srsweep.kernels.sd.config import SDConfig
 
 __all__ = [
+    "DRAWS",
+    "INIT",
+    "draws_generator",
     "log_epochs",
     "make_batch",
     "make_critic",
     "resume_from",
     "saved_state",
+    "stream_seed",
     "train_inputs",
 ]
 
@@ -49,13 +54,33 @@ def train_inputs(cfg: SDConfig, device: torch.device) -> torch.Tensor:
     )
 
 
+# A run's seed gives each use its own stream, as NumPy's SeedSequence.spawn derives
+# independent children: seeding both with the seed itself made the first per-epoch
+# generators rescaled copies of the critic's initial weights (one uniform stream read twice).
+INIT, DRAWS = 0, 1  # the child of the seed for the critic's init, for the per-epoch draws
+
+
+def stream_seed(seed: int, use: int) -> int:
+    """The torch seed of stream ``use`` (``INIT`` or ``DRAWS``) of a run's ``seed``: the
+    64-bit state of ``SeedSequence(seed).spawn(2)[use]``."""
+    child = np.random.SeedSequence(seed).spawn(2)[use]
+    return int(child.generate_state(1, dtype=np.uint64)[0])
+
+
+def draws_generator(cfg: SDConfig) -> torch.Generator:
+    """The CPU generator of every per-epoch draw of a run (generators, library samples,
+    penalty mixes): on CPU, the same ones whatever device trains the critic."""
+    return torch.Generator().manual_seed(stream_seed(cfg.seed, DRAWS))
+
+
 def make_critic(cfg: SDConfig, n_points: int) -> SDNet:
-    """The critic for ``n_points`` inputs, initialised from ``cfg.seed`` (global RNG
-    untouched, built on CPU so every device starts from the same weights)."""
+    """The critic for ``n_points`` inputs, initialised from the ``INIT`` stream of
+    ``cfg.seed`` (global RNG untouched, built on CPU so every device starts from the
+    same weights)."""
     ext = cfg.ext_channels
     embed = cfg.ext_type == "embed"
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(cfg.seed)
+        torch.manual_seed(stream_seed(cfg.seed, INIT))
         return SDNet(
             n_points if embed else n_points * (1 + ext),
             cfg.disc.hid_num,

@@ -41,6 +41,7 @@ from srsweep.kernels.sd.config import library
 from srsweep.kernels.sd.config import pack_key
 from srsweep.kernels.sd.draws import EpochData
 from srsweep.kernels.sd.draws import PackDraws
+from srsweep.kernels.sd.model import draws_generator
 from srsweep.kernels.sd.model import log_epochs
 from srsweep.kernels.sd.model import make_critic
 from srsweep.kernels.sd.model import saved_state
@@ -81,7 +82,7 @@ class _Pack:
             betas=[c.disc.betas for c in self.cfgs],
             weight_decay=[c.disc.wd for c in self.cfgs],
         )
-        self.gens = [torch.Generator().manual_seed(c.seed) for c in self.cfgs]
+        self.gens = [draws_generator(c) for c in self.cfgs]
         self._rows()
 
     def _rows(self) -> None:

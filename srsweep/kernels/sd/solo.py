@@ -18,6 +18,7 @@ from srsweep.kernels.common.nets import critic_steps
 from srsweep.kernels.common.nets import resolve_device
 from srsweep.kernels.common.optim import Adam
 from srsweep.kernels.sd.config import library
+from srsweep.kernels.sd.model import draws_generator
 from srsweep.kernels.sd.model import log_epochs
 from srsweep.kernels.sd.model import make_batch
 from srsweep.kernels.sd.model import make_critic
@@ -51,7 +52,7 @@ def train(cfg: SDConfig, run: Run) -> None:
     opt = Adam(critic.parameters(), lr=d.lr, weight_decay=d.wd, betas=d.betas)
     # One CPU generator for every per-epoch draw: the same seed then gives the same
     # generators, library samples and penalty mixes on CPU and on GPU.
-    gen = torch.Generator().manual_seed(cfg.seed)
+    gen = draws_generator(cfg)
     tot_accs: list[float] = []
     times: list[float] = []
     done = -1  # the last epoch done before this attempt
