@@ -5,9 +5,12 @@ as one batched model (a pack), and how many torch threads a trial or pack gets."
 from __future__ import annotations
 
 import os
+import statistics
 import sys
+import time
 from collections.abc import Callable
 from collections.abc import Hashable
+from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Any
 
@@ -98,15 +101,18 @@ def limit_threads(packed: bool) -> None:
 
 
 def cpu_pack_threads() -> int:
-    """Threads for a CPU pack: every core this process may run on, but one when the
-    mask is the whole machine and its load average (over a minute) already exceeds its
-    cores. OpenMP threads that wait on a descheduled sibling make an oversubscribed
-    machine far slower than one thread: an sd ``--pack 8`` on a loaded 2-core machine
-    took 172 s on both cores and 19 s on one. A narrower mask (SLURM, taskset) was
-    given to this process, so its cores are used whatever the rest of the machine does.
+    """Threads for a CPU pack: every core this process may run on, less one for each
+    task of another process that is runnable now when the mask is the whole machine;
+    one at least. OpenMP threads that wait on a descheduled sibling make an
+    oversubscribed machine far slower than one thread: an sd ``--pack 8`` beside one
+    busy loop on 2 cores took 18 s on both cores and 1 s on one
+    (``benchmarks/bench_oversub.py``). A narrower mask (SLURM, taskset) was given to
+    this process, so its cores are used whatever the rest of the machine does.
     """
     cores = _cores()
-    return 1 if cores == os.cpu_count() and _load() > cores else cores
+    if cores != os.cpu_count():
+        return cores
+    return max(1, cores - round(_competing()))
 
 
 def _cores() -> int:
@@ -116,9 +122,36 @@ def _cores() -> int:
     return os.cpu_count() or 1
 
 
-def _load() -> float:
-    """The machine's load average over the last minute (0 where there is none)."""
+def _competing(samples: int = 5, gap: float = 0.01) -> float:
+    """Tasks of other processes runnable now: the machine's runnable count less this
+    process's runnable threads, the median of ``samples`` looks ``gap`` seconds apart (a
+    passing command does not count, a busy one does). Where Linux's ``/proc`` is not,
+    the load average over the last minute (this process's own load included); else 0."""
+    seen = []
+    for i in range(samples):
+        try:
+            with open("/proc/loadavg") as f:
+                running = int(f.read().split()[3].split("/")[0])
+        except (OSError, IndexError, ValueError):
+            break
+        seen.append(running - _own_running())
+        if i + 1 < samples:
+            time.sleep(gap)
+    if seen:
+        return max(0.0, statistics.median(seen))
     try:
         return os.getloadavg()[0]
     except (AttributeError, OSError):
         return 0.0
+
+
+def _own_running() -> int:
+    """This process's threads that are runnable now (the caller's among them)."""
+    running = 0
+    for stat in Path("/proc/self/task").glob("*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:  # the thread ended meanwhile
+            continue
+        running += text[text.rindex(")") + 2 :].startswith("R")
+    return max(1, running)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import time
 
 import pytest
 
@@ -48,7 +51,7 @@ def test_threads_one_per_lone_trial_every_core_per_cpu_pack(
     before = torch.get_num_threads()
     monkeypatch.delenv("SRSWEEP_THREADS", raising=False)
     monkeypatch.setattr(packing, "_cores", lambda: 3)
-    monkeypatch.setattr(packing, "_load", lambda: 0.0)  # an idle machine
+    monkeypatch.setattr(packing, "_competing", lambda: 0.0)  # an idle machine
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     try:
         packing.limit_threads(packed=False)
@@ -72,17 +75,34 @@ def test_cpu_pack_takes_one_thread_on_an_oversubscribed_machine(
 ) -> None:
     machine = os.cpu_count()
     monkeypatch.setattr(packing, "_cores", lambda: machine)  # the whole machine
-    monkeypatch.setattr(packing, "_load", lambda: 0.5)
+    monkeypatch.setattr(packing, "_competing", lambda: 0.5)
     assert packing.cpu_pack_threads() == machine
-    monkeypatch.setattr(packing, "_load", lambda: machine + 0.5)  # more runnable than cores
+    monkeypatch.setattr(packing, "_competing", lambda: machine + 0.5)  # more than cores
     assert packing.cpu_pack_threads() == 1
+
+
+def test_cpu_pack_leaves_a_core_to_each_competing_task(monkeypatch: pytest.MonkeyPatch) -> None:
+    machine = os.cpu_count() or 1
+    monkeypatch.setattr(packing, "_cores", lambda: machine)
+    monkeypatch.setattr(packing, "_competing", lambda: 1.0)  # one busy process beside
+    assert packing.cpu_pack_threads() == max(1, machine - 1)
+
+
+def test_a_busy_process_beside_counts_as_competing() -> None:
+    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.5)  # started and spinning
+        assert packing._competing() >= 1
+    finally:
+        busy.kill()
+        busy.wait()
 
 
 def test_a_narrower_mask_keeps_its_cores_whatever_the_load(monkeypatch: pytest.MonkeyPatch) -> None:
     """A mask SLURM or taskset gave this process is its own, however loaded the machine."""
     machine = os.cpu_count() or 1
     monkeypatch.setattr(packing, "_cores", lambda: machine + 1)  # not the machine's count
-    monkeypatch.setattr(packing, "_load", lambda: 1e6)
+    monkeypatch.setattr(packing, "_competing", lambda: 1e6)
     assert packing.cpu_pack_threads() == machine + 1
 
 
