@@ -37,6 +37,7 @@ bench: install
 	$(BIN)/python benchmarks/bench_pack_fill.py
 	$(BIN)/python benchmarks/bench_pack_lazy.py
 	$(BIN)/python benchmarks/bench_pack_stn.py
+	$(BIN)/python benchmarks/bench_oversub.py
 	$(BIN)/python benchmarks/bench_report.py
 
 lint: install

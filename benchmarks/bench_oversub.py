@@ -9,7 +9,7 @@ alternating, ``--repeats`` times each. Prints trials/s for both at their medians
 ratio default / one thread and the count the default chose. Target (issue 20): the
 default is not slower than one thread.
 
-    python benchmarks/bench_oversub.py [--pack 8] [--epochs 200] [--repeats 3]
+    python benchmarks/bench_oversub.py [--pack 8] [--epochs 100] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ def timed(cfgs: list[Any], threads: str | None) -> tuple[float, int]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--pack", type=int, default=8, help="trials in the pack")
-    ap.add_argument("--epochs", type=int, default=200, help="epochs per trial")
+    ap.add_argument("--epochs", type=int, default=100, help="epochs per trial")
     ap.add_argument("--repeats", type=int, default=3, help="timings of each count")
     args = ap.parse_args()
     user = os.environ.get("SRSWEEP_THREADS")
@@ -120,12 +120,13 @@ def run(args: argparse.Namespace) -> None:
     t_default, t_one = statistics.median(default), statistics.median(one)
     n = len(cfgs)
     picked = ", ".join(map(str, sorted(chosen)))
+    label = f"default ({picked} thread(s)):"
     print(
-        f"  default ({picked} thread(s)): {n / t_default:6.2f} trials/s  "
+        f"  {label:<24}{n / t_default:6.2f} trials/s  "
         f"(median {t_default:.1f} s of {', '.join(f'{s:.1f}' for s in default)})"
     )
     print(
-        f"  one thread:              {n / t_one:6.2f} trials/s  "
+        f"  {'one thread:':<24}{n / t_one:6.2f} trials/s  "
         f"(median {t_one:.1f} s of {', '.join(f'{s:.1f}' for s in one)})"
     )
     print(f"  default / one thread = {t_one / t_default:.2f}x (target >= 1.0x)")

@@ -4,6 +4,7 @@ that breaks a benchmark script would otherwise go unnoticed. No timing is assert
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -73,3 +74,24 @@ def test_the_pack_fill_benchmark_prints_both_pack_sizes() -> None:
     assert header.split()[:3] == ["--pack", "engine", "order"]
     pack, before, after = row.split()[:3]
     assert pack == "4" and float(after) == 4.0 and 1.0 <= float(before) <= 4.0
+
+
+@pytest.mark.slow
+def test_the_oversubscription_benchmark_prints_both_rates_and_the_ratio() -> None:
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "bench_oversub.py"),
+            *("--pack", "2", "--epochs", "2", "--repeats", "1"),
+        ],
+        cwd=ROOT,
+        env={**os.environ, "WANDB_MODE": "disabled"},
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    default, one, ratio = proc.stdout.splitlines()[1:4]
+    assert re.match(r"\s+default \(\d+ thread\(s\)\):\s+[\d.]+ trials/s", default), default
+    assert re.match(r"\s+one thread:\s+[\d.]+ trials/s", one), one
+    assert ratio.lstrip().startswith("default / one thread =") and "x (target >= 1.0x)" in ratio
