@@ -105,6 +105,10 @@ class PostgresBackend(SqlLedger):
             conn.execute("SELECT pg_advisory_unlock(%s)", (_SCHEMA_LOCK,))
         return conn
 
+    def _x_blobs(self, db: Any, sql: str, args: tuple[Any, ...] | list[Any] = ()) -> Any:
+        # binary results: bytea as its bytes, not hex text twice their size to decode
+        return db.execute(self._q(sql), tuple(args), binary=True)
+
     def _lock_sweep(self, db: Any, sweep_id: str) -> None:
         db.execute("SELECT id FROM sweeps WHERE id=%s FOR UPDATE", (sweep_id,))
 

@@ -129,6 +129,11 @@ class SqlLedger:
     def _x(self, db: Any, sql: str, args: tuple[Any, ...] | list[Any] = ()) -> Any:
         return db.execute(self._q(sql), tuple(args))
 
+    def _x_blobs(self, db: Any, sql: str, args: tuple[Any, ...] | list[Any] = ()) -> Any:
+        """``_x`` for a query whose rows carry history blobs; a driver that can receive
+        them as raw bytes instead of text (PostgreSQL's hex) is asked to."""
+        return self._x(db, sql, args)
+
     def _db(self, create: bool = False) -> Any:
         if self._conn is None:
             self._conn = self._connect(create)
@@ -613,7 +618,7 @@ class SqlLedger:
         """The compacted history of these runs, as the rows it was logged as."""
         found: dict[str, tuple[int, list[tuple[str, str, bytes | None, bytes]]]] = {}
         for chunk, marks in _chunks(run_ids):
-            for run_id, key, kind, n, present, data in self._x(
+            for run_id, key, kind, n, present, data in self._x_blobs(
                 db,
                 "SELECT run_id, key, kind, n, present, data FROM history_columns "
                 f"WHERE run_id IN ({marks}) ORDER BY run_id, pos",
@@ -653,7 +658,7 @@ class SqlLedger:
             wanted = list(dict.fromkeys(["_step", *keys]))
             pick = f" AND key IN ({','.join('?' * len(wanted))})"
         for chunk, marks in _chunks(run_ids, max(1, _CHUNK - len(wanted))):
-            for run_id, key, kind, n, present, data in self._x(
+            for run_id, key, kind, n, present, data in self._x_blobs(
                 db,
                 "SELECT run_id, key, kind, n, present, data FROM history_columns "
                 f"WHERE run_id IN ({marks}){pick} ORDER BY run_id, pos",
@@ -762,7 +767,7 @@ class SqlLedger:
                 out.cursor().executemany(
                     dst._q("INSERT INTO history (run_id, step, data) VALUES (?,?,?)"), history
                 )
-                compacted = self._x(
+                compacted = self._x_blobs(
                     db,
                     f"SELECT {COLUMN_FIELDS} FROM history_columns WHERE run_id=? ORDER BY pos",
                     (row[0],),
