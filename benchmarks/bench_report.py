@@ -97,19 +97,15 @@ sys.exit(code)
 """
 
 
-def timed(cmd: list[str], env: dict[str, str], repeat: int) -> tuple[float, float]:
-    """Wall seconds (the best of ``repeat`` runs) and peak resident MB of a command."""
-    took, mb = [], []
-    for _ in range(repeat):
-        proc = subprocess.run(
-            [sys.executable, "-c", _TIMER, *cmd], env=env, capture_output=True, text=True
-        )
-        if proc.returncode != 0:
-            raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stderr[-2000:]}")
-        seconds, kb = proc.stdout.split()
-        took.append(float(seconds))
-        mb.append(int(kb) / 1024)
-    return min(took), max(mb)
+def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """Wall seconds and peak resident MB of a command."""
+    proc = subprocess.run(
+        [sys.executable, "-c", _TIMER, *cmd], env=env, capture_output=True, text=True
+    )
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stderr[-2000:]}")
+    took, kb = proc.stdout.split()
+    return float(took), int(kb) / 1024
 
 
 def verdict(ok: bool) -> str:
@@ -117,18 +113,24 @@ def verdict(ok: bool) -> str:
 
 
 def measure(
-    results: Path, sid: str, ledger_url: str | None, repeat: int
-) -> dict[str, tuple[float, float]]:
-    """``srsweep report`` and ``status`` of sweep ``sid``: (seconds, peak MB) each."""
-    env = {**os.environ, "WANDB_MODE": "disabled", "SRSWEEP_RESULTS": str(results)}
-    env.pop("SRSWEEP_LEDGER", None)
-    if ledger_url is not None:
-        env["SRSWEEP_LEDGER"] = ledger_url
+    ledgers: dict[str, tuple[str, str | None]], results: Path, repeat: int
+) -> dict[str, dict[str, tuple[float, float]]]:
+    """``srsweep report`` and ``status`` of each ledger's sweep (name: (sweep id, URL or
+    None for the SQLite file under ``results``)), taking turns so that both see the
+    machine alike: the best seconds of ``repeat`` and the largest peak MB, per command."""
+    got: dict[str, dict[str, tuple[float, float]]] = {n: {} for n in ledgers}
     cli = [sys.executable, "-m", "srsweep"]
-    return {
-        "report": timed([*cli, "report", sid], env, repeat),
-        "status": timed([*cli, "status", sid], env, repeat),
-    }
+    for _ in range(repeat):
+        for name, (sid, url) in ledgers.items():
+            env = {**os.environ, "WANDB_MODE": "disabled", "SRSWEEP_RESULTS": str(results)}
+            env.pop("SRSWEEP_LEDGER", None)
+            if url is not None:
+                env["SRSWEEP_LEDGER"] = url
+            for what in ("report", "status"):
+                took, mb = timed([*cli, what, sid], env)
+                best, peak = got[name].get(what, (took, mb))
+                got[name][what] = (min(best, took), max(peak, mb))
+    return got
 
 
 def postgres_why_not() -> str | None:
@@ -166,7 +168,7 @@ def main() -> None:
         np.load(floor_file).sum()
         floor = time.perf_counter() - t0
         del data
-        got = {"SQLite": measure(results, sid, None, args.repeat)}
+        ledgers: dict[str, tuple[str, str | None]] = {"SQLite": (sid, None)}
         url = args.ledger
         if args.postgres:
             why = postgres_why_not()
@@ -180,7 +182,8 @@ def main() -> None:
             t0 = time.perf_counter()
             pg_sid, _ = build(results, args.runs, args.steps, url)
             print(f"  PostgreSQL ledger written in {time.perf_counter() - t0:.0f} s")
-            got["PostgreSQL"] = measure(results, pg_sid, url, args.repeat)
+            ledgers["PostgreSQL"] = (pg_sid, url)
+        got = measure(ledgers, results, args.repeat)
 
         print(f"  floor (np.load of the same numbers): {floor:.2f} s")
         for name, times in got.items():
