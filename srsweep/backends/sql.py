@@ -61,6 +61,10 @@ DEFAULT_LEASE = 120.0  # seconds without a heartbeat before a running trial is l
 DEFAULT_RETRIES = 3  # crashed or lost attempts of one trial before it counts as failed
 COLUMN_FIELDS = "run_id, key, pos, kind, n, present, data, last"
 _CHUNK = 500  # ids per ``IN (...)``: drivers cap bound parameters
+_ENDED = (  # runs that have ended with history rows not yet compacted
+    "SELECT id FROM runs r WHERE state NOT IN ('running', 'queued') AND EXISTS "
+    "(SELECT 1 FROM history h WHERE h.run_id = r.id)"
+)
 
 
 def new_id(n: int = 8) -> str:
@@ -598,16 +602,18 @@ class SqlLedger:
         )
         self._x(db, "DELETE FROM history WHERE run_id=?", (run_id,))
 
+    def _uncompacted(self, db: Any) -> bool:
+        """Whether a run that is no longer running or queued still has JSON rows."""
+        return self._x(db, _ENDED + " LIMIT 1").fetchone() is not None
+
     def _compact_ended(self, db: Any) -> None:
         """Compact the rows of every run that is no longer running or queued: what a
         ledger written before the columns existed holds (run once, on a writable open)."""
-        ended = "SELECT id FROM runs r WHERE state NOT IN ('running', 'queued') AND EXISTS "
-        ended += "(SELECT 1 FROM history h WHERE h.run_id = r.id)"
-        if not self._x(db, ended + " LIMIT 1").fetchone():
+        if not self._uncompacted(db):
             return
         self._begin(db)
         try:
-            for (run_id,) in self._x(db, ended).fetchall():
+            for (run_id,) in self._x(db, _ENDED).fetchall():
                 self._compact(db, run_id)
         except BaseException:
             db.execute("ROLLBACK")
