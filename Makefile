@@ -38,7 +38,7 @@ bench: install
 	$(BIN)/python benchmarks/bench_pack_lazy.py
 	$(BIN)/python benchmarks/bench_pack_stn.py
 	$(BIN)/python benchmarks/bench_oversub.py
-	$(BIN)/python benchmarks/bench_report.py
+	$(BIN)/python benchmarks/bench_report.py --postgres
 
 lint: install
 	$(BIN)/ruff check srsweep tests benchmarks

@@ -60,6 +60,28 @@ def test_the_report_benchmark_runs_and_prints_its_targets() -> None:
 
 
 @pytest.mark.slow
+def test_the_report_benchmark_times_postgresql_beside_sqlite(postgres_url: str) -> None:
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "bench_report.py"),
+            *("--runs", "3", "--steps", "20", "--repeat", "1", "--ledger", postgres_url),
+        ],
+        cwd=ROOT,
+        env={**os.environ, "WANDB_MODE": "disabled"},
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    for name in ("SQLite", "PostgreSQL"):
+        assert f"{name:10} srsweep report:" in proc.stdout, proc.stdout
+        assert f"{name:10} srsweep status:" in proc.stdout, proc.stdout
+    assert "report: PostgreSQL / SQLite = " in proc.stdout
+    assert "status: PostgreSQL / SQLite = " in proc.stdout
+
+
+@pytest.mark.slow
 def test_the_pack_fill_benchmark_prints_both_pack_sizes() -> None:
     proc = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "bench_pack_fill.py"), "--packs", "4"],

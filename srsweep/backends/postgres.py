@@ -49,6 +49,9 @@ _SCHEMA = [
         PRIMARY KEY (run_id, key))""",
 ]
 _SCHEMA_LOCK = 0x5253_5357  # pg_advisory_lock key: "SRSW"
+# what _SCHEMA creates: when all of it exists an open skips the DDL and its lock. A
+# later "ADD COLUMN IF NOT EXISTS c" names no relation, so with one the DDL always runs.
+_CREATES = tuple(re.findall(r"IF NOT EXISTS (\w+)", " ".join(_SCHEMA)))
 
 
 def _redacted(url: str) -> str:
@@ -96,6 +99,8 @@ class PostgresBackend(SqlLedger):
                 f"cannot reach the PostgreSQL ledger {self.location}: "
                 f"{str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__}"
             ) from None
+        if self._schema_ready(conn) and not self._uncompacted(conn):
+            return conn  # the usual open: two quick reads, no lock, no DDL
         conn.execute("SELECT pg_advisory_lock(%s)", (_SCHEMA_LOCK,))
         try:
             for statement in _SCHEMA:
@@ -104,6 +109,19 @@ class PostgresBackend(SqlLedger):
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (_SCHEMA_LOCK,))
         return conn
+
+    @staticmethod
+    def _schema_ready(conn: Any) -> bool:
+        """Whether every table and index that ``_SCHEMA`` creates exists already."""
+        (ready,) = conn.execute(
+            "SELECT bool_and(to_regclass(name) IS NOT NULL) FROM unnest(%s::text[]) name",
+            (list(_CREATES),),
+        ).fetchone()
+        return bool(ready)
+
+    def _x_blobs(self, db: Any, sql: str, args: tuple[Any, ...] | list[Any] = ()) -> Any:
+        # binary results: bytea as its bytes, not hex text twice their size to decode
+        return db.execute(self._q(sql), tuple(args), binary=True)
 
     def _lock_sweep(self, db: Any, sweep_id: str) -> None:
         db.execute("SELECT id FROM sweeps WHERE id=%s FOR UPDATE", (sweep_id,))

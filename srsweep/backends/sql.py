@@ -61,6 +61,10 @@ DEFAULT_LEASE = 120.0  # seconds without a heartbeat before a running trial is l
 DEFAULT_RETRIES = 3  # crashed or lost attempts of one trial before it counts as failed
 COLUMN_FIELDS = "run_id, key, pos, kind, n, present, data, last"
 _CHUNK = 500  # ids per ``IN (...)``: drivers cap bound parameters
+_ENDED = (  # runs that have ended with history rows not yet compacted
+    "SELECT id FROM runs r WHERE state NOT IN ('running', 'queued') AND EXISTS "
+    "(SELECT 1 FROM history h WHERE h.run_id = r.id)"
+)
 
 
 def new_id(n: int = 8) -> str:
@@ -128,6 +132,11 @@ class SqlLedger:
 
     def _x(self, db: Any, sql: str, args: tuple[Any, ...] | list[Any] = ()) -> Any:
         return db.execute(self._q(sql), tuple(args))
+
+    def _x_blobs(self, db: Any, sql: str, args: tuple[Any, ...] | list[Any] = ()) -> Any:
+        """``_x`` for a query whose rows carry history blobs; a driver that can receive
+        them as raw bytes instead of text (PostgreSQL's hex) is asked to."""
+        return self._x(db, sql, args)
 
     def _db(self, create: bool = False) -> Any:
         if self._conn is None:
@@ -593,16 +602,18 @@ class SqlLedger:
         )
         self._x(db, "DELETE FROM history WHERE run_id=?", (run_id,))
 
+    def _uncompacted(self, db: Any) -> bool:
+        """Whether a run that is no longer running or queued still has JSON rows."""
+        return self._x(db, _ENDED + " LIMIT 1").fetchone() is not None
+
     def _compact_ended(self, db: Any) -> None:
         """Compact the rows of every run that is no longer running or queued: what a
         ledger written before the columns existed holds (run once, on a writable open)."""
-        ended = "SELECT id FROM runs r WHERE state NOT IN ('running', 'queued') AND EXISTS "
-        ended += "(SELECT 1 FROM history h WHERE h.run_id = r.id)"
-        if not self._x(db, ended + " LIMIT 1").fetchone():
+        if not self._uncompacted(db):
             return
         self._begin(db)
         try:
-            for (run_id,) in self._x(db, ended).fetchall():
+            for (run_id,) in self._x(db, _ENDED).fetchall():
                 self._compact(db, run_id)
         except BaseException:
             db.execute("ROLLBACK")
@@ -613,7 +624,7 @@ class SqlLedger:
         """The compacted history of these runs, as the rows it was logged as."""
         found: dict[str, tuple[int, list[tuple[str, str, bytes | None, bytes]]]] = {}
         for chunk, marks in _chunks(run_ids):
-            for run_id, key, kind, n, present, data in self._x(
+            for run_id, key, kind, n, present, data in self._x_blobs(
                 db,
                 "SELECT run_id, key, kind, n, present, data FROM history_columns "
                 f"WHERE run_id IN ({marks}) ORDER BY run_id, pos",
@@ -653,7 +664,7 @@ class SqlLedger:
             wanted = list(dict.fromkeys(["_step", *keys]))
             pick = f" AND key IN ({','.join('?' * len(wanted))})"
         for chunk, marks in _chunks(run_ids, max(1, _CHUNK - len(wanted))):
-            for run_id, key, kind, n, present, data in self._x(
+            for run_id, key, kind, n, present, data in self._x_blobs(
                 db,
                 "SELECT run_id, key, kind, n, present, data FROM history_columns "
                 f"WHERE run_id IN ({marks}){pick} ORDER BY run_id, pos",
@@ -762,7 +773,7 @@ class SqlLedger:
                 out.cursor().executemany(
                     dst._q("INSERT INTO history (run_id, step, data) VALUES (?,?,?)"), history
                 )
-                compacted = self._x(
+                compacted = self._x_blobs(
                     db,
                     f"SELECT {COLUMN_FIELDS} FROM history_columns WHERE run_id=? ORDER BY pos",
                     (row[0],),

@@ -106,3 +106,29 @@ def test_ledger_copy_moves_a_study_to_postgres_and_back_idempotently(
     finally:
         here.close()
         there.close()
+
+
+def test_an_open_compacts_rows_an_ended_run_left_and_restores_a_missing_index(postgres_url):
+    import psycopg
+
+    ledger = PostgresBackend(postgres_url)
+    run = ledger.start_run("toy", {}, "agent-a")
+    ledger.log(run.id, [{"_step": 0, "loss": 2.0}])
+    ledger.finish(run.id, "finished")
+    ledger.close()
+    with psycopg.connect(postgres_url, autocommit=True) as conn:  # as an older srsweep left it
+        conn.execute(
+            "INSERT INTO history (run_id, step, data) VALUES (%s, 1, %s)",
+            (run.id, '{"_step": 1, "loss": 1.0}'),
+        )
+    again = PostgresBackend(postgres_url)
+    assert again.history_columns([run.id])[run.id]["loss"].tolist() == [2.0, 1.0]
+    again.close()
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM history").fetchone() == (0,)
+        conn.execute("DROP INDEX history_by_run")
+    third = PostgresBackend(postgres_url)
+    assert third.sweeps() == []  # any open checks the schema
+    third.close()
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        assert conn.execute("SELECT to_regclass('history_by_run')").fetchone() != (None,)
