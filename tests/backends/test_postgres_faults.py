@@ -10,6 +10,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -17,7 +18,7 @@ from srsweep.backends.postgres import PostgresBackend
 from srsweep.spec import validate
 from srsweep.testing import postgres
 
-pytestmark = pytest.mark.slow
+psycopg = pytest.importorskip("psycopg", reason="the PostgreSQL driver: pip install -e '.[dev]'")
 
 POINTS = 6
 STEPS = 20
@@ -28,7 +29,6 @@ def pg() -> Iterator[postgres.Server]:
     why = postgres.unavailable()
     if why is not None:
         pytest.skip(f"no PostgreSQL server for the ledger tests: {why}")
-    pytest.importorskip("psycopg", reason="the PostgreSQL driver: pip install -e '.[dev]'")
     with postgres.server() as server:
         yield server
 
@@ -65,7 +65,7 @@ def _agent(url: str, sid: str, tmp_path, retry: float) -> subprocess.Popen[str]:
     )
 
 
-def _runs(url: str, sid: str):
+def _runs(url: str, sid: str | None):
     book = PostgresBackend(url)
     try:
         return book.runs(sid)
@@ -84,6 +84,7 @@ def _wait_for_history(url: str, sid: str, runs: int) -> None:
     raise AssertionError("the agent never got that far")
 
 
+@pytest.mark.slow
 def test_an_agent_rides_out_a_server_restart_and_runs_every_point_once(pg, tmp_path):
     sid = _sweep(pg.url)
     agent = _agent(pg.url, sid, tmp_path, retry=30)
@@ -103,6 +104,7 @@ def test_an_agent_rides_out_a_server_restart_and_runs_every_point_once(pg, tmp_p
     assert all([h["_step"] for h in r.history] == list(range(STEPS)) for r in finished)
 
 
+@pytest.mark.slow
 def test_a_server_gone_past_the_retry_window_stops_the_agent_with_exit_3(pg, tmp_path):
     sid = _sweep(pg.url)
     agent = _agent(pg.url, sid, tmp_path, retry=3)
@@ -121,3 +123,58 @@ def test_a_server_gone_past_the_retry_window_stops_the_agent_with_exit_3(pg, tmp
     finished = [r for r in runs if r.state == "finished"]
     assert len(finished) == said >= 1, out  # only what the agent saw recorded
     assert [r.state for r in runs if r.state != "finished"] == ["running"]  # its lease runs on
+
+
+class _CutAtCommit:
+    """A real connection whose next COMMIT loses its connection: ``after`` the server
+    committed (the answer is what is lost) or ``before`` (the server rolls back)."""
+
+    def __init__(self, conn: Any, when: str) -> None:
+        self.conn, self.when = conn, when
+
+    def execute(self, sql: str, *args: Any) -> Any:
+        if sql == "COMMIT" and self.when:
+            if self.when == "after":
+                self.conn.execute("COMMIT")
+            self.when = ""
+            self.conn.close()
+            raise psycopg.OperationalError("server closed the connection unexpectedly")
+        return self.conn.execute(sql, *args)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.conn, name)
+
+
+ROWS = [{"_step": i, "loss": 1.0 / (i + 1)} for i in range(3)]
+
+
+@pytest.mark.parametrize("when", ["after", "before"], ids=["committed", "rolled back"])
+def test_a_log_whose_commit_was_cut_is_written_exactly_once(postgres_url, when, capfd, monkeypatch):
+    monkeypatch.setenv("SRSWEEP_DB_RETRY", "10")
+    book = PostgresBackend(postgres_url)
+    try:
+        run = book.start_run("toy", {}, "agent-1")
+        book._conn = _CutAtCommit(book._db(), when)
+        book.log(run.id, ROWS)
+        book.finish(run.id, "finished", summary={"loss": 1 / 3})
+    finally:
+        book.close()
+    err = capfd.readouterr().err
+    assert err.count("ledger connection lost (server closed the connection unexpectedly)") == 1
+    assert "retrying for up to 10 s" in err
+    got = _runs(postgres_url, None)
+    assert [(r.state, r.history) for r in got] == [("finished", ROWS)]
+
+
+@pytest.mark.parametrize("when", ["after", "before"], ids=["committed", "rolled back"])
+def test_a_finish_whose_commit_was_cut_is_recorded_without_a_lost_lease(postgres_url, when):
+    book = PostgresBackend(postgres_url)
+    try:
+        run = book.start_run("toy", {}, "agent-1")
+        book.log(run.id, ROWS)
+        book._conn = _CutAtCommit(book._db(), when)
+        book.finish(run.id, "finished", summary={"loss": 1 / 3})  # no LeaseLostError
+    finally:
+        book.close()
+    got = _runs(postgres_url, None)
+    assert [(r.state, r.summary, r.history) for r in got] == [("finished", {"loss": 1 / 3}, ROWS)]
