@@ -38,6 +38,7 @@ bench: install
 	$(BIN)/python benchmarks/bench_pack_lazy.py
 	$(BIN)/python benchmarks/bench_pack_stn.py
 	$(BIN)/python benchmarks/bench_report.py
+	$(BIN)/python benchmarks/bench_pg_agents.py
 
 lint: install
 	$(BIN)/ruff check srsweep tests benchmarks

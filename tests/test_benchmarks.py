@@ -73,3 +73,25 @@ def test_the_pack_fill_benchmark_prints_both_pack_sizes() -> None:
     assert header.split()[:3] == ["--pack", "engine", "order"]
     pack, before, after = row.split()[:3]
     assert pack == "4" and float(after) == 4.0 and 1.0 <= float(before) <= 4.0
+
+
+@pytest.mark.slow
+def test_the_postgres_agents_benchmark_loses_and_repeats_nothing_after_a_kill() -> None:
+    """The 8-agent run, small: 4 agents on two host names, one killed with SIGKILL."""
+    from srsweep.testing import postgres
+
+    if (why := postgres.unavailable()) is not None:
+        pytest.skip(f"no PostgreSQL server: {why}")
+    pytest.importorskip("psycopg", reason="the PostgreSQL driver: pip install -e '.[dev]'")
+    args = ["--points", "60", "--agents", "4", "--lease", "2", "--step-sleep", "0.05"]
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "bench_pg_agents.py"), *args],
+        cwd=ROOT,
+        env={**os.environ, "WANDB_MODE": "disabled"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-2000:]
+    assert "points finished: 60; duplicates: 0; lost: 0" in proc.stdout, proc.stdout
+    assert "the killed trial re-ran:" in proc.stdout and "attempt 2" in proc.stdout
