@@ -25,6 +25,7 @@ import tempfile
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 NODES = ("node-a", "node-b")
@@ -55,12 +56,17 @@ def _agent(
     return subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
 
 
+def _of(run: Any, proc: subprocess.Popen[bytes]) -> bool:
+    """Whether ``run`` is held by the agent process ``proc`` (its name ends in the pid)."""
+    return run.agent is not None and run.agent.rsplit("-", 1)[-1] == str(proc.pid)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--points", type=int, default=500, help="grid points")
     ap.add_argument("--agents", type=int, default=8, help="agent processes, half per node")
     ap.add_argument("--lease", type=float, default=3.0, help="SRSWEEP_LEASE_TIMEOUT, seconds")
-    ap.add_argument("--step-sleep", type=float, default=0.02, help="seconds per toy step")
+    ap.add_argument("--step-sleep", type=float, default=0.05, help="seconds per toy step")
     ap.add_argument("--steps", type=int, default=10, help="toy steps per trial")
     args = ap.parse_args()
     # the test-only kernel, here and in the agents (before srsweep reads its registry)
@@ -121,17 +127,17 @@ def main() -> int:
         killed = None
         deadline = time.monotonic() + 60
         while killed is None and time.monotonic() < deadline:  # its trial, while it trains
-            done = sum(r.state == "finished" for r in book.runs(sid, history=False))
-            for r in book.runs(sid, history=False) if done >= args.agents else []:
-                if (
-                    r.state == "running"
-                    and r.agent is not None
-                    and r.agent.split("-")[-1] == str(victim.pid)
-                    and book.last_logged([r.id])[r.id]
-                ):
+            runs = book.runs(sid, history=False)
+            if sum(r.state == "finished" for r in runs) >= args.agents:
+                training = [r for r in runs if r.state == "running" and _of(r, victim)]
+                if training and book.last_logged([training[0].id])[training[0].id]:
                     victim.send_signal(signal.SIGKILL)
-                    killed = r
-                    break
+                    victim.wait()
+                    # (it may have ended that trial meanwhile: the one it left running)
+                    left = [r for r in book.runs(sid, history=False) if r.state == "running"]
+                    killed = next((r for r in left if _of(r, victim)), None)
+                    if killed is None:
+                        raise SystemExit("the kill landed between two trials; run it again")
             time.sleep(0.05)
         if killed is None:
             for node in NODES:
