@@ -61,6 +61,14 @@ def _of(run: Any, proc: subprocess.Popen[bytes]) -> bool:
     return run.agent is not None and run.agent.rsplit("-", 1)[-1] == str(proc.pid)
 
 
+def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
+    """End the agents (a failed run of the benchmark leaves none behind)."""
+    for p in procs:
+        if p.poll() is None:
+            p.kill()
+        p.wait()
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--points", type=int, default=500, help="grid points")
@@ -130,18 +138,21 @@ def main() -> int:
             runs = book.runs(sid, history=False)
             if sum(r.state == "finished" for r in runs) >= args.agents:
                 training = [r for r in runs if r.state == "running" and _of(r, victim)]
-                if training and book.last_logged([training[0].id])[training[0].id]:
+                # (started a while ago: its history is buffered, so rows come late)
+                if training and time.time() - (training[0].started_at or 0) > 0.15:
                     victim.send_signal(signal.SIGKILL)
                     victim.wait()
                     # (it may have ended that trial meanwhile: the one it left running)
                     left = [r for r in book.runs(sid, history=False) if r.state == "running"]
                     killed = next((r for r in left if _of(r, victim)), None)
                     if killed is None:
+                        _stop(procs)
                         raise SystemExit("the kill landed between two trials; run it again")
             time.sleep(0.05)
         if killed is None:
             for node in NODES:
                 print(f"--- {node}:", (Path(tmp) / node / "agent.log").read_text()[-3000:])
+            _stop(procs)
             raise SystemExit("the victim agent never trained a trial")
         print(f"killed {killed.agent} (kill -9) in {killed.name} ({killed.id})")
         codes = [p.wait(timeout=600) for p in procs]
