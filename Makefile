@@ -39,6 +39,7 @@ bench: install
 	$(BIN)/python benchmarks/bench_pack_stn.py
 	$(BIN)/python benchmarks/bench_oversub.py
 	$(BIN)/python benchmarks/bench_report.py --postgres
+	$(BIN)/python benchmarks/bench_pg_agents.py
 
 lint: install
 	$(BIN)/ruff check srsweep tests benchmarks

@@ -66,3 +66,8 @@ class EnvironmentFault(SrsweepError):
 class LedgerLostError(EnvironmentFault):
     """The ledger an agent opened was deleted, replaced, truncated or corrupted while it
     ran: the agent stops at once rather than report runs the ledger does not hold."""
+
+
+class LedgerUnreachableError(EnvironmentFault):
+    """The connection to a server ledger was lost and did not come back within the retry
+    window (``SRSWEEP_DB_RETRY``): the agent stops; what it held is queued again later."""

@@ -117,3 +117,25 @@ def test_the_oversubscription_benchmark_prints_both_rates_and_the_ratio() -> Non
     assert re.match(r"\s+default \(\d+ thread\(s\)\):\s+[\d.]+ trials/s", default), default
     assert re.match(r"\s+one thread:\s+[\d.]+ trials/s", one), one
     assert ratio.lstrip().startswith("default / one thread =") and "x (target >= 1.0x)" in ratio
+
+
+@pytest.mark.slow
+def test_the_postgres_agents_benchmark_loses_and_repeats_nothing_after_a_kill() -> None:
+    """The 8-agent run, small: 4 agents on two host names, one killed with SIGKILL."""
+    from srsweep.testing import postgres
+
+    if (why := postgres.unavailable()) is not None:
+        pytest.skip(f"no PostgreSQL server: {why}")
+    pytest.importorskip("psycopg", reason="the PostgreSQL driver: pip install -e '.[dev]'")
+    args = ["--points", "60", "--agents", "4", "--lease", "2", "--step-sleep", "0.05"]
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "bench_pg_agents.py"), *args],
+        cwd=ROOT,
+        env={**os.environ, "WANDB_MODE": "disabled"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-2000:]
+    assert "points finished: 60; duplicates: 0; lost: 0" in proc.stdout, proc.stdout
+    assert "the killed trial re-ran:" in proc.stdout and "attempt 2" in proc.stdout

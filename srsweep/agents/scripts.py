@@ -32,6 +32,7 @@ from srsweep.agents.signals import training
 from srsweep.agents.trial import lost_lease
 from srsweep.agents.trial import record_outcome
 from srsweep.backends import wandb as wb
+from srsweep.errors import EnvironmentFault
 from srsweep.errors import LeaseLostError
 
 if TYPE_CHECKING:
@@ -128,6 +129,10 @@ class ScriptTrial:
             if self.signals is None or not self.signals.received:
                 raise  # not the agent's signal handling: the caller's to handle
             return record
+        except EnvironmentFault:  # the ledger is gone: record nothing, stop the agent
+            _signal_group(proc, signal.SIGKILL)
+            proc.wait()
+            raise
         except Exception as e:  # the agent's own failure (e.g. reading the ledger)
             self._end(proc)
             return self._finish("failed", "".join(traceback.format_exception(e)))

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from typing import Protocol
 
 from srsweep.errors import LeaseLostError
+from srsweep.errors import LedgerUnreachableError
 
 if TYPE_CHECKING:
     from types import FrameType
@@ -110,8 +111,8 @@ class Heartbeat:
         try:
             while not self._stop.wait(every):
                 own.heartbeat(run_ids)
-        except LeaseLostError as e:  # the trial's next write says so and ends it
-            self.lost = str(e)
+        except (LeaseLostError, LedgerUnreachableError) as e:  # the trial's next write
+            self.lost = str(e)  # says so too, and ends it (or stops the agent)
         finally:
             own.close()
 

@@ -22,6 +22,7 @@ from srsweep.agents.eta import SweepEta
 from srsweep.agents.packing import limit_threads
 from srsweep.agents.signals import Heartbeat
 from srsweep.agents.signals import training
+from srsweep.errors import EnvironmentFault
 from srsweep.errors import LeaseLostError
 from srsweep.errors import SpecError
 from srsweep.errors import SrsweepError
@@ -158,6 +159,8 @@ class _Trial:
                 error = _error_text(exc)
         if isinstance(exc, LeaseLostError):
             return self.lost(exc)
+        if isinstance(exc, EnvironmentFault):  # the ledger is gone: nothing to record in it
+            raise exc
         summary: dict[str, Any] = {}
         try:
             if run is not None:

@@ -76,6 +76,7 @@ class PostgresBackend(SqlLedger):
         if not url.startswith(SCHEMES):
             raise UsageError(f"--ledger {url!r}: expected postgresql://USER@HOST:PORT/DB")
         self.url = url
+        self._reached = False  # a connection opened once: failing to open again is an outage
 
     @property
     def location(self) -> str:
@@ -95,19 +96,22 @@ class PostgresBackend(SqlLedger):
         try:
             conn = psycopg.connect(self.url, autocommit=True, connect_timeout=10)
         except psycopg.Error as e:
+            if self._reached:  # (an OperationalError: retried as a lost connection)
+                raise
             raise SrsweepError(
                 f"cannot reach the PostgreSQL ledger {self.location}: "
                 f"{str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__}"
             ) from None
-        if self._schema_ready(conn) and not self._uncompacted(conn):
-            return conn  # the usual open: two quick reads, no lock, no DDL
-        conn.execute("SELECT pg_advisory_lock(%s)", (_SCHEMA_LOCK,))
-        try:
-            for statement in _SCHEMA:
-                conn.execute(statement)
-            self._compact_ended(conn)
-        finally:
-            conn.execute("SELECT pg_advisory_unlock(%s)", (_SCHEMA_LOCK,))
+        if not self._schema_ready(conn) or self._uncompacted(conn):
+            conn.execute("SELECT pg_advisory_lock(%s)", (_SCHEMA_LOCK,))
+            try:
+                for statement in _SCHEMA:
+                    conn.execute(statement)
+                self._compact_ended(conn)
+            finally:
+                conn.execute("SELECT pg_advisory_unlock(%s)", (_SCHEMA_LOCK,))
+        # (else the usual open: two quick reads, no lock, no DDL)
+        self._reached = True
         return conn
 
     @staticmethod
@@ -122,6 +126,29 @@ class PostgresBackend(SqlLedger):
     def _x_blobs(self, db: Any, sql: str, args: tuple[Any, ...] | list[Any] = ()) -> Any:
         # binary results: bytea as its bytes, not hex text twice their size to decode
         return db.execute(self._q(sql), tuple(args), binary=True)
+    def _disconnected(self, exc: BaseException) -> bool:
+        import psycopg
+
+        # a closed connection, a server shutting down or starting up, a network gone;
+        # a query's own failure (a constraint, bad SQL) is a ProgrammingError/IntegrityError
+        return isinstance(exc, psycopg.OperationalError) and not isinstance(
+            exc, psycopg.errors.QueryCanceled | psycopg.errors.LockNotAvailable
+        )
+
+    def _transaction_id(self, db: Any) -> Any:
+        return db.execute("SELECT pg_current_xact_id()::text").fetchone()[0]
+
+    def _committed(self, db: Any, txid: Any) -> bool | None:
+        # https://www.postgresql.org/docs/current/functions-info.html (pg_xact_status):
+        # made for a client whose connection broke during COMMIT
+        (status,) = db.execute("SELECT pg_xact_status(%s::xid8)", (txid,)).fetchone()
+        if status is None:  # older than the server's commit log keeps: it cannot say
+            raise SrsweepError(
+                f"the ledger {self.location} cannot tell whether transaction {txid} "
+                "committed after the connection was lost; stopping rather than risk "
+                "writing it twice"
+            )
+        return None if status == "in progress" else status == "committed"
 
     def _lock_sweep(self, db: Any, sweep_id: str) -> None:
         db.execute("SELECT id FROM sweeps WHERE id=%s FOR UPDATE", (sweep_id,))

@@ -17,21 +17,33 @@ Fencing: every attempt of a trial is a row of its own, and a lease that ran out 
 its row ``crashed`` and queues a new row. The ledger accepts writes about a trial
 (log, heartbeat, finish) only while its row is ``running``, so an agent whose lease
 was taken over cannot write over the new attempt: it gets ``LeaseLostError``.
+
+A lost connection (a server ledger restarted, its network gone): every public call is
+retried whole, with backoff, for ``SRSWEEP_DB_RETRY`` seconds (default 60), and then
+``LedgerUnreachableError`` stops the agent. A transaction that failed before its COMMIT
+was rolled back by the server and is simply run again; one whose COMMIT went out but
+whose answer never came is looked up on the server once it is back (``_committed``),
+so that it is neither lost nor applied twice (history rows logged twice).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import secrets
 import string
+import sys
 import time
 from collections.abc import Callable
 from collections.abc import Hashable
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from typing import Concatenate
+from typing import ParamSpec
+from typing import TypeVar
 
 from numpy.typing import NDArray
 
@@ -45,6 +57,7 @@ from srsweep.backends.columns import from_rows
 from srsweep.backends.columns import last_of
 from srsweep.backends.columns import to_rows
 from srsweep.errors import LeaseLostError
+from srsweep.errors import LedgerUnreachableError
 from srsweep.errors import NotFoundError
 from srsweep.spec import SCRIPT
 from srsweep.spec import Spec
@@ -65,6 +78,12 @@ _ENDED = (  # runs that have ended with history rows not yet compacted
     "SELECT id FROM runs r WHERE state NOT IN ('running', 'queued') AND EXISTS "
     "(SELECT 1 FROM history h WHERE h.run_id = r.id)"
 )
+DEFAULT_DB_RETRY = 60.0  # seconds a lost connection is retried before the agent stops
+BACKOFF = (0.5, 8.0)  # the first wait between reconnections, doubling up to the second
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+_L = TypeVar("_L", bound="SqlLedger")
 
 
 def new_id(n: int = 8) -> str:
@@ -75,6 +94,81 @@ def new_id(n: int = 8) -> str:
 
 def _env_float(name: str, default: float) -> float:
     return float(os.environ.get(name, default))
+
+
+class _Retry(Exception):
+    """A transaction the server did not commit (its connection was lost): run it again."""
+
+
+class _Outage:
+    """One spell without a connection: says so once, waits with backoff between
+    reconnections, and gives up after ``SRSWEEP_DB_RETRY`` seconds."""
+
+    def __init__(self, ledger: SqlLedger, first: BaseException) -> None:
+        self.ledger, self.window = ledger, _env_float("SRSWEEP_DB_RETRY", DEFAULT_DB_RETRY)
+        self.deadline = time.monotonic() + self.window
+        self.pause = BACKOFF[0]
+        print(
+            f"ledger connection lost ({_brief(first)}), retrying for up to {self.window:g} s",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    def reconnect(self, cause: BaseException) -> None:
+        """Drop the broken connection and wait until a new one opens; raises
+        LedgerUnreachableError once the window has passed."""
+        self.ledger._drop()
+        while True:
+            left = self.deadline - time.monotonic()
+            if left <= 0:
+                raise LedgerUnreachableError(
+                    f"the ledger {self.ledger.location} stayed unreachable for "
+                    f"{self.window:g} s (SRSWEEP_DB_RETRY; last error: {_brief(cause)}); "
+                    "stopping. Trials this agent held stay running in the ledger and are "
+                    "queued again once their lease runs out"
+                ) from None
+            time.sleep(min(self.pause, left))
+            self.pause = min(self.pause * 2, BACKOFF[1])
+            try:
+                self.ledger._db(create=True)
+                return
+            except Exception as e:
+                if not self.ledger._disconnected(e):
+                    raise
+                cause = e
+
+
+def _brief(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
+
+
+def _retried(method: Callable[Concatenate[_L, _P], _T]) -> Callable[Concatenate[_L, _P], _T]:
+    """Run a ledger call again, whole, after a lost connection (``_Outage``). A call
+    made inside another (``claim`` reads ``sweep``) leaves the retry to the outer one."""
+
+    @functools.wraps(method)
+    def call(self: _L, /, *args: _P.args, **kwargs: _P.kwargs) -> _T:
+        if self._calls:
+            return method(self, *args, **kwargs)
+        try:
+            while True:
+                self._calls += 1
+                try:
+                    return method(self, *args, **kwargs)
+                except _Retry:  # reconnected already; the server rolled the call back
+                    pass
+                except Exception as e:
+                    if not self._disconnected(e):
+                        raise
+                    self._outage = self._outage or _Outage(self, e)
+                    self._outage.reconnect(e)
+                finally:
+                    self._calls -= 1
+        finally:
+            self._outage = None  # the next loss is a new outage
+
+    return call
 
 
 class SqlLedger:
@@ -105,6 +199,8 @@ class SqlLedger:
         )
         self._conn: Any = None
         self._params: dict[str, dict[str, Any]] = {}
+        self._calls = 0  # ledger calls in progress (a retry covers the outermost)
+        self._outage: _Outage | None = None  # the spell without a connection, if any
 
     # -- what a subclass provides -------------------------------------------------------
     @property
@@ -125,6 +221,20 @@ class SqlLedger:
 
     def _lock_sweep(self, db: Any, sweep_id: str) -> None:
         """Serialise claims of one sweep until the transaction ends."""
+
+    def _disconnected(self, exc: BaseException) -> bool:
+        """Whether ``exc`` is the driver saying the connection is gone (then the call is
+        retried); an embedded database has none to lose."""
+        return False
+
+    def _transaction_id(self, db: Any) -> Any:
+        """The open transaction's id on the server, to ask later whether it committed;
+        None where a lost COMMIT cannot happen."""
+        return None
+
+    def _committed(self, db: Any, txid: Any) -> bool | None:
+        """Whether transaction ``txid`` committed; None while the server cannot tell yet."""
+        raise NotImplementedError
 
     # -- plumbing -----------------------------------------------------------------------
     def _q(self, sql: str) -> str:
@@ -151,13 +261,46 @@ class SqlLedger:
         trial's outcome) could not begin."""
         db = self._db(create=True)
         self._begin(db)
+        txid = self._transaction_id(db)
         try:
             yield db
-            db.execute("COMMIT")
         except BaseException:
-            with contextlib.suppress(Exception):  # none open: it was raised after COMMIT
+            with contextlib.suppress(Exception):  # (the connection may be gone)
                 db.execute("ROLLBACK")
             raise
+        try:
+            db.execute("COMMIT")
+        except BaseException as e:
+            if txid is None or not self._disconnected(e):
+                with contextlib.suppress(Exception):  # none open: it was raised after COMMIT
+                    db.execute("ROLLBACK")
+                raise
+            self._settle(txid, e)
+
+    def _settle(self, txid: Any, lost: BaseException) -> None:
+        """A COMMIT sent on a connection that broke: reconnect and ask the server. Committed:
+        return, the call's result stands; not committed: ``_Retry`` the call whole."""
+        outage = self._outage = self._outage or _Outage(self, lost)
+        while True:
+            outage.reconnect(lost)
+            try:
+                done = self._committed(self._db(), txid)
+            except Exception as e:
+                if not self._disconnected(e):
+                    raise
+                lost = e
+                continue
+            if done is not None:
+                break
+        if not done:
+            raise _Retry() from lost
+
+    def _drop(self) -> None:
+        """Forget a broken connection (closing it, if the driver still can)."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                conn.close()
 
     def close(self) -> None:
         if self._conn is not None:
@@ -165,6 +308,7 @@ class SqlLedger:
             self._conn = None
 
     # -- sweeps -------------------------------------------------------------------------
+    @_retried
     def create_sweep(self, spec: Spec, remote: str | None = None) -> str:
         """Register ``spec``; ``remote`` records its W&B server path when it lives there."""
         sweep_id = new_id()
@@ -187,6 +331,7 @@ class SqlLedger:
             )
         return sweep_id
 
+    @_retried
     def sweeps(self) -> list[SweepRecord]:
         db = self._db()
         if db is None:
@@ -200,6 +345,7 @@ class SqlLedger:
                 counts.setdefault(sid, {})[state] = n
         return [self._sweep(r, counts.get(r[0], {})) for r in rows]
 
+    @_retried
     def sweep(self, sweep_id: str) -> SweepRecord:
         """The sweep ``sweep_id``; raises NotFoundError naming how to list them."""
         db = self._db()
@@ -236,16 +382,19 @@ class SqlLedger:
             reason,
         )
 
+    @_retried
     def set_sweep_state(self, sweep_id: str, state: str, reason: str | None = None) -> None:
         self.sweep(sweep_id)
         with self._tx() as db:
             self._x(db, "UPDATE sweeps SET state=?, reason=? WHERE id=?", (state, reason, sweep_id))
 
     # -- trials -------------------------------------------------------------------------
+    @_retried
     def claim(self, sweep_id: str, agent: str) -> RunRecord | None:
         got = self._claim(sweep_id, agent, 1, None, 1)
         return got[0] if got else None
 
+    @_retried
     def claim_pack(
         self,
         sweep_id: str,
@@ -393,6 +542,7 @@ class SqlLedger:
             )
         return out
 
+    @_retried
     def requeue(self, run_id: str) -> str | None:
         """Queue a new attempt of ``run_id``'s trial (same parameters); its id, or None
         when the run was already re-queued."""
@@ -434,6 +584,7 @@ class SqlLedger:
         ).fetchone()
         return int(seq)
 
+    @_retried
     def retry(self, sweep_id: str, states: tuple[str, ...]) -> list[str]:
         """Queue a new attempt of every run of ``sweep_id`` in ``states`` not yet retried;
         a retried trial's crash count starts again."""
@@ -450,6 +601,7 @@ class SqlLedger:
             ]
             return [new for r in ids if (new := self._requeue(db, r, crashes=0)) is not None]
 
+    @_retried
     def heartbeat(self, run_ids: list[str]) -> None:
         """Mark the agent of these runs alive now; raises LeaseLostError naming the runs
         whose lease was taken over (no longer ``running``)."""
@@ -476,6 +628,7 @@ class SqlLedger:
             "(raise SRSWEEP_LEASE_TIMEOUT on a slow shared file system)"
         )
 
+    @_retried
     def start_run(self, kernel: str, config: dict[str, Any], agent: str) -> RunRecord:
         """Register a standalone run (``srsweep run``), already running."""
         with self._tx() as db:
@@ -526,6 +679,7 @@ class SqlLedger:
         )
         return run
 
+    @_retried
     def log(self, run_id: str, rows: list[dict[str, Any]]) -> None:
         """Append history rows (each with ``_step``); renews the lease."""
         if not rows:
@@ -538,6 +692,7 @@ class SqlLedger:
                 [(run_id, int(r["_step"]), json.dumps(r)) for r in rows],
             )
 
+    @_retried
     def finish(
         self,
         run_id: str,
@@ -648,6 +803,7 @@ class SqlLedger:
                 out.setdefault(run_id, []).append(json.loads(data))
         return out
 
+    @_retried
     def history_columns(
         self, run_ids: list[str], keys: list[str] | None = None
     ) -> dict[str, dict[str, NDArray[Any]]]:
@@ -675,6 +831,7 @@ class SqlLedger:
             out[run_id] = from_rows(rows, keys)
         return out
 
+    @_retried
     def last_logged(self, run_ids: list[str]) -> dict[str, dict[str, Any]]:
         """Each run's last logged value per key (but ``_step``) that is not None."""
         db = self._db()
@@ -694,6 +851,7 @@ class SqlLedger:
             out[run_id] = last_of(rows)
         return out
 
+    @_retried
     def set_config(self, run_id: str, config: dict[str, Any]) -> None:
         with self._tx() as db:
             self._row(db, run_id)
@@ -797,12 +955,14 @@ class SqlLedger:
     def _run_in(self, db: Any, run_id: str) -> RunRecord:
         return self._with_history(db, [self._row(db, run_id)])[0]
 
+    @_retried
     def run(self, run_id: str) -> RunRecord:
         db = self._db()
         if db is None:
             raise NotFoundError(f"unknown run id {run_id!r} in {self.location}")
         return self._run_in(db, run_id)
 
+    @_retried
     def runs(self, sweep_id: str | None, *, history: bool = True) -> list[RunRecord]:
         db = self._db()
         if db is None:

@@ -4,11 +4,13 @@
 free loopback port with trust authentication, creates a database and yields its URL;
 the server and its files are gone afterwards. The server refuses to run as root, so
 under root it runs as the ``postgres`` system user (created by the Debian package).
-``unavailable()`` says why no server can be started here (None when one can).
+``server()`` yields the server itself, to stop and start again (a restart under
+agents). ``unavailable()`` says why no server can be started here (None when one can).
 """
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import pwd
@@ -54,39 +56,66 @@ def _as_server_user(argv: list[str]) -> list[str]:
     return ["runuser", "-u", USER, "--", *argv] if os.geteuid() == 0 else argv
 
 
-@contextmanager
-def throwaway_server(db: str = "srsweep") -> Iterator[str]:
-    """Start a server, yield ``postgresql://USER@127.0.0.1:PORT/db``, stop and remove it."""
-    why = unavailable()
-    if why is not None:
-        raise RuntimeError(why)
-    bin_dir = _bin_dir()
-    assert bin_dir is not None
-    top = Path(tempfile.mkdtemp(prefix="srsweep-pg-"))
-    data, sock = top / "data", top / "sock"
-    sock.mkdir()
-    if os.geteuid() == 0:
-        shutil.chown(top, USER)
-        shutil.chown(sock, USER)
-    port = _free_port()
-    env = {**os.environ, "LC_ALL": "C"}
+class Server:
+    """A throw-away server's handles: its ``url``, and ``stop``/``start`` on the same
+    port and data folder (a restart, as an agent sees one)."""
 
-    def run(*argv: str) -> None:
+    def __init__(self, top: Path, port: int, db: str) -> None:
+        bin_dir = _bin_dir()
+        assert bin_dir is not None
+        self.bin, self.top, self.port = bin_dir, top, port
+        self.url = f"postgresql://{USER}@127.0.0.1:{port}/{db}"
+
+    def _run(self, *argv: str) -> None:
         subprocess.run(
             _as_server_user(list(argv)),
             check=True,
-            env=env,
-            cwd=top,
+            env={**os.environ, "LC_ALL": "C"},
+            cwd=self.top,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             timeout=120,
         )
 
-    try:
-        run(
-            str(bin_dir / "initdb"),
+    def start(self) -> None:
+        self._run(
+            str(self.bin / "pg_ctl"),
             "-D",
-            str(data),
+            str(self.top / "data"),
+            "-l",
+            str(self.top / "server.log"),
+            "-w",
+            "-t",
+            "60",
+            "-o",
+            f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.top / 'sock'} "
+            "-c fsync=off -c synchronous_commit=off -c max_connections=200",
+            "start",
+        )
+
+    def stop(self, mode: str = "immediate") -> None:
+        """Stop the server: ``immediate`` (as if it crashed) or ``fast`` (a clean shutdown:
+        open connections are ended, what was committed is kept)."""
+        self._run(str(self.bin / "pg_ctl"), "-D", str(self.top / "data"), "-m", mode, "-w", "stop")
+
+
+@contextmanager
+def server(db: str = "srsweep") -> Iterator[Server]:
+    """Start a server with database ``db``, yield it, stop and remove it."""
+    why = unavailable()
+    if why is not None:
+        raise RuntimeError(why)
+    top = Path(tempfile.mkdtemp(prefix="srsweep-pg-"))
+    (top / "sock").mkdir()
+    if os.geteuid() == 0:
+        shutil.chown(top, USER)
+        shutil.chown(top / "sock", USER)
+    pg = Server(top, _free_port(), db)
+    try:
+        pg._run(
+            str(pg.bin / "initdb"),
+            "-D",
+            str(top / "data"),
             "-U",
             USER,
             "--auth=trust",
@@ -94,24 +123,19 @@ def throwaway_server(db: str = "srsweep") -> Iterator[str]:
             "-E",
             "UTF8",
         )
-        run(
-            str(bin_dir / "pg_ctl"),
-            "-D",
-            str(data),
-            "-l",
-            str(top / "server.log"),
-            "-w",
-            "-t",
-            "60",
-            "-o",
-            f"-c listen_addresses=127.0.0.1 -p {port} -k {sock} "
-            "-c fsync=off -c synchronous_commit=off -c max_connections=200",
-            "start",
-        )
+        pg.start()
         try:
-            run(str(bin_dir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", USER, db)
-            yield f"postgresql://{USER}@127.0.0.1:{port}/{db}"
+            pg._run(str(pg.bin / "createdb"), "-h", "127.0.0.1", "-p", str(pg.port), "-U", USER, db)
+            yield pg
         finally:
-            run(str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop")
+            with contextlib.suppress(subprocess.CalledProcessError):  # stopped already
+                pg.stop()
     finally:
         shutil.rmtree(top, ignore_errors=True)
+
+
+@contextmanager
+def throwaway_server(db: str = "srsweep") -> Iterator[str]:
+    """Start a server, yield ``postgresql://USER@127.0.0.1:PORT/db``, stop and remove it."""
+    with server(db) as pg:
+        yield pg.url
