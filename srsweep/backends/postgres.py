@@ -126,6 +126,7 @@ class PostgresBackend(SqlLedger):
     def _x_blobs(self, db: Any, sql: str, args: tuple[Any, ...] | list[Any] = ()) -> Any:
         # binary results: bytea as its bytes, not hex text twice their size to decode
         return db.execute(self._q(sql), tuple(args), binary=True)
+
     def _disconnected(self, exc: BaseException) -> bool:
         import psycopg
 

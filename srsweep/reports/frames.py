@@ -326,9 +326,7 @@ def curves(
     order = np.lexsort((x, codes))
     cols = [x[order]] + [df[c].to_numpy(dtype=float)[keep][order] for c in (y, *more)]
     bounds = np.searchsorted(codes[order], np.arange(len(ids) + 1))
-    return {
-        rid: tuple(c[bounds[k] : bounds[k + 1]] for c in cols) for k, rid in enumerate(ids)
-    }
+    return {rid: tuple(c[bounds[k] : bounds[k + 1]] for c in cols) for k, rid in enumerate(ids)}
 
 
 def best_k(runs_df: pd.DataFrame, metric: str, goal: str, k: int) -> pd.DataFrame:

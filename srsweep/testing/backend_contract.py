@@ -522,9 +522,7 @@ class BackendContract:
             "lat": [0.25, 1.5],
         }
 
-    def test_history_columns_of_runs_that_logged_nothing_are_empty(
-        self, backend: Backend
-    ) -> None:
+    def test_history_columns_of_runs_that_logged_nothing_are_empty(self, backend: Backend) -> None:
         sid = backend.create_sweep(grid_spec(2))
         r = backend.claim(sid, "a")
         assert r is not None

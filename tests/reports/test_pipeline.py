@@ -10,6 +10,7 @@ import pytest
 from srsweep.errors import UsageError
 from srsweep.reports import report_sweep
 from srsweep.reports import write_report
+from srsweep.reports.pipeline import csv_text
 
 FILES = [
     "runs.csv",
@@ -355,3 +356,16 @@ def test_the_best_run_has_its_command_and_csvs_hold_json(replicated_report):
     runs = pd.read_csv(out / "runs.csv")
     assert runs["disc.betas"][0] == "[0.9, 0.999]" and runs["arch.hid_num"][0] == "[2, 0]"
     assert [c for c in runs.columns if "runtime" in c] == ["runtime"]
+
+
+def test_csv_of_numbers_and_strings_is_what_pandas_writes():
+    df = pd.DataFrame(
+        {
+            "run_id": ['a,"b', "c", None],
+            "step": [0, 20, 40],
+            "acc": [0.1, float("nan"), float("inf")],
+            "ok": [True, False, True],
+        }
+    )
+    assert csv_text(df) == df.to_csv(index=False)
+    assert csv_text(df).splitlines()[1:] == ['"a,""b",0,0.1,True', "c,20,,False", ",40,inf,True"]
