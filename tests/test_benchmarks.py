@@ -20,79 +20,52 @@ CASES = {
 }
 
 
+def bench(script: str, *args: str, timeout: float = 240) -> str:
+    """Run ``benchmarks/SCRIPT ARGS`` with W&B off; its stdout, after it exited 0."""
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / script), *args],
+        cwd=ROOT,
+        env={**os.environ, "WANDB_MODE": "disabled"},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    return proc.stdout
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("script", sorted(CASES))
 def test_benchmark_runs_and_prints_ratios(script: str) -> None:
-    env = {**os.environ, "WANDB_MODE": "disabled"}
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / script), *CASES[script]],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "packed / (a)" in proc.stdout, proc.stdout
-    assert "trials/h" in proc.stdout
+    out = bench(script, *CASES[script])
+    assert "packed / (a)" in out, out
+    assert "trials/h" in out
 
 
 @pytest.mark.slow
 def test_the_report_benchmark_runs_and_prints_its_targets() -> None:
-    proc = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "benchmarks" / "bench_report.py"),
-            "--runs",
-            "4",
-            "--steps",
-            "30",
-        ],
-        cwd=ROOT,
-        env={**os.environ, "WANDB_MODE": "disabled"},
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "srsweep report:" in proc.stdout and "report / floor =" in proc.stdout
-    assert "srsweep status:" in proc.stdout
+    out = bench("bench_report.py", "--runs", "4", "--steps", "30")
+    assert "srsweep report:" in out and "report / floor =" in out
+    assert "srsweep status:" in out
 
 
 @pytest.mark.slow
 def test_the_report_benchmark_times_postgresql_beside_sqlite(postgres_url: str) -> None:
-    proc = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "benchmarks" / "bench_report.py"),
-            *("--runs", "3", "--steps", "20", "--repeat", "1", "--ledger", postgres_url),
-        ],
-        cwd=ROOT,
-        env={**os.environ, "WANDB_MODE": "disabled"},
-        capture_output=True,
-        text=True,
-        timeout=240,
+    out = bench(
+        "bench_report.py",
+        *("--runs", "3", "--steps", "20", "--repeat", "1", "--ledger", postgres_url),
     )
-    assert proc.returncode == 0, proc.stderr[-2000:]
     for name in ("SQLite", "PostgreSQL"):
-        assert f"{name:10} srsweep report:" in proc.stdout, proc.stdout
-        assert f"{name:10} srsweep status:" in proc.stdout, proc.stdout
-    assert "report: PostgreSQL / SQLite = " in proc.stdout
-    assert "status: PostgreSQL / SQLite = " in proc.stdout
+        assert f"{name:10} srsweep report:" in out, out
+        assert f"{name:10} srsweep status:" in out, out
+    assert "report: PostgreSQL / SQLite = " in out
+    assert "status: PostgreSQL / SQLite = " in out
 
 
 @pytest.mark.slow
 def test_the_pack_fill_benchmark_prints_both_pack_sizes() -> None:
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "bench_pack_fill.py"), "--packs", "4"],
-        cwd=ROOT,
-        env={**os.environ, "WANDB_MODE": "disabled"},
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    header, row = proc.stdout.splitlines()[1:3]
+    out = bench("bench_pack_fill.py", "--packs", "4")
+    header, row = out.splitlines()[1:3]
     assert header.split()[:3] == ["--pack", "engine", "order"]
     pack, before, after = row.split()[:3]
     # grouped packs are full unless a claim's 128 fresh draws hold under 4 of its first
@@ -102,20 +75,8 @@ def test_the_pack_fill_benchmark_prints_both_pack_sizes() -> None:
 
 @pytest.mark.slow
 def test_the_oversubscription_benchmark_prints_both_rates_and_the_ratio() -> None:
-    proc = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "benchmarks" / "bench_oversub.py"),
-            *("--pack", "2", "--epochs", "2", "--repeats", "1"),
-        ],
-        cwd=ROOT,
-        env={**os.environ, "WANDB_MODE": "disabled"},
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    default, one, ratio = proc.stdout.splitlines()[1:4]
+    out = bench("bench_oversub.py", *("--pack", "2", "--epochs", "2", "--repeats", "1"))
+    default, one, ratio = out.splitlines()[1:4]
     assert re.match(r"\s+default \(\d+ thread\(s\)\):\s+[\d.]+ trials/s", default), default
     assert re.match(r"\s+one thread:\s+[\d.]+ trials/s", one), one
     assert ratio.lstrip().startswith("default / one thread =") and "x (target >= 1.0x)" in ratio
@@ -130,14 +91,6 @@ def test_the_postgres_agents_benchmark_loses_and_repeats_nothing_after_a_kill() 
         pytest.skip(f"no PostgreSQL server: {why}")
     pytest.importorskip("psycopg", reason="the PostgreSQL driver: pip install -e '.[dev]'")
     args = ["--points", "60", "--agents", "4", "--lease", "2", "--step-sleep", "0.05"]
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "bench_pg_agents.py"), *args],
-        cwd=ROOT,
-        env={**os.environ, "WANDB_MODE": "disabled"},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr[-2000:]
-    assert "points finished: 60; duplicates: 0; lost: 0" in proc.stdout, proc.stdout
-    assert "the killed trial re-ran:" in proc.stdout and "attempt 2" in proc.stdout
+    out = bench("bench_pg_agents.py", *args, timeout=300)
+    assert "points finished: 60; duplicates: 0; lost: 0" in out, out
+    assert "the killed trial re-ran:" in out and "attempt 2" in out

@@ -64,6 +64,38 @@ def _steps(params: dict[str, Any]) -> int:
     return int(params["steps"])
 
 
+def _claim_from_threads(
+    backend: Backend, threads: int, claim: Callable[[Backend, str], list[RunRecord]]
+) -> list[RunRecord]:
+    """Every trial ``threads`` threads claimed, each through a handle of its own (as the
+    protocol asks) and all starting at once: ``claim(handle, name)`` until it returns
+    none. An error in a thread fails the test."""
+    claimed: list[RunRecord] = []
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+    start = threading.Barrier(threads)
+
+    def claim_all(name: str) -> None:
+        handle = backend.reopen()
+        try:
+            start.wait()
+            while got := claim(handle, name):
+                with lock:
+                    claimed.extend(got)
+        except BaseException as e:  # reported below, not lost in the thread
+            errors.append(e)
+        finally:
+            handle.close()
+
+    workers = [threading.Thread(target=claim_all, args=(f"t{i}",)) for i in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(120)
+    assert not errors, errors
+    return claimed
+
+
 def _targets(runs: list[RunRecord]) -> list[int]:
     return sorted(int(r.params["target"]) for r in runs)
 
@@ -209,29 +241,9 @@ class BackendContract:
     def test_concurrent_claims_hand_out_every_trial_exactly_once(self, backend: Backend) -> None:
         n, threads = 30, 6
         sid = backend.create_sweep(grid_spec(n))
-        claimed: list[RunRecord] = []
-        errors: list[BaseException] = []
-        lock = threading.Lock()
-        start = threading.Barrier(threads)
-
-        def claim_all(name: str) -> None:
-            handle = backend.reopen()  # one handle per thread, as the protocol asks
-            try:
-                start.wait()
-                while (r := handle.claim(sid, name)) is not None:
-                    with lock:
-                        claimed.append(r)
-            except BaseException as e:  # reported below, not lost in the thread
-                errors.append(e)
-            finally:
-                handle.close()
-
-        workers = [threading.Thread(target=claim_all, args=(f"t{i}",)) for i in range(threads)]
-        for w in workers:
-            w.start()
-        for w in workers:
-            w.join(120)
-        assert not errors, errors
+        claimed = _claim_from_threads(
+            backend, threads, lambda h, name: [r] if (r := h.claim(sid, name)) else []
+        )
         assert _targets(claimed) == list(range(n))
         assert len({r.id for r in claimed}) == n
         assert _targets(backend.runs(sid)) == list(range(n))
@@ -372,29 +384,11 @@ class BackendContract:
     ) -> None:
         threads = 4
         sid = backend.create_sweep(packs_spec("grid"))
-        claimed: list[RunRecord] = []
-        errors: list[BaseException] = []
-        lock = threading.Lock()
-        start = threading.Barrier(threads)
-
-        def claim_all(name: str) -> None:
-            handle = backend.reopen()
-            try:
-                start.wait()
-                while got := handle.claim_pack(sid, name, 3, key=_steps, candidates=12):
-                    with lock:
-                        claimed.extend(got)
-            except BaseException as e:  # reported below, not lost in the thread
-                errors.append(e)
-            finally:
-                handle.close()
-
-        workers = [threading.Thread(target=claim_all, args=(f"t{i}",)) for i in range(threads)]
-        for w in workers:
-            w.start()
-        for w in workers:
-            w.join(120)
-        assert not errors, errors
+        claimed = _claim_from_threads(
+            backend,
+            threads,
+            lambda h, name: h.claim_pack(sid, name, 3, key=_steps, candidates=12),
+        )
         points = sorted((r.params["target"], r.params["steps"]) for r in claimed)
         assert points == [(t, s) for t in range(8) for s in (1, 2, 3, 4)]
         assert len(backend.runs(sid)) == 32
