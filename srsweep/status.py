@@ -35,13 +35,13 @@ def status_lines(backend: Backend, sweep_id: str) -> list[str]:
     runs = backend.runs(sweep_id, history=False)  # summaries only: fast at any size
     kernel = None if sweep.kernel == SCRIPT else kernels.get(sweep.kernel)
     name, _ = objective(sweep.spec, kernel)
-    keys = swept_keys(sweep.spec)
+    flats = [flatten(r.params) for r in runs]
+    keys = _columns(swept_keys(sweep.spec), flats)
     counts = ", ".join(f"{n} {s}" for s, n in sorted(sweep.counts.items())) or "no runs yet"
     held = any(r.state == "running" for r in runs)  # then: which agent holds each
     rows = []
-    for r in runs:
+    for r, flat in zip(runs, flats, strict=True):
         best = final_value(r.summary, name)
-        flat = flatten(r.params)
         rows.append(
             [
                 r.id,
@@ -92,6 +92,21 @@ def standalone_lines(backend: Backend) -> list[str]:
     for row in [header, *rows]:
         lines.append("  ".join(str(x).ljust(w) for x, w in zip(row, widths, strict=True)).rstrip())
     return lines
+
+
+def _columns(keys: list[str], flats: list[dict[str, Any]]) -> list[str]:
+    """The parameter columns: each swept key, except that one swept as whole dicts
+    (``disc: {values: [{...}, {...}]}``) shows the keys inside it whose values differ
+    between the runs (all of them when none differ)."""
+    columns = []
+    for key in keys:
+        inner = list(dict.fromkeys(k for f in flats for k in f if k.startswith(key + ".")))
+        if not inner or any(key in f for f in flats):
+            columns.append(key)
+            continue
+        differ = [k for k in inner if len({_short(f.get(k)) for f in flats}) > 1]
+        columns.extend(differ or inner)
+    return columns
 
 
 def _short(v: Any) -> str:

@@ -26,3 +26,17 @@ def test_status_shows_the_agent_of_each_running_trial_only_while_one_runs(result
     ]
     b.finish(first.id, "finished", summary={"loss": 0.25})
     assert "AGENT" not in status_lines(b, sid)[1].split()  # none running: no column
+
+
+def test_a_parameter_swept_as_whole_dicts_shows_the_keys_inside_that_differ(results):
+    b = LocalBackend(results)
+    critics = [{"gp": 0.0, "lr": 1e-3, "hid_num": 2}, {"gp": 1e-4, "lr": 1e-3, "hid_num": 4}]
+    spec = validate(
+        {"program": "sd", "method": "grid", "parameters": {"disc": {"values": critics}}}, "g"
+    )
+    sid = b.create_sweep(spec)
+    runs = [b.claim(sid, "a"), b.claim(sid, "a")]
+    assert all(runs)
+    _, header, *rows = status_lines(b, sid)
+    assert header.split()[-2:] == ["disc.gp", "disc.hid_num"]  # not disc.lr: one value
+    assert [r.split()[-2:] for r in rows] == [["0", "2"], ["0.0001", "4"]]
