@@ -72,6 +72,20 @@ def _config_name(key: str) -> str:
     return key
 
 
+def _runtime(r: RunRecord) -> float:
+    """Seconds the run trained: the runtime it reported in its summary (a trial's own
+    time, which in a pack does not count the packs trained before it), else the ledger's
+    ``finished_at - started_at``; NaN while it runs."""
+    start, end = r.started_at, r.finished_at
+    if end is None:
+        return math.nan
+    reported = (r.summary or {}).get("runtime")
+    if isinstance(reported, (int, float)) and not isinstance(reported, bool):
+        if math.isfinite(reported):
+            return float(reported)
+    return end - start if start is not None else math.nan
+
+
 def _last_logged(history: list[dict[str, Any]]) -> dict[str, Any]:
     """The last non-missing value of each metric in a history."""
     last: dict[str, Any] = {}
@@ -87,7 +101,7 @@ def runs_frame(
 
     Columns: ``run_id``, ``name``, ``state``, ``sweep_id``, one column per config key
     (``disc.lr``; lists become tuples), ``summary.<key>`` per summary metric,
-    ``runtime`` (``finished_at - started_at`` when both are known) and ``error``. The
+    ``runtime`` (``_runtime``) and ``error``. The
     swept ``params`` are laid over the config, so a running run whose full config is
     not recorded yet still shows the values it was given; likewise a metric missing
     from a run's summary takes its last logged value.
@@ -110,8 +124,7 @@ def runs_frame(
         for k, v in last.items():
             summary.setdefault(k, v)
         row.update({f"summary.{k}": v for k, v in summary.items()})
-        start, end = r.started_at, r.finished_at
-        row["runtime"] = end - start if start is not None and end is not None else math.nan
+        row["runtime"] = _runtime(r)
         row["error"] = r.error
         rows.append(row)
     df = pd.DataFrame(rows)

@@ -367,12 +367,9 @@ def _plain(v: Any) -> Any:
 
 
 def _runs_table(runs: pd.DataFrame) -> pd.DataFrame:
-    """The runs frame with one runtime column: the ledger's start-to-end time, else the
-    runtime the run reported in its summary."""
-    if "summary.runtime" not in runs:
-        return runs
-    reported = pd.to_numeric(runs["summary.runtime"], errors="coerce")
-    return runs.assign(runtime=runs["runtime"].fillna(reported)).drop(columns="summary.runtime")
+    """The runs frame with one runtime column (``frames.runs_frame``'s: the runtime the
+    run reported, else the ledger's start-to-end time)."""
+    return runs.drop(columns="summary.runtime", errors="ignore")
 
 
 def _tables(study: Study) -> list[tuple[str, str, pd.DataFrame]]:

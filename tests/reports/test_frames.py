@@ -72,6 +72,15 @@ def test_runs_frame_params_fill_a_missing_config_and_reserved_names_move(fake_ru
     assert df.loc["b", "name"] == "b"
 
 
+def test_runtime_is_what_the_run_reported_else_the_ledger_span(fake_run):
+    # a trial trained in a pack's third group: claimed at 0, its own 24 s end at 81
+    packed = fake_run("p", "p", summary={"runtime": 24.0}, started_at=0.0, finished_at=81.0)
+    script = fake_run("s", "s", summary={"loss": 1.0}, started_at=0.0, finished_at=81.0)
+    df = runs_frame([packed, script]).set_index("run_id")
+    assert df.loc["p", "runtime"] == 24.0
+    assert df.loc["s", "runtime"] == 81.0
+
+
 def test_runs_frame_takes_missing_summary_values_from_the_history(fake_run):
     history = [{"_step": 0, "acc": 0.5, "loss": 1.0}, {"_step": 1, "acc": 0.7, "loss": None}]
     df = runs_frame([fake_run("a", "a", state="running", history=history, summary={"acc": 0.6})])

@@ -83,7 +83,7 @@ def test_best_run_at_the_top_with_its_config_and_no_command_without_a_kernel(rec
 
 def test_best_table_marks_running_runs_and_formats_runtime(records):
     records[5].summary["avg_acc"] = 0.99  # the running run tops the table
-    records[4].finished_at, records[0].finished_at = 160.0, 9100.0  # 60 s and 2.5 h
+    records[4].summary["runtime"], records[0].summary["runtime"] = 60.0, 9000.0  # 2.5 h
     text = _render(records)
     assert "## Best 3 by avg_acc (maximize)" in text
     assert "values are partial" in text
