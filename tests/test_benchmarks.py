@@ -44,7 +44,7 @@ def test_benchmark_runs_and_prints_ratios(script: str) -> None:
 
 @pytest.mark.slow
 def test_the_report_benchmark_runs_and_prints_its_targets() -> None:
-    out = bench("bench_report.py", "--runs", "4", "--steps", "30")
+    out = bench("bench_report.py", "--runs", "4", "--steps", "30", "--repeat", "1")
     assert "srsweep report:" in out and "report / floor =" in out
     assert "srsweep status:" in out
 
