@@ -28,6 +28,7 @@ __all__ = [
     "limit_threads",
     "pack_size",
     "params_key",
+    "threads_note",
 ]
 
 DEFAULT_CUDA_PACK = 64
@@ -87,32 +88,50 @@ def groups(kernel: Kernel, records: list[RunRecord]) -> list[list[RunRecord]]:
     return list(found.values())
 
 
-def limit_threads(packed: bool) -> None:
+def limit_threads(packed: bool, peers: Callable[[], int] = lambda: 1) -> int | None:
     """Torch intra-op threads: ``SRSWEEP_THREADS`` if set; else ``cpu_pack_threads()``
     for a pack trained on the CPU (its batched matmuls use them: sd, stn and lazy packs
     ran 1.2-1.5x faster on 2 cores than on one; ``make bench``) and one otherwise (these
     nets are tiny: on a 2-core box two threads ran a single sd trial slower than one, and
-    on a CUDA node the GPU does the work while several agents may share the CPU)."""
-    if "torch" in sys.modules:  # only kernels import torch; don't pay for it otherwise
-        torch = sys.modules["torch"]
-        env = os.environ.get("SRSWEEP_THREADS")
-        cpu_pack = packed and not torch.cuda.is_available()
-        torch.set_num_threads(int(env) if env else cpu_pack_threads() if cpu_pack else 1)
+    on a CUDA node the GPU does the work while several agents may share the CPU).
+    ``peers()`` counts the srsweep agents on this host training now, this one included;
+    it is asked only for a CPU pack. Returns the count set for a CPU pack, else None."""
+    if "torch" not in sys.modules:  # only kernels import torch; don't pay for it otherwise
+        return None
+    torch = sys.modules["torch"]
+    env = os.environ.get("SRSWEEP_THREADS")
+    cpu_pack = packed and not torch.cuda.is_available()
+    threads = int(env) if env else cpu_pack_threads(peers()) if cpu_pack else 1
+    torch.set_num_threads(threads)
+    return threads if cpu_pack else None
 
 
-def cpu_pack_threads() -> int:
-    """Threads for a CPU pack: every core this process may run on, less one for each
-    task of another process that is runnable now when the mask is the whole machine;
-    one at least. OpenMP threads that wait on a descheduled sibling make an
-    oversubscribed machine far slower than one thread: an sd ``--pack 8`` beside one
-    busy loop on 2 cores took 18 s on both cores and 1 s on one
-    (``benchmarks/bench_oversub.py``). A narrower mask (SLURM, taskset) was given to
-    this process, so its cores are used whatever the rest of the machine does.
+def cpu_pack_threads(peers: int = 1) -> int:
+    """Threads for a CPU pack: every core this process may run on; when that is the
+    whole machine, its share among the ``peers`` srsweep agents training on this host
+    (this one included; the ledger knows them by their leases), and one core less for
+    each task of another process that is runnable now, whichever is fewer; one at least.
+    OpenMP threads that wait on a descheduled sibling make an oversubscribed machine far
+    slower than one thread: an sd ``--pack 8`` beside one busy loop on 2 cores took 18 s
+    on both cores and 1 s on one (``benchmarks/bench_oversub.py``). A narrower mask
+    (SLURM, taskset) was given to this process, so its cores are used whatever the rest
+    of the machine does (``srsweep launch`` gives each agent its share itself).
     """
     cores = _cores()
     if cores != os.cpu_count():
         return cores
-    return max(1, cores - round(_competing()))
+    share = cores // max(1, peers)
+    return max(1, min(share, cores - round(_competing())))
+
+
+def threads_note(threads: int) -> str:
+    """A CPU pack's thread count and what chose it, for the agent's progress line."""
+    cores = _cores()
+    if os.environ.get("SRSWEEP_THREADS"):
+        return f"{threads} CPU thread(s) (SRSWEEP_THREADS)"
+    if threads == cores:
+        return f"{threads} CPU thread(s)"
+    return f"{threads} of {cores} CPU threads (shared with other work on this host)"
 
 
 def _cores() -> int:

@@ -11,6 +11,7 @@ it started (0: from scratch).
 
 from __future__ import annotations
 
+import socket
 import traceback
 from collections.abc import Callable
 from pathlib import Path
@@ -20,6 +21,7 @@ from typing import Any
 from srsweep import config as _config
 from srsweep.agents.eta import SweepEta
 from srsweep.agents.packing import limit_threads
+from srsweep.agents.packing import threads_note
 from srsweep.agents.signals import Heartbeat
 from srsweep.agents.signals import training
 from srsweep.errors import EnvironmentFault
@@ -242,7 +244,9 @@ def execute(
         path = kernel.train if alone else kernel.train_packed
         if isinstance(path, Entry):  # import its torch now, so that its threads can be set
             path.load()
-        limit_threads(packed=not alone)
+        threads = limit_threads(not alone, peers=lambda: _peers(backend, records[0].agent))
+        if threads is not None:
+            echo(f"  on {threads_note(threads)}")
         try:
             with training(signals, [t.run for t in ready if t.run is not None]):
                 _train(kernel, ready, alone, outcomes)
@@ -278,6 +282,11 @@ def _train(
             outcomes.update({id(t): o for t, o in zip(ready, results, strict=True)})
         except Exception as e:  # the pack itself broke: every trial in it failed
             outcomes.update({id(t): e for t in ready})
+
+
+def _peers(backend: Backend, me: str | None) -> int:
+    """srsweep agents on this host training now, this one (``me``) included."""
+    return len({*backend.agents_on(socket.gethostname()), me})
 
 
 def params_line(params: dict[str, Any], keys: list[str]) -> str:

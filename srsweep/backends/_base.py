@@ -129,6 +129,11 @@ class Backend(Protocol):
     def heartbeat(self, run_ids: list[str]) -> None:
         """Mark the agent of these runs alive now."""
 
+    def agents_on(self, host: str) -> list[str]:
+        """The agents of ``host`` (named ``HOST-PID``, ``HOST-PID-slurmJOB``) that hold a
+        running trial whose lease is live, sorted: those an agent there shares the cores
+        with. Empty where the ledger does not hand out the trials (a W&B server)."""
+
     def log(self, run_id: str, rows: list[dict[str, Any]]) -> None:
         """Append history rows (each with ``_step``)."""
 

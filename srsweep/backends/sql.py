@@ -32,6 +32,7 @@ import contextlib
 import functools
 import json
 import os
+import re
 import secrets
 import string
 import sys
@@ -961,6 +962,21 @@ class SqlLedger:
         if db is None:
             raise NotFoundError(f"unknown run id {run_id!r} in {self.location}")
         return self._run_in(db, run_id)
+
+    @_retried
+    def agents_on(self, host: str) -> list[str]:
+        db = self._db()
+        if db is None:
+            return []
+        rows = self._x(
+            db,
+            "SELECT DISTINCT agent FROM runs WHERE state='running' AND heartbeat_at >= ? "
+            "AND agent LIKE ?",
+            (time.time() - self.lease_timeout, host.replace("%", "") + "-%"),
+        ).fetchall()
+        # LIKE's _ and the host's own dashes match more than this host's names
+        mine = re.compile(rf"{re.escape(host)}-\d+(-slurm[\w]+)?")
+        return sorted(a for (a,) in rows if isinstance(a, str) and mine.fullmatch(a))
 
     @_retried
     def runs(self, sweep_id: str | None, *, history: bool = True) -> list[RunRecord]:

@@ -265,6 +265,31 @@ class BackendContract:
         assert backend.run(a.id).state == "running" and backend.run(b.id).state == "running"
         other.close()
 
+    def test_the_agents_of_a_host_are_those_holding_a_live_lease_there(
+        self, backend: Backend
+    ) -> None:
+        backend.lease_timeout = LEASE
+        sid = backend.create_sweep(grid_spec(6))
+        names = [
+            "node-a-12",
+            "node-a-7-slurm99_3",
+            "node-a-12",
+            "node-ab-5",
+            "node_a-6",
+            "node-b-8",
+        ]
+        runs = [backend.claim(sid, name) for name in names]
+        assert all(runs)
+        # a host whose name starts another's, and LIKE's one-character wildcard, match not
+        assert backend.agents_on("node-a") == ["node-a-12", "node-a-7-slurm99_3"]
+        assert backend.agents_on("node-b") == ["node-b-8"] and backend.agents_on("node-c") == []
+        backend.finish(runs[1].id, "finished")  # type: ignore[union-attr]
+        assert backend.agents_on("node-a") == ["node-a-12"]  # it trains nothing now
+        time.sleep(LEASE * 1.2)
+        backend.heartbeat([runs[5].id])  # type: ignore[union-attr]
+        assert backend.agents_on("node-a") == []  # its leases ran out: dead, or gone
+        assert backend.agents_on("node-b") == ["node-b-8"]
+
     def test_an_expired_lease_makes_the_trial_claimable_again(self, backend: Backend) -> None:
         backend.lease_timeout = LEASE / 2
         sid = backend.create_sweep(grid_spec(2))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -86,6 +87,31 @@ def test_cpu_pack_leaves_a_core_to_each_competing_task(monkeypatch: pytest.Monke
     monkeypatch.setattr(packing, "_cores", lambda: machine)
     monkeypatch.setattr(packing, "_competing", lambda: 1.0)  # one busy process beside
     assert packing.cpu_pack_threads() == max(1, machine - 1)
+
+
+def test_cpu_pack_shares_the_machine_with_the_agents_training_on_this_host(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(packing.os, "cpu_count", lambda: 8)
+    monkeypatch.setattr(packing, "_cores", lambda: 8)  # the whole machine
+    monkeypatch.setattr(packing, "_competing", lambda: 0.0)  # the others still starting
+    assert [packing.cpu_pack_threads(n) for n in (1, 2, 3, 8, 20)] == [8, 4, 2, 1, 1]
+    monkeypatch.setattr(packing, "_competing", lambda: 6.0)  # whichever leaves fewer
+    assert packing.cpu_pack_threads(2) == 2
+    monkeypatch.setattr(packing, "_cores", lambda: 2)  # a mask given to it: its own cores
+    assert packing.cpu_pack_threads(4) == 2
+
+
+def test_an_agent_counts_the_agents_training_on_its_host_from_the_ledger(toy_sweep, results):
+    from srsweep.agents.trial import _peers
+
+    host = socket.gethostname()
+    b, sid = toy_sweep(results, {"target": {"values": [1.0, 2.0, 3.0]}})
+    b.lease_timeout = 30.0
+    me = f"{host}-{os.getpid()}"
+    assert _peers(b, me) == 1  # alone: its own trials are not claimed yet
+    assert b.claim(sid, me) and b.claim(sid, f"{host}-1") and b.claim(sid, "elsewhere-2")
+    assert _peers(b, me) == 2
 
 
 def test_a_busy_process_beside_counts_as_competing() -> None:
@@ -176,3 +202,14 @@ def test_a_packed_agent_keeps_the_run_cap(toy_sweep, results):
     assert res.states == {"finished": 11} and len(b.runs(sid)) == 11
     assert PACKS == [4, 4, 3]
     assert b.sweep(sid).reason == "run_cap of 11 reached"
+
+
+def test_the_progress_line_says_what_chose_a_packs_threads(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(packing, "_cores", lambda: 4)
+    monkeypatch.delenv("SRSWEEP_THREADS", raising=False)
+    assert packing.threads_note(4) == "4 CPU thread(s)"
+    assert packing.threads_note(2) == "2 of 4 CPU threads (shared with other work on this host)"
+    monkeypatch.setenv("SRSWEEP_THREADS", "3")
+    assert packing.threads_note(3) == "3 CPU thread(s) (SRSWEEP_THREADS)"

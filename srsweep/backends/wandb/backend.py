@@ -330,6 +330,9 @@ class WandbBackend:
         """Built from each run's full history (``scan_history``): a W&B server keeps rows."""
         return {rid: from_rows(self._history(rid), keys) for rid in run_ids}
 
+    def agents_on(self, host: str) -> list[str]:
+        return []  # the server hands out the trials; its agents are not in a ledger
+
     def last_logged(self, run_ids: list[str]) -> dict[str, dict[str, Any]]:
         return {rid: last_of(self._history(rid)) for rid in run_ids}
 
