@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import csv
 import difflib
+import functools
 import io
 import json
 import re
+from collections.abc import Callable
 from collections.abc import Iterable
 from collections.abc import Sequence
 from pathlib import Path
@@ -35,6 +37,8 @@ from srsweep.reports.document import Files
 from srsweep.reports.document import curves_section
 from srsweep.reports.document import kernel_section
 from srsweep.reports.document import report_blocks
+from srsweep.reports.forked import Forked
+from srsweep.reports.forked import Tickets
 from srsweep.reports.hparam_plots import importance_plot
 from srsweep.reports.hparam_plots import metric_plot
 from srsweep.reports.hparam_plots import parallel_plot
@@ -58,7 +62,7 @@ if TYPE_CHECKING:
     from srsweep.backends._base import Backend
     from srsweep.backends._base import RunRecord
 
-__all__ = ["report_sweep", "write_report", "csv_text"]
+__all__ = ["report_sweep", "write_report", "write_study", "csv_text"]
 
 
 def report_sweep(
@@ -289,14 +293,53 @@ def write_report(
         excluded=exclude,
         logged=logged,
     )
-    out_dir = Path(out_dir)
+    return write_study(study, Path(out_dir), records, logged, more_curves=more_curves)
+
+
+def write_study(
+    study: Study,
+    out_dir: Path,
+    records: Sequence[RunRecord] = (),
+    logged: Logged | None = None,
+    *,
+    more_curves: bool = False,
+) -> list[Path]:
+    """Write the files of an analysed sweep (``write_report`` after ``analyse``).
+
+    The PNG figures are drawn in a forked child process (``forked``) while this one
+    writes the CSV tables and builds the interactive figures, and then by both: a
+    report has two cores to use. The files are the same whoever draws them.
+
+    Args:
+        study: The sweep's analyses.
+        out_dir: Folder for the files (created if missing).
+        records: The runs, for a kernel's own figures (``study.kernel``).
+        logged: Their histories, for a kernel's own figures.
+        more_curves: As ``write_report``.
+
+    Returns:
+        The written paths, in ``write_report``'s order.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     files = Files(html="report.html")
-    paths = [_table(out_dir, files, name, what, df) for name, what, df in _tables(study)]
     figures = _figures(study, files)
-    paths += [save(fig, out_dir / name) for name, fig in figures]
+    # Both processes draw figures, each taking the next one not taken: the child from the
+    # start, this one once its own work is done, so that neither waits long for the other.
+    with Tickets(len(figures)) as tickets:
+        drawn = Forked(lambda: _draw(figures, tickets, out_dir))
+        try:
+            paths = [_table(out_dir, files, name, what, df) for name, what, df in _tables(study)]
+            twins = interactive_figures(study)
+            _draw(figures, tickets, out_dir)
+            drawn.result()
+        finally:
+            drawn.close()
+    paths += [out_dir / name for name, _ in figures]
     blocks = report_blocks(study, files)
+    kernel = study.kernel
     if kernel is not None:
+        if logged is None:
+            logged = logged_of(records)
         figs, notes = kernel_figures(
             kernel, records, frames.runs_frame(records, logged.last), logged.frame
         )
@@ -306,10 +349,19 @@ def write_report(
         extra = _more_curves(study)
         paths += [save(fig, out_dir / name) for _, name, fig in extra]
         blocks += curves_section([(key, name) for key, name, _ in extra])
-    page = render_html(blocks, study, interactive_figures(study), out_dir)
+    page = render_html(blocks, study, twins, out_dir)
     paths.append(_write_text(out_dir / "report.html", page))
     paths.append(_write_text(out_dir / "report.md", render_markdown(blocks)))
     return paths
+
+
+def _draw(
+    figures: Sequence[tuple[str, Callable[[], Figure]]], tickets: Tickets, out_dir: Path
+) -> None:
+    """Draw and save each figure whose ticket this process takes."""
+    for i in tickets:
+        name, draw = figures[i]
+        save(draw(), out_dir / name)
 
 
 def csv_text(df: pd.DataFrame) -> str:
@@ -434,10 +486,11 @@ def _table(out_dir: Path, files: Files, name: str, what: str, df: pd.DataFrame) 
     return _write_text(out_dir / name, csv_text(df))
 
 
-def _figures(study: Study, files: Files) -> list[tuple[str, Figure]]:
-    """(file name, figure) of the report's own figures, noting each in ``files``."""
+def _figures(study: Study, files: Files) -> list[tuple[str, Callable[[], Figure]]]:
+    """(file name, what draws it) of the report's own figures, noting each in ``files``
+    now; a figure is drawn only when its function is called."""
     curve, keys, chance, value_range = study.curve, study.keys, study.chance, study.value_range
-    out: list[tuple[str, Figure]] = []
+    out: list[tuple[str, Callable[[], Figure]]] = []
     if study.replicated:
         configs = numeric_order(study.configs, keys)
         labels = study.config_labels.reindex(configs["config"])
@@ -450,7 +503,8 @@ def _figures(study: Study, files: Files) -> list[tuple[str, Figure]]:
         running = labels.index.isin(runs.loc[runs["state"] == "running", "run_id"])
         labels = labels.where(~running, labels + " (running)")
         data = study.plotted
-    fig = comparison_plot(
+    comparison = functools.partial(
+        comparison_plot,
         data,
         labels,
         curve,
@@ -461,25 +515,33 @@ def _figures(study: Study, files: Files) -> list[tuple[str, Figure]]:
         chance=chance,
         value_range=value_range,
     )
-    out.append((files.comparison, fig))
+    out.append((files.comparison, comparison))
     if study.importance is not None:
         files.importance = "importance.png"
-        out.append((files.importance, importance_plot(study.importance, study.metric)))
+        out.append(
+            (files.importance, functools.partial(importance_plot, study.importance, study.metric))
+        )
     for key in keys:
         name = f"metric_vs_{_file_key(key)}.png"
-        fig = metric_plot(
-            study.runs, key, study.metric, study.levels[key], log=key in study.log_keys
-        )
         files.metric_vs[key] = name
-        out.append((name, fig))
+        draw = functools.partial(
+            metric_plot,
+            study.runs,
+            key,
+            study.metric,
+            study.levels[key],
+            log=key in study.log_keys,
+        )
+        out.append((name, draw))
     if keys and study.runs[f"summary.{study.metric}"].notna().sum() > 1:
         files.parallel = "parallel.png"
-        fig = parallel_plot(
-            study.runs, keys, study.metric, study.levels, study.log_keys, study.goal
+        draw = functools.partial(
+            parallel_plot, study.runs, keys, study.metric, study.levels, study.log_keys, study.goal
         )
-        out.append((files.parallel, fig))
+        out.append((files.parallel, draw))
     for key in keys:
-        fig = grouped_plot(
+        draw = functools.partial(
+            grouped_plot,
             study.plotted,
             study.runs,
             key,
@@ -491,7 +553,7 @@ def _figures(study: Study, files: Files) -> list[tuple[str, Figure]]:
             value_range=value_range,
         )
         files.by_key[key] = f"by_{_file_key(key)}.png"
-        out.append((files.by_key[key], fig))
+        out.append((files.by_key[key], draw))
     return out
 
 
