@@ -20,6 +20,7 @@ import plotly.graph_objects as go
 
 from srsweep.reports.analysis import Study
 from srsweep.reports.frames import curves
+from srsweep.reports.frames import factorize
 from srsweep.reports.frames import format_value
 from srsweep.reports.hparam_plots import axis_positions
 from srsweep.reports.levels import numeric_order
@@ -295,7 +296,7 @@ def grouped_figure(study: Study, key: str) -> go.Figure:
     keep = data[col].notna().to_numpy()
     # levels as numbers, through each run's number: grouping 200k rows by strings
     # (run ids, level names) is what took the time; the groups and sums are the same
-    runs, run_ids = pd.factorize(data["run_id"].to_numpy()[keep])
+    runs, run_ids = factorize(data["run_id"].to_numpy()[keep])
     number = {name: i for i, name in enumerate(lv.order)}
     run_level = np.array([number.get(v, -1) for v in level.reindex(run_ids)], dtype=int)
     rows = pd.DataFrame(

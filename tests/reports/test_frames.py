@@ -10,6 +10,7 @@ from srsweep.errors import UsageError
 from srsweep.reports import best_k
 from srsweep.reports import exclude
 from srsweep.reports import format_value
+from srsweep.reports import frames
 from srsweep.reports import history_frame
 from srsweep.reports import run_labels
 from srsweep.reports import runs_frame
@@ -260,3 +261,26 @@ def test_thin_keeps_one_grid_of_steps_and_each_runs_last():
     }  # fmt: skip
     assert list(out["acc"]) == [0, 3, 6, 9, 10, 13, 16, 17]  # rows as they were, in order
     assert thin(df, max_points=10) is df  # short enough: untouched
+
+
+@pytest.mark.parametrize(
+    "ids",
+    [
+        ["a", "a", "b", "b", "b", "c"],  # run by run: found from where the id changes
+        ["b", "a", "b", "c", "a", "a"],  # interleaved: by hashing
+        ["a", "b", "a"],  # a run whose rows are apart
+        [3, 3, 1, 1, 2],
+        [],
+    ],
+    ids=["blocked", "interleaved", "split", "ints", "empty"],
+)
+def test_factorize_and_run_rows_agree_with_pandas(ids):
+    values = np.array(ids, dtype=object if ids and isinstance(ids[0], str) else None)
+    codes, uniques = frames.factorize(values)
+    want_codes, want_uniques = pd.factorize(values, sort=False)
+    assert codes.tolist() == want_codes.tolist() and list(uniques) == list(want_uniques)
+    df = pd.DataFrame({"run_id": values, "step": np.arange(len(values))})
+    got = frames.run_rows(df)
+    want = df.groupby("run_id", sort=False).indices
+    assert list(got) == list(want)
+    assert all(got[k].tolist() == want[k].tolist() for k in want)
