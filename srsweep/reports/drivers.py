@@ -58,9 +58,12 @@ def trend_drivers(
         configurations at the value), ``value_size``, ``p`` (two-sided), ``tests``
         (how many were made), ``p_bonferroni``, ``direction`` ("over" or "under") and
         ``flagged`` (``p_bonferroni < ALPHA``); or ``(None, why)`` when nothing can be
-        tested.
+        tested. Configurations whose trend is missing or ``NO_DATA`` are left out.
     """
-    df = configs_df[configs_df["trend"] != NO_DATA]
+    # a configuration without a trend (missing, or no data) is not tested: counted in a
+    # trend of its own it made an empty one, and its share a division by zero
+    trend = configs_df["trend"]
+    df = configs_df[trend.notna().to_numpy() & (trend != NO_DATA).to_numpy()]
     if len(df) < 2:
         return None, f"{len(df)} configuration(s) with a trend; drivers need at least 2"
     trends = list(dict.fromkeys(df["trend"]))
