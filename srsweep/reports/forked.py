@@ -8,8 +8,9 @@ pickled on the way in) and sends back only its small result, pickled through a p
 
 Contract: ``Forked(fn)`` starts ``fn()`` at once; ``result()`` waits for it and gives
 its return value, or raises the exception it raised, of the same class with the same
-arguments and attributes (a ``UsageError`` stays a ``UsageError``); ``close()`` ends
-a child whose result is no longer wanted (the parent failed first). ``fn`` must not
+arguments and attributes (a ``UsageError`` stays a ``UsageError``); ``close()`` (or
+leaving it as a context manager) ends a child whose result is no longer wanted (the
+parent failed first). ``fn`` must not
 touch what the parent holds open (the ledger's connection): it computes and writes
 files. Where ``fork`` is not the platform's way (not Linux) or not allowed, ``fn``
 runs inline in ``Forked(fn)`` (raising there) with the same outcome, not overlapped. Not
@@ -130,6 +131,14 @@ class Forked(Generic[T]):
             )
         outcome: tuple[str, Any] = pickle.loads(data)
         return outcome
+
+    def __enter__(self) -> Forked[T]:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
 
     def close(self) -> None:
         """End the child if it still runs (its result is not wanted)."""
