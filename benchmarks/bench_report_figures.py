@@ -6,8 +6,8 @@ step) and times each stage the report runs on them: the analyses (smoothing, see
 trends, importance, drivers, best run), the CSV tables, the PNG figures, the
 interactive figures, and the Markdown and HTML rendering, one after the other; then
 everything after the analyses once more as the report writes it (``write_study``: the
-PNG figures in a forked child while the rest is written). Reading the ledger into the frames is what
-``bench_report.py`` times as part of ``srsweep report``.
+CSVs and PNG figures shared out between the process and a forked child). Reading the
+ledger into the frames is what ``bench_report.py`` times as part of ``srsweep report``.
 
     python benchmarks/bench_report_figures.py [--runs 1000] [--steps 4000] [--out DIR]
 """
@@ -110,9 +110,10 @@ def main() -> None:
         table,
     )  # fmt: skip
     files = Files(html="report.html")
+    files.tables += [(n, w) for n, w, _ in pipeline._tables(study)]
     timed(
         "CSV tables",
-        lambda: [pipeline._table(out, files, n, w, df) for n, w, df in pipeline._tables(study)],
+        lambda: [pipeline._write_csv(out / n, df) for n, _, df in pipeline._tables(study)],
         table,
     )
     jobs = pipeline._figures(study, files)
@@ -135,7 +136,7 @@ def main() -> None:
     pipeline.write_study(study, out / "overlapped")
     print(
         f"  {'written as a report':22} {time.perf_counter() - t0:6.2f} s "
-        "(all but the analyses; the PNG figures drawn in a second process meanwhile)"
+        "(all but the analyses; the CSVs and PNGs written by two processes)"
     )
 
 

@@ -306,9 +306,9 @@ def write_study(
 ) -> list[Path]:
     """Write the files of an analysed sweep (``write_report`` after ``analyse``).
 
-    The PNG figures are drawn in a forked child process (``forked``) while this one
-    writes the CSV tables and builds the interactive figures, and then by both: a
-    report has two cores to use. The files are the same whoever draws them.
+    The CSV tables and PNG figures are written by a forked child process (``forked``)
+    while this one builds the interactive figures, and then by both: a report has two
+    cores to use. The files are the same whoever writes them.
 
     Args:
         study: The sweep's analyses.
@@ -322,46 +322,53 @@ def write_study(
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     files = Files(html="report.html")
+    tables = _tables(study)
+    files.tables += [(name, what) for name, what, _ in tables]
     figures = _figures(study, files)
-    # Both processes draw figures, each taking the next one not taken: the child from the
-    # start, this one once its own work is done, so that neither waits long for the other.
-    with Tickets(len(figures)) as tickets:
-        drawn = Forked(lambda: _draw(figures, tickets, out_dir))
-        try:
-            paths = [_table(out_dir, files, name, what, df) for name, what, df in _tables(study)]
-            twins = interactive_figures(study)
-            _draw(figures, tickets, out_dir)
-            drawn.result()
-        finally:
-            drawn.close()
-    paths += [out_dir / name for name, _ in figures]
-    blocks = report_blocks(study, files)
-    kernel = study.kernel
-    if kernel is not None:
-        if logged is None:
-            logged = logged_of(records)
-        figs, notes = kernel_figures(
-            kernel, records, frames.runs_frame(records, logged.last), logged.frame
-        )
-        paths += [save(fig, out_dir / name) for name, fig, _ in figs]
-        blocks += kernel_section(kernel, [(n, c) for n, _, c in figs], notes)
-    if more_curves:
-        extra = _more_curves(study)
-        paths += [save(fig, out_dir / name) for _, name, fig in extra]
-        blocks += curves_section([(key, name) for key, name, _ in extra])
+    tasks: list[Callable[[], Path]] = [
+        functools.partial(_write_csv, out_dir / name, df) for name, _, df in tables
+    ]
+    tasks += [functools.partial(_save, draw, out_dir / name) for name, draw in figures]
+    # Both processes write the tables and draw the figures, each taking the next task
+    # not taken: the child from the start, this one once it has built the interactive
+    # figures, the blocks and the kernel's figures, so that neither waits long.
+    with Tickets(len(tasks)) as tickets, Forked(lambda: _work(tasks, tickets)) as child:
+        twins = interactive_figures(study)
+        blocks = report_blocks(study, files)
+        more: list[Path] = []
+        kernel = study.kernel
+        if kernel is not None:
+            if logged is None:
+                logged = logged_of(records)
+            figs, notes = kernel_figures(
+                kernel, records, frames.runs_frame(records, logged.last), logged.frame
+            )
+            more += [save(fig, out_dir / name) for name, fig, _ in figs]
+            blocks += kernel_section(kernel, [(n, c) for n, _, c in figs], notes)
+        if more_curves:
+            extra = _more_curves(study)
+            more += [save(fig, out_dir / name) for _, name, fig in extra]
+            blocks += curves_section([(key, name) for key, name, _ in extra])
+        markdown = render_markdown(blocks)
+        _work(tasks, tickets)
+        child.result()
+    paths = [out_dir / name for name, _, _ in tables] + [out_dir / name for name, _ in figures]
+    paths += more
+    # the page embeds the PNGs that have no interactive twin: once every one is written
     page = render_html(blocks, study, twins, out_dir)
     paths.append(_write_text(out_dir / "report.html", page))
-    paths.append(_write_text(out_dir / "report.md", render_markdown(blocks)))
+    paths.append(_write_text(out_dir / "report.md", markdown))
     return paths
 
 
-def _draw(
-    figures: Sequence[tuple[str, Callable[[], Figure]]], tickets: Tickets, out_dir: Path
-) -> None:
-    """Draw and save each figure whose ticket this process takes."""
+def _work(tasks: Sequence[Callable[[], Path]], tickets: Tickets) -> None:
+    """Run each task whose ticket this process takes."""
     for i in tickets:
-        name, draw = figures[i]
-        save(draw(), out_dir / name)
+        tasks[i]()
+
+
+def _save(draw: Callable[[], Figure], path: Path) -> Path:
+    return save(draw(), path)
 
 
 def csv_text(df: pd.DataFrame) -> str:
@@ -481,9 +488,8 @@ def _history_text(study: Study) -> str:
     )
 
 
-def _table(out_dir: Path, files: Files, name: str, what: str, df: pd.DataFrame) -> Path:
-    files.tables.append((name, what))
-    return _write_text(out_dir / name, csv_text(df))
+def _write_csv(path: Path, df: pd.DataFrame) -> Path:
+    return _write_text(path, csv_text(df))
 
 
 def _figures(study: Study, files: Files) -> list[tuple[str, Callable[[], Figure]]]:
