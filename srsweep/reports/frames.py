@@ -179,7 +179,9 @@ def columns_frame(
         data[key] = _joined([columns.get(r, {}).get(key) for r in run_ids], sizes)
     if not data["run_id"].size:
         return pd.DataFrame({"run_id": pd.Series(dtype=object), "step": pd.Series(dtype=int)})
-    return pd.DataFrame(data)
+    # the arrays are this frame's own (just joined): taken as they are, not stacked into
+    # one block (a copy of every column, 0.7 s at 4M rows x 8 keys)
+    return pd.DataFrame(data, copy=False)
 
 
 def _joined(parts: Sequence[NDArray[Any] | None], sizes: Sequence[int]) -> NDArray[Any]:

@@ -11,14 +11,18 @@ file is written through ``store.atomic_write``.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import difflib
 import functools
+import importlib
 import io
 import json
 import re
+import threading
 from collections.abc import Callable
 from collections.abc import Iterable
+from collections.abc import Iterator
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -140,9 +144,14 @@ def report_sweep(
     need = None
     if kernel is not None and kernel.name not in KERNEL_PLOTS:
         need = [curve or kernel.curve, "epoch"]
-    logged = (
-        read_logged(backend, [r.id for r in runs], need) if backend is not None else logged_of(runs)
-    )
+    # SciPy (for the drivers' tests) is imported beside the reading: SQLite and NumPy
+    # leave the interpreter free most of that time (0.7 s of imports, the read as long)
+    with _importing("scipy.stats"):
+        logged = (
+            read_logged(backend, [r.id for r in runs], need)
+            if backend is not None
+            else logged_of(runs)
+        )
     if kernel is not None:
         return write_report(
             runs,
@@ -178,6 +187,18 @@ def report_sweep(
         spec=spec,
         logged=logged,
     )
+
+
+@contextlib.contextmanager
+def _importing(module: str) -> Iterator[None]:
+    """Import ``module`` in a thread while the body runs; the thread has ended when the
+    body has (a child forked later finds no thread of it)."""
+    thread = threading.Thread(target=importlib.import_module, args=(module,), daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        thread.join()
 
 
 def _stepped(runs: Sequence[RunRecord], backend: Backend | None) -> set[str]:
