@@ -284,3 +284,31 @@ def test_factorize_and_run_rows_agree_with_pandas(ids):
     want = df.groupby("run_id", sort=False).indices
     assert list(got) == list(want)
     assert all(got[k].tolist() == want[k].tolist() for k in want)
+
+
+def _thin_by_sorting(df, max_points):
+    """``thin`` as it was first written: hashing and sorting the steps."""
+    steps = df["step"].to_numpy()
+    distinct = np.sort(pd.unique(steps))
+    if len(distinct) <= max_points:
+        return df
+    grid = distinct[:: -(-len(distinct) // max_points)]
+    last = df.groupby("run_id")["step"].transform("max").to_numpy()
+    return df[np.isin(steps, grid) | (steps == last)]
+
+
+@pytest.mark.parametrize(
+    "steps",
+    [
+        np.tile(np.arange(0, 5000, 25), 6),  # as logged: a table of every step
+        np.random.default_rng(0).integers(-5, 3000, 1200),  # negative: sorted
+        np.random.default_rng(1).random(1200) * 1000,  # floats
+        np.arange(1200) * 10**9,  # too sparse for a table
+        np.arange(1200).astype(np.uint32),
+    ],
+    ids=["logged", "negative", "floats", "sparse", "uint32"],
+)
+def test_thin_keeps_the_grid_and_each_curves_last_step(steps):
+    df = pd.DataFrame({"run_id": np.repeat([f"r{i}" for i in range(6)], len(steps) // 6)})
+    df["step"] = steps
+    assert frames.thin(df, 50).index.equals(_thin_by_sorting(df, 50).index)
