@@ -14,7 +14,9 @@ parent failed first). ``fn`` must not
 touch what the parent holds open (the ledger's connection): it computes and writes
 files. Where ``fork`` is not the platform's way (not Linux) or not allowed, ``fn``
 runs inline in ``Forked(fn)`` (raising there) with the same outcome, not overlapped. Not
-thread-safe: one thread starts and collects a ``Forked``.
+thread-safe: one thread starts and collects a ``Forked``, and no other thread of the
+process should be drawing with matplotlib meanwhile (a lock it holds at the fork stays
+held in the child).
 
 ``Tickets(n)`` hands out the numbers ``0 .. n-1`` once each to whichever of the parent
 and the children it was made before asks next (a pipe holding them, read 2 bytes at a
