@@ -7,7 +7,12 @@ Targets (issue 17, 2 cores): report <= 5 s and <= 1 GB, status <= 1 s, report <=
 the floor. With a PostgreSQL ledger beside it (issue 20): the same ledger there, report
 and status timed against SQLite's in the same run, each within 1.2x.
 
-    python benchmarks/bench_report.py [--runs 1000] [--steps 4000] [--postgres | --ledger URL]
+    python benchmarks/bench_report.py [--runs 1000] [--steps 4000] [--keep DIR]
+                                      [--postgres | --ledger URL]
+
+``--keep DIR`` builds the SQLite ledger (and the floor's file) in DIR the first time
+and reuses them when DIR already holds a ledger of the same size, so that a change to
+the report can be timed again without the ~3 minutes of writing it.
 
 ``--postgres`` starts a throw-away server (``srsweep.testing.postgres``; skipped,
 saying why, where there are no server binaries or no psycopg); ``--ledger
@@ -144,11 +149,39 @@ def postgres_why_not() -> str | None:
     return postgres.unavailable()
 
 
+def sqlite_ledger(where: Path, runs: int, steps: int) -> tuple[str, float]:
+    """The SQLite ledger under ``where/results`` (reused when ``where`` holds one of
+    this size, from ``--keep``) and the floor: seconds to read the same numbers once
+    from one NumPy file."""
+    results, floor_file, made = where / "results", where / "floor.npy", where / "built.txt"
+    size = f"{runs} {steps}"
+    if made.is_file() and made.read_text().split("\n")[0] == size and floor_file.is_file():
+        sid = made.read_text().split("\n")[1]
+        print(f"  SQLite ledger reused from {results}")
+    else:
+        where.mkdir(parents=True, exist_ok=True)
+        made.unlink(missing_ok=True)
+        (results / "srsweep.db").unlink(missing_ok=True)
+        t0 = time.perf_counter()
+        sid, data = build(results, runs, steps)
+        mb = (results / "srsweep.db").stat().st_size / 2**20
+        print(f"  SQLite ledger written in {time.perf_counter() - t0:.0f} s ({mb:.0f} MB)")
+        np.save(floor_file, data)
+        del data
+        made.write_text(f"{size}\n{sid}\n")
+    t0 = time.perf_counter()
+    np.load(floor_file).sum()
+    return sid, time.perf_counter() - t0
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=1000)
     ap.add_argument("--steps", type=int, default=4000)
     ap.add_argument("--repeat", type=int, default=3, help="time each command N times")
+    ap.add_argument(
+        "--keep", type=Path, default=None, help="build the SQLite ledger here once, then reuse it"
+    )
     pg = ap.add_mutually_exclusive_group()
     pg.add_argument(
         "--postgres", action="store_true", help="also on a throw-away PostgreSQL server"
@@ -156,18 +189,10 @@ def main() -> None:
     pg.add_argument("--ledger", default=None, help="also on this postgresql://... ledger")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
-        results = Path(tmp) / "results"
+        where = args.keep or Path(tmp)
+        results = where / "results"
         print(f"report and status of {args.runs} runs x {args.steps} steps x {len(KEYS)} keys:")
-        t0 = time.perf_counter()
-        sid, data = build(results, args.runs, args.steps)
-        mb = (results / "srsweep.db").stat().st_size / 2**20
-        print(f"  SQLite ledger written in {time.perf_counter() - t0:.0f} s ({mb:.0f} MB)")
-        floor_file = Path(tmp) / "floor.npy"
-        np.save(floor_file, data)
-        t0 = time.perf_counter()
-        np.load(floor_file).sum()
-        floor = time.perf_counter() - t0
-        del data
+        sid, floor = sqlite_ledger(where, args.runs, args.steps)
         ledgers: dict[str, tuple[str, str | None]] = {"SQLite": (sid, None)}
         url = args.ledger
         if args.postgres:

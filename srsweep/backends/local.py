@@ -48,6 +48,9 @@ CREATE TABLE IF NOT EXISTS history_columns (
     run_id TEXT NOT NULL REFERENCES runs(id), key TEXT NOT NULL, pos INTEGER NOT NULL,
     kind TEXT NOT NULL, n INTEGER NOT NULL, present BLOB, data BLOB NOT NULL, last TEXT,
     PRIMARY KEY (run_id, key));
+-- each run's last values without reading past the data blobs that come before them in
+-- a row (SQLite walks a blob's overflow pages to reach the next column): last_logged
+CREATE INDEX IF NOT EXISTS history_columns_last ON history_columns(run_id, pos, key, last);
 """
 
 # columns added after the first release, in table order: older ledgers get them on open

@@ -63,7 +63,7 @@ from srsweep.errors import NotFoundError
 from srsweep.spec import SCRIPT
 from srsweep.spec import Spec
 
-__all__ = ["SqlLedger", "new_id", "RUN_COLUMNS", "SWEEP_COLUMNS"]
+__all__ = ["SqlLedger", "new_id", "RUN_COLUMNS", "SWEEP_COLUMNS", "LAST_LOGGED"]
 
 # column order of the two main tables, as every query reads them
 SWEEP_COLUMNS = "id, name, kernel, spec, source, state, seed, created_at, remote, reason"
@@ -78,6 +78,11 @@ _CHUNK = 500  # ids per ``IN (...)``: drivers cap bound parameters
 _ENDED = (  # runs that have ended with history rows not yet compacted
     "SELECT id FROM runs r WHERE state NOT IN ('running', 'queued') AND EXISTS "
     "(SELECT 1 FROM history h WHERE h.run_id = r.id)"
+)
+# each run's last logged values; SQLite answers it from an index (local.py's schema)
+LAST_LOGGED = (
+    "SELECT run_id, key, last FROM history_columns "
+    "WHERE run_id IN ({marks}) AND key <> '_step' ORDER BY run_id, pos"
 )
 DEFAULT_DB_RETRY = 60.0  # seconds a lost connection is retried before the agent stops
 BACKOFF = (0.5, 8.0)  # the first wait between reconnections, doubling up to the second
@@ -840,12 +845,7 @@ class SqlLedger:
         if db is None:
             return out
         for chunk, marks in _chunks(run_ids):
-            for run_id, key, last in self._x(
-                db,
-                "SELECT run_id, key, last FROM history_columns "
-                f"WHERE run_id IN ({marks}) AND key <> '_step' ORDER BY run_id, pos",
-                chunk,
-            ).fetchall():
+            for run_id, key, last in self._x(db, LAST_LOGGED.format(marks=marks), chunk).fetchall():
                 if last is not None:
                     out[run_id][key] = json.loads(last)
         for run_id, rows in self._json_rows(db, run_ids).items():

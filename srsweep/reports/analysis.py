@@ -10,6 +10,7 @@ nothing after this stage reads runs or computes statistics.
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from collections.abc import Mapping
 from collections.abc import Sequence
@@ -29,6 +30,7 @@ from srsweep.reports.best import BestRun
 from srsweep.reports.best import best_config as find_best_config
 from srsweep.reports.best import best_run as find_best_run
 from srsweep.reports.drivers import trend_drivers
+from srsweep.reports.forked import Forked
 from srsweep.reports.importance import importance as hp_importance
 from srsweep.reports.levels import Levels
 from srsweep.reports.levels import is_numeric
@@ -214,45 +216,48 @@ def analyse_frames(
         )
     if avg_hor is None:
         avg_hor = _default_avg_hor(runs)
-    smoothed = frames.smooth(hist, curve, avg_hor)
-    best = frames.best_k(runs, metric, goal, k)
     seed_cols = seeds.seed_keys(runs)
     keys = [k for k in frames.varying_keys(runs, swept) if k not in seed_cols]
     config = seeds.config_ids(runs)
-    runs = runs.assign(config=config.to_numpy())
+    records_frame, runs = runs, runs.assign(config=config.to_numpy())
+    # the forests fit in a forked child (scikit-learn is imported there) while this
+    # process smooths and classifies
+    with Forked(functools.partial(hp_importance, runs, keys, metric)) as importance_job:
+        smoothed = frames.smooth(hist, curve, avg_hor)
+        best = frames.best_k(records_frame, metric, goal, k)  # (best.csv: no config column)
 
-    smooth_col = f"{curve}_smooth"
-    values = smoothed[smooth_col]
-    value_range = metric_range(curve, values)
-    accuracy = value_range is not None
-    # Non-accuracy curves have no chance level: judge each against its own start, with
-    # "learning" meaning a gain of 5 % of the range all curves span.
-    spread = float(values.max() - values.min()) if values.notna().any() else 0.0
-    margin = 0.05 if accuracy else max(0.05 * spread, 1e-12)
-    run_trends = classify(
-        smoothed,
-        smooth_col,
-        chance=CHANCE if accuracy else None,
-        margin=margin,
-        warmup=avg_hor,
-        goal=goal,
-    )
-    per_config = seeds.config_trends(run_trends, config)
-    configs = seeds.configs_frame(runs, config, keys, metric, per_config)
-    trends = run_trends.merge(runs[["run_id", "name", "state", "config", *keys]], on="run_id")
-    trends = trends.merge(
-        per_config[["config", "label"]].rename(columns={"label": "config trend"}), on="config"
-    )
-    plotted = frames.thin(smoothed)
-    if extra is not None:  # every logged key, in the order history_frame gives them
-        plotted = plotted.join(extra)
-        smooth_cols = [smooth_col, f"{curve}_std"]
-        plotted = plotted[["run_id", "step", *logged_keys, *smooth_cols]]
-    curves = seeds.seed_curves(plotted, config, smooth_col)
+        smooth_col = f"{curve}_smooth"
+        values = smoothed[smooth_col]
+        value_range = metric_range(curve, values)
+        accuracy = value_range is not None
+        # Non-accuracy curves have no chance level: judge each against its own start, with
+        # "learning" meaning a gain of 5 % of the range all curves span.
+        spread = float(values.max() - values.min()) if values.notna().any() else 0.0
+        margin = 0.05 if accuracy else max(0.05 * spread, 1e-12)
+        run_trends = classify(
+            smoothed,
+            smooth_col,
+            chance=CHANCE if accuracy else None,
+            margin=margin,
+            warmup=avg_hor,
+            goal=goal,
+        )
+        per_config = seeds.config_trends(run_trends, config)
+        configs = seeds.configs_frame(runs, config, keys, metric, per_config)
+        trends = run_trends.merge(runs[["run_id", "name", "state", "config", *keys]], on="run_id")
+        trends = trends.merge(
+            per_config[["config", "label"]].rename(columns={"label": "config trend"}), on="config"
+        )
+        plotted = frames.thin(smoothed)
+        if extra is not None:  # every logged key, in the order history_frame gives them
+            plotted = plotted.join(extra)
+            smooth_cols = [smooth_col, f"{curve}_std"]
+            plotted = plotted[["run_id", "step", *logged_keys, *smooth_cols]]
+        curves = seeds.seed_curves(plotted, config, smooth_col)
 
-    levels = {k: levels_of(runs[k]) for k in keys}
-    notes: dict[str, str] = {}
-    importance, why = hp_importance(runs, keys, metric)
+        levels = {k: levels_of(runs[k]) for k in keys}
+        notes: dict[str, str] = {}
+        importance, why = importance_job.result()
     if why:
         notes["importance"] = why
     drivers, why = trend_drivers(configs, keys, levels)

@@ -16,7 +16,6 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-from scipy.stats import fisher_exact
 
 from srsweep.reports.levels import Levels
 from srsweep.reports.trends import NO_DATA
@@ -58,9 +57,12 @@ def trend_drivers(
         configurations at the value), ``value_size``, ``p`` (two-sided), ``tests``
         (how many were made), ``p_bonferroni``, ``direction`` ("over" or "under") and
         ``flagged`` (``p_bonferroni < ALPHA``); or ``(None, why)`` when nothing can be
-        tested.
+        tested. Configurations whose trend is missing or ``NO_DATA`` are left out.
     """
-    df = configs_df[configs_df["trend"] != NO_DATA]
+    # a configuration without a trend (missing, or no data) is not tested: counted in a
+    # trend of its own it made an empty one, and its share a division by zero
+    trend = configs_df["trend"]
+    df = configs_df[trend.notna().to_numpy() & (trend != NO_DATA).to_numpy()]
     if len(df) < 2:
         return None, f"{len(df)} configuration(s) with a trend; drivers need at least 2"
     trends = list(dict.fromkeys(df["trend"]))
@@ -82,6 +84,8 @@ def trend_drivers(
                 cells.append((t, key, lv, a, size, int(at.sum())))
     if not cells:
         return None, "no swept hyperparameter takes two values among the configurations"
+    from scipy.stats import fisher_exact  # 0.7 s to import: pipeline.report_sweep does it early
+
     rows = []
     for t, key, lv, a, size, at_n in cells:
         table = [[a, size - a], [at_n - a, n - size - at_n + a]]

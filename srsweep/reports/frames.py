@@ -36,6 +36,9 @@ __all__ = [
     "config_columns",
     "thin",
     "curves",
+    "factorize",
+    "run_rows",
+    "by_step",
     "MAX_POINTS",
 ]
 
@@ -189,7 +192,9 @@ def columns_frame(
         data[key] = _joined([columns.get(r, {}).get(key) for r in run_ids], sizes)
     if not data["run_id"].size:
         return pd.DataFrame({"run_id": pd.Series(dtype=object), "step": pd.Series(dtype=int)})
-    return pd.DataFrame(data)
+    # the arrays are this frame's own (just joined): taken as they are, not stacked into
+    # one block (a copy of every column, 0.7 s at 4M rows x 8 keys)
+    return pd.DataFrame(data, copy=False)
 
 
 def _joined(parts: Sequence[NDArray[Any] | None], sizes: Sequence[int]) -> NDArray[Any]:
@@ -207,6 +212,47 @@ def _joined(parts: Sequence[NDArray[Any] | None], sizes: Sequence[int]) -> NDArr
             out[at : at + n] = p
         at += n
     return out
+
+
+def factorize(ids: Any) -> tuple[NDArray[np.intp], NDArray[Any]]:
+    """``pd.factorize(ids, sort=False)``: each row's run number (in order of first
+    appearance) and the runs; found from where the id changes when every run's rows
+    lie together, as frames built run by run do (four times faster than hashing
+    millions of ids), else by ``pd.factorize``."""
+    values = np.asarray(ids)
+    if values.ndim == 1 and len(values) and values.dtype.kind in "OUi":
+        cuts = np.flatnonzero(values[1:] != values[:-1]) + 1
+        starts = np.concatenate(([0], cuts))
+        first = values[starts]
+        try:
+            distinct = len(set(first.tolist())) == len(first)
+        except TypeError:  # unhashable ids: let pandas say what it makes of them
+            distinct = False
+        if distinct and not pd.isna(first).any():
+            sizes = np.diff(np.append(starts, len(values)))
+            return np.repeat(np.arange(len(first), dtype=np.intp), sizes), first
+    codes, uniques = pd.factorize(values, sort=False)
+    return codes.astype(np.intp, copy=False), np.asarray(uniques)
+
+
+def run_rows(df: pd.DataFrame, id_col: str = "run_id") -> dict[Any, NDArray[np.intp]]:
+    """The row positions of each run, in order of first appearance: what
+    ``df.groupby(id_col, sort=False).indices`` gives, through ``factorize``."""
+    codes, ids = factorize(df[id_col].to_numpy())
+    if (codes[1:] >= codes[:-1]).all():  # run by run: each run's rows are a range
+        bounds = np.searchsorted(codes, np.arange(len(ids) + 1))
+        return {rid: np.arange(bounds[k], bounds[k + 1]) for k, rid in enumerate(ids)}
+    order = np.argsort(codes, kind="stable")
+    bounds = np.searchsorted(codes[order], np.arange(len(ids) + 1))
+    return {rid: order[bounds[k] : bounds[k + 1]] for k, rid in enumerate(ids)}
+
+
+def by_step(rows: NDArray[np.intp], steps: NDArray[Any]) -> NDArray[np.intp]:
+    """``rows`` in order of their ``steps`` (stable), as they are when already so."""
+    at = steps[rows]
+    if (at[1:] >= at[:-1]).all():
+        return rows
+    return rows[np.argsort(at, kind="stable")]
 
 
 def varying_keys(runs_df: pd.DataFrame, candidates: Sequence[str] | None = None) -> list[str]:
@@ -261,8 +307,8 @@ def smooth(
     steps = history_df[step_col].to_numpy(dtype=float)
     mean = np.full(len(values), np.nan)
     std = np.full(len(values), np.nan)
-    for rows in history_df.groupby("run_id", sort=False).indices.values():
-        rows = rows[np.argsort(steps[rows], kind="stable")]
+    for rows in run_rows(history_df).values():
+        rows = by_step(rows, steps)
         rows = rows[~np.isnan(values[rows])]
         if len(rows) == 0:
             continue
@@ -280,7 +326,9 @@ def smooth(
         var = (c2[right] - c2[left]) / n - m * m
         mean[rows] = m + centre
         std[rows] = np.sqrt(np.clip(var, 0.0, None))
-    out = history_df.copy()
+    # a shallow copy: the two new columns are its own, the others shared (millions of
+    # rows; nothing writes into them)
+    out = history_df.copy(deep=False)
     out[f"{metric}_smooth"] = mean
     out[f"{metric}_std"] = std
     return out
@@ -305,14 +353,33 @@ def thin(
         The kept rows of ``df``, in its order.
     """
     steps = df[step_col].to_numpy()
-    distinct = np.sort(pd.unique(steps))  # hashing first: millions of rows, few steps
+    # whole steps from 0 within a few times the rows (as logged): marked in a table of
+    # every step, which finds the distinct ones and the grid's rows without sorting
+    table = None
+    if steps.dtype.kind in "iu" and len(steps) and 0 <= steps.min():
+        if steps.max() <= max(4 * len(steps), 1 << 20):
+            table = np.zeros(int(steps.max()) + 1, dtype=bool)
+            table[steps] = True
+    if table is not None:
+        distinct = np.flatnonzero(table)
+    else:
+        distinct = np.sort(pd.unique(steps))  # hashing first: millions of rows, few steps
     if len(distinct) <= max_points:
         return df
     grid = distinct[:: -(-len(distinct) // max_points)]
-    codes, ids = pd.factorize(df[id_col])
-    last = np.full(len(ids), -np.inf)
-    np.maximum.at(last, codes, steps.astype(float))
-    return df[np.isin(steps, grid) | (steps == last[codes])]
+    codes, ids = factorize(df[id_col].to_numpy())
+    # each curve's last step, in the steps' own type (a float copy of millions of steps
+    # costs more than the rest of this)
+    floor = np.iinfo(steps.dtype).min if steps.dtype.kind in "iu" else -np.inf
+    last = np.full(len(ids), floor, dtype=steps.dtype if steps.dtype.kind in "iuf" else float)
+    np.maximum.at(last, codes, steps)
+    if table is not None:
+        table[:] = False
+        table[grid] = True
+        on_grid = table[steps]
+    else:
+        on_grid = np.isin(steps, grid)
+    return df[on_grid | (steps == last[codes])]
 
 
 def curves(
@@ -332,7 +399,7 @@ def curves(
         too, with empty arrays): ``(x, y, *more)`` sorted by ``x`` (stable), ``x`` in its
         own dtype and the rest as floats.
     """
-    codes, ids = pd.factorize(df[id_col], sort=False)
+    codes, ids = factorize(df[id_col].to_numpy())
     keep = df[y].notna().to_numpy()
     codes = codes[keep]
     x = df[x_col].to_numpy()[keep]

@@ -18,8 +18,6 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-from sklearn.ensemble import RandomForestRegressor
-from sklearn.inspection import permutation_importance
 
 from srsweep.reports.levels import is_numeric
 from srsweep.reports.levels import sort_key
@@ -85,6 +83,11 @@ def importance(
     kept = [k for k in keys if rows[k].nunique(dropna=False) > 1]
     if not kept:
         return None, f"no swept hyperparameter differs between the runs {states}"
+    # scikit-learn (and the SciPy it loads) takes a second to import: only here, which
+    # the report runs in a process of its own (analysis.analyse_frames)
+    from sklearn.ensemble import RandomForestRegressor
+    from sklearn.inspection import permutation_importance
+
     x = np.column_stack([encode(rows[k]) for k in kept])
     rng = np.random.default_rng(seed)
     scores, r2 = [], []

@@ -8,8 +8,10 @@ from ``Study.plotted`` (``frames.thin``: about 200 steps each), so the page stay
 
 from __future__ import annotations
 
+import contextlib
 import html
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -18,6 +20,7 @@ import plotly.graph_objects as go
 
 from srsweep.reports.analysis import Study
 from srsweep.reports.frames import curves
+from srsweep.reports.frames import factorize
 from srsweep.reports.frames import format_value
 from srsweep.reports.hparam_plots import axis_positions
 from srsweep.reports.levels import numeric_order
@@ -59,9 +62,24 @@ def _chance(fig: go.Figure, chance: float | None) -> None:
         )
 
 
-def _describe(row: pd.Series, keys: Sequence[str]) -> str:
-    """Hover text: the hyperparameters of a run or configuration, one per line."""
-    return "<br>".join(html.escape(f"{k}={format_value(row[k])}") for k in keys)
+def _describe(df: pd.DataFrame, keys: Sequence[str]) -> list[str]:
+    """Hover text per row: the hyperparameters of a run or configuration, one per line."""
+    cols = []
+    for k in keys:
+        # each distinct value formatted once (a thousand runs take few values per key)
+        seen: dict[tuple[type, Any], str] = {}
+
+        def text(v: Any, k: str = k, seen: dict[tuple[type, Any], str] = seen) -> str:
+            try:  # by type too: 1, 1.0 and True are equal keys but print apart
+                return seen[type(v), v]
+            except (KeyError, TypeError):  # new, NaN (never equal) or unhashable
+                out = html.escape(f"{k}={format_value(v)}")
+                with contextlib.suppress(TypeError):
+                    seen[type(v), v] = out
+                return out
+
+        cols.append([text(v) for v in df[k]])
+    return ["<br>".join(parts) for parts in zip(*cols, strict=True)] if cols else [""] * len(df)
 
 
 def _band(
@@ -111,7 +129,7 @@ def comparison_figure(study: Study) -> go.Figure:
             i: f"{n} ({i}, {s})"
             for i, n, s in zip(rows["id"], rows["name"], rows["state"], strict=True)
         }
-    labels = {i: _describe(r, keys) for i, r in rows.set_index("id", drop=False).iterrows()}
+    labels = dict(zip(rows["id"], _describe(rows, keys), strict=True))
     groups = curves(data, "y", ["sd"], id_col="id")
     ids = [i for i in rows["id"] if i in groups]
     shown = ids
@@ -119,19 +137,23 @@ def comparison_figure(study: Study) -> go.Figure:
         shown = [i for i in study.highlight if i in groups]
     rest = [i for i in ids if i not in shown]
     what = "configurations" if study.replicated else "runs"
-    for n, i in enumerate(rest):
-        # one trace per curve, all in one legend entry: hover text once per curve
-        x, y, _ = groups[i]
+    if rest:
+        # one trace of every other curve, each ended by a gap: a thousand traces of their
+        # own cost a second to build and a page as slow to draw; hover names the group
+        gap = np.array([np.nan])
+        xs = [part for i in rest for part in (groups[i][0].astype(np.float32), gap)]
+        ys = [part for i in rest for part in (groups[i][1].round(5), gap)]
+        name = f"{len(rest)} other {what}"
         fig.add_trace(
             go.Scattergl(
-                x=x,
-                y=y.round(5),
+                x=np.concatenate(xs[:-1]),
+                y=np.concatenate(ys[:-1]),
                 mode="lines",
                 line={"color": GREY, "width": 1},
-                name=f"{len(rest)} other {what}",
+                name=name,
                 legendgroup="others",
-                showlegend=n == 0,
-                hovertemplate=f"{heading[i]}<br>{labels[i]}<br>%{{x}}: %{{y:.4g}}<extra></extra>",
+                connectgaps=False,
+                hovertemplate=f"{name}<br>%{{x}}: %{{y:.4g}}<extra></extra>",
             )
         )
     colours = dict(zip(shown, palette(len(shown), ordered=False), strict=True))
@@ -159,9 +181,11 @@ def comparison_figure(study: Study) -> go.Figure:
 
 def _run_text(study: Study, df: pd.DataFrame) -> list[str]:
     return [
-        f"{html.escape(str(r['name']))} ({html.escape(str(r['run_id']))}, config "
-        f"{r['config']})<br>{_describe(r, study.keys)}<br>{study.metric} = {r['_y']:.4g}"
-        for _, r in df.iterrows()
+        f"{html.escape(str(name))} ({html.escape(str(rid))}, config "
+        f"{config})<br>{described}<br>{study.metric} = {y:.4g}"
+        for name, rid, config, described, y in zip(
+            df["name"], df["run_id"], df["config"], _describe(df, study.keys), df["_y"], strict=True
+        )
     ]
 
 
@@ -267,18 +291,31 @@ def grouped_figure(study: Study, key: str) -> go.Figure:
     curve = study.curve
     lv = study.levels[key]
     level = lv.of(study.runs.set_index("run_id")[key])
-    data = study.plotted.dropna(subset=[f"{curve}_smooth"])
-    data = data.assign(_level=data["run_id"].map(level).to_numpy())
-    by_step = data.groupby(["_level", "step"], sort=True)[f"{curve}_smooth"]
+    col = f"{curve}_smooth"
+    data = study.plotted
+    keep = data[col].notna().to_numpy()
+    # levels as numbers, through each run's number: grouping 200k rows by strings
+    # (run ids, level names) is what took the time; the groups and sums are the same
+    runs, run_ids = factorize(data["run_id"].to_numpy()[keep])
+    number = {name: i for i, name in enumerate(lv.order)}
+    run_level = np.array([number.get(v, -1) for v in level.reindex(run_ids)], dtype=int)
+    rows = pd.DataFrame(
+        {
+            "_level": run_level[runs],
+            "step": data["step"].to_numpy()[keep],
+            "y": data[col].to_numpy()[keep],
+        }
+    )
+    by_step = rows[rows["_level"] >= 0].groupby(["_level", "step"], sort=True)["y"]
     stats = pd.DataFrame({"mean": by_step.mean(), "sd": by_step.std(ddof=0)})
-    runs_per_level = data.groupby("_level")["run_id"].nunique()
+    runs_per_level = np.bincount(run_level[run_level >= 0], minlength=len(number))
     fig = go.Figure()
     for name in lv.order:
-        if name not in runs_per_level.index:
+        if not runs_per_level[number[name]]:
             continue
-        g = stats.loc[name].reset_index()
+        g = stats.loc[number[name]].reset_index()
         x, y = g["step"].to_numpy(dtype=float), g["mean"].to_numpy(dtype=float)
-        n = int(runs_per_level[name])
+        n = int(runs_per_level[number[name]])
         if study.band and n > 1:
             sd = g["sd"].fillna(0.0).to_numpy(dtype=float)
             _band(fig, x, y - sd, y + sd, lv.colours[name], name, study.value_range)

@@ -11,12 +11,18 @@ file is written through ``store.atomic_write``.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import difflib
+import functools
+import importlib
 import io
 import json
 import re
+import threading
+from collections.abc import Callable
 from collections.abc import Iterable
+from collections.abc import Iterator
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -35,6 +41,8 @@ from srsweep.reports.document import Files
 from srsweep.reports.document import curves_section
 from srsweep.reports.document import kernel_section
 from srsweep.reports.document import report_blocks
+from srsweep.reports.forked import Forked
+from srsweep.reports.forked import Tickets
 from srsweep.reports.hparam_plots import importance_plot
 from srsweep.reports.hparam_plots import metric_plot
 from srsweep.reports.hparam_plots import parallel_plot
@@ -58,7 +66,7 @@ if TYPE_CHECKING:
     from srsweep.backends._base import Backend
     from srsweep.backends._base import RunRecord
 
-__all__ = ["report_sweep", "write_report", "csv_text"]
+__all__ = ["report_sweep", "write_report", "write_study", "csv_text"]
 
 
 def report_sweep(
@@ -136,9 +144,14 @@ def report_sweep(
     need = None
     if kernel is not None and kernel.name not in KERNEL_PLOTS:
         need = [curve or kernel.curve, "epoch"]
-    logged = (
-        read_logged(backend, [r.id for r in runs], need) if backend is not None else logged_of(runs)
-    )
+    # SciPy (for the drivers' tests) is imported beside the reading: SQLite and NumPy
+    # leave the interpreter free most of that time (0.7 s of imports, the read as long)
+    with _importing("scipy.stats"):
+        logged = (
+            read_logged(backend, [r.id for r in runs], need)
+            if backend is not None
+            else logged_of(runs)
+        )
     if kernel is not None:
         return write_report(
             runs,
@@ -174,6 +187,18 @@ def report_sweep(
         spec=spec,
         logged=logged,
     )
+
+
+@contextlib.contextmanager
+def _importing(module: str) -> Iterator[None]:
+    """Import ``module`` in a thread while the body runs; the thread has ended when the
+    body has (a child forked later finds no thread of it)."""
+    thread = threading.Thread(target=importlib.import_module, args=(module,), daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        thread.join()
 
 
 def _stepped(runs: Sequence[RunRecord], backend: Backend | None) -> set[str]:
@@ -289,27 +314,82 @@ def write_report(
         excluded=exclude,
         logged=logged,
     )
-    out_dir = Path(out_dir)
+    return write_study(study, Path(out_dir), records, logged, more_curves=more_curves)
+
+
+def write_study(
+    study: Study,
+    out_dir: Path,
+    records: Sequence[RunRecord] = (),
+    logged: Logged | None = None,
+    *,
+    more_curves: bool = False,
+) -> list[Path]:
+    """Write the files of an analysed sweep (``write_report`` after ``analyse``).
+
+    The CSV tables and PNG figures are written by a forked child process (``forked``)
+    while this one builds the interactive figures, and then by both: a report has two
+    cores to use. The files are the same whoever writes them.
+
+    Args:
+        study: The sweep's analyses.
+        out_dir: Folder for the files (created if missing).
+        records: The runs, for a kernel's own figures (``study.kernel``).
+        logged: Their histories, for a kernel's own figures.
+        more_curves: As ``write_report``.
+
+    Returns:
+        The written paths, in ``write_report``'s order.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     files = Files(html="report.html")
-    paths = [_table(out_dir, files, name, what, df) for name, what, df in _tables(study)]
+    tables = _tables(study)
+    files.tables += [(name, what) for name, what, _ in tables]
     figures = _figures(study, files)
-    paths += [save(fig, out_dir / name) for name, fig in figures]
-    blocks = report_blocks(study, files)
-    if kernel is not None:
-        figs, notes = kernel_figures(
-            kernel, records, frames.runs_frame(records, logged.last), logged.frame
-        )
-        paths += [save(fig, out_dir / name) for name, fig, _ in figs]
-        blocks += kernel_section(kernel, [(n, c) for n, _, c in figs], notes)
-    if more_curves:
-        extra = _more_curves(study)
-        paths += [save(fig, out_dir / name) for _, name, fig in extra]
-        blocks += curves_section([(key, name) for key, name, _ in extra])
-    page = render_html(blocks, study, interactive_figures(study), out_dir)
+    tasks: list[Callable[[], Path]] = [
+        functools.partial(_write_csv, out_dir / name, df) for name, _, df in tables
+    ]
+    tasks += [functools.partial(_save, draw, out_dir / name) for name, draw in figures]
+    # Both processes write the tables and draw the figures, each taking the next task
+    # not taken: the child from the start, this one once it has built the interactive
+    # figures, the blocks and the kernel's figures, so that neither waits long.
+    with Tickets(len(tasks)) as tickets, Forked(lambda: _work(tasks, tickets)) as child:
+        twins = interactive_figures(study)
+        blocks = report_blocks(study, files)
+        more: list[Path] = []
+        kernel = study.kernel
+        if kernel is not None:
+            if logged is None:
+                logged = logged_of(records)
+            figs, notes = kernel_figures(
+                kernel, records, frames.runs_frame(records, logged.last), logged.frame
+            )
+            more += [save(fig, out_dir / name) for name, fig, _ in figs]
+            blocks += kernel_section(kernel, [(n, c) for n, _, c in figs], notes)
+        if more_curves:
+            extra = _more_curves(study)
+            more += [save(fig, out_dir / name) for _, name, fig in extra]
+            blocks += curves_section([(key, name) for key, name, _ in extra])
+        markdown = render_markdown(blocks)
+        _work(tasks, tickets)
+        child.result()
+    paths = [out_dir / name for name, _, _ in tables] + [out_dir / name for name, _ in figures]
+    paths += more
+    # the page embeds the PNGs that have no interactive twin: once every one is written
+    page = render_html(blocks, study, twins, out_dir)
     paths.append(_write_text(out_dir / "report.html", page))
-    paths.append(_write_text(out_dir / "report.md", render_markdown(blocks)))
+    paths.append(_write_text(out_dir / "report.md", markdown))
     return paths
+
+
+def _work(tasks: Sequence[Callable[[], Path]], tickets: Tickets) -> None:
+    """Run each task whose ticket this process takes."""
+    for i in tickets:
+        tasks[i]()
+
+
+def _save(draw: Callable[[], Figure], path: Path) -> Path:
+    return save(draw(), path)
 
 
 def csv_text(df: pd.DataFrame) -> str:
@@ -426,15 +506,15 @@ def _history_text(study: Study) -> str:
     )
 
 
-def _table(out_dir: Path, files: Files, name: str, what: str, df: pd.DataFrame) -> Path:
-    files.tables.append((name, what))
-    return _write_text(out_dir / name, csv_text(df))
+def _write_csv(path: Path, df: pd.DataFrame) -> Path:
+    return _write_text(path, csv_text(df))
 
 
-def _figures(study: Study, files: Files) -> list[tuple[str, Figure]]:
-    """(file name, figure) of the report's own figures, noting each in ``files``."""
+def _figures(study: Study, files: Files) -> list[tuple[str, Callable[[], Figure]]]:
+    """(file name, what draws it) of the report's own figures, noting each in ``files``
+    now; a figure is drawn only when its function is called."""
     curve, keys, chance, value_range = study.curve, study.keys, study.chance, study.value_range
-    out: list[tuple[str, Figure]] = []
+    out: list[tuple[str, Callable[[], Figure]]] = []
     if study.replicated:
         configs = numeric_order(study.configs, keys)
         labels = study.config_labels.reindex(configs["config"])
@@ -447,7 +527,8 @@ def _figures(study: Study, files: Files) -> list[tuple[str, Figure]]:
         running = labels.index.isin(runs.loc[runs["state"] == "running", "run_id"])
         labels = labels.where(~running, labels + " (running)")
         data = study.plotted
-    fig = comparison_plot(
+    comparison = functools.partial(
+        comparison_plot,
         data,
         labels,
         curve,
@@ -458,25 +539,33 @@ def _figures(study: Study, files: Files) -> list[tuple[str, Figure]]:
         chance=chance,
         value_range=value_range,
     )
-    out.append((files.comparison, fig))
+    out.append((files.comparison, comparison))
     if study.importance is not None:
         files.importance = "importance.png"
-        out.append((files.importance, importance_plot(study.importance, study.metric)))
+        out.append(
+            (files.importance, functools.partial(importance_plot, study.importance, study.metric))
+        )
     for key in keys:
         name = f"metric_vs_{_file_key(key)}.png"
-        fig = metric_plot(
-            study.runs, key, study.metric, study.levels[key], log=key in study.log_keys
-        )
         files.metric_vs[key] = name
-        out.append((name, fig))
+        draw = functools.partial(
+            metric_plot,
+            study.runs,
+            key,
+            study.metric,
+            study.levels[key],
+            log=key in study.log_keys,
+        )
+        out.append((name, draw))
     if keys and study.runs[f"summary.{study.metric}"].notna().sum() > 1:
         files.parallel = "parallel.png"
-        fig = parallel_plot(
-            study.runs, keys, study.metric, study.levels, study.log_keys, study.goal
+        draw = functools.partial(
+            parallel_plot, study.runs, keys, study.metric, study.levels, study.log_keys, study.goal
         )
-        out.append((files.parallel, fig))
+        out.append((files.parallel, draw))
     for key in keys:
-        fig = grouped_plot(
+        draw = functools.partial(
+            grouped_plot,
             study.plotted,
             study.runs,
             key,
@@ -488,7 +577,7 @@ def _figures(study: Study, files: Files) -> list[tuple[str, Figure]]:
             value_range=value_range,
         )
         files.by_key[key] = f"by_{_file_key(key)}.png"
-        out.append((files.by_key[key], fig))
+        out.append((files.by_key[key], draw))
     return out
 
 

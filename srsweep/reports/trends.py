@@ -32,6 +32,8 @@ import numpy.typing as npt
 import pandas as pd
 
 from srsweep.errors import UsageError
+from srsweep.reports.frames import by_step
+from srsweep.reports.frames import run_rows
 
 __all__ = [
     "TRENDS",
@@ -135,8 +137,8 @@ def classify(
     rows: list[dict[str, Any]] = []
     values = sign * pd.to_numeric(smoothed_df[metric_col], errors="coerce").to_numpy(dtype=float)
     steps = smoothed_df[step_col].to_numpy(dtype=float)
-    for run_id, idx in smoothed_df.groupby("run_id", sort=False).indices.items():
-        idx = idx[np.argsort(steps[idx], kind="stable")]
+    for run_id, idx in run_rows(smoothed_df).items():
+        idx = by_step(idx, steps)
         y, s = values[idx], steps[idx]
         keep = ~np.isnan(y)
         y, s = y[keep], s[keep]

@@ -9,6 +9,7 @@ import sqlite3
 import pytest
 
 from srsweep.backends.local import LocalBackend
+from srsweep.backends.sql import LAST_LOGGED
 from srsweep.errors import CorruptFileError
 from srsweep.errors import NotFoundError
 from srsweep.testing.backend_contract import grid_spec
@@ -96,3 +97,15 @@ def test_a_write_cut_off_at_its_commit_leaves_the_ledger_writable(results):
     assert not db.in_transaction
     b.finish(r.id, "preempted", requeue=True)
     assert [(x.state, x.history) for x in b.runs(sid)] == [("preempted", []), ("queued", [])]
+
+
+def test_last_logged_values_are_read_from_an_index_not_past_the_data_blobs(results):
+    b = LocalBackend(results)
+    sid = b.create_sweep(grid_spec(2))
+    r = b.claim(sid, "p")
+    b.log(r.id, [{"_step": 0, "acc": 0.5}, {"_step": 1, "acc": 0.75, "loss": 0.1}])
+    b.finish(r.id, "finished", summary={})
+    db = sqlite3.connect(results / "srsweep.db")
+    plan = db.execute("EXPLAIN QUERY PLAN " + LAST_LOGGED.format(marks="?"), (r.id,)).fetchall()
+    assert "COVERING INDEX history_columns_last" in str(plan)
+    assert b.last_logged([r.id]) == {r.id: {"acc": 0.75, "loss": 0.1}}

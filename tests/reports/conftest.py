@@ -168,3 +168,13 @@ def replicated_records() -> list[FakeRun]:
     trend (1e-4 and 1e-3 learn fast and hold, 1e-2 and 1e-5 do not learn) and
     ``disc.loss`` (bce, wgan) plays no part. Built once; do not modify."""
     return _replicated()
+
+
+@pytest.fixture(scope="session")
+def crowded_records() -> list[FakeRun]:
+    """48 runs of one seed each (``r0`` .. ``r47``), every one its own configuration:
+    more curves than a figure colours. Built once; do not modify."""
+    kinds = ("fast_holds", "slow", "flat")
+    return [
+        _make_run(f"r{i}", kinds[i % 3], 1e-5 * 1.1**i, 2 + 2 * (i % 4), seed=i) for i in range(48)
+    ]

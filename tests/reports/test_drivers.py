@@ -95,3 +95,13 @@ def test_a_continuous_key_is_cut_into_at_most_six_quantile_bins():
     assert len(set(lv.colours.values())) == 6
     few = levels_of(pd.Series([3e-3, 1e-3, 1e-4, 1e-3, None]))
     assert not few.binned and few.order == ("1e-4", "1e-3", "3e-3", MISSING)
+
+
+@pytest.mark.parametrize("missing", [np.nan, None, NO_DATA], ids=["nan", "none", "no-data"])
+def test_configurations_without_a_trend_are_left_out(missing):
+    df = _configs()
+    with_missing = pd.concat(
+        [df, df.head(2).assign(config=[31, 32], trend=missing)], ignore_index=True
+    )
+    got = _drivers(with_missing)
+    assert got.equals(_drivers(df))  # no empty trend, no division by zero

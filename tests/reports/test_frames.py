@@ -10,6 +10,7 @@ from srsweep.errors import UsageError
 from srsweep.reports import best_k
 from srsweep.reports import exclude
 from srsweep.reports import format_value
+from srsweep.reports import frames
 from srsweep.reports import history_frame
 from srsweep.reports import run_labels
 from srsweep.reports import runs_frame
@@ -269,3 +270,54 @@ def test_thin_keeps_one_grid_of_steps_and_each_runs_last():
     }  # fmt: skip
     assert list(out["acc"]) == [0, 3, 6, 9, 10, 13, 16, 17]  # rows as they were, in order
     assert thin(df, max_points=10) is df  # short enough: untouched
+
+
+@pytest.mark.parametrize(
+    "ids",
+    [
+        ["a", "a", "b", "b", "b", "c"],  # run by run: found from where the id changes
+        ["b", "a", "b", "c", "a", "a"],  # interleaved: by hashing
+        ["a", "b", "a"],  # a run whose rows are apart
+        [3, 3, 1, 1, 2],
+        [],
+    ],
+    ids=["blocked", "interleaved", "split", "ints", "empty"],
+)
+def test_factorize_and_run_rows_agree_with_pandas(ids):
+    values = np.array(ids, dtype=object if ids and isinstance(ids[0], str) else None)
+    codes, uniques = frames.factorize(values)
+    want_codes, want_uniques = pd.factorize(values, sort=False)
+    assert codes.tolist() == want_codes.tolist() and list(uniques) == list(want_uniques)
+    df = pd.DataFrame({"run_id": values, "step": np.arange(len(values))})
+    got = frames.run_rows(df)
+    want = df.groupby("run_id", sort=False).indices
+    assert list(got) == list(want)
+    assert all(got[k].tolist() == want[k].tolist() for k in want)
+
+
+def _thin_by_sorting(df, max_points):
+    """``thin`` as it was first written: hashing and sorting the steps."""
+    steps = df["step"].to_numpy()
+    distinct = np.sort(pd.unique(steps))
+    if len(distinct) <= max_points:
+        return df
+    grid = distinct[:: -(-len(distinct) // max_points)]
+    last = df.groupby("run_id")["step"].transform("max").to_numpy()
+    return df[np.isin(steps, grid) | (steps == last)]
+
+
+@pytest.mark.parametrize(
+    "steps",
+    [
+        np.tile(np.arange(0, 5000, 25), 6),  # as logged: a table of every step
+        np.random.default_rng(0).integers(-5, 3000, 1200),  # negative: sorted
+        np.random.default_rng(1).random(1200) * 1000,  # floats
+        np.arange(1200) * 10**9,  # too sparse for a table
+        np.arange(1200).astype(np.uint32),
+    ],
+    ids=["logged", "negative", "floats", "sparse", "uint32"],
+)
+def test_thin_keeps_the_grid_and_each_curves_last_step(steps):
+    df = pd.DataFrame({"run_id": np.repeat([f"r{i}" for i in range(6)], len(steps) // 6)})
+    df["step"] = steps
+    assert frames.thin(df, 50).index.equals(_thin_by_sorting(df, 50).index)

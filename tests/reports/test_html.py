@@ -11,6 +11,7 @@ import pytest
 
 from srsweep.reports import write_report
 from srsweep.reports.html import inline
+from srsweep.reports.interactive import MAX_CURVES
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome")
 
@@ -28,6 +29,17 @@ def page(replicated_records, tmp_path_factory):
         kernel="sd",
     )
     return out, (out / "report.html").read_text(), (out / "report.md").read_text()
+
+
+@pytest.fixture(scope="module")
+def crowded_page(crowded_records, tmp_path_factory):
+    """A page of more curves than ``MAX_CURVES``: the best coloured, the rest one trace."""
+    assert len(crowded_records) > MAX_CURVES
+    out = tmp_path_factory.mktemp("crowded")
+    write_report(
+        crowded_records, out, metric="avg_acc", goal="maximize", curve="acc", title="Crowded"
+    )
+    return out, (out / "report.html").read_text(), ""
 
 
 def test_inline_marks_become_html_and_the_rest_is_escaped():
@@ -73,9 +85,16 @@ def _browser() -> str:
     )
 
 
+def test_the_curves_past_the_highlighted_are_one_trace(crowded_page):
+    _, html, _ = crowded_page
+    assert html.count('"name":"40 other runs"') == 1
+    assert html.count('"legendgroup":"others"') == 1
+
+
 @pytest.mark.slow
-def test_a_headless_browser_renders_every_figure_without_a_script_error(page, tmp_path):
-    out, html, _ = page
+@pytest.mark.parametrize("which", ["page", "crowded_page"], ids=["replicated", "crowded"])
+def test_a_headless_browser_renders_every_figure_without_a_script_error(which, request, tmp_path):
+    out, html, _ = request.getfixturevalue(which)
     browser = _browser()
     # No network: every host name fails to resolve, so nothing can be fetched.
     base = [

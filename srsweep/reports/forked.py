@@ -1,0 +1,197 @@
+"""Run one part of the report in a forked child process while the parent goes on.
+
+The report's PNG figures take seconds of matplotlib rendering that need nothing the
+CSVs, the interactive figures and the HTML page need, so on a machine with two cores
+they are drawn in a child while the parent writes the rest (issue 17). The child is a
+``fork`` of the parent: it sees the ``Study`` already in memory (copy-on-write, nothing
+pickled on the way in) and sends back only its small result, pickled through a pipe.
+
+Contract: ``Forked(fn)`` starts ``fn()`` at once; ``result()`` waits for it and gives
+its return value, or raises the exception it raised, of the same class with the same
+arguments and attributes (a ``UsageError`` stays a ``UsageError``); ``close()`` (or
+leaving it as a context manager) ends a child whose result is no longer wanted (the
+parent failed first). ``fn`` must not
+touch what the parent holds open (the ledger's connection): it computes and writes
+files. Where ``fork`` is not the platform's way (not Linux) or not allowed, ``fn``
+runs inline in ``Forked(fn)`` (raising there) with the same outcome, not overlapped. Not
+thread-safe: one thread starts and collects a ``Forked``, and no other thread of the
+process should be drawing with matplotlib meanwhile (a lock it holds at the fork stays
+held in the child).
+
+``Tickets(n)`` hands out the numbers ``0 .. n-1`` once each to whichever of the parent
+and the children it was made before asks next (a pipe holding them, read 2 bytes at a
+time: a read that small is atomic), so that both share out a list of tasks.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import signal
+import struct
+import sys
+import traceback
+import warnings
+from collections.abc import Callable
+from collections.abc import Iterator
+from types import TracebackType
+from typing import Any
+from typing import Generic
+from typing import TypeVar
+
+__all__ = ["Forked", "Tickets"]
+
+T = TypeVar("T")
+
+
+def _outcome(fn: Callable[[], Any]) -> tuple[str, Any]:
+    """``("ok", value)`` or ``("error", (class, args, attributes, traceback text))``."""
+    try:
+        return "ok", fn()
+    except BaseException as e:  # every failure goes back to the parent, as it was
+        return "error", (type(e), e.args, dict(vars(e)), traceback.format_exc())
+
+
+def _raise(
+    cls: type[BaseException], args: tuple[Any, ...], attrs: dict[str, Any], where: str
+) -> None:
+    # Built without calling __init__ (SpecError's takes other arguments than its args).
+    exc = cls.__new__(cls)
+    exc.args = args
+    vars(exc).update(attrs)
+    exc.add_note(f"raised in the report's forked child process:\n{where}")
+    raise exc
+
+
+class Forked(Generic[T]):
+    """``fn()`` running in a forked child (see the module doc)."""
+
+    def __init__(self, fn: Callable[[], T]) -> None:
+        self._pid: int | None = None
+        self._fd: int | None = None
+        self._done: tuple[str, Any] | None = None
+        if not sys.platform.startswith("linux"):
+            self._done = ("ok", fn())
+            return
+        read, write = os.pipe()
+        try:
+            with warnings.catch_warnings():
+                # Python 3.12 warns on fork in a process with threads (BLAS's idle
+                # pool); the child only computes with numpy and matplotlib, then _exits.
+                warnings.simplefilter("ignore", DeprecationWarning)
+                pid = os.fork()
+        except OSError:  # no process to spare: do it here
+            os.close(read)
+            os.close(write)
+            self._done = ("ok", fn())
+            return
+        if pid == 0:  # the child: never returns into the parent's code
+            code = 0
+            try:
+                os.close(read)
+                outcome = _outcome(fn)
+                try:
+                    data = pickle.dumps(outcome)
+                except Exception as e:  # an unpicklable result or error: say so
+                    why = e
+                    data = pickle.dumps(_outcome(lambda: _unpicklable(outcome, why)))
+                with os.fdopen(write, "wb") as pipe:
+                    pipe.write(data)
+            except BaseException:
+                code = 1
+            finally:
+                os._exit(code)
+        os.close(write)
+        self._pid, self._fd = pid, read
+
+    def result(self) -> T:
+        """``fn``'s return value, once the child has ended.
+
+        Raises:
+            BaseException: what ``fn`` raised; RuntimeError when the child died
+                without an answer (killed, out of memory).
+        """
+        if self._done is None:
+            self._done = self._collect()
+        kind, value = self._done
+        if kind == "error":
+            _raise(*value)
+        result: T = value
+        return result
+
+    def _collect(self) -> tuple[str, Any]:
+        assert self._pid is not None and self._fd is not None
+        with os.fdopen(self._fd, "rb") as pipe:
+            data = pipe.read()
+        self._fd = None
+        _, status = os.waitpid(self._pid, 0)
+        self._pid = None
+        if not data:
+            raise RuntimeError(
+                "the report's figure process ended without a result "
+                f"({_status(status)}); run the report again"
+            )
+        outcome: tuple[str, Any] = pickle.loads(data)
+        return outcome
+
+    def __enter__(self) -> Forked[T]:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """End the child if it still runs (its result is not wanted)."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+        if self._pid is not None:
+            try:
+                os.kill(self._pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            os.waitpid(self._pid, 0)
+            self._pid = None
+
+
+def _unpicklable(outcome: tuple[str, Any], why: Exception) -> Any:
+    kind, value = outcome
+    what = "result" if kind == "ok" else f"error {value[0].__name__}: {value[1]}"
+    raise RuntimeError(f"the figure process's {what} could not be sent back ({why})")
+
+
+def _status(status: int) -> str:
+    if os.WIFSIGNALED(status):
+        return f"killed by signal {os.WTERMSIG(status)}"
+    return f"exit code {os.WEXITSTATUS(status)}"
+
+
+class Tickets:
+    """The numbers ``0 .. n-1``, each taken once by whichever process iterates first
+    (see the module doc); a context manager that closes its pipe."""
+
+    _SIZE = struct.calcsize("<H")
+    MAX = 2**15  # the tickets are written at once, so they must fit in a pipe (64 KiB)
+
+    def __init__(self, n: int) -> None:
+        if not 0 <= n <= self.MAX:
+            raise ValueError(f"Tickets: 0 <= n <= {self.MAX} must hold, but got {n}")
+        self._read, write = os.pipe()
+        try:
+            os.write(write, struct.pack(f"<{n}H", *range(n)))
+        finally:
+            os.close(write)  # so that a read of the drained pipe ends
+
+    def __iter__(self) -> Iterator[int]:
+        while data := os.read(self._read, self._SIZE):
+            yield struct.unpack("<H", data)[0]
+
+    def __enter__(self) -> Tickets:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        os.close(self._read)

@@ -1,0 +1,92 @@
+"""The report's forked child: its result, its errors as the parent's own, and the same
+files whether the figures are drawn in a child or inline."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import sys
+
+import pytest
+
+from srsweep.errors import SpecError
+from srsweep.errors import UsageError
+from srsweep.reports import write_report
+from srsweep.reports.forked import Forked
+from srsweep.reports.forked import Tickets
+
+
+def test_the_result_comes_back_from_the_child():
+    parent = os.getpid()
+    job = Forked(lambda: (os.getpid(), [1.5, "a"]))
+    pid, value = job.result()
+    assert pid != parent and value == [1.5, "a"]
+    assert job.result() == (pid, value)  # collected once, kept
+
+
+def test_an_error_in_the_child_is_raised_as_the_same_srsweep_error():
+    def fail() -> None:
+        raise SpecError("sweeps/sd.yaml", ["parameters.x: bad", "parameters.y: worse"])
+
+    with pytest.raises(SpecError) as info:
+        Forked(fail).result()
+    assert isinstance(info.value, UsageError) and info.value.exit_code == 2
+    assert (
+        str(info.value) == "sweeps/sd.yaml: parameters.x: bad\nsweeps/sd.yaml: parameters.y: worse"
+    )
+    assert info.value.violations == ["parameters.x: bad", "parameters.y: worse"]
+    assert "in fail" in "".join(info.value.__notes__)  # the child's traceback, as a note
+
+
+def test_a_result_that_cannot_be_sent_back_says_so():
+    with pytest.raises(RuntimeError, match="figure process's result could not be sent back"):
+        Forked(lambda: lambda: None).result()
+
+
+def test_tickets_are_taken_once_each_by_the_parent_and_the_child():
+    with Tickets(300) as tickets:
+        child = Forked(lambda: list(tickets))
+        mine = list(tickets)
+        theirs = child.result()
+    assert sorted(mine + theirs) == list(range(300))
+
+
+def test_a_child_that_dies_says_so():
+    job = Forked(lambda: os.kill(os.getpid(), signal.SIGKILL))
+    with pytest.raises(RuntimeError, match="killed by signal 9"):
+        job.result()
+
+
+def test_close_ends_a_child_still_running():
+    job = Forked(lambda: signal.pause())
+    pid = job._pid
+    job.close()
+    with pytest.raises(ChildProcessError):
+        os.waitpid(pid, 0)  # reaped
+
+
+def test_without_fork_it_runs_inline(monkeypatch):
+    monkeypatch.setattr(sys, "platform", "darwin")
+    assert Forked(os.getpid).result() == os.getpid()
+    with pytest.raises(UsageError, match="no"):
+        Forked(lambda: (_ for _ in ()).throw(UsageError("no")))
+
+
+def test_the_files_are_the_same_drawn_in_a_child_or_inline(
+    replicated_records, tmp_path, monkeypatch
+):
+    kw = dict(metric="avg_acc", goal="maximize", curve="acc", title="T", kernel="sd")
+    forked = write_report(replicated_records, tmp_path / "forked", **kw)
+    monkeypatch.setattr(sys, "platform", "darwin")
+    inline = write_report(replicated_records, tmp_path / "inline", **kw)
+    assert [p.name for p in forked] == [p.name for p in inline]
+    for a, b in zip(forked, inline, strict=True):
+        if a.suffix == ".md":  # but the time it was generated
+            assert _undated(a) == _undated(b)
+        elif a.suffix != ".html":  # (its plotly divs have random ids)
+            assert a.read_bytes() == b.read_bytes(), a.name
+
+
+def _undated(path):
+    return re.sub(r"Generated [^.]+\.", "", path.read_text())
