@@ -30,6 +30,7 @@ import pickle
 import signal
 import struct
 import sys
+import threading
 import traceback
 import warnings
 from collections.abc import Callable
@@ -70,7 +71,9 @@ class Forked(Generic[T]):
         self._pid: int | None = None
         self._fd: int | None = None
         self._done: tuple[str, Any] | None = None
-        if not sys.platform.startswith("linux"):
+        if not sys.platform.startswith("linux") or threading.active_count() > 1:
+            # A fork copies one thread: a lock another held (logging's, an import's, a
+            # Jupyter kernel's or wandb's threads) would stay held in the child for ever.
             self._done = ("ok", fn())
             return
         read, write = os.pipe()

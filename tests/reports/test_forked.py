@@ -90,3 +90,19 @@ def test_the_files_are_the_same_drawn_in_a_child_or_inline(
 
 def _undated(path):
     return re.sub(r"Generated [^.]+\.", "", path.read_text())
+
+
+def test_beside_another_thread_it_runs_inline():
+    # a fork copies only the calling thread: a lock another thread holds (a Jupyter
+    # kernel's, wandb's, logging's) would never be released in the child
+    import threading
+
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)
+    other.start()
+    try:
+        assert Forked(os.getpid).result() == os.getpid()
+    finally:
+        stop.set()
+        other.join()
+    assert Forked(os.getpid).result() != os.getpid()  # alone again: a child
