@@ -59,7 +59,7 @@ def main(
     flag, default, help), ``--process-trials``, ``--quick`` (``quick`` = trials, budget,
     process trials); then ``run(args)``, exiting non-zero with the error if it breaks."""
     flag, default, help_ = budget
-    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
+    ap = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     ap.add_argument("--trials", type=int, default=trials, help="trials drawn from the study")
     ap.add_argument(f"--{flag}", type=int, default=default, help=help_)
     ap.add_argument(

@@ -92,7 +92,7 @@ def measure_function(trials: int) -> tuple[float, float]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--trials", type=int, default=100)
     ap.add_argument("--quick", action="store_true", help="30 trials (CI smoke)")
     args = ap.parse_args()

@@ -74,7 +74,7 @@ def timed(cfgs: list[Any], threads: str | None) -> tuple[float, int]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     ap.add_argument("--pack", type=int, default=8, help="trials in the pack")
     ap.add_argument("--epochs", type=int, default=100, help="epochs per trial")
     ap.add_argument("--repeats", type=int, default=5, help="timings of each count")

@@ -54,7 +54,7 @@ def fill(pack: int, claims: int, results: Path, grouped: bool) -> tuple[float, f
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--packs", type=int, nargs="+", default=[16, 64])
     parser.add_argument("--claims", type=int, default=8)
     args = parser.parse_args()

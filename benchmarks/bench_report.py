@@ -175,7 +175,7 @@ def sqlite_ledger(where: Path, runs: int, steps: int) -> tuple[str, float]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--runs", type=int, default=1000)
     ap.add_argument("--steps", type=int, default=4000)
     ap.add_argument("--repeat", type=int, default=3, help="time each command N times")

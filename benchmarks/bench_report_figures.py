@@ -92,7 +92,7 @@ def timed(name: str, fn: Callable[[], T], table: list[tuple[str, float]]) -> T:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=1000)
     parser.add_argument("--steps", type=int, default=4000)
     parser.add_argument("--out", type=Path, default=None, help="keep the report here")
