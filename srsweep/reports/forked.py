@@ -40,7 +40,7 @@ from typing import Any
 from typing import Generic
 from typing import TypeVar
 
-__all__ = ["Forked", "Tickets"]
+__all__ = ["Forked", "Tickets", "can_fork"]
 
 T = TypeVar("T")
 
@@ -64,6 +64,13 @@ def _raise(
     raise exc
 
 
+def can_fork() -> bool:
+    """Whether a ``Forked`` forks: on Linux, in a process with no other thread. A fork
+    copies only the calling thread, so a lock another thread held (logging's, an
+    import's, a Jupyter kernel's or wandb's threads) would stay held in the child."""
+    return sys.platform.startswith("linux") and threading.active_count() == 1
+
+
 class Forked(Generic[T]):
     """``fn()`` running in a forked child (see the module doc)."""
 
@@ -71,9 +78,7 @@ class Forked(Generic[T]):
         self._pid: int | None = None
         self._fd: int | None = None
         self._done: tuple[str, Any] | None = None
-        if not sys.platform.startswith("linux") or threading.active_count() > 1:
-            # A fork copies one thread: a lock another held (logging's, an import's, a
-            # Jupyter kernel's or wandb's threads) would stay held in the child for ever.
+        if not can_fork():
             self._done = ("ok", fn())
             return
         read, write = os.pipe()

@@ -12,9 +12,24 @@ import pytest
 
 from srsweep.errors import SpecError
 from srsweep.errors import UsageError
+from srsweep.reports import forked
 from srsweep.reports import write_report
 from srsweep.reports.forked import Forked
 from srsweep.reports.forked import Tickets
+
+
+@pytest.fixture(autouse=True)
+def _forks(request, monkeypatch):
+    """Fork whatever threads earlier tests left running (wandb's, say), except in the
+    tests of that choice: these test the child."""
+    if "can_fork" not in request.fixturenames:
+        monkeypatch.setattr(forked, "can_fork", lambda: True)
+
+
+@pytest.fixture
+def can_fork():
+    """The real ``forked.can_fork``."""
+    return forked.can_fork
 
 
 def test_the_result_comes_back_from_the_child():
@@ -67,21 +82,32 @@ def test_close_ends_a_child_still_running():
 
 
 def test_without_fork_it_runs_inline(monkeypatch):
-    monkeypatch.setattr(sys, "platform", "darwin")
+    monkeypatch.setattr(forked, "can_fork", lambda: False)
     assert Forked(os.getpid).result() == os.getpid()
     with pytest.raises(UsageError, match="no"):
         Forked(lambda: (_ for _ in ()).throw(UsageError("no")))
+
+
+def test_it_forks_only_on_linux_in_a_process_with_no_other_thread(can_fork, monkeypatch):
+    monkeypatch.setattr(forked.threading, "active_count", lambda: 1)
+    assert can_fork() == sys.platform.startswith("linux")
+    monkeypatch.setattr(sys, "platform", "darwin")
+    assert not can_fork()
+    monkeypatch.setattr(sys, "platform", "linux")
+    assert can_fork()
+    monkeypatch.setattr(forked.threading, "active_count", lambda: 2)  # a kernel's thread
+    assert not can_fork()
 
 
 def test_the_files_are_the_same_drawn_in_a_child_or_inline(
     replicated_records, tmp_path, monkeypatch
 ):
     kw = dict(metric="avg_acc", goal="maximize", curve="acc", title="T", kernel="sd")
-    forked = write_report(replicated_records, tmp_path / "forked", **kw)
-    monkeypatch.setattr(sys, "platform", "darwin")
+    child = write_report(replicated_records, tmp_path / "forked", **kw)
+    monkeypatch.setattr(forked, "can_fork", lambda: False)
     inline = write_report(replicated_records, tmp_path / "inline", **kw)
-    assert [p.name for p in forked] == [p.name for p in inline]
-    for a, b in zip(forked, inline, strict=True):
+    assert [p.name for p in child] == [p.name for p in inline]
+    for a, b in zip(child, inline, strict=True):
         if a.suffix == ".md":  # but the time it was generated
             assert _undated(a) == _undated(b)
         elif a.suffix != ".html":  # (its plotly divs have random ids)
@@ -92,17 +118,15 @@ def _undated(path):
     return re.sub(r"Generated [^.]+\.", "", path.read_text())
 
 
-def test_beside_another_thread_it_runs_inline():
-    # a fork copies only the calling thread: a lock another thread holds (a Jupyter
-    # kernel's, wandb's, logging's) would never be released in the child
+def test_beside_another_thread_it_runs_inline(can_fork):
     import threading
 
     stop = threading.Event()
     other = threading.Thread(target=stop.wait)
     other.start()
     try:
-        assert Forked(os.getpid).result() == os.getpid()
+        assert not can_fork()
+        assert Forked(os.getpid).result() == os.getpid()  # here, not in a child
     finally:
         stop.set()
         other.join()
-    assert Forked(os.getpid).result() != os.getpid()  # alone again: a child
