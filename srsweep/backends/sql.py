@@ -972,9 +972,10 @@ class SqlLedger:
             db,
             "SELECT DISTINCT agent FROM runs WHERE state='running' AND heartbeat_at >= ? "
             "AND agent LIKE ?",
-            (time.time() - self.lease_timeout, host.replace("%", "") + "-%"),
+            (time.time() - self.lease_timeout, host + "-%"),
         ).fetchall()
-        # LIKE's _ and the host's own dashes match more than this host's names
+        # LIKE's wildcards (_ and % in a name) and the dashes in host names match more than
+        # this host's agents
         mine = re.compile(rf"{re.escape(host)}-\d+(-slurm[\w]+)?")
         return sorted(a for (a,) in rows if isinstance(a, str) and mine.fullmatch(a))
 

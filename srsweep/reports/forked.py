@@ -136,7 +136,7 @@ class Forked(Generic[T]):
         self._pid = None
         if not data:
             raise RuntimeError(
-                "the report's figure process ended without a result "
+                "the report's child process ended without a result "
                 f"({_status(status)}); run the report again"
             )
         outcome: tuple[str, Any] = pickle.loads(data)
@@ -167,7 +167,7 @@ class Forked(Generic[T]):
 def _unpicklable(outcome: tuple[str, Any], why: Exception) -> Any:
     kind, value = outcome
     what = "result" if kind == "ok" else f"error {value[0].__name__}: {value[1]}"
-    raise RuntimeError(f"the figure process's {what} could not be sent back ({why})")
+    raise RuntimeError(f"the report's child process's {what} could not be sent back ({why})")
 
 
 def _status(status: int) -> str:

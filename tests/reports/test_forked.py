@@ -55,7 +55,9 @@ def test_an_error_in_the_child_is_raised_as_the_same_srsweep_error():
 
 
 def test_a_result_that_cannot_be_sent_back_says_so():
-    with pytest.raises(RuntimeError, match="figure process's result could not be sent back"):
+    with pytest.raises(
+        RuntimeError, match="the report's child process's result could not be sent back"
+    ):
         Forked(lambda: lambda: None).result()
 
 
