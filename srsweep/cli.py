@@ -254,9 +254,10 @@ def agent(
     """Run trials of SWEEP_ID until it is exhausted or --count trials have run.
 
     Start several agents (one per core or GPU) on the same sweep: they never run the
-    same trial twice. A pack trained on the CPU uses every core (SRSWEEP_THREADS sets
-    the count), so start one packed agent per CPU node. Each packed trial is still its
-    own run, saved and logged alone.
+    same trial twice. A pack trained on the CPU uses every core it does not share with
+    other agents training on this host or busy processes (SRSWEEP_THREADS sets the
+    count), so start one packed agent per CPU node. Each packed trial is still its own
+    run, saved and logged alone.
     SWEEP_ID may also be ENTITY/PROJECT/SWEEP_ID of a sweep on a W&B server: then W&B's
     own agent hands out the trials, each in its own process.
 
