@@ -33,6 +33,7 @@ from srsweep.reports.html import render_html
 from srsweep.reports.interactive import interactive_figures
 from srsweep.reports.markdown import render_markdown
 from srsweep.reports.plots import save
+from srsweep.reports.read import Logged
 
 T = TypeVar("T")
 SEEDS = 4
@@ -104,7 +105,7 @@ def main() -> None:
     study = timed(
         "analyses",
         lambda: analyse_frames(
-            runs, hist, swept=list(KEYS), model_paths={}, run_configs={}, metric="avg_acc",
+            runs, Logged(hist, [c for c in hist if c not in ("run_id", "step")]), swept=list(KEYS), model_paths={}, run_configs={}, metric="avg_acc",
             goal="maximize", curve="acc", avg_hor=500, spec=SPEC,
         ),
         table,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 from collections import Counter
+from collections.abc import Callable
 from collections.abc import Mapping
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -29,8 +30,10 @@ from srsweep.reports.best import BestConfig
 from srsweep.reports.best import BestRun
 from srsweep.reports.best import best_config as find_best_config
 from srsweep.reports.best import best_run as find_best_run
-from srsweep.reports.drivers import trend_drivers
-from srsweep.reports.forked import Forked
+from srsweep.reports.drivers import Cells
+from srsweep.reports.drivers import driver_cells
+from srsweep.reports.drivers import tested
+from srsweep.reports.forked import Awaiting
 from srsweep.reports.importance import importance as hp_importance
 from srsweep.reports.levels import Levels
 from srsweep.reports.levels import is_numeric
@@ -132,12 +135,15 @@ def analyse(
     kernel: str | None = None,
     spec: dict[str, Any] | None = None,
     excluded: Sequence[str] = (),
-    logged: Logged | None = None,
+    logged: Logged | Callable[[], Logged] | None = None,
+    last: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> Study:
     """The frames of the runs (``frames``) and their analyses (``analyse_frames``); see
     ``pipeline.write_report`` for the args; ``excluded`` are the patterns the runs were
     filtered by, for the summary; ``logged`` their histories (``read.read_logged``),
-    default: the records' own.
+    or what reads them (called once the analyses' child processes have started, so
+    that they import while it reads), default: the records' own; ``last`` each run's
+    last logged values (``Backend.last_logged``) when ``logged`` is a reader.
 
     Raises:
         UsageError: no run logged ``curve``, no run has ``metric``, a bad ``goal`` or
@@ -146,12 +152,13 @@ def analyse(
     swept: dict[str, None] = {}
     for r in records:
         swept.update(dict.fromkeys(flatten(r.params or {})))
-    logged = logged if logged is not None else logged_of(records)
+    if logged is None:
+        logged = logged_of(records)
+    if isinstance(logged, Logged):
+        last = logged.last
     return analyse_frames(
-        frames.runs_frame(records, logged.last),
-        logged.frame,
-        extra=logged.extra,
-        logged_keys=logged.keys,
+        frames.runs_frame(records, last),
+        logged,
         swept=list(swept) if swept else None,
         model_paths={r.id: r.model_path for r in records},
         run_configs={r.id: r.config for r in records},
@@ -170,7 +177,7 @@ def analyse(
 
 def analyse_frames(
     runs: pd.DataFrame,
-    hist: pd.DataFrame,
+    logged: Logged | Callable[[], Logged],
     *,
     swept: Sequence[str] | None,
     model_paths: Mapping[str, str | None],
@@ -185,18 +192,19 @@ def analyse_frames(
     kernel: str | None = None,
     spec: dict[str, Any] | None = None,
     excluded: Sequence[str] = (),
-    extra: pd.DataFrame | None = None,
-    logged_keys: Sequence[str] | None = None,
 ) -> Study:
-    """The analyses of a runs frame and a history frame (``frames.runs_frame`` and
-    ``frames.history_frame``, or the same columns read another way).
+    """The analyses of a runs frame and the runs' histories (``frames.runs_frame`` and
+    ``read.Logged``).
+
+    The importance (scikit-learn) and the drivers' tests (SciPy) run in forked child
+    processes (``forked``), started before the histories are read: each import takes
+    about a second that the reading and smoothing here then hide.
 
     Args:
         runs: One row per run.
-        hist: One row per logged step.
-        extra: More logged keys at the rows of ``hist`` that ``frames.thin`` keeps
-            (``read.Logged.extra``), joined to the drawn rows.
-        logged_keys: Every logged key in order (default: ``hist``'s columns).
+        logged: Their histories (``frame``: one row per logged step; ``extra``: more
+            logged keys at the rows ``frames.thin`` keeps, joined to the drawn rows), or
+            what reads them, called once the children have started.
         swept: The keys the sweep chose (its runs' ``params``); None: every config key.
         model_paths: Model file per run id.
         run_configs: Full nested config per run id (for the best run's command).
@@ -206,63 +214,121 @@ def analyse_frames(
     Raises:
         UsageError: as ``analyse``.
     """
-    if logged_keys is None:
-        logged_keys = [c for c in hist.columns if c not in ("run_id", "step")]
-    if curve not in hist.columns or pd.to_numeric(hist[curve], errors="coerce").isna().all():
-        logged = sorted(logged_keys)
-        raise UsageError(
-            f"report: no run (of {len(runs)} after exclusions) has any history of "
-            f"{curve!r}; logged metrics: {', '.join(logged) or 'none'}"
-        )
     if avg_hor is None:
         avg_hor = _default_avg_hor(runs)
     seed_cols = seeds.seed_keys(runs)
     keys = [k for k in frames.varying_keys(runs, swept) if k not in seed_cols]
     config = seeds.config_ids(runs)
     records_frame, runs = runs, runs.assign(config=config.to_numpy())
-    # the forests fit in a forked child (scikit-learn is imported there) while this
-    # process smooths and classifies
-    with Forked(functools.partial(hp_importance, runs, keys, metric)) as importance_job:
-        smoothed = frames.smooth(hist, curve, avg_hor)
-        best = frames.best_k(records_frame, metric, goal, k)  # (best.csv: no config column)
-
-        smooth_col = f"{curve}_smooth"
-        values = smoothed[smooth_col]
-        value_range = metric_range(curve, values)
-        accuracy = value_range is not None
-        # Non-accuracy curves have no chance level: judge each against its own start, with
-        # "learning" meaning a gain of 5 % of the range all curves span.
-        spread = float(values.max() - values.min()) if values.notna().any() else 0.0
-        margin = 0.05 if accuracy else max(0.05 * spread, 1e-12)
-        run_trends = classify(
-            smoothed,
-            smooth_col,
-            chance=CHANCE if accuracy else None,
-            margin=margin,
-            warmup=avg_hor,
+    # one child fits the forests at once (scikit-learn imports SciPy's statistics too),
+    # then tests the trends' drivers once this process has classified the trends
+    with Awaiting(functools.partial(hp_importance, runs, keys, metric), _statistics) as stats:
+        if not isinstance(logged, Logged):
+            logged = logged()
+        return _analysed(
+            runs,
+            records_frame,
+            logged,
+            keys=keys,
+            seed_cols=seed_cols,
+            config=config,
+            stats=stats,
+            model_paths=model_paths,
+            run_configs=run_configs,
+            metric=metric,
             goal=goal,
+            curve=curve,
+            avg_hor=avg_hor,
+            band=band,
+            title=title,
+            k=k,
+            kernel=kernel,
+            spec=spec,
+            excluded=excluded,
         )
-        per_config = seeds.config_trends(run_trends, config)
-        configs = seeds.configs_frame(runs, config, keys, metric, per_config)
-        trends = run_trends.merge(runs[["run_id", "name", "state", "config", *keys]], on="run_id")
-        trends = trends.merge(
-            per_config[["config", "label"]].rename(columns={"label": "config trend"}), on="config"
-        )
-        plotted = frames.thin(smoothed)
-        if extra is not None:  # every logged key, in the order history_frame gives them
-            plotted = plotted.join(extra)
-            smooth_cols = [smooth_col, f"{curve}_std"]
-            plotted = plotted[["run_id", "step", *logged_keys, *smooth_cols]]
-        curves = seeds.seed_curves(plotted, config, smooth_col)
 
-        levels = {k: levels_of(runs[k]) for k in keys}
-        notes: dict[str, str] = {}
-        importance, why = importance_job.result()
+
+Importance = tuple[pd.DataFrame | None, str]  # importance.importance's table, or why not
+
+
+def _statistics(
+    importance: Importance, cells: Cells | None
+) -> tuple[Importance, pd.DataFrame | None]:
+    """The importance as fitted, and the drivers' tests of ``cells`` (None: none)."""
+    return importance, tested(cells) if cells is not None else None
+
+
+def _analysed(
+    runs: pd.DataFrame,
+    records_frame: pd.DataFrame,
+    logged: Logged,
+    *,
+    keys: list[str],
+    seed_cols: list[str],
+    config: pd.Series,
+    stats: Awaiting[Importance, Cells | None, tuple[Importance, pd.DataFrame | None]],
+    model_paths: Mapping[str, str | None],
+    run_configs: Mapping[str, dict[str, Any]],
+    metric: str,
+    goal: str,
+    curve: str,
+    avg_hor: int,
+    band: bool,
+    title: str,
+    k: int,
+    kernel: str | None,
+    spec: dict[str, Any] | None,
+    excluded: Sequence[str],
+) -> Study:
+    """``analyse_frames`` once its children run and the histories are read."""
+    hist, extra, logged_keys = logged.frame, logged.extra, logged.keys
+    if curve not in hist.columns or pd.to_numeric(hist[curve], errors="coerce").isna().all():
+        known = sorted(logged_keys)
+        raise UsageError(
+            f"report: no run (of {len(runs)} after exclusions) has any history of "
+            f"{curve!r}; logged metrics: {', '.join(known) or 'none'}"
+        )
+    smoothed = frames.smooth(hist, curve, avg_hor)
+    best = frames.best_k(records_frame, metric, goal, k)  # (best.csv: no config column)
+
+    smooth_col = f"{curve}_smooth"
+    values = smoothed[smooth_col]
+    value_range = metric_range(curve, values)
+    accuracy = value_range is not None
+    # Non-accuracy curves have no chance level: judge each against its own start, with
+    # "learning" meaning a gain of 5 % of the range all curves span.
+    spread = float(values.max() - values.min()) if values.notna().any() else 0.0
+    margin = 0.05 if accuracy else max(0.05 * spread, 1e-12)
+    run_trends = classify(
+        smoothed,
+        smooth_col,
+        chance=CHANCE if accuracy else None,
+        margin=margin,
+        warmup=avg_hor,
+        goal=goal,
+    )
+    per_config = seeds.config_trends(run_trends, config)
+    configs = seeds.configs_frame(runs, config, keys, metric, per_config)
+    levels = {k: levels_of(runs[k]) for k in keys}
+    notes: dict[str, str] = {}
+    cells, why = driver_cells(configs, keys, levels)
+    stats.send(cells)
+    if cells is None:
+        notes["drivers"] = why
+    trends = run_trends.merge(runs[["run_id", "name", "state", "config", *keys]], on="run_id")
+    trends = trends.merge(
+        per_config[["config", "label"]].rename(columns={"label": "config trend"}), on="config"
+    )
+    plotted = frames.plain_ids(frames.thin(smoothed))
+    if extra is not None:  # every logged key, in the order history_frame gives them
+        plotted = plotted.join(extra)
+        smooth_cols = [smooth_col, f"{curve}_std"]
+        plotted = plotted[["run_id", "step", *logged_keys, *smooth_cols]]
+    curves = seeds.seed_curves(plotted, config, smooth_col)
+
+    (importance, why), drivers = stats.result()
     if why:
         notes["importance"] = why
-    drivers, why = trend_drivers(configs, keys, levels)
-    if why:
-        notes["drivers"] = why
 
     best_run = find_best_run(runs, metric, goal, model_paths, kernel, run_configs)
     best_config = find_best_config(configs, metric, goal)

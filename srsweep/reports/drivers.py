@@ -20,7 +20,7 @@ import pandas as pd
 from srsweep.reports.levels import Levels
 from srsweep.reports.trends import NO_DATA
 
-__all__ = ["trend_drivers", "ALPHA", "COLUMNS"]
+__all__ = ["trend_drivers", "driver_cells", "tested", "Cells", "ALPHA", "COLUMNS"]
 
 ALPHA = 0.05
 COLUMNS = [
@@ -38,6 +38,11 @@ COLUMNS = [
     "direction",
     "flagged",
 ]
+
+
+Cells = tuple[int, list[tuple[str, str, str, int, int, int]]]
+"""What the tests need: the number of configurations tested and per (trend, key, level)
+the configurations of the trend at the level, the trend's size and the level's."""
 
 
 def trend_drivers(
@@ -59,6 +64,14 @@ def trend_drivers(
         ``flagged`` (``p_bonferroni < ALPHA``); or ``(None, why)`` when nothing can be
         tested. Configurations whose trend is missing or ``NO_DATA`` are left out.
     """
+    cells, why = driver_cells(configs_df, keys, levels)
+    return (None, why) if cells is None else (tested(cells), "")
+
+
+def driver_cells(
+    configs_df: pd.DataFrame, keys: Sequence[str], levels: Mapping[str, Levels]
+) -> tuple[Cells | None, str]:
+    """The counts ``trend_drivers`` tests (its args), or ``(None, why)``; no SciPy."""
     # a configuration without a trend (missing, or no data) is not tested: counted in a
     # trend of its own it made an empty one, and its share a division by zero
     trend = configs_df["trend"]
@@ -68,7 +81,6 @@ def trend_drivers(
     trends = list(dict.fromkeys(df["trend"]))
     if len(trends) < 2:
         return None, f"every configuration has the same trend ({trends[0]}); nothing to contrast"
-    n = len(df)
     in_trend = {t: (df["trend"] == t).to_numpy() for t in trends}
     cells = []
     for key in keys:
@@ -84,10 +96,18 @@ def trend_drivers(
                 cells.append((t, key, lv, a, size, int(at.sum())))
     if not cells:
         return None, "no swept hyperparameter takes two values among the configurations"
-    from scipy.stats import fisher_exact  # 0.7 s to import: pipeline.report_sweep does it early
+    return (len(df), cells), ""
 
+
+def tested(cells: Cells) -> pd.DataFrame:
+    """``trend_drivers``' table from ``driver_cells``' counts: Fisher's exact test of
+    each (SciPy takes 0.7 s to import: the report imports it in a child process of its
+    own while it reads, ``analysis.analyse_frames``)."""
+    from scipy.stats import fisher_exact
+
+    n, counts = cells
     rows = []
-    for t, key, lv, a, size, at_n in cells:
+    for t, key, lv, a, size, at_n in counts:
         table = [[a, size - a], [at_n - a, n - size - at_n + a]]
         share, overall = a / size, at_n / n
         rows.append(
@@ -108,4 +128,4 @@ def trend_drivers(
     out["tests"] = len(out)
     out["p_bonferroni"] = np.minimum(1.0, out["p"] * len(out))
     out["flagged"] = out["p_bonferroni"] < ALPHA
-    return out[COLUMNS], ""
+    return out[COLUMNS]

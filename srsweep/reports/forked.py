@@ -18,6 +18,11 @@ thread-safe: one thread starts and collects a ``Forked``, and no other thread of
 process should be drawing with matplotlib meanwhile (a lock it holds at the fork stays
 held in the child).
 
+``Awaiting(prepare, fn)`` is a child that starts at once, runs ``prepare()`` and then
+waits for the argument of ``fn`` that the parent is still computing (``send``): the
+report's statistics child imports scikit-learn and fits the importance forests while the
+parent reads the histories, then tests the trends the parent classified.
+
 ``Tickets(n)`` hands out the numbers ``0 .. n-1`` once each to whichever of the parent
 and the children it was made before asks next (a pipe holding them, read 2 bytes at a
 time: a read that small is atomic), so that both share out a list of tasks.
@@ -40,9 +45,11 @@ from typing import Any
 from typing import Generic
 from typing import TypeVar
 
-__all__ = ["Forked", "Tickets", "can_fork"]
+__all__ = ["Forked", "Awaiting", "Tickets", "can_fork"]
 
 T = TypeVar("T")
+A = TypeVar("A")
+P = TypeVar("P")
 
 
 def _outcome(fn: Callable[[], Any]) -> tuple[str, Any]:
@@ -78,9 +85,13 @@ class Forked(Generic[T]):
         self._pid: int | None = None
         self._fd: int | None = None
         self._done: tuple[str, Any] | None = None
-        if not can_fork():
+        if not self._spawn(fn):
             self._done = ("ok", fn())
-            return
+
+    def _spawn(self, fn: Callable[[], T]) -> bool:
+        """Start ``fn()`` in a child; False where this process cannot fork."""
+        if not can_fork():
+            return False
         read, write = os.pipe()
         try:
             with warnings.catch_warnings():
@@ -91,8 +102,7 @@ class Forked(Generic[T]):
         except OSError:  # no process to spare: do it here
             os.close(read)
             os.close(write)
-            self._done = ("ok", fn())
-            return
+            return False
         if pid == 0:  # the child: never returns into the parent's code
             code = 0
             try:
@@ -111,6 +121,7 @@ class Forked(Generic[T]):
                 os._exit(code)
         os.close(write)
         self._pid, self._fd = pid, read
+        return True
 
     def result(self) -> T:
         """``fn``'s return value, once the child has ended.
@@ -162,6 +173,76 @@ class Forked(Generic[T]):
                 pass
             os.waitpid(self._pid, 0)
             self._pid = None
+
+
+class Awaiting(Generic[P, A, T]):
+    """``fn(prepare(), arg)`` in a forked child that starts at once and runs ``prepare()``
+    (say, an import and a fit of seconds) while the parent computes ``arg``;
+    ``send(arg)`` hands it over (pickled, through a pipe: it waits for the child to read
+    what a pipe cannot hold), ``result()`` and ``close()`` are ``Forked``'s. Without a
+    fork, ``prepare()`` runs here at once and ``fn`` in ``send``. A child never sent
+    anything ends when the ``Awaiting`` is closed."""
+
+    def __init__(self, prepare: Callable[[], P], fn: Callable[[P, A], T]) -> None:
+        self._fn = fn
+        self._job: Forked[T] = Forked.__new__(Forked)
+        self._job._pid = self._job._fd = None
+        self._job._done = None
+        self._prepared: P | None = None
+        read, write = os.pipe()
+        self._write: int | None = write
+        if self._job._spawn(lambda: _served(read, write, prepare, fn)):
+            os.close(read)
+        else:
+            os.close(read)
+            os.close(write)
+            self._write = None
+            self._prepared = prepare()
+
+    def send(self, arg: A) -> None:
+        """Give the child ``arg`` (once)."""
+        if self._write is None:  # inline: raising here, as Forked does
+            self._job._done = ("ok", self._fn(self._prepared, arg))  # type: ignore[arg-type]
+            return
+        write, self._write = self._write, None
+        data = pickle.dumps(arg)
+        # its length first: a child forked meanwhile holds this end too, so the reader
+        # cannot wait for the end of the file
+        with os.fdopen(write, "wb") as pipe:
+            pipe.write(struct.pack("<Q", len(data)) + data)
+
+    def result(self) -> T:
+        """``fn``'s value, as ``Forked.result``."""
+        if self._write is not None or self._job._done is None and self._job._pid is None:
+            raise RuntimeError("Awaiting.result() before send()")
+        return self._job.result()
+
+    def __enter__(self) -> Awaiting[P, A, T]:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """End the child if it still runs (or still waits)."""
+        if self._write is not None:
+            os.close(self._write)
+            self._write = None
+        self._job.close()
+
+
+def _served(read: int, write: int, prepare: Callable[[], P], fn: Callable[[P, A], T]) -> T:
+    """In the child: ``prepare()``, then ``fn`` of it and what the parent sends."""
+    os.close(write)  # the parent's end: its close is this end's end of file
+    prepared = prepare()
+    with os.fdopen(read, "rb") as pipe:
+        head = pipe.read(8)
+        data = pipe.read(struct.unpack("<Q", head)[0]) if len(head) == 8 else b""
+    if not data:
+        raise RuntimeError("the report's child process was never sent its input")
+    return fn(prepared, pickle.loads(data))
 
 
 def _unpicklable(outcome: tuple[str, Any], why: Exception) -> Any:

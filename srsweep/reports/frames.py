@@ -39,6 +39,7 @@ __all__ = [
     "factorize",
     "run_rows",
     "by_step",
+    "plain_ids",
     "MAX_POINTS",
 ]
 
@@ -174,9 +175,9 @@ def columns_frame(
         run_ids: The runs, in the order their rows should have.
 
     Returns:
-        The same frame ``history_frame`` gives for the runs' rows: ``run_id``, ``step``
+        The frame ``history_frame`` gives for the runs' rows: ``run_id``, ``step``
         and one column per key in the order the keys first appear; values a run never
-        logged are NaN.
+        logged are NaN. ``run_id`` is categorical (``plain_ids`` makes it objects).
     """
     keys: dict[str, None] = {}
     sizes = []
@@ -184,13 +185,16 @@ def columns_frame(
         cols = columns.get(rid, {})
         keys.update(dict.fromkeys(k for k in cols if k != "_step"))
         sizes.append(len(cols["_step"]) if "_step" in cols else 0)
+    # the ids as a categorical (a code per row; millions of rows of one string each cost
+    # seconds to repeat, compare and take)
+    codes = np.repeat(np.arange(len(run_ids), dtype=np.int32), sizes)
     data: dict[str, Any] = {
-        "run_id": np.repeat(np.asarray(run_ids, dtype=object), sizes),
+        "run_id": pd.Categorical.from_codes(codes, categories=pd.Index(run_ids, dtype=object)),
         "step": _joined([columns.get(r, {}).get("_step") for r in run_ids], sizes),
     }
     for key in keys:
         data[key] = _joined([columns.get(r, {}).get(key) for r in run_ids], sizes)
-    if not data["run_id"].size:
+    if not len(data["run_id"]):
         return pd.DataFrame({"run_id": pd.Series(dtype=object), "step": pd.Series(dtype=int)})
     # the arrays are this frame's own (just joined): taken as they are, not stacked into
     # one block (a copy of every column, 0.7 s at 4M rows x 8 keys)
@@ -218,7 +222,13 @@ def factorize(ids: Any) -> tuple[NDArray[np.intp], NDArray[Any]]:
     """``pd.factorize(ids, sort=False)``: each row's run number (in order of first
     appearance) and the runs; found from where the id changes when every run's rows
     lie together, as frames built run by run do (four times faster than hashing
-    millions of ids), else by ``pd.factorize``."""
+    millions of ids), else by ``pd.factorize``. A categorical column (``columns_frame``'s
+    ``run_id``) is factorized by its codes."""
+    if isinstance(getattr(ids, "dtype", None), pd.CategoricalDtype):
+        cat = pd.Categorical(ids)
+        if not (cat.codes < 0).any():
+            codes, first = factorize(np.asarray(cat.codes))
+            return codes, np.asarray(cat.categories, dtype=object)[first]
     values = np.asarray(ids)
     if values.ndim == 1 and len(values) and values.dtype.kind in "OUi":
         cuts = np.flatnonzero(values[1:] != values[:-1]) + 1
@@ -238,13 +248,21 @@ def factorize(ids: Any) -> tuple[NDArray[np.intp], NDArray[Any]]:
 def run_rows(df: pd.DataFrame, id_col: str = "run_id") -> dict[Any, NDArray[np.intp]]:
     """The row positions of each run, in order of first appearance: what
     ``df.groupby(id_col, sort=False).indices`` gives, through ``factorize``."""
-    codes, ids = factorize(df[id_col].to_numpy())
+    codes, ids = factorize(df[id_col])
     if (codes[1:] >= codes[:-1]).all():  # run by run: each run's rows are a range
         bounds = np.searchsorted(codes, np.arange(len(ids) + 1))
         return {rid: np.arange(bounds[k], bounds[k + 1]) for k, rid in enumerate(ids)}
     order = np.argsort(codes, kind="stable")
     bounds = np.searchsorted(codes[order], np.arange(len(ids) + 1))
     return {rid: order[bounds[k] : bounds[k + 1]] for k, rid in enumerate(ids)}
+
+
+def plain_ids(df: pd.DataFrame, id_col: str = "run_id") -> pd.DataFrame:
+    """``df`` with a categorical ``id_col`` (``columns_frame``'s) as plain objects, as
+    ``history_frame`` gives it: for the frames a report's tables and figures group."""
+    if not isinstance(df[id_col].dtype, pd.CategoricalDtype):
+        return df
+    return df.assign(**{id_col: df[id_col].to_numpy(dtype=object)})
 
 
 def by_step(rows: NDArray[np.intp], steps: NDArray[Any]) -> NDArray[np.intp]:
@@ -367,7 +385,7 @@ def thin(
     if len(distinct) <= max_points:
         return df
     grid = distinct[:: -(-len(distinct) // max_points)]
-    codes, ids = factorize(df[id_col].to_numpy())
+    codes, ids = factorize(df[id_col])
     # each curve's last step, in the steps' own type (a float copy of millions of steps
     # costs more than the rest of this)
     floor = np.iinfo(steps.dtype).min if steps.dtype.kind in "iu" else -np.inf
@@ -399,7 +417,7 @@ def curves(
         too, with empty arrays): ``(x, y, *more)`` sorted by ``x`` (stable), ``x`` in its
         own dtype and the rest as floats.
     """
-    codes, ids = factorize(df[id_col].to_numpy())
+    codes, ids = factorize(df[id_col])
     keep = df[y].notna().to_numpy()
     codes = codes[keep]
     x = df[x_col].to_numpy()[keep]

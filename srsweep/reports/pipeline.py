@@ -11,18 +11,14 @@ file is written through ``store.atomic_write``.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import difflib
 import functools
-import importlib
 import io
 import json
 import re
-import threading
 from collections.abc import Callable
 from collections.abc import Iterable
-from collections.abc import Iterator
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -56,7 +52,6 @@ from srsweep.reports.plots import comparison_plot
 from srsweep.reports.plots import grouped_plot
 from srsweep.reports.plots import save
 from srsweep.reports.read import Logged
-from srsweep.reports.read import logged_of
 from srsweep.reports.read import read_logged
 from srsweep.spec import objective
 
@@ -125,7 +120,8 @@ def report_sweep(
     kernel = kernels.get(program) if program in kernels.names() else None
     judged_by, spec_goal = objective(spec, kernel)
     runs = frames.exclude(runs, exclude)
-    stepped = _stepped(runs, backend)
+    last = backend.last_logged([r.id for r in runs]) if backend is not None else None
+    stepped = _stepped(runs, last)
     if metric is not None and metric != judged_by:
         goal = goal or "minimize"  # the spec's goal is its own metric's; W&B's default
         _check_logged(runs, stepped, metric, sweep_id)
@@ -144,14 +140,11 @@ def report_sweep(
     need = None
     if kernel is not None and kernel.name not in KERNEL_PLOTS:
         need = [curve or kernel.curve, "epoch"]
-    # SciPy (for the drivers' tests) is imported beside the reading: SQLite and NumPy
-    # leave the interpreter free most of that time (0.7 s of imports, the read as long)
-    with _importing("scipy.stats"):
-        logged = (
-            read_logged(backend, [r.id for r in runs], need)
-            if backend is not None
-            else logged_of(runs)
-        )
+    # the histories are read once the analyses' child processes have started
+    # (analysis.analyse_frames), so that SciPy and scikit-learn import meanwhile
+    logged: Logged | Callable[[], Logged] | None = None  # the records' own history
+    if backend is not None:
+        logged = functools.partial(read_logged, backend, [r.id for r in runs], need, last)
     if kernel is not None:
         return write_report(
             runs,
@@ -166,12 +159,13 @@ def report_sweep(
             kernel=kernel.name,
             spec=spec,
             logged=logged,
+            last=last,
         )
     curve = curve or metric  # a script: its spec's metric, and every other metric it logged
     if not curve:
         raise UsageError(
             f"report: sweep {sweep_id} runs a script and its spec names no metric; "
-            f"pass --metric or --curve (logged: {', '.join(sorted(logged.keys)) or 'nothing'})"
+            f"pass --metric or --curve (logged: {', '.join(sorted(stepped)) or 'nothing'})"
         )
     return write_report(
         runs,
@@ -186,27 +180,16 @@ def report_sweep(
         more_curves=True,
         spec=spec,
         logged=logged,
+        last=last,
     )
 
 
-@contextlib.contextmanager
-def _importing(module: str) -> Iterator[None]:
-    """Import ``module`` in a thread while the body runs; the thread has ended when the
-    body has (a child forked later finds no thread of it)."""
-    thread = threading.Thread(target=importlib.import_module, args=(module,), daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        thread.join()
-
-
-def _stepped(runs: Sequence[RunRecord], backend: Backend | None) -> set[str]:
+def _stepped(runs: Sequence[RunRecord], last: dict[str, dict[str, Any]] | None) -> set[str]:
     """The metrics the runs logged over steps (from the ledger's last logged values,
-    or from the records' own history when there is no backend)."""
-    if backend is None:
+    or from the records' own history when there are none)."""
+    if last is None:
         return {k for r in runs for h in r.history for k in h} - {"_step"}
-    return {k for last in backend.last_logged([r.id for r in runs]).values() for k in last}
+    return {k for values in last.values() for k in values}
 
 
 def _check_logged(
@@ -252,7 +235,8 @@ def write_report(
     kernel: str | None = None,
     more_curves: bool = False,
     spec: dict[str, Any] | None = None,
-    logged: Logged | None = None,
+    logged: Logged | Callable[[], Logged] | None = None,
+    last: dict[str, dict[str, Any]] | None = None,
 ) -> list[Path]:
     """Write a sweep's report (CSV tables, PNG figures, ``report.md``, ``report.html``).
 
@@ -279,8 +263,10 @@ def write_report(
             the same way (``curve_<metric>.png``), e.g. for a script's sweep.
         spec: The sweep's spec, for the keys drawn on a log axis.
         logged: The runs' histories (``read.read_logged``; it must hold every key
-            at every step for a kernel's figures and ``more_curves``); default: the
-            records' own. Of the records left after ``exclude``.
+            at every step for a kernel's figures and ``more_curves``), or what reads
+            them (``analysis.analyse`` calls it); default: the records' own. Of the
+            records left after ``exclude``.
+        last: Each run's last logged values, when ``logged`` is a reader.
 
     Returns:
         The written paths: ``runs.csv``, ``configs.csv``, ``history.csv`` (with the
@@ -298,8 +284,6 @@ def write_report(
             ``avg_hor``.
     """
     records = frames.exclude(records, exclude)
-    if logged is None:
-        logged = logged_of(records)
     study = analyse(
         records,
         metric=metric,
@@ -313,15 +297,15 @@ def write_report(
         spec=spec,
         excluded=exclude,
         logged=logged,
+        last=last,
     )
-    return write_study(study, Path(out_dir), records, logged, more_curves=more_curves)
+    return write_study(study, Path(out_dir), records, more_curves=more_curves)
 
 
 def write_study(
     study: Study,
     out_dir: Path,
     records: Sequence[RunRecord] = (),
-    logged: Logged | None = None,
     *,
     more_curves: bool = False,
 ) -> list[Path]:
@@ -335,7 +319,6 @@ def write_study(
         study: The sweep's analyses.
         out_dir: Folder for the files (created if missing).
         records: The runs, for a kernel's own figures (``study.kernel``).
-        logged: Their histories, for a kernel's own figures.
         more_curves: As ``write_report``.
 
     Returns:
@@ -358,11 +341,9 @@ def write_study(
         blocks = report_blocks(study, files)
         more: list[Path] = []
         kernel = study.kernel
-        if kernel is not None:
-            if logged is None:
-                logged = logged_of(records)
+        if kernel is not None and kernel in KERNEL_PLOTS:  # (else it draws nothing)
             figs, notes = kernel_figures(
-                kernel, records, frames.runs_frame(records, logged.last), logged.frame
+                kernel, records, study.runs, frames.plain_ids(study.history)
             )
             more += [save(fig, out_dir / name) for name, fig, _ in figs]
             blocks += kernel_section(kernel, [(n, c) for n, _, c in figs], notes)

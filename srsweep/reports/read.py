@@ -52,19 +52,26 @@ def logged_of(records: Sequence[RunRecord]) -> Logged:
     return Logged(frame, [c for c in frame.columns if c not in ("run_id", "step")])
 
 
-def read_logged(backend: Backend, run_ids: Sequence[str], keys: Sequence[str] | None) -> Logged:
+def read_logged(
+    backend: Backend,
+    run_ids: Sequence[str],
+    keys: Sequence[str] | None,
+    last: dict[str, dict[str, Any]] | None = None,
+) -> Logged:
     """Read the runs' histories from ``backend``'s columns.
 
     Args:
         backend: Where the runs are.
         run_ids: The runs, in the order the frame's rows should have.
         keys: The keys needed at every step; None: every key.
+        last: Their ``Backend.last_logged``, when read already.
 
     Returns:
         The runs' ``Logged`` histories.
     """
     ids = list(run_ids)
-    last = backend.last_logged(ids)
+    if last is None:
+        last = backend.last_logged(ids)
     full = backend.history_columns(ids, None if keys is None else list(keys))
     frame = frames.columns_frame(full, ids)
     if keys is None:

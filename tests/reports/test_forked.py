@@ -7,6 +7,7 @@ import os
 import re
 import signal
 import sys
+import time
 
 import pytest
 
@@ -14,6 +15,7 @@ from srsweep.errors import SpecError
 from srsweep.errors import UsageError
 from srsweep.reports import forked
 from srsweep.reports import write_report
+from srsweep.reports.forked import Awaiting
 from srsweep.reports.forked import Forked
 from srsweep.reports.forked import Tickets
 
@@ -88,6 +90,51 @@ def test_without_fork_it_runs_inline(monkeypatch):
     assert Forked(os.getpid).result() == os.getpid()
     with pytest.raises(UsageError, match="no"):
         Forked(lambda: (_ for _ in ()).throw(UsageError("no")))
+
+
+def test_an_awaiting_child_prepares_at_once_then_takes_what_is_sent(tmp_path):
+    started = tmp_path / "prepared"
+    parent = os.getpid()
+
+    def prepare():
+        started.write_text(str(os.getpid()))
+        return "fitted"
+
+    big = list(range(100_000))  # far more than a pipe holds
+    with Awaiting(prepare, lambda prepared, arg: (os.getpid(), prepared, sum(arg))) as job:
+        for _ in range(500):  # before anything is sent
+            if started.exists() and started.read_text():
+                break
+            time.sleep(0.01)
+        assert int(started.read_text()) != parent
+        job.send(big)
+        pid, prepared, total = job.result()
+    assert pid != parent and prepared == "fitted" and total == sum(big)
+
+
+def test_an_awaiting_child_never_sent_anything_ends_with_close():
+    job = Awaiting(lambda: None, lambda prepared, arg: arg)
+    pid = job._job._pid
+    job.close()
+    with pytest.raises(ChildProcessError):
+        os.waitpid(pid, 0)  # reaped
+    with pytest.raises(RuntimeError, match="before send"):
+        Awaiting(lambda: None, lambda prepared, arg: arg).result()
+
+
+def test_an_awaiting_childs_error_is_the_parents(monkeypatch):
+    def fail(prepared, arg):
+        raise UsageError(f"bad {arg}")
+
+    with Awaiting(lambda: None, fail) as job, pytest.raises(UsageError, match="bad 3"):
+        job.send(3)
+        job.result()
+    monkeypatch.setattr(forked, "can_fork", lambda: False)  # inline: raised by send
+    with Awaiting(lambda: None, fail) as job, pytest.raises(UsageError, match="bad 4"):
+        job.send(4)
+    with Awaiting(lambda: os.getpid(), lambda prepared, arg: (prepared, arg)) as job:
+        job.send("x")
+        assert job.result() == (os.getpid(), "x")
 
 
 def test_it_forks_only_on_linux_in_a_process_with_no_other_thread(can_fork, monkeypatch):
