@@ -105,7 +105,8 @@ def main() -> None:
     study = timed(
         "analyses",
         lambda: analyse_frames(
-            runs, Logged(hist, [c for c in hist if c not in ("run_id", "step")]), swept=list(KEYS), model_paths={}, run_configs={}, metric="avg_acc",
+            runs, Logged(hist, [c for c in hist if c not in ("run_id", "step")]),
+            swept=list(KEYS), model_paths={}, run_configs={}, metric="avg_acc",
             goal="maximize", curve="acc", avg_hor=500, spec=SPEC,
         ),
         table,
