@@ -369,3 +369,14 @@ def test_csv_of_numbers_and_strings_is_what_pandas_writes():
     )
     assert csv_text(df) == df.to_csv(index=False)
     assert csv_text(df).splitlines()[1:] == ['"a,""b",0,0.1,True', "c,20,,False", ",40,inf,True"]
+    odd = pd.DataFrame(
+        {
+            "a,b": ["x\ny", "", "c\rd", 'q"', " s ", float("nan")],
+            "v": [-0.0, 1e-300, 2.5e17, 1 / 3, np.float32(0.7).item(), -np.inf],
+            "n": np.array([-1, 0, 2**40, 3, 4, 5], dtype=np.int64),
+            "u": np.arange(6, dtype=np.uint8),
+        }
+    )
+    assert csv_text(odd) == odd.to_csv(index=False)
+    for frame in (odd.head(0), odd[["v"]], odd[["a,b"]], odd.head(1), odd[[]]):
+        assert csv_text(frame) == frame.to_csv(index=False), frame.columns
