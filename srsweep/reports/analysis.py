@@ -39,6 +39,7 @@ from srsweep.reports.levels import Levels
 from srsweep.reports.levels import is_numeric
 from srsweep.reports.levels import levels_of
 from srsweep.reports.read import Logged
+from srsweep.reports.read import Rest
 from srsweep.reports.read import logged_of
 from srsweep.reports.trends import CHANCE
 from srsweep.reports.trends import characterise
@@ -69,6 +70,8 @@ class Study:
     logged step, at most about ``frames.MAX_POINTS``, and each run's last).
     ``importance`` and
     ``drivers`` are None when they could not be made; ``notes`` says why, per name.
+    ``rest`` reads the logged keys ``plotted`` lacks, for ``history.csv`` (None: it
+    has them all).
     """
 
     title: str
@@ -101,6 +104,7 @@ class Study:
     importance: pd.DataFrame | None
     drivers: pd.DataFrame | None
     notes: dict[str, str] = field(default_factory=dict)
+    rest: Rest | None = None
 
     @property
     def replicated(self) -> bool:
@@ -346,7 +350,7 @@ def _analysed(
         band=band,
         excluded=[p for p in excluded if p],
         kernel=kernel,
-        xlabel="epoch" if "epoch" in hist.columns else "step",
+        xlabel="epoch" if "epoch" in logged_keys else "step",
         runs=runs,
         history=hist,
         smoothed=smoothed,
@@ -368,6 +372,7 @@ def _analysed(
         importance=importance,
         drivers=drivers,
         notes=notes,
+        rest=logged.rest,
     )
 
 

@@ -21,6 +21,7 @@ from matplotlib.figure import Figure
 
 from srsweep import store
 from srsweep.reports.frames import format_value
+from srsweep.reports.plots import PNG
 
 __all__ = ["landscape_plot", "contour_levels", "write_landscape"]
 
@@ -184,7 +185,7 @@ def write_landscape(
 
     def write_png(tmp: str) -> None:
         with open(tmp, "wb") as fh:
-            fig.savefig(fh, format="png", dpi=120)
+            fig.savefig(fh, format="png", dpi=120, pil_kwargs=PNG)
 
     def write_npz(tmp: str) -> None:
         with open(tmp, "wb") as fh:  # a file object: np.savez would append ".npz" to a name

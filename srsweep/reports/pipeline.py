@@ -136,10 +136,10 @@ def report_sweep(
         _check_logged(runs, stepped, judged_by, sweep_id, hint)
     metric, goal = metric or judged_by, goal or spec_goal
     # every key at every step for a script's curves and a kernel's own figures; else
-    # only the curve (smoothed, classified) and epoch (the x axis)
+    # only the curve (smoothed, classified); the rest at the drawn steps
     need = None
     if kernel is not None and kernel.name not in KERNEL_PLOTS:
-        need = [curve or kernel.curve, "epoch"]
+        need = [curve or kernel.curve]
     # the histories are read once the analyses' child processes have started
     # (analysis.analyse_frames), so that SciPy and scikit-learn import meanwhile
     logged: Logged | Callable[[], Logged] | None = None  # the records' own history
@@ -457,9 +457,9 @@ def _runs_table(runs: pd.DataFrame) -> pd.DataFrame:
     return runs.drop(columns="summary.runtime", errors="ignore")
 
 
-def _tables(study: Study) -> list[tuple[str, str, pd.DataFrame]]:
-    """(file, what it holds, frame) of every table the report writes."""
-    out = [
+def _tables(study: Study) -> list[tuple[str, str, pd.DataFrame | Callable[[], pd.DataFrame]]]:
+    """(file, what it holds, frame or what makes it) of every table the report writes."""
+    out: list[tuple[str, str, pd.DataFrame | Callable[[], pd.DataFrame]]] = [
         (
             "runs.csv",
             "one row per run: state, config, summary metrics, runtime, config number",
@@ -471,7 +471,7 @@ def _tables(study: Study) -> list[tuple[str, str, pd.DataFrame]]:
             f"{study.metric} over seeds and its trend",
             study.configs,
         ),
-        ("history.csv", _history_text(study), study.plotted),
+        ("history.csv", _history_text(study), functools.partial(_history_table, study)),
         ("best.csv", f"the best runs by {study.metric}", _runs_table(study.best)),
         ("trends.csv", "each run's trend, and its configuration's over seeds", study.trends),
     ]
@@ -511,8 +511,18 @@ def _history_text(study: Study) -> str:
     )
 
 
-def _write_csv(path: Path, df: pd.DataFrame) -> Path:
-    return _write_text(path, csv_text(df))
+def _history_table(study: Study) -> pd.DataFrame:
+    """history.csv's rows: the drawn ones, with every logged key (those ``read`` left
+    out read now, by whichever process writes it, beside the figures being drawn)."""
+    if study.rest is None:
+        return study.plotted
+    extra, keys = study.rest.at(study.plotted.index.to_numpy())
+    smoothed = [f"{study.curve}_smooth", f"{study.curve}_std"]
+    return study.plotted.join(extra)[["run_id", "step", *keys, *smoothed]]
+
+
+def _write_csv(path: Path, df: pd.DataFrame | Callable[[], pd.DataFrame]) -> Path:
+    return _write_text(path, csv_text(df if isinstance(df, pd.DataFrame) else df()))
 
 
 def _figures(study: Study, files: Files) -> list[tuple[str, Callable[[], Figure]]]:

@@ -34,6 +34,9 @@ OTHER_COLOUR = "0.6"
 AUTO = "auto"  # chance and range from the metric's name and values (trends.metric_range)
 # Past this length a legend beside the axes squeezes them; put it underneath instead.
 _LONG_LABEL = 38
+# PNGs at zlib's fastest level: a crowded figure writes ~5x faster than at the default
+# 6, for files ~20 % larger
+PNG = {"compress_level": 1}
 
 Range = tuple[float, float] | None
 
@@ -265,6 +268,6 @@ def save(fig: Figure, path: str | os.PathLike[str]) -> Path:
         ``path`` as a Path.
     """
     path = Path(path)
-    store.atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120))
+    store.atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120, pil_kwargs=PNG))
     fig.clear()
     return path
