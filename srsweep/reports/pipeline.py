@@ -19,6 +19,7 @@ import json
 import re
 from collections.abc import Callable
 from collections.abc import Iterable
+from collections.abc import Iterator
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -61,7 +62,7 @@ if TYPE_CHECKING:
     from srsweep.backends._base import Backend
     from srsweep.backends._base import RunRecord
 
-__all__ = ["report_sweep", "write_report", "write_study", "csv_text"]
+__all__ = ["report_sweep", "write_report", "write_study", "csv_text", "csv_parts"]
 
 
 def report_sweep(
@@ -375,6 +376,15 @@ def _save(draw: Callable[[], Figure], path: Path) -> Path:
 
 def csv_text(df: pd.DataFrame) -> str:
     """``df`` as CSV, with list, tuple and dict cells as JSON (``[2, 0]``, not ``(2, 0)``)."""
+    return "".join(csv_parts(df))
+
+
+CSV_ROWS = 20_000  # rows per part of a long table: its cells' strings are made a part at a time
+
+
+def csv_parts(df: pd.DataFrame) -> Iterator[str]:
+    """``csv_text(df)`` in parts (the header with the first ``CSV_ROWS`` rows, then the
+    next), so that a long table is written without holding every cell as a string."""
 
     def cell(v: Any) -> Any:
         return json.dumps(_plain(v)) if isinstance(v, (list, tuple, dict)) else v
@@ -388,31 +398,34 @@ def csv_text(df: pd.DataFrame) -> str:
             # a column of plain scalars (run ids, states) has nothing to turn into JSON
             if kinds[col] not in _SCALARS:
                 out[col] = out[col].map(cell)
-    if out.columns.is_unique and all(k in _PLAIN for k in kinds.values()):
-        return _plain_csv(out)
-    return str(out.to_csv(index=False))
+    if not (out.columns.is_unique and all(k in _PLAIN for k in kinds.values())):
+        yield str(out.to_csv(index=False))
+        return
+    yield _plain_csv(out.iloc[:CSV_ROWS])
+    for start in range(CSV_ROWS, len(out), CSV_ROWS):
+        yield _plain_csv(out.iloc[start : start + CSV_ROWS], header=False)
 
 
 _PLAIN = ("f", "i", "u", "b", "string")  # kinds the csv module writes as pandas would
 
 
-def _plain_csv(df: pd.DataFrame) -> str:
+def _plain_csv(df: pd.DataFrame, *, header: bool = True) -> str:
     """``df.to_csv(index=False)`` of numbers and strings, the same text made cell by
     cell: pandas formats each float through NumPy, and the csv module calls ``repr`` on
     each one itself, both 2-3x slower on a long history than ``repr`` mapped over a
     column (the csv module still quotes the header and any string that needs it)."""
+    head = _csv_row(list(map(str, df.columns))) + "\n" if header else ""
     if not len(df.columns):
-        return str(df.to_csv(index=False))
+        return str(df.to_csv(index=False)) if header else "\n" * len(df)
     if len(df.columns) < 2:  # a lone empty cell is written '""': the csv module's way
         buf = io.StringIO()
         rows = [[None if v is None or v != v else v] for v in df.iloc[:, 0].tolist()]
-        csv.writer(buf, lineterminator="\n").writerows([df.columns, *rows])
-        return buf.getvalue()
-    cols = [_cells(df[col].to_numpy()) for col in df.columns]
-    head = _csv_row(list(map(str, df.columns)))
+        csv.writer(buf, lineterminator="\n").writerows(rows)
+        return head + buf.getvalue()
     if not len(df):
-        return head + "\n"
-    return head + "\n" + "\n".join(map(",".join, zip(*cols, strict=True))) + "\n"
+        return head
+    cols = [_cells(df[col].to_numpy()) for col in df.columns]
+    return head + "\n".join(map(",".join, zip(*cols, strict=True))) + "\n"
 
 
 def _cells(values: np.ndarray[Any, Any]) -> list[str]:
@@ -522,7 +535,14 @@ def _history_table(study: Study) -> pd.DataFrame:
 
 
 def _write_csv(path: Path, df: pd.DataFrame | Callable[[], pd.DataFrame]) -> Path:
-    return _write_text(path, csv_text(df if isinstance(df, pd.DataFrame) else df()))
+    parts = csv_parts(df if isinstance(df, pd.DataFrame) else df())
+    store.atomic_write(path, lambda tmp: _write_parts(tmp, parts))
+    return path
+
+
+def _write_parts(path: str, parts: Iterable[str]) -> None:
+    with open(path, "w", encoding="utf-8", newline="") as fh:
+        fh.writelines(parts)
 
 
 def _figures(study: Study, files: Files) -> list[tuple[str, Callable[[], Figure]]]:

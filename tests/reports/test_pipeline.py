@@ -8,8 +8,10 @@ import pandas as pd
 import pytest
 
 from srsweep.errors import UsageError
+from srsweep.reports import pipeline
 from srsweep.reports import report_sweep
 from srsweep.reports import write_report
+from srsweep.reports.pipeline import csv_parts
 from srsweep.reports.pipeline import csv_text
 
 FILES = [
@@ -380,3 +382,14 @@ def test_csv_of_numbers_and_strings_is_what_pandas_writes():
     assert csv_text(odd) == odd.to_csv(index=False)
     for frame in (odd.head(0), odd[["v"]], odd[["a,b"]], odd.head(1), odd[[]]):
         assert csv_text(frame) == frame.to_csv(index=False), frame.columns
+
+
+def test_a_long_csv_is_made_in_parts_that_join_to_what_pandas_writes(monkeypatch):
+    monkeypatch.setattr(pipeline, "CSV_ROWS", 4)
+    df = pd.DataFrame({"run_id": list("abcdefghij"), "v": np.linspace(0, 1, 10)})
+    df.loc[3, "v"] = np.nan
+    parts = list(csv_parts(df))
+    assert len(parts) == 3 and parts[0].startswith("run_id,v\n")
+    assert "".join(parts) == df.to_csv(index=False)
+    for frame in (df[["v"]], df[[]], df.head(4), df.head(5)):
+        assert "".join(csv_parts(frame)) == frame.to_csv(index=False), frame.shape
