@@ -206,9 +206,8 @@ def analyse_frames(
 
     Args:
         runs: One row per run.
-        logged: Their histories (``frame``: one row per logged step; ``extra``: more
-            logged keys at the rows ``frames.thin`` keeps, joined to the drawn rows), or
-            what reads them, called once the children have started.
+        logged: Their histories (``frame``: one row per logged step), or what reads
+            them, called once the children have started.
         swept: The keys the sweep chose (its runs' ``params``); None: every config key.
         model_paths: Model file per run id.
         run_configs: Full nested config per run id (for the best run's command).
@@ -229,26 +228,90 @@ def analyse_frames(
     with Awaiting(functools.partial(hp_importance, runs, keys, metric), _statistics) as stats:
         if not isinstance(logged, Logged):
             logged = logged()
-        return _analysed(
-            runs,
-            records_frame,
-            logged,
-            keys=keys,
-            seed_cols=seed_cols,
-            config=config,
-            stats=stats,
-            model_paths=model_paths,
-            run_configs=run_configs,
+        hist, logged_keys = logged.frame, logged.keys
+        if curve not in hist.columns or pd.to_numeric(hist[curve], errors="coerce").isna().all():
+            known = sorted(logged_keys)
+            raise UsageError(
+                f"report: no run (of {len(runs)} after exclusions) has any history of "
+                f"{curve!r}; logged metrics: {', '.join(known) or 'none'}"
+            )
+        smoothed = frames.smooth(hist, curve, avg_hor)
+        best = frames.best_k(records_frame, metric, goal, k)  # (best.csv: no config column)
+
+        smooth_col = f"{curve}_smooth"
+        values = smoothed[smooth_col]
+        value_range = metric_range(curve, values)
+        accuracy = value_range is not None
+        # Non-accuracy curves have no chance level: judge each against its own start, with
+        # "learning" meaning a gain of 5 % of the range all curves span.
+        spread = float(values.max() - values.min()) if values.notna().any() else 0.0
+        margin = 0.05 if accuracy else max(0.05 * spread, 1e-12)
+        run_trends = classify(
+            smoothed,
+            smooth_col,
+            chance=CHANCE if accuracy else None,
+            margin=margin,
+            warmup=avg_hor,
+            goal=goal,
+        )
+        per_config = seeds.config_trends(run_trends, config)
+        configs = seeds.configs_frame(runs, config, keys, metric, per_config)
+        levels = {k: levels_of(runs[k]) for k in keys}
+        notes: dict[str, str] = {}
+        cells, why = driver_cells(configs, keys, levels)
+        stats.send(cells)
+        if cells is None:
+            notes["drivers"] = why
+        trends = run_trends.merge(runs[["run_id", "name", "state", "config", *keys]], on="run_id")
+        trends = trends.merge(
+            per_config[["config", "label"]].rename(columns={"label": "config trend"}), on="config"
+        )
+        plotted = frames.plain_ids(frames.thin(smoothed))
+        curves = seeds.seed_curves(plotted, config, smooth_col)
+
+        (importance, why), drivers = stats.result()
+        if why:
+            notes["importance"] = why
+
+        best_run = find_best_run(runs, metric, goal, model_paths, kernel, run_configs)
+        best_config = find_best_config(configs, metric, goal)
+        sweeps = sorted({s for s in runs["sweep_id"] if isinstance(s, str)})
+        n_curves = len(configs) if (configs["seeds"] > 1).any() else len(runs)
+        highlight = None
+        if n_curves > MAX_LEGEND:
+            highlight = _highlight(runs, configs, metric, goal, replicated=n_curves < len(runs))
+        return Study(
+            title=title or (f"Sweep {', '.join(sweeps)}" if sweeps else "Runs report"),
             metric=metric,
             goal=goal,
             curve=curve,
             avg_hor=avg_hor,
             band=band,
-            title=title,
-            k=k,
+            excluded=[p for p in excluded if p],
             kernel=kernel,
-            spec=spec,
-            excluded=excluded,
+            xlabel="epoch" if "epoch" in logged_keys else "step",
+            runs=runs,
+            history=hist,
+            smoothed=smoothed,
+            keys=keys,
+            seed_keys=seed_cols,
+            levels=levels,
+            log_keys=_log_keys(spec, runs, keys),
+            trends=trends,
+            configs=configs,
+            curves=curves,
+            plotted=plotted,
+            summary=characterise(configs, keys),
+            best=best,
+            best_run=best_run,
+            best_config=best_config,
+            value_range=value_range,
+            chance=CHANCE if accuracy else None,
+            highlight=highlight,
+            importance=importance,
+            drivers=drivers,
+            notes=notes,
+            rest=logged.rest,
         )
 
 
@@ -260,120 +323,6 @@ def _statistics(
 ) -> tuple[Importance, pd.DataFrame | None]:
     """The importance as fitted, and the drivers' tests of ``cells`` (None: none)."""
     return importance, tested(cells) if cells is not None else None
-
-
-def _analysed(
-    runs: pd.DataFrame,
-    records_frame: pd.DataFrame,
-    logged: Logged,
-    *,
-    keys: list[str],
-    seed_cols: list[str],
-    config: pd.Series,
-    stats: Awaiting[Importance, Cells | None, tuple[Importance, pd.DataFrame | None]],
-    model_paths: Mapping[str, str | None],
-    run_configs: Mapping[str, dict[str, Any]],
-    metric: str,
-    goal: str,
-    curve: str,
-    avg_hor: int,
-    band: bool,
-    title: str,
-    k: int,
-    kernel: str | None,
-    spec: dict[str, Any] | None,
-    excluded: Sequence[str],
-) -> Study:
-    """``analyse_frames`` once its children run and the histories are read."""
-    hist, extra, logged_keys = logged.frame, logged.extra, logged.keys
-    if curve not in hist.columns or pd.to_numeric(hist[curve], errors="coerce").isna().all():
-        known = sorted(logged_keys)
-        raise UsageError(
-            f"report: no run (of {len(runs)} after exclusions) has any history of "
-            f"{curve!r}; logged metrics: {', '.join(known) or 'none'}"
-        )
-    smoothed = frames.smooth(hist, curve, avg_hor)
-    best = frames.best_k(records_frame, metric, goal, k)  # (best.csv: no config column)
-
-    smooth_col = f"{curve}_smooth"
-    values = smoothed[smooth_col]
-    value_range = metric_range(curve, values)
-    accuracy = value_range is not None
-    # Non-accuracy curves have no chance level: judge each against its own start, with
-    # "learning" meaning a gain of 5 % of the range all curves span.
-    spread = float(values.max() - values.min()) if values.notna().any() else 0.0
-    margin = 0.05 if accuracy else max(0.05 * spread, 1e-12)
-    run_trends = classify(
-        smoothed,
-        smooth_col,
-        chance=CHANCE if accuracy else None,
-        margin=margin,
-        warmup=avg_hor,
-        goal=goal,
-    )
-    per_config = seeds.config_trends(run_trends, config)
-    configs = seeds.configs_frame(runs, config, keys, metric, per_config)
-    levels = {k: levels_of(runs[k]) for k in keys}
-    notes: dict[str, str] = {}
-    cells, why = driver_cells(configs, keys, levels)
-    stats.send(cells)
-    if cells is None:
-        notes["drivers"] = why
-    trends = run_trends.merge(runs[["run_id", "name", "state", "config", *keys]], on="run_id")
-    trends = trends.merge(
-        per_config[["config", "label"]].rename(columns={"label": "config trend"}), on="config"
-    )
-    plotted = frames.plain_ids(frames.thin(smoothed))
-    if extra is not None:  # every logged key, in the order history_frame gives them
-        plotted = plotted.join(extra)
-        smooth_cols = [smooth_col, f"{curve}_std"]
-        plotted = plotted[["run_id", "step", *logged_keys, *smooth_cols]]
-    curves = seeds.seed_curves(plotted, config, smooth_col)
-
-    (importance, why), drivers = stats.result()
-    if why:
-        notes["importance"] = why
-
-    best_run = find_best_run(runs, metric, goal, model_paths, kernel, run_configs)
-    best_config = find_best_config(configs, metric, goal)
-    sweeps = sorted({s for s in runs["sweep_id"] if isinstance(s, str)})
-    n_curves = len(configs) if (configs["seeds"] > 1).any() else len(runs)
-    highlight = None
-    if n_curves > MAX_LEGEND:
-        highlight = _highlight(runs, configs, metric, goal, replicated=n_curves < len(runs))
-    return Study(
-        title=title or (f"Sweep {', '.join(sweeps)}" if sweeps else "Runs report"),
-        metric=metric,
-        goal=goal,
-        curve=curve,
-        avg_hor=avg_hor,
-        band=band,
-        excluded=[p for p in excluded if p],
-        kernel=kernel,
-        xlabel="epoch" if "epoch" in logged_keys else "step",
-        runs=runs,
-        history=hist,
-        smoothed=smoothed,
-        keys=keys,
-        seed_keys=seed_cols,
-        levels=levels,
-        log_keys=_log_keys(spec, runs, keys),
-        trends=trends,
-        configs=configs,
-        curves=curves,
-        plotted=plotted,
-        summary=characterise(configs, keys),
-        best=best,
-        best_run=best_run,
-        best_config=best_config,
-        value_range=value_range,
-        chance=CHANCE if accuracy else None,
-        highlight=highlight,
-        importance=importance,
-        drivers=drivers,
-        notes=notes,
-        rest=logged.rest,
-    )
 
 
 def _highlight(

@@ -43,6 +43,7 @@ from collections.abc import Iterator
 from types import TracebackType
 from typing import Any
 from typing import Generic
+from typing import Self
 from typing import TypeVar
 
 __all__ = ["Forked", "Awaiting", "Tickets", "can_fork"]
@@ -78,14 +79,32 @@ def can_fork() -> bool:
     return sys.platform.startswith("linux") and threading.active_count() == 1
 
 
-class Forked(Generic[T]):
+class _Closing:
+    """A context manager that calls ``close()`` on leaving."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+
+class Forked(_Closing, Generic[T]):
     """``fn()`` running in a forked child (see the module doc)."""
 
-    def __init__(self, fn: Callable[[], T]) -> None:
+    def __init__(self, fn: Callable[[], T], *, inline: bool = True) -> None:
+        """``inline=False``: where this process cannot fork, run nothing (``forked``
+        is False) rather than ``fn`` here."""
         self._pid: int | None = None
         self._fd: int | None = None
         self._done: tuple[str, Any] | None = None
-        if not self._spawn(fn):
+        self.forked = self._spawn(fn)
+        if not self.forked and inline:
             self._done = ("ok", fn())
 
     def _spawn(self, fn: Callable[[], T]) -> bool:
@@ -153,14 +172,6 @@ class Forked(Generic[T]):
         outcome: tuple[str, Any] = pickle.loads(data)
         return outcome
 
-    def __enter__(self) -> Forked[T]:
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
-
     def close(self) -> None:
         """End the child if it still runs (its result is not wanted)."""
         if self._fd is not None:
@@ -175,7 +186,7 @@ class Forked(Generic[T]):
             self._pid = None
 
 
-class Awaiting(Generic[P, A, T]):
+class Awaiting(_Closing, Generic[P, A, T]):
     """``fn(prepare(), arg)`` in a forked child that starts at once and runs ``prepare()``
     (say, an import and a fit of seconds) while the parent computes ``arg``;
     ``send(arg)`` hands it over (pickled, through a pipe: it waits for the child to read
@@ -185,25 +196,23 @@ class Awaiting(Generic[P, A, T]):
 
     def __init__(self, prepare: Callable[[], P], fn: Callable[[P, A], T]) -> None:
         self._fn = fn
-        self._job: Forked[T] = Forked.__new__(Forked)
-        self._job._pid = self._job._fd = None
-        self._job._done = None
-        self._prepared: P | None = None
+        self._sent = False
         read, write = os.pipe()
         self._write: int | None = write
-        if self._job._spawn(lambda: _served(read, write, prepare, fn)):
-            os.close(read)
-        else:
-            os.close(read)
+        self._job = Forked(lambda: _served(read, write, prepare, fn), inline=False)
+        os.close(read)
+        if not self._job.forked:  # here, then: prepare now, fn when sent
             os.close(write)
             self._write = None
             self._prepared = prepare()
 
     def send(self, arg: A) -> None:
         """Give the child ``arg`` (once)."""
-        if self._write is None:  # inline: raising here, as Forked does
-            self._job._done = ("ok", self._fn(self._prepared, arg))  # type: ignore[arg-type]
+        self._sent = True
+        if not self._job.forked:  # inline: raising here, as Forked does
+            self._value = self._fn(self._prepared, arg)
             return
+        assert self._write is not None, "Awaiting.send() twice"
         write, self._write = self._write, None
         data = pickle.dumps(arg)
         # its length first: a child forked meanwhile holds this end too, so the reader
@@ -213,17 +222,9 @@ class Awaiting(Generic[P, A, T]):
 
     def result(self) -> T:
         """``fn``'s value, as ``Forked.result``."""
-        if self._write is not None or self._job._done is None and self._job._pid is None:
+        if not self._sent:
             raise RuntimeError("Awaiting.result() before send()")
-        return self._job.result()
-
-    def __enter__(self) -> Awaiting[P, A, T]:
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
+        return self._job.result() if self._job.forked else self._value
 
     def close(self) -> None:
         """End the child if it still runs (or still waits)."""

@@ -34,16 +34,15 @@ class Logged:
     """The runs' histories as the report reads them.
 
     ``frame`` is ``frames.history_frame``'s frame, at every logged step, of the keys
-    read in full; ``extra`` holds every other key at the rows ``frames.thin`` keeps of
-    it (indexed like ``frame``), or ``rest`` reads them when asked (None, both: ``frame``
-    has every key); ``keys`` lists the logged keys in the order they first appear;
+    read in full; ``rest`` reads every other key when asked, at the rows of ``frame``
+    asked for (None: ``frame`` has every key); ``keys`` lists the logged keys in the
+    order they first appear;
     ``last`` is each run's last logged value per key (None: take it from the records'
     history).
     """
 
     frame: pd.DataFrame
     keys: list[str]
-    extra: pd.DataFrame | None = None
     last: dict[str, dict[str, Any]] | None = None
     rest: Rest | None = None
 
@@ -134,11 +133,11 @@ def read_logged(
     frame = frames.columns_frame(full, ids)
     named = [c for c in frame.columns if c not in ("run_id", "step")]
     if keys is None:
-        return Logged(frame, named, None, last)
+        return Logged(frame, named, last)
     sizes = [len(full[r].get("_step", ())) for r in ids]
     # every key, in the order it first appears, as far as the last values tell (a key
     # only ever logged as None is left to history.csv, which reads every one)
     order = dict.fromkeys(named)
     for values in last.values():
         order.update(dict.fromkeys(values))
-    return Logged(frame, list(order), None, last, Rest(backend, ids, list(keys), sizes))
+    return Logged(frame, list(order), last, Rest(backend, ids, list(keys), sizes))
