@@ -1,5 +1,5 @@
 """``python -m srsweep``: the same command line as ``srsweep``."""
 
-from srsweep.cli import main
+from srsweep.cli import run
 
-main(prog_name="srsweep")
+run()
