@@ -34,6 +34,7 @@ __all__ = ["Files", "report_blocks", "kernel_section", "curves_section", "STATES
 STATES = ("running", "finished", "stopped", "failed", "crashed", "preempted")  # listed order
 FAILED = ("failed", "crashed", "preempted")
 DRIVERS_PER_TREND = 4  # the strongest values per trend shown; the CSV has every test
+MEMBERS = 10  # configurations named per trend; trends.csv has every one
 
 
 @dataclass
@@ -219,16 +220,18 @@ def _trends(study: Study) -> list[Block]:
         rows.append((r["trend"], r["configurations"], r["runs"], *cells))
     out.append(Table(("trend", "configurations", "runs", *study.keys), tuple(rows)))
     members = []
+    # the run names of the (at most) first ten configurations of each trend
+    names_of = study.trends.groupby("config", sort=False)["name"].agg(list)
     for trend in study.summary["trend"]:
-        configs = study.configs[study.configs["trend"] == trend]
+        configs = study.configs[(study.configs["trend"] == trend).to_numpy()]
         names = []
-        for _, c in configs.iterrows():
-            runs = study.trends[study.trends["config"] == c["config"]]["name"].astype(str).tolist()
+        for _, c in configs.head(MEMBERS).iterrows():
+            runs = [str(n) for n in names_of.get(c["config"], [])]
             seeds = f"{c['agree']}/{c['voters']} seeds" if c["trend"] != SEED_DEPENDENT else "split"
             names.append(runs[0] if len(runs) == 1 else f"{seeds} ({', '.join(runs)})")
-        more = f", … ({len(names) - 10} more)" if len(names) > 10 else ""
+        more = f", … ({len(configs) - MEMBERS} more)" if len(configs) > MEMBERS else ""
         if names:
-            members.append(f"*{trend}*: {', '.join(names[:10])}{more}")
+            members.append(f"*{trend}*: {', '.join(names)}{more}")
     if members:
         out.append(Bullets(tuple(members)))
     return out

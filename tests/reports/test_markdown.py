@@ -153,3 +153,15 @@ def test_kernel_section():
 )
 def test_curves_section(curves, expected):
     assert render_markdown(curves_section(curves)) == expected
+
+
+def test_each_trend_names_its_first_ten_configurations_and_counts_the_rest(crowded_records):
+    # 48 configurations of one seed, a third of them per trend's shape
+    study = analyse(crowded_records, metric="avg_acc", goal="maximize", curve="acc", k=3)
+    text = render_markdown(report_blocks(study, Files()))
+    assert (study.configs["trend"].value_counts() > 10).any()
+    for trend, g in study.configs.groupby("trend", sort=False):
+        line = next(x for x in text.splitlines() if x.startswith(f"- *{trend}*: "))
+        first = study.trends.set_index("config").loc[g["config"].head(10), "name"]
+        assert line.split(": ", 1)[1].split(", …")[0] == ", ".join(first)
+        assert line.endswith(f", … ({len(g) - 10} more)") == (len(g) > 10)
