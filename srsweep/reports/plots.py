@@ -216,8 +216,14 @@ def grouped_plot(
     level_of = levels.of(values)
     replicated = "config" in runs_df and runs_df["config"].duplicated().any()
     config = runs_df.set_index("run_id")["config"] if replicated else None
-    present = [lv for lv in levels.order if (level_of == lv).any()]
-    members = {lv: level_of.index[(level_of == lv).to_numpy()] for lv in present}
+    # each run's curve split out once (frames.curves); the levels drawn: those with one
+    per_run = curves(smoothed_df, mean_col)
+    members = {lv: level_of.index[(level_of == lv).to_numpy()] for lv in levels.order}
+    drawn = {
+        lv: [per_run[rid] for rid in members[lv] if rid in per_run and len(per_run[rid][0])]
+        for lv in levels.order
+    }
+    present = [lv for lv in levels.order if drawn[lv]]
 
     def count(lv: str) -> str:
         if config is None:
@@ -226,28 +232,23 @@ def grouped_plot(
 
     legend = [f"{key}={lv} ({count(lv)})" for lv in present]
     fig, ax = _figure(legend, title or f"smoothed {metric} by {key}", xlabel, f"smoothed {metric}")
-    data = smoothed_df.dropna(subset=[mean_col]).sort_values(["run_id", "step"], kind="stable")
-    data = data.assign(_level=data["run_id"].map(level_of).to_numpy())
-    # Mean over the runs present at each step; a shorter (running) run simply stops
-    # contributing where its curve ends.
-    by_step = data.groupby(["_level", "step"], sort=True)[mean_col]
-    means, sds = by_step.mean(), by_step.std(ddof=0)
     handles = []
     for lv in present:
         colour = levels.colours[lv]
-        sub = data[(data["_level"] == lv).to_numpy()]
         # one collection of thin lines per level: thousands of runs draw in a moment
-        xy = sub[["step", mean_col]].to_numpy(dtype=float)
-        cuts = np.flatnonzero(sub["run_id"].to_numpy()[1:] != sub["run_id"].to_numpy()[:-1]) + 1
-        ax.add_collection(
-            LineCollection(np.split(xy, cuts), colors=[colour], linewidths=0.7, alpha=0.45)
-        )
-        mean = means.loc[lv]
-        (line,) = ax.plot(mean.index, mean.to_numpy(), color=colour, linewidth=2.4)
+        lines = [np.column_stack((x, y)).astype(float) for x, y in drawn[lv]]
+        ax.add_collection(LineCollection(lines, colors=[colour], linewidths=0.7, alpha=0.45))
+        # the mean and std at each step over the runs present there: a shorter (running)
+        # run stops contributing where its curve ends
+        steps, at = np.unique(np.concatenate([x for x, _ in drawn[lv]]), return_inverse=True)
+        y = np.concatenate([y for _, y in drawn[lv]])
+        n = np.bincount(at)
+        mean = np.bincount(at, y) / n
+        (line,) = ax.plot(steps, mean, color=colour, linewidth=2.4)
         handles.append(line)
         if band and len(members[lv]) > 1:
-            sd = sds.loc[lv].to_numpy()
-            _band(ax, mean.index, mean - sd, mean + sd, colour, value_range)
+            sd = np.sqrt(np.bincount(at, (y - mean[at]) ** 2) / n)
+            _band(ax, steps, mean - sd, mean + sd, colour, value_range)
     ax.autoscale_view()
     chance_line(ax, chance)
     _legend(fig, handles, legend)
