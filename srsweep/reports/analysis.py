@@ -10,6 +10,7 @@ nothing after this stage reads runs or computes statistics.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections import Counter
 from collections.abc import Callable
@@ -105,6 +106,12 @@ class Study:
     drivers: pd.DataFrame | None
     notes: dict[str, str] = field(default_factory=dict)
     rest: Rest | None = None
+    pending: Pending | None = None
+
+    def settled(self) -> Study:
+        """This study with its importance and drivers in: itself when they are, else as
+        ``pending`` gives them once its child process has computed them."""
+        return self if self.pending is None else self.pending.result()
 
     @property
     def replicated(self) -> bool:
@@ -141,13 +148,15 @@ def analyse(
     excluded: Sequence[str] = (),
     logged: Logged | Callable[[], Logged] | None = None,
     last: Mapping[str, Mapping[str, Any]] | None = None,
+    wait: bool = True,
 ) -> Study:
     """The frames of the runs (``frames``) and their analyses (``analyse_frames``); see
     ``pipeline.write_report`` for the args; ``excluded`` are the patterns the runs were
     filtered by, for the summary; ``logged`` their histories (``read.read_logged``),
     or what reads them (called once the analyses' child processes have started, so
     that they import while it reads), default: the records' own; ``last`` each run's
-    last logged values (``Backend.last_logged``) when ``logged`` is a reader.
+    last logged values (``Backend.last_logged``) when ``logged`` is a reader; ``wait``
+    as ``analyse_frames``.
 
     Raises:
         UsageError: no run logged ``curve``, no run has ``metric``, a bad ``goal`` or
@@ -176,6 +185,7 @@ def analyse(
         kernel=kernel,
         spec=spec,
         excluded=excluded,
+        wait=wait,
     )
 
 
@@ -196,6 +206,7 @@ def analyse_frames(
     kernel: str | None = None,
     spec: dict[str, Any] | None = None,
     excluded: Sequence[str] = (),
+    wait: bool = True,
 ) -> Study:
     """The analyses of a runs frame and the runs' histories (``frames.runs_frame`` and
     ``read.Logged``).
@@ -213,6 +224,10 @@ def analyse_frames(
         run_configs: Full nested config per run id (for the best run's command).
         metric: As ``analyse``, as are ``goal``, ``curve``, ``avg_hor``, ``band``,
             ``title``, ``k``, ``kernel``, ``spec`` and ``excluded``.
+        wait: False: return as soon as all but the importance and the drivers is
+            done, with them left ``pending`` (``Study.settled()`` waits for them, and
+            must be called, or ``pending.close()``), so that the caller can go on
+            meanwhile (``pipeline.write_study`` draws the figures).
 
     Raises:
         UsageError: as ``analyse``.
@@ -225,7 +240,8 @@ def analyse_frames(
     records_frame, runs = runs, runs.assign(config=config.to_numpy())
     # one child fits the forests at once (scikit-learn imports SciPy's statistics too),
     # then tests the trends' drivers once this process has classified the trends
-    with Awaiting(functools.partial(hp_importance, runs, keys, metric), _statistics) as stats:
+    stats = Awaiting(functools.partial(hp_importance, runs, keys, metric), _statistics)
+    try:
         if not isinstance(logged, Logged):
             logged = logged()
         hist, logged_keys = logged.frame, logged.keys
@@ -269,10 +285,6 @@ def analyse_frames(
         plotted = frames.plain_ids(frames.thin(smoothed))
         curves = seeds.seed_curves(plotted, config, smooth_col)
 
-        (importance, why), drivers = stats.result()
-        if why:
-            notes["importance"] = why
-
         best_run = find_best_run(runs, metric, goal, model_paths, kernel, run_configs)
         best_config = find_best_config(configs, metric, goal)
         sweeps = sorted({s for s in runs["sweep_id"] if isinstance(s, str)})
@@ -280,7 +292,7 @@ def analyse_frames(
         highlight = None
         if n_curves > MAX_LEGEND:
             highlight = _highlight(runs, configs, metric, goal, replicated=n_curves < len(runs))
-        return Study(
+        study = Study(
             title=title or (f"Sweep {', '.join(sweeps)}" if sweeps else "Runs report"),
             metric=metric,
             goal=goal,
@@ -308,11 +320,40 @@ def analyse_frames(
             value_range=value_range,
             chance=CHANCE if accuracy else None,
             highlight=highlight,
-            importance=importance,
-            drivers=drivers,
+            importance=None,
+            drivers=None,
             notes=notes,
             rest=logged.rest,
         )
+    except BaseException:
+        stats.close()
+        raise
+    study.pending = Pending(study, stats)
+    return study if not wait else study.settled()
+
+
+class Pending:
+    """A ``Study``'s importance and drivers, still being computed by its child process."""
+
+    def __init__(self, study: Study, stats: Awaiting[Importance, Cells | None, Any]) -> None:
+        self._study, self._stats = study, stats
+
+    def result(self) -> Study:
+        """The study with them in (waiting for the child; once)."""
+        try:
+            (importance, why), drivers = self._stats.result()
+        finally:
+            self._stats.close()
+        notes = dict(self._study.notes)
+        if why:
+            notes["importance"] = why
+        return dataclasses.replace(
+            self._study, importance=importance, drivers=drivers, notes=notes, pending=None
+        )
+
+    def close(self) -> None:
+        """End the child: its results are not wanted."""
+        self._stats.close()
 
 
 Importance = tuple[pd.DataFrame | None, str]  # importance.importance's table, or why not

@@ -158,7 +158,8 @@ class Forked(_Closing, Generic[T]):
         return result
 
     def _collect(self) -> tuple[str, Any]:
-        assert self._pid is not None and self._fd is not None
+        if self._pid is None or self._fd is None:
+            raise RuntimeError("the report's child process was closed before its result")
         with os.fdopen(self._fd, "rb") as pipe:
             data = pipe.read()
         self._fd = None

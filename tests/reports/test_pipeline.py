@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from srsweep.errors import UsageError
+from srsweep.reports import analyse
 from srsweep.reports import pipeline
 from srsweep.reports import report_sweep
 from srsweep.reports import write_report
@@ -393,3 +394,33 @@ def test_a_long_csv_is_made_in_parts_that_join_to_what_pandas_writes(monkeypatch
     assert "".join(parts) == df.to_csv(index=False)
     for frame in (df[["v"]], df[[]], df.head(4), df.head(5)):
         assert "".join(csv_parts(frame)) == frame.to_csv(index=False), frame.shape
+
+
+def test_a_study_left_pending_settles_to_the_study_waited_for(replicated_records, tmp_path):
+    # write_report draws while the statistics child finishes (analyse(wait=False)); the
+    # settled study, and so its files, must be the one analyse waits for
+    args = dict(metric="avg_acc", goal="maximize", curve="acc", title="R")
+    waited = analyse(replicated_records, **args)
+    early = analyse(replicated_records, wait=False, **args)
+    assert early.pending is not None and early.importance is None and early.drivers is None
+    settled = early.settled()
+    assert settled.pending is None and settled.settled() is settled
+    assert waited.importance is not None and waited.drivers is not None
+    pd.testing.assert_frame_equal(settled.importance, waited.importance)
+    pd.testing.assert_frame_equal(settled.drivers, waited.drivers)
+    assert settled.notes == waited.notes
+    # written from the settled study: the same files, in the same order, as from the other
+    a = pipeline.write_study(settled, tmp_path / "a")
+    b = pipeline.write_study(analyse(replicated_records, wait=False, **args), tmp_path / "b")
+    assert [p.name for p in a] == [p.name for p in b] and "importance.png" in {p.name for p in b}
+    for p in a:
+        if p.suffix in (".csv", ".md"):
+            assert (tmp_path / "b" / p.name).read_text() == p.read_text(), p.name
+
+
+def test_a_pending_study_is_closed_when_its_report_fails(replicated_records, tmp_path):
+    early = analyse(replicated_records, metric="avg_acc", goal="maximize", curve="acc", wait=False)
+    assert early.pending is not None
+    early.pending.close()  # its child ended: asking for it now is an error, not a hang
+    with pytest.raises((RuntimeError, OSError)):
+        early.settled()
