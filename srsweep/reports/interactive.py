@@ -31,7 +31,25 @@ __all__ = ["interactive_figures", "importance_figure", "MAX_CURVES"]
 
 MAX_CURVES = 40  # more curves than this: the best stay coloured, the rest one grey trace
 GREY = "#aaaaaa"
-TEMPLATE = "plotly_white"
+# plotly's empty template, with its plotly_white look given here as a few properties:
+# a named template is copied and validated into every figure (20 ms each)
+TEMPLATE = "none"
+_AXIS = {
+    "automargin": True,
+    "gridcolor": "#ebf0f8",
+    "linecolor": "#ebf0f8",
+    "zerolinecolor": "#ebf0f8",
+    "zerolinewidth": 2,
+    "title": {"standoff": 15},
+}
+STYLE = {
+    "plot_bgcolor": "white",
+    "paper_bgcolor": "white",
+    "font": {"color": "#2a3f5f"},
+    "hovermode": "closest",
+    "xaxis": _AXIS,
+    "yaxis": _AXIS,
+}
 BAND_OPACITY = 0.2
 
 
@@ -41,10 +59,8 @@ def _rgba(hex_colour: str, alpha: float) -> str:
 
 
 def _figure(*data: Any) -> go.Figure:
-    """A figure (of these traces) on the report's template, given at its making: set
-    after, the template was copied and validated twice per figure (a sixth of the
-    interactive figures' time at 1000 runs)."""
-    return go.Figure(list(data) or None, layout={"template": pio.templates[TEMPLATE]})
+    """A figure (of these traces) in the report's style (``STYLE``)."""
+    return go.Figure(list(data) or None, layout={"template": pio.templates[TEMPLATE], **STYLE})
 
 
 def _layout(fig: go.Figure, title: str, xlabel: str, ylabel: str) -> go.Figure:
