@@ -348,11 +348,13 @@ def write_study(
     # Both processes write the tables and draw the figures, each taking the next task
     # not taken: the child from the start, this one once it has built the interactive
     # figures, the blocks and the kernel's figures, so that neither waits long.
+    names = [name for name, _, _ in tables] + [name for name, _ in figures]
     with Tickets(len(tasks)) as tickets, Forked(lambda: _work(tasks, tickets)) as child:
         twins = interactive_figures(study)
         if study.pending is not None:
             study = study.settled()
-            twins.update(_settled(study, out_dir, files, {name for name, _ in work}))
+            names, late = _settled(study, out_dir, files, {name for name, _ in work})
+            twins.update(late)
         blocks = report_blocks(study, files)
         more: list[Path] = []
         kernel = study.kernel
@@ -369,9 +371,7 @@ def write_study(
         markdown = render_markdown(blocks)
         _work(tasks, tickets)
         child.result()
-    paths = [out_dir / name for name, _, _ in _tables(study)]
-    paths += [out_dir / name for name, _ in _figures(study, files)]
-    paths += more
+    paths = [out_dir / name for name in names] + more
     # the page embeds the PNGs that have no interactive twin: once every one is written
     page = render_html(blocks, study, twins, out_dir)
     paths.append(_write_text(out_dir / "report.html", page))
@@ -379,17 +379,22 @@ def write_study(
     return paths
 
 
-def _settled(study: Study, out_dir: Path, files: Files, made: set[str]) -> dict[str, Any]:
+def _settled(
+    study: Study, out_dir: Path, files: Files, made: set[str]
+) -> tuple[list[str], dict[str, Any]]:
     """Write the tables and figures of a settled ``study`` that are not in ``made`` (its
-    importance and drivers), and give their interactive twins."""
-    for name, what, df in _tables(study):
+    importance and drivers); give the names of all its tables and figures, in order, and
+    the interactive twins of those written here."""
+    tables, figures = _tables(study), _figures(study, files)
+    for name, what, df in tables:
         if name not in made:
             files.tables.append((name, what))
             _write_csv(out_dir / name, df)
-    for name, draw in _figures(study, files):
+    for name, draw in figures:
         if name not in made:
             _save(draw, out_dir / name)
-    return {} if study.importance is None else {"importance": importance_figure(study)}
+    twins = {} if study.importance is None else {"importance": importance_figure(study)}
+    return [name for name, _, _ in tables] + [name for name, _ in figures], twins
 
 
 def _longest_first(name: str) -> int:
