@@ -12,6 +12,7 @@ from srsweep.reports import analyse
 from srsweep.reports import pipeline
 from srsweep.reports import report_sweep
 from srsweep.reports import write_report
+from srsweep.reports.forked import can_fork
 from srsweep.reports.pipeline import csv_parts
 from srsweep.reports.pipeline import csv_text
 
@@ -419,8 +420,12 @@ def test_a_study_left_pending_settles_to_the_study_waited_for(replicated_records
 
 
 def test_a_pending_study_is_closed_when_its_report_fails(replicated_records, tmp_path):
+    forks = can_fork()  # (where this process has threads, the statistics ran inline)
     early = analyse(replicated_records, metric="avg_acc", goal="maximize", curve="acc", wait=False)
     assert early.pending is not None
-    early.pending.close()  # its child ended: asking for it now is an error, not a hang
-    with pytest.raises((RuntimeError, OSError)):
+    early.pending.close()
+    if not forks:  # nothing to end: they are in already
+        assert early.settled().importance is not None
+        return
+    with pytest.raises(RuntimeError, match="closed before its result"):  # not a hang
         early.settled()
