@@ -34,6 +34,7 @@ from srsweep.errors import UsageError
 from srsweep.reports import frames
 from srsweep.reports.analysis import Study
 from srsweep.reports.analysis import analyse
+from srsweep.reports.blocks import Image
 from srsweep.reports.document import Files
 from srsweep.reports.document import curves_section
 from srsweep.reports.document import kernel_section
@@ -369,11 +370,15 @@ def write_study(
             more += [save(fig, out_dir / name) for _, name, fig in extra]
             blocks += curves_section([(key, name) for key, name, _ in extra])
         markdown = render_markdown(blocks)
+        # the page embeds the PNGs that have no interactive twin: made now when none of
+        # them is still to be drawn by the tasks, else once every one is
+        embedded = {b.file for b in blocks if isinstance(b, Image) and b.interactive not in twins}
+        page = None if embedded & set(names) else render_html(blocks, study, twins, out_dir)
         _work(tasks, tickets)
         child.result()
     paths = [out_dir / name for name in names] + more
-    # the page embeds the PNGs that have no interactive twin: once every one is written
-    page = render_html(blocks, study, twins, out_dir)
+    if page is None:
+        page = render_html(blocks, study, twins, out_dir)
     paths.append(_write_text(out_dir / "report.html", page))
     paths.append(_write_text(out_dir / "report.md", markdown))
     return paths
