@@ -36,6 +36,7 @@ __all__ = [
     "config_columns",
     "thin",
     "curves",
+    "step_stats",
     "factorize",
     "run_rows",
     "by_step",
@@ -425,6 +426,20 @@ def curves(
     cols = [x[order]] + [df[c].to_numpy(dtype=float)[keep][order] for c in (y, *more)]
     bounds = np.searchsorted(codes[order], np.arange(len(ids) + 1))
     return {rid: tuple(c[bounds[k] : bounds[k + 1]] for c in cols) for k, rid in enumerate(ids)}
+
+
+def step_stats(
+    drawn: Sequence[tuple[NDArray[Any], ...]],
+) -> tuple[NDArray[Any], NDArray[np.float64], NDArray[np.float64]]:
+    """The steps of some curves (``(x, y, ...)``, as ``curves`` gives them; at least
+    one), and the mean and population std of ``y`` at each step over the curves present
+    there: a shorter (running) curve stops contributing where it ends."""
+    steps, at = np.unique(np.concatenate([c[0] for c in drawn]), return_inverse=True)
+    y = np.concatenate([c[1] for c in drawn]).astype(float)
+    n = np.bincount(at)
+    mean = np.bincount(at, y) / n
+    sd = np.sqrt(np.bincount(at, (y - mean[at]) ** 2) / n)
+    return steps, mean, sd
 
 
 def best_k(runs_df: pd.DataFrame, metric: str, goal: str, k: int) -> pd.DataFrame:

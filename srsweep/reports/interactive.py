@@ -21,8 +21,8 @@ import plotly.io as pio
 
 from srsweep.reports.analysis import Study
 from srsweep.reports.frames import curves
-from srsweep.reports.frames import factorize
 from srsweep.reports.frames import format_value
+from srsweep.reports.frames import step_stats
 from srsweep.reports.hparam_plots import axis_positions
 from srsweep.reports.levels import numeric_order
 from srsweep.reports.levels import palette
@@ -315,33 +315,17 @@ def grouped_figure(study: Study, key: str) -> go.Figure:
     curve = study.curve
     lv = study.levels[key]
     level = lv.of(study.runs.set_index("run_id")[key])
-    col = f"{curve}_smooth"
-    data = study.plotted
-    keep = data[col].notna().to_numpy()
-    # levels as numbers, through each run's number: grouping 200k rows by strings
-    # (run ids, level names) is what took the time; the groups and sums are the same
-    runs, run_ids = factorize(data["run_id"].to_numpy()[keep])
-    number = {name: i for i, name in enumerate(lv.order)}
-    run_level = np.array([number.get(v, -1) for v in level.reindex(run_ids)], dtype=int)
-    rows = pd.DataFrame(
-        {
-            "_level": run_level[runs],
-            "step": data["step"].to_numpy()[keep],
-            "y": data[col].to_numpy()[keep],
-        }
-    )
-    by_step = rows[rows["_level"] >= 0].groupby(["_level", "step"], sort=True)["y"]
-    stats = pd.DataFrame({"mean": by_step.mean(), "sd": by_step.std(ddof=0)})
-    runs_per_level = np.bincount(run_level[run_level >= 0], minlength=len(number))
+    per_run = curves(study.plotted, f"{curve}_smooth")
     fig = _figure()
     for name in lv.order:
-        if not runs_per_level[number[name]]:
+        members = level.index[(level == name).to_numpy()]
+        drawn = [per_run[r] for r in members if r in per_run and len(per_run[r][0])]
+        if not drawn:
             continue
-        g = stats.loc[number[name]].reset_index()
-        x, y = g["step"].to_numpy(dtype=float), g["mean"].to_numpy(dtype=float)
-        n = int(runs_per_level[number[name]])
+        x, y, sd = step_stats(drawn)
+        x = x.astype(float)
+        n = len(drawn)
         if study.band and n > 1:
-            sd = g["sd"].fillna(0.0).to_numpy(dtype=float)
             _band(fig, x, y - sd, y + sd, lv.colours[name], name, study.value_range)
         fig.add_trace(
             go.Scatter(

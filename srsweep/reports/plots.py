@@ -21,6 +21,7 @@ from matplotlib.figure import Figure
 
 from srsweep import store
 from srsweep.reports.frames import curves
+from srsweep.reports.frames import step_stats
 from srsweep.reports.levels import Levels
 from srsweep.reports.levels import levels_of
 from srsweep.reports.levels import palette
@@ -236,18 +237,12 @@ def grouped_plot(
     for lv in present:
         colour = levels.colours[lv]
         # one collection of thin lines per level: thousands of runs draw in a moment
-        lines = [np.column_stack((x, y)).astype(float) for x, y in drawn[lv]]
+        lines = [np.column_stack(c[:2]).astype(float) for c in drawn[lv]]
         ax.add_collection(LineCollection(lines, colors=[colour], linewidths=0.7, alpha=0.45))
-        # the mean and std at each step over the runs present there: a shorter (running)
-        # run stops contributing where its curve ends
-        steps, at = np.unique(np.concatenate([x for x, _ in drawn[lv]]), return_inverse=True)
-        y = np.concatenate([y for _, y in drawn[lv]])
-        n = np.bincount(at)
-        mean = np.bincount(at, y) / n
+        steps, mean, sd = step_stats(drawn[lv])
         (line,) = ax.plot(steps, mean, color=colour, linewidth=2.4)
         handles.append(line)
         if band and len(members[lv]) > 1:
-            sd = np.sqrt(np.bincount(at, (y - mean[at]) ** 2) / n)
             _band(ax, steps, mean - sd, mean + sd, colour, value_range)
     ax.autoscale_view()
     chance_line(ax, chance)

@@ -177,6 +177,15 @@ def test_smooth_rejects_unknown_metric_and_bad_window():
         smooth(hist, "acc", 0)
 
 
+def test_step_stats_average_the_curves_present_at_each_step():
+    a = (np.array([0, 10, 20]), np.array([1.0, 2.0, 3.0]))
+    b = (np.array([0, 10]), np.array([3.0, 6.0]))  # shorter: a running run
+    steps, mean, sd = frames.step_stats([a, b])
+    assert steps.tolist() == [0, 10, 20]
+    assert mean.tolist() == [2.0, 4.0, 3.0]  # step 20: only a
+    np.testing.assert_allclose(sd, [1.0, 2.0, 0.0])  # population std over the runs
+
+
 # --- varying_keys, best_k, labels, exclude ------------------------------------------
 
 
