@@ -629,8 +629,8 @@ def report(
     metric: str | None,
     goal: str | None,
 ) -> None:
-    """Write plots, tables and report.md for SWEEP_ID (local, or ENTITY/PROJECT/ID on a
-    W&B server, read with the W&B API)."""
+    """Write plots, tables, report.md and report.html for SWEEP_ID (local, or
+    ENTITY/PROJECT/ID on a W&B server, read with the W&B API)."""
     _numpy_without_huge_pages()
     from srsweep import api
 
